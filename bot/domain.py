@@ -1,0 +1,107 @@
+"""The frozen values that flow between the bot's steps: evaluation, comparison, plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Points of a curve (ROC: x=FPR, y=TPR; PR: x=recall, y=precision), downsampled."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on the test set (6.1–6.3)."""
+
+    metrics: dict[str, float]
+    confusion_matrix: ConfusionMatrix
+    roc: Curve
+    pr: Curve
+    positives: int
+    rows: int
+    majority_accuracy: float  # accuracy of always predicting "legit"
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What production runs now, according to the production config in S3."""
+
+    experiment_id: str
+    source: str  # "production-config", "seed-baseline"
+    metrics: dict[str, float]
+    model_artifact: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    current: float
+    baseline: float
+    difference: float
+    percent_change: float
+    improved: bool
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate versus champion (6.4); paired when the champion's artifact was re-scored."""
+
+    paired: bool
+    method: str
+    metrics: dict[str, MetricComparison]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    threshold: float
+    value: float | None
+    passed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing merging changes in AWS: ``before`` → ``after`` (None means absent)."""
+
+    target: str  # "ssm", "s3-config", "pipeline", "endpoint"
+    key: str
+    before: Any
+    after: Any
+    drift: bool = False  # live differs from what main last applied
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a reviewer sees and apply relies on, for one request content."""
+
+    target: str
+    request_path: str
+    content_sha256: str
+    model_key: str
+    evaluation: Evaluation
+    champion: Champion
+    comparison: Comparison
+    gates: tuple[GateResult, ...]
+    changes: tuple[Change, ...]
+    artifact: str  # s3:// URI of the reviewed model.tar.gz
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)

@@ -1,0 +1,49 @@
+"""The errors a user can cause. The CLI prints them as one line each; anything else is a bug."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input: where it is and why it is wrong."""
+
+    path: str
+    line: int | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.field or '(document)'}: {self.reason}"
+
+
+class BotError(Exception):
+    """A mistake in the user's input or environment, reported without a traceback."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(BotError):
+    """A request file (or several) failed validation; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class NotPlanned(BotError):
+    """Apply was asked to deploy content that has no stored passing plan."""
+
+    exit_code = 1
+
+
+class LockHeld(BotError):
+    """Another apply holds the target's lock."""
+
+    exit_code = 1

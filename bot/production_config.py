@@ -1,0 +1,48 @@
+"""The production config YAML in S3 (9.1–9.3): what is in production and who approved it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.request import Hyperparameters
+
+
+class ChampionModel(BaseModel):
+    """The model the champion variant serves, kept so a promotion can be rolled back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment_id: str
+    model_artifact: str = Field(pattern=r"^s3://[^/]+/.+")
+    model_key: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ProductionConfig(BaseModel):
+    """The document at ``s3://<target>-config/production-model-config.yaml``.
+
+    Written by apply after validating against ``schemas/production-config.schema.json``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str
+    algorithm: str
+    experiment_id: str
+    hyperparameters: Hyperparameters
+    metrics: dict[str, float]
+    test_date: str = Field(description="ISO 8601 time the candidate was evaluated.")
+    approvers: list[str] = Field(min_length=1)
+    approval_source: str = Field(description="'github-reviews' or 'commit-author'.")
+    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$")
+    pull_request: int | None = None
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_artifact: str = Field(pattern=r"^s3://[^/]+/.+", description="Reviewed model.tar.gz.")
+    model_key: str | None = None
+    champion: ChampionModel | None = Field(
+        default=None, description="The model the production endpoint's champion serves."
+    )
+    previous_champion: ChampionModel | None = Field(
+        default=None, description="The champion before the last promotion, for rollback."
+    )
+    challenger_traffic_percent: int | None = Field(default=None, ge=1, le=100)

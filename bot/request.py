@@ -1,0 +1,213 @@
+"""The promotion request: one YAML file per target declaring production's desired state.
+
+These pydantic models are the single source of truth for the request format; the JSON
+Schema in ``schemas/`` is generated from them (``promotion-bot schemas``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
+Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+#: The rollout plan of the seed notebook: challenger share and minimum soak per step.
+DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
+
+
+class Strict(BaseModel):
+    """Every request model refuses unknown fields and is immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Hyperparameters(Strict):
+    """XGBoost hyperparameters, validated by name and range (8.2).
+
+    They are written as ``/<target>/hyperparameters/<name>`` in SSM on merge.
+    """
+
+    objective: Literal["binary:logistic", "binary:logitraw", "binary:hinge"] = Field(
+        description="Learning objective; the bot scores probabilities, so binary ones only."
+    )
+    num_round: int = Field(ge=1, le=10_000, description="Number of boosting rounds.")
+    max_depth: int = Field(ge=1, le=20, description="Maximum tree depth (1..20).")
+    eta: float = Field(gt=0, le=1, description="Learning rate, in (0, 1].")
+    subsample: float = Field(gt=0, le=1, description="Row subsample ratio, in (0, 1].")
+    colsample_bytree: float = Field(
+        gt=0, le=1, description="Column subsample ratio per tree, in (0, 1]."
+    )
+    min_child_weight: float | None = Field(default=None, ge=0)
+    gamma: float | None = Field(default=None, ge=0)
+    scale_pos_weight: float | None = Field(default=None, gt=0)
+    reg_lambda: float | None = Field(default=None, ge=0, alias="lambda")
+    reg_alpha: float | None = Field(default=None, ge=0, alias="alpha")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+    @field_validator("eta", "subsample", "colsample_bytree", "min_child_weight", "gamma",
+                     "scale_pos_weight", "reg_lambda", "reg_alpha", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: object) -> object:
+        # YAML writes 1 for 1.0; strict mode would refuse it, a user would not expect that.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def as_dict(self) -> dict[str, str | int | float]:
+        """The set hyperparameters by their XGBoost names (``lambda``, not ``reg_lambda``)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Data(Strict):
+    """Where the training and test data live: ``s3://`` URIs or paths inside the repository."""
+
+    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
+    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
+    target_column: str = Field(default="Class", min_length=1)
+
+    @field_validator("train", "test")
+    @classmethod
+    def _s3_or_repo_path(cls, value: str) -> str:
+        check_data_uri(value)
+        return value
+
+
+def check_data_uri(value: str) -> None:
+    """Refuse anything but ``s3://bucket/key`` or a relative path that stays in the repo."""
+    if value.startswith("s3://"):
+        bucket, _, key = value[len("s3://"):].partition("/")
+        if not bucket or not key:
+            raise ValueError("an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
+        return
+    if "://" in value or value.split(":", 1)[0] in ("file", "http", "https", "ftp", "data"):
+        raise ValueError("must be an s3:// URI or a path inside the repository")
+    if value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":"):
+        raise ValueError("must be a path relative to the repository root, not absolute")
+    if ".." in value.replace("\\", "/").split("/"):
+        raise ValueError("must stay inside the repository ('..' is not allowed)")
+    if not value.strip():
+        raise ValueError("must not be empty")
+
+
+class Gates(Strict):
+    """What a candidate must reach before it may be merged (6.5)."""
+
+    minimum: dict[Metric, Fraction] = Field(
+        default_factory=lambda: {"accuracy": 0.90},
+        description="Minimum value per metric; the seed's accuracy >= 0.90 by default.",
+    )
+    max_drop: dict[Metric, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Largest allowed drop versus the champion per metric (absolute).",
+    )
+    better_than_champion: list[Metric] = Field(
+        default_factory=list,
+        description="Metrics whose 95 % CI of the paired difference must lie above zero.",
+    )
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score at or above which a record is fraud."
+    )
+
+    @field_validator("decision_threshold", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class RolloutStep(Strict):
+    """One step of the staged rollout: the challenger's share and how long it soaks."""
+
+    percent: int = Field(ge=1, le=100)
+    soak_hours: float = Field(default=0, ge=0)
+
+    @field_validator("soak_hours", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [RolloutStep(percent=p, soak_hours=h) for p, h in DEFAULT_ROLLOUT_STEPS]
+
+
+class Challenger(Strict):
+    """The candidate served beside the champion on the production endpoint (11.1).
+
+    ``traffic_percent`` is the one field a rollout PR edits: 1 → 10 → 50 → 100.
+    100 means *promote*: the challenger becomes the champion and its variant is removed.
+    """
+
+    traffic_percent: int = Field(
+        ge=1, le=100, description="Share of live traffic; 100 promotes it to champion."
+    )
+    instance_type: str = Field(default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(default=1, ge=1, le=10)
+    steps: list[RolloutStep] = Field(
+        default_factory=_default_steps, min_length=1,
+        description="Allowed shares in order, each with a minimum soak since the previous step.",
+    )
+    override_reason: str | None = Field(
+        default=None, min_length=10,
+        description="Why a step is skipped or a soak shortened; shown in bold on the plan.",
+    )
+
+    @model_validator(mode="after")
+    def _share_is_a_step(self) -> Challenger:
+        percents = [s.percent for s in self.steps]
+        if percents != sorted(set(percents)) or percents[-1] != 100:
+            raise ValueError("steps must be strictly increasing and end at 100")
+        if self.traffic_percent not in percents:
+            raise ValueError(
+                f"traffic_percent {self.traffic_percent} is not a rollout step {percents}"
+            )
+        return self
+
+    @property
+    def promoted(self) -> bool:
+        return self.traffic_percent == 100
+
+
+class Rollout(Strict):
+    """What merging does besides parameters and config: retrain pipeline, challenger."""
+
+    pipeline: bool = Field(default=False, description="Start the retraining pipeline (10.1).")
+    challenger: Challenger | None = Field(
+        default=None, description="Serve the reviewed model as a challenger; absent: none."
+    )
+
+
+class Request(Strict):
+    """A promotion request: the desired production state of one model target."""
+
+    experiment_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+    description: str = Field(default="", max_length=2000)
+    algorithm: Literal["xgboost"]
+    hyperparameters: Hyperparameters
+    data: Data
+    gates: Gates = Field(default_factory=Gates)
+    rollout: Rollout = Field(default_factory=Rollout)
+
+    def content_sha256(self) -> str:
+        """Hash of the normalized content: same meaning, same hash, whatever the formatting."""
+        return sha256_of(self.model_dump(mode="json", by_alias=True))
+
+    def model_key(self, data_versions: dict[str, str]) -> str:
+        """Hash of what determines the trained model, so gate-only edits never retrain."""
+        return sha256_of({
+            "algorithm": self.algorithm,
+            "hyperparameters": self.hyperparameters.as_dict(),
+            "target_column": self.data.target_column,
+            "data": data_versions,
+        })
+
+
+def sha256_of(value: object) -> str:
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
