@@ -100,8 +100,47 @@ class Plan:
     gates: tuple[GateResult, ...]
     changes: tuple[Change, ...]
     artifact: str  # s3:// URI of the reviewed model.tar.gz
+    evaluated_at: str  # ISO 8601, UTC
+    experiment_id: str
+    trained: bool  # False when the model was reused from the store
+    config_before: str | None  # production config YAML now
+    config_after: str  # production config YAML after merging
     notes: tuple[str, ...] = field(default_factory=tuple)
+    endpoint_comparison: dict[str, Any] | None = None
+    champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
 
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One production variant of the endpoint: which model serves what share of traffic."""
+
+    name: str  # "champion" or "challenger"
+    model_data_url: str  # s3:// URI of model.tar.gz
+    weight: int  # percent of traffic
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """The production endpoint's variants, champion first."""
+
+    endpoint_name: str
+    variants: tuple[VariantSpec, ...]
+
+    def variant(self, name: str) -> VariantSpec | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What is in AWS now for one target, read by the adapters just before planning/applying."""
+
+    ssm: dict[str, str]
+    config: Any  # bot.production_config.ProductionConfig | None
+    endpoint: EndpointSpec | None
+    execution_exists: bool = False

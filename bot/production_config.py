@@ -46,3 +46,10 @@ class ProductionConfig(BaseModel):
         default=None, description="The champion before the last promotion, for rollback."
     )
     challenger_traffic_percent: int | None = Field(default=None, ge=1, le=100)
+
+
+def to_yaml(config: ProductionConfig) -> str:
+    """The config as written to S3: YAML, keys in the model's order, no Python tags."""
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)

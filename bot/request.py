@@ -99,7 +99,7 @@ class Gates(Strict):
     """What a candidate must reach before it may be merged (6.5)."""
 
     minimum: dict[Metric, Fraction] = Field(
-        default_factory=lambda: {"accuracy": 0.90},
+        default_factory=lambda: {"accuracy": 0.90},  # type: ignore[arg-type]
         description="Minimum value per metric; the seed's accuracy >= 0.90 by default.",
     )
     max_drop: dict[Metric, Annotated[float, Field(ge=0, le=1)]] = Field(

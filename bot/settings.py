@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,6 +71,9 @@ def settings() -> Settings:
 def target(name: str, s: Settings | None = None) -> Target:
     """Resolve every ``{target}`` placeholder for the target ``name``."""
     s = s or settings()
-    values = {k: (v.format(target=name) if isinstance(v, str) else v)
-              for k, v in s.model_dump().items() if k != "requests_dir"}
+    values: dict[str, Any] = {
+        k: (v.format(target=name) if isinstance(v, str) else v)
+        for k, v in s.model_dump().items()
+        if k != "requests_dir"
+    }
     return Target(name=name, **values)

@@ -1,0 +1,91 @@
+"""The ``promotion-bot`` command line: parses arguments and dispatches, nothing else.
+
+Each command lives in ``bot/commands/<name>.py`` as ``run(args) -> exit code`` and is
+imported only when chosen, so ``--help`` and ``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.errors import BotError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promotion-bot",
+        description="Promote a model through a pull request: plan on the PR, apply on merge, "
+        "roll back by revert.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="check request files; one PATH:LINE: FIELD: REASON per error")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="request files (default: every file under promotion-requests/)")
+    p.add_argument("--base", metavar="REV",
+                   help="also check rollout steps against the request at this git revision")
+
+    p = sub.add_parser("plan", help="train, evaluate and compare a request; show what merging changes")
+    p.add_argument("path", metavar="PATH", help="the request file")
+    p.add_argument("--out", metavar="DIR", help="where to write comment.md, plan.json and PNGs")
+    p.add_argument("--embedded", action="store_true",
+                   help="run against an in-process local AWS (moto) for this one run")
+    p.add_argument("--base", metavar="REV", help="git revision main is at (for drift and rollout)")
+    p.add_argument("--no-github", action="store_true", help="do not comment even if on GitHub")
+
+    p = sub.add_parser("apply", help="reconcile AWS to the request files changed in a git range")
+    p.add_argument("--before", metavar="REV", help="start of the range (default: push event, else HEAD~1)")
+    p.add_argument("--after", metavar="REV", help="end of the range (default: push event, else HEAD)")
+    p.add_argument("--repo", metavar="DIR", default=".", help="the git repository (default: .)")
+
+    p = sub.add_parser("rollback-parameters", help="restore SSM hyperparameters from a backup")
+    p.add_argument("backup_key", metavar="BACKUP_KEY")
+    p.add_argument("--target", default="fraud-detection")
+
+    p = sub.add_parser("history", help="print the promotion audit trail from git and stored plans")
+    p.add_argument("target", nargs="?", metavar="TARGET")
+    p.add_argument("--repo", metavar="DIR", default=".")
+
+    p = sub.add_parser("break-lock", help="remove a stale apply lock of a target")
+    p.add_argument("target", metavar="TARGET")
+
+    p = sub.add_parser("sample-data", help="write synthetic fraud data shaped like the public set")
+    p.add_argument("--out", required=True, metavar="DIR|s3://BUCKET/PREFIX")
+    p.add_argument("--rows", type=int, default=284_807)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("local-aws", help="run moto's server on 127.0.0.1 with production set up")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--rows", type=int, default=284_807, help="rows of sample data to create")
+
+    p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")
+    p.add_argument("--check", action="store_true", help="fail if schemas/ is out of date")
+    p.add_argument("--dir", default="schemas")
+
+    p = sub.add_parser("demo", help="run the whole journey on the embedded default")
+    p.add_argument("--dir", metavar="DIR", help="where to leave the repository and outputs")
+    p.add_argument("--rows", type=int, default=284_807, help="rows of sample data")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    module = importlib.import_module(f"bot.commands.{args.command.replace('-', '_')}")
+    try:
+        code: int = module.run(args)
+    except BotError as error:
+        print(f"promotion-bot {args.command}: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("promotion-bot: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
