@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,23 +25,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("validate", help="check request files; one PATH:LINE: FIELD: REASON per error")
+    p = sub.add_parser(
+        "validate", help="check request files; one PATH:LINE: FIELD: REASON per error")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="request files (default: every file under promotion-requests/)")
     p.add_argument("--base", metavar="REV",
                    help="also check rollout steps against the request at this git revision")
 
-    p = sub.add_parser("plan", help="train, evaluate and compare a request; show what merging changes")
+    p = sub.add_parser(
+        "plan", help="train, evaluate and compare a request; show what merging changes")
     p.add_argument("path", metavar="PATH", help="the request file")
     p.add_argument("--out", metavar="DIR", help="where to write comment.md, plan.json and PNGs")
     p.add_argument("--embedded", action="store_true",
                    help="run against an in-process local AWS (moto) for this one run")
     p.add_argument("--base", metavar="REV", help="git revision main is at (for drift and rollout)")
     p.add_argument("--no-github", action="store_true", help="do not comment even if on GitHub")
+    p.add_argument("--rows", type=int, default=284_807,
+                   help="with --embedded: rows of sample data to create")
 
     p = sub.add_parser("apply", help="reconcile AWS to the request files changed in a git range")
-    p.add_argument("--before", metavar="REV", help="start of the range (default: push event, else HEAD~1)")
-    p.add_argument("--after", metavar="REV", help="end of the range (default: push event, else HEAD)")
+    p.add_argument("--before", metavar="REV",
+                   help="start of the range (default: push event, else HEAD~1)")
+    p.add_argument("--after", metavar="REV",
+                   help="end of the range (default: push event, else HEAD)")
     p.add_argument("--repo", metavar="DIR", default=".", help="the git repository (default: .)")
 
     p = sub.add_parser("rollback-parameters", help="restore SSM hyperparameters from a backup")
@@ -73,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe(error: Exception) -> str:
+    """One line for an unexpected failure: outside systems' errors say what failed."""
+    origin = type(error).__module__.split(".")[0]
+    if origin in ("botocore", "boto3"):
+        return f"AWS request failed: {error}"
+    if origin == "github":
+        return f"GitHub request failed: {type(error).__name__}"
+    return (f"internal error ({type(error).__name__}: {error}); "
+            "set PROMOTION_BOT_DEBUG=1 to see the traceback and please report it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     module = importlib.import_module(f"bot.commands.{args.command.replace('-', '_')}")
@@ -84,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("promotion-bot: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a failure of AWS, GitHub or the bot: one line, no traceback
+        if os.environ.get("PROMOTION_BOT_DEBUG"):
+            raise
+        print(f"promotion-bot {args.command}: {describe(error)}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -1,0 +1,237 @@
+"""Plan one request: validate, train (or reuse), evaluate, compare, gate, diff live state.
+
+This is the orchestration behind ``promotion-bot plan``; each step it calls is pure or
+sits behind an adapter, and only this module puts them together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.desired import Approval, desired
+from bot.domain import Champion, Evaluation, Plan
+from bot.planner import changes
+from bot.production_config import ProductionConfig, to_yaml
+from bot.render import plan_to_json, render_comment
+from bot.request import Request
+from bot.settings import Target, target
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """What a plan run produced: its JSON, the comment and where they were written."""
+
+    plan: dict[str, Any]
+    comment: str
+    out_dir: Path
+    reused: bool
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.plan["passed"])
+
+
+def champion_identity(config: ProductionConfig | None) -> str:
+    """What the comparison depended on: a cached evaluation is valid while this holds."""
+    if config is None:
+        return "seed-baseline"
+    if config.champion is not None:
+        return config.champion.model_artifact
+    return f"recorded:{config.content_sha256}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def evaluate_request(
+    t: Target, request: Request, request_path: str, repo_root: Path,
+    live_config: ProductionConfig | None, progress: Progress,
+) -> Plan:
+    """Train (or reuse) the candidate and score it and the champion on the test set."""
+    from bot import comparison as cmp
+    from bot import data, evaluation, gates, training
+    from bot.aws import artifacts
+
+    versions = {
+        "train": data.data_version(request.data.train, repo_root),
+        "test": data.data_version(request.data.test, repo_root),
+    }
+    model_key = request.model_key(versions)
+    stored = artifacts.get_model(t, model_key)
+    trained = stored is None
+    if stored is None:
+        progress(f"training xgboost on {request.data.train} ...")
+        train_df = data.load_table(request.data.train, repo_root)
+        booster = training.train(
+            request.hyperparameters.as_dict(), train_df, request.data.target_column
+        )
+        del train_df
+        artifact = artifacts.put_model(t, model_key, training.package_model(booster))
+    else:
+        progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
+        booster = training.load_model(stored)
+        artifact = artifacts.model_uri(t, model_key)
+
+    progress(f"evaluating on {request.data.test} ...")
+    test_df = data.load_table(request.data.test, repo_root)
+    target_column = request.data.target_column
+    features = [c for c in test_df.columns if c != target_column]
+    y = test_df[target_column].to_numpy()
+    threshold = request.gates.decision_threshold
+    scores = training.score(booster, test_df, features)
+    result = evaluation.evaluate(y, scores, threshold)
+
+    champion_eval: Evaluation | None = None
+    if live_config is not None and live_config.champion is not None:
+        model = live_config.champion
+        progress(f"re-scoring the champion {model.experiment_id} on the same test set ...")
+        champion_booster = training.load_model(artifacts.read_object(model.model_artifact))
+        champion_scores = training.score(champion_booster, test_df, features)
+        champion_eval = evaluation.evaluate(y, champion_scores, threshold)
+        comparison = cmp.paired(y, scores, champion_scores, threshold)
+        champion = Champion(model.experiment_id, "production-config", champion_eval.metrics,
+                            model.model_artifact)
+    elif live_config is not None:
+        comparison = cmp.unpaired(result.metrics, live_config.metrics)
+        champion = Champion(live_config.experiment_id, "production config (no model artifact)",
+                            dict(live_config.metrics))
+    else:
+        comparison = cmp.unpaired(result.metrics, cmp.SEED_BASELINE)
+        champion = Champion("seed baseline", "seed notebook's baseline, nothing in production",
+                            dict(cmp.SEED_BASELINE))
+
+    notes = []
+    if gates.accuracy_is_uninformative(result):
+        notes.append(
+            f"Accuracy {result.metrics['accuracy']:.4f} says nothing here: only "
+            f"{result.positives / max(result.rows, 1):.3%} of test rows are fraud, so predicting "
+            f"\"legit\" for everything scores {result.majority_accuracy:.4f}. "
+            "Judge the model on recall, precision and PR AUC."
+        )
+    challenger = request.rollout.challenger
+    if challenger is not None and challenger.override_reason:
+        notes.append(f"**Rollout override: {challenger.override_reason}**")
+    plan = Plan(
+        target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
+        model_key=model_key, evaluation=result, champion=champion, comparison=comparison,
+        gates=gates.check(request.gates, result, comparison), changes=(), artifact=artifact,
+        evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
+        config_before=None, config_after="", notes=tuple(notes),
+        champion_evaluation=champion_eval,
+    )
+    return plan
+
+
+def with_live_changes(
+    t: Target, request: Request, plan_json: dict[str, Any], live_config: ProductionConfig | None,
+    commit: str, pull_request: int | None,
+) -> dict[str, Any]:
+    """Recompute what merging changes from live AWS state (cheap; done on every plan run)."""
+    from bot.aws.live import read_live
+
+    want = desired(t, request, plan_json, live_config, commit, pull_request,
+                   Approval(("(recorded on merge from approving reviews)",), "pending"))
+    live = read_live(t, want.pipeline_execution)
+    found = changes(want, live, t.ssm_prefix, t.config_uri)
+    return {
+        **plan_json,
+        "changes": [
+            {"target": c.target, "key": c.key, "before": c.before, "after": c.after,
+             "drift": c.drift} for c in found
+        ],
+        "config_before": to_yaml(live_config) if live_config is not None else None,
+        "config_after": to_yaml(want.config),
+    }
+
+
+def endpoint_comparison(t: Target, request: Request, repo_root: Path,
+                        progress: Progress) -> dict[str, Any] | None:
+    """Champion vs challenger on the live endpoint, when a challenger is serving."""
+    from bot import data
+    from bot.aws import endpoint, runtime
+
+    live = endpoint.read(t)
+    if live is None or live.variant("challenger") is None:
+        return None
+    challenger = request.rollout.challenger
+    records = challenger.comparison_records if challenger is not None else 100
+    progress(f"comparing live variants on {records} test records ...")
+    test_df = data.load_table(request.data.test, repo_root)
+    target_column = request.data.target_column
+    result = runtime.compare_endpoints(
+        t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
+        request.gates.decision_threshold, records,
+    )
+    return runtime.to_json(result)
+
+
+def make_plan(
+    path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
+    pull_request: int | None = None, progress: Progress = _stderr,
+) -> PlanResult:
+    """Plan ``path`` and write comment.md, plan.json and the PNGs to ``out_dir`` and S3."""
+    from bot import plots
+    from bot.aws import artifacts, config_store
+    from bot.validation import load_request
+
+    request, _ = load_request(path, display_path=_display(path, repo_root))
+    t = target(path.stem)
+    request_path = _display(path, repo_root)
+    sha = request.content_sha256()
+    live_config = config_store.read(t)
+    cached = artifacts.get_plan(t, sha)
+    reused = cached is not None and cached.get("champion_identity") == champion_identity(
+        live_config)
+    pngs: dict[str, bytes] = {}
+    if cached is not None and reused:
+        progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
+        plan_json = cached
+    else:
+        plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
+        plan_json = plan_to_json(plan)
+        plan_json["champion_identity"] = champion_identity(live_config)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = plots.write_pngs(plan.evaluation, out_dir, plan.champion_evaluation)
+        pngs = {p.name: p.read_bytes() for p in written.values()}
+
+    plan_json = with_live_changes(t, request, plan_json, live_config, commit, pull_request)
+    plan_json["endpoint_comparison"] = endpoint_comparison(t, request, repo_root, progress)
+    prefix = artifacts.plan_prefix(t, sha)
+    links = {"plan.json": f"{prefix}/plan.json",
+             **{name: f"{prefix}/{name}" for name in sorted(pngs or _stored_pngs(cached))}}
+    comment = render_comment(plan_json, links)
+    files = {"plan.json": json.dumps(plan_json, indent=2).encode(),
+             "comment.md": comment.encode(), **pngs}
+    artifacts.put_plan(t, sha, files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (out_dir / name).write_bytes(body)
+    for name in _stored_pngs(cached) if not pngs else ():
+        (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
+    return PlanResult(plan_json, comment, out_dir, reused)
+
+
+def _stored_pngs(cached: dict[str, Any] | None) -> list[str]:
+    return ["confusion_matrix.png", "roc_curve.png", "pr_curve.png"] if cached else []
+
+
+def _display(path: Path, repo_root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(repo_root.resolve()))
+    except ValueError:
+        return str(path)
+
+
