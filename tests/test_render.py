@@ -1,0 +1,89 @@
+"""The PR comment and plan.json, rendered from frozen plan values."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from bot.domain import (
+    Champion,
+    Change,
+    Comparison,
+    ConfusionMatrix,
+    Curve,
+    Evaluation,
+    GateResult,
+    MetricComparison,
+    Plan,
+)
+from bot.render import _interp, marker, plan_to_json, render_comment
+
+EVALUATION = Evaluation(
+    metrics={"accuracy": 0.9995, "precision": 0.9, "recall": 0.8, "f1_score": 0.847,
+             "auc_roc": 0.97, "pr_auc": 0.81},
+    confusion_matrix=ConfusionMatrix(tn=56_850, fp=9, fn=20, tp=80),
+    roc=Curve((0.0, 0.01, 1.0), (0.0, 0.9, 1.0)),
+    pr=Curve((0.0, 0.5, 1.0), (1.0, 0.9, 0.0)),
+    positives=100, rows=56_959, majority_accuracy=0.99824,
+)
+PLAN = Plan(
+    target="fraud-detection", request_path="promotion-requests/fraud-detection.yaml",
+    content_sha256="c" * 64, model_key="m" * 64, evaluation=EVALUATION,
+    champion=Champion("exp-old", "production-config", {"accuracy": 0.999}, "s3://b/old"),
+    comparison=Comparison(True, "paired stratified bootstrap", {
+        "accuracy": MetricComparison(0.9995, 0.999, 0.0005, 0.05, True, 0.0001, 0.0009),
+        "auc_roc": MetricComparison(0.97, 0.95, 0.02, 2.1, True, 0.01, 0.03, 0.004),
+    }),
+    gates=(GateResult("accuracy >= 0.90", 0.9, 0.9995, True),),
+    changes=(Change("ssm", "/fraud-detection/hyperparameters/eta", "0.3", "0.15", drift=True),),
+    artifact="s3://fraud-detection-models/x/model.tar.gz",
+    evaluated_at="2026-11-25T10:00:00+00:00", experiment_id="exp-new", trained=True,
+    config_before="experiment_id: exp-old\n", config_after="experiment_id: exp-new\n",
+)
+
+
+def test_plan_json_has_the_documented_keys() -> None:
+    data = json.loads(json.dumps(plan_to_json(PLAN)))
+    for key in ("content_sha256", "metrics", "confusion_matrix", "champion", "comparison",
+                "gates", "passed", "changes", "artifact"):
+        assert key in data
+    assert data["confusion_matrix"] == {"tn": 56_850, "fp": 9, "fn": 20, "tp": 80}
+    assert set(data["comparison"]["metrics"]["accuracy"]) >= {
+        "current", "baseline", "difference", "percent_change", "improved", "ci_low", "ci_high"}
+    assert data["gates"][0] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
+                                "passed": True, "detail": ""}
+    assert data["changes"][0]["before"] == "0.3" and data["passed"] is True
+
+
+def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
+    comment = render_comment(plan_to_json(PLAN), {"plan.json": "s3://b/plan.json"})
+    assert comment.startswith(marker("plan", "fraud-detection"))
+    assert comment.count("```mermaid\nxychart-beta") == 2
+    assert "✅ Promotion plan" in comment and "All 1 gates pass" in comment
+    assert "Drift:" in comment and "`0.3`" in comment and "`0.15`" in comment
+    assert "[+0.0100, +0.0300] (DeLong p=0.004)" in comment
+    assert "<details><summary>Artifacts</summary>" in comment
+
+
+def test_failed_gate_says_do_not_merge() -> None:
+    failed = replace(PLAN, gates=(GateResult("pr_auc >= 0.90", 0.9, 0.81, False),))
+    comment = render_comment(plan_to_json(failed))
+    assert "❌ Promotion plan" in comment and "Do not merge" in comment and "pr_auc" in comment
+
+
+def test_unpaired_comparison_says_so() -> None:
+    unpaired = replace(PLAN, comparison=Comparison(False, "recorded metrics", {}))
+    assert "**unpaired**" in render_comment(plan_to_json(unpaired))
+
+
+def test_config_diff_is_a_unified_diff() -> None:
+    config_change = Change("s3-config", "s3://c/p.yaml#experiment_id", "exp-old", "exp-new")
+    comment = render_comment(plan_to_json(replace(PLAN, changes=(config_change,))))
+    assert "-experiment_id: exp-old\n+experiment_id: exp-new" in comment
+
+
+def test_interpolation_on_the_grid() -> None:
+    assert _interp([0.0, 1.0], [0.0, 1.0], (0.0, 0.25, 1.0), upper=False) == [0.0, 0.25, 1.0]
+    # Interpolated precision: the best precision at recall at or above each grid point.
+    assert _interp([0.0, 0.5, 1.0], [0.2, 0.9, 0.1], (0.0, 0.6, 1.0), upper=True) == [
+        0.9, 0.1, 0.1]
