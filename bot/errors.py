@@ -47,3 +47,9 @@ class LockHeld(BotError):
     """Another apply holds the target's lock."""
 
     exit_code = 1
+
+
+class NotApproved(BotError):
+    """Apply found no approving review for a merged change while on GitHub."""
+
+    exit_code = 1

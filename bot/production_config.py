@@ -12,10 +12,12 @@ class ChampionModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    experiment_id: str
-    model_artifact: str = Field(pattern=r"^s3://[^/]+/.+")
-    model_key: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
+    experiment_id: str = Field(description="The experiment that produced this model.")
+    model_artifact: str = Field(pattern=r"^s3://[^/]+/.+", description="Its model.tar.gz.")
+    model_key: str | None = Field(default=None, description="Hash of what determined it.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Its metrics on the test set when it was reviewed."
+    )
 
 
 class ProductionConfig(BaseModel):
@@ -26,26 +28,30 @@ class ProductionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    target: str
-    algorithm: str
-    experiment_id: str
-    hyperparameters: Hyperparameters
-    metrics: dict[str, float]
+    target: str = Field(description="The model target, the request file's stem.")
+    algorithm: str = Field(description="Training algorithm (9.2).")
+    experiment_id: str = Field(description="The experiment whose configuration is promoted.")
+    hyperparameters: Hyperparameters = Field(description="Promoted hyperparameters (9.2).")
+    metrics: dict[str, float] = Field(description="Test-set metrics of the reviewed model (9.2).")
     test_date: str = Field(description="ISO 8601 time the candidate was evaluated.")
-    approvers: list[str] = Field(min_length=1)
+    approvers: list[str] = Field(min_length=1, description="Who approved the promotion (9.2).")
     approval_source: str = Field(description="'github-reviews' or 'commit-author'.")
-    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$")
-    pull_request: int | None = None
-    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$", description="The applied commit.")
+    pull_request: int | None = Field(default=None, description="The merged pull request.")
+    content_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="Hash of the request content that was planned."
+    )
     model_artifact: str = Field(pattern=r"^s3://[^/]+/.+", description="Reviewed model.tar.gz.")
-    model_key: str | None = None
+    model_key: str | None = Field(default=None, description="Hash of what determined the model.")
     champion: ChampionModel | None = Field(
         default=None, description="The model the production endpoint's champion serves."
     )
     previous_champion: ChampionModel | None = Field(
         default=None, description="The champion before the last promotion, for rollback."
     )
-    challenger_traffic_percent: int | None = Field(default=None, ge=1, le=100)
+    challenger_traffic_percent: int | None = Field(
+        default=None, ge=1, le=100, description="The challenger's share; absent when none."
+    )
 
 
 def to_yaml(config: ProductionConfig) -> str:

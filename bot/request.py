@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
@@ -42,11 +42,21 @@ class Hyperparameters(Strict):
     colsample_bytree: float = Field(
         gt=0, le=1, description="Column subsample ratio per tree, in (0, 1]."
     )
-    min_child_weight: float | None = Field(default=None, ge=0)
-    gamma: float | None = Field(default=None, ge=0)
-    scale_pos_weight: float | None = Field(default=None, gt=0)
-    reg_lambda: float | None = Field(default=None, ge=0, alias="lambda")
-    reg_alpha: float | None = Field(default=None, ge=0, alias="alpha")
+    min_child_weight: float | None = Field(
+        default=None, ge=0, description="Minimum sum of instance weight in a child (>= 0)."
+    )
+    gamma: float | None = Field(
+        default=None, ge=0, description="Minimum loss reduction to split a leaf (>= 0)."
+    )
+    scale_pos_weight: float | None = Field(
+        default=None, gt=0, description="Weight of the positive (fraud) class (> 0)."
+    )
+    reg_lambda: float | None = Field(
+        default=None, ge=0, alias="lambda", description="L2 regularization on weights (>= 0)."
+    )
+    reg_alpha: float | None = Field(
+        default=None, ge=0, alias="alpha", description="L1 regularization on weights (>= 0)."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
@@ -69,7 +79,9 @@ class Data(Strict):
 
     train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
     test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
-    target_column: str = Field(default="Class", min_length=1)
+    target_column: str = Field(
+        default="Class", min_length=1, description="The label column: 1 is fraud, 0 is legit."
+    )
 
     @field_validator("train", "test")
     @classmethod
@@ -123,8 +135,10 @@ class Gates(Strict):
 class RolloutStep(Strict):
     """One step of the staged rollout: the challenger's share and how long it soaks."""
 
-    percent: int = Field(ge=1, le=100)
-    soak_hours: float = Field(default=0, ge=0)
+    percent: int = Field(ge=1, le=100, description="Challenger's share of traffic (1..100).")
+    soak_hours: float = Field(
+        default=0.0, ge=0, description="Hours to serve this share before the next step may start."
+    )
 
     @field_validator("soak_hours", mode="before")
     @classmethod
@@ -143,30 +157,48 @@ class Challenger(Strict):
     100 means *promote*: the challenger becomes the champion and its variant is removed.
     """
 
-    traffic_percent: int = Field(
-        ge=1, le=100, description="Share of live traffic; 100 promotes it to champion."
-    )
-    instance_type: str = Field(default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    instance_count: int = Field(default=1, ge=1, le=10)
+    # steps comes before traffic_percent so that traffic_percent's validator can see them.
     steps: list[RolloutStep] = Field(
         default_factory=_default_steps, min_length=1,
-        description="Allowed shares in order, each with a minimum soak since the previous step.",
+        description="The allowed traffic shares in increasing order, ending at 100, each with "
+        "how long the challenger must serve that share before moving to the next step.",
+    )
+    traffic_percent: int = Field(
+        ge=1, le=100,
+        description="Share of live traffic, one of the steps' percents; 100 promotes the "
+        "challenger to champion.",
+    )
+    instance_type: str = Field(
+        default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="SageMaker instance type of the challenger variant, e.g. ml.m5.xlarge.",
+    )
+    instance_count: int = Field(
+        default=1, ge=1, le=10, description="Instances behind the challenger variant (1..10)."
     )
     override_reason: str | None = Field(
         default=None, min_length=10,
         description="Why a step is skipped or a soak shortened; shown in bold on the plan.",
     )
+    comparison_records: int = Field(
+        default=100, ge=1, le=10_000,
+        description="Test records sent to each live variant when a rollout PR is planned.",
+    )
 
-    @model_validator(mode="after")
-    def _share_is_a_step(self) -> Challenger:
-        percents = [s.percent for s in self.steps]
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
+        percents = [s.percent for s in steps]
         if percents != sorted(set(percents)) or percents[-1] != 100:
-            raise ValueError("steps must be strictly increasing and end at 100")
-        if self.traffic_percent not in percents:
-            raise ValueError(
-                f"traffic_percent {self.traffic_percent} is not a rollout step {percents}"
-            )
-        return self
+            raise ValueError(f"percents must strictly increase and end at 100 (got {percents})")
+        return steps
+
+    @field_validator("traffic_percent")
+    @classmethod
+    def _share_is_a_step(cls, value: int, info: ValidationInfo) -> int:
+        steps = info.data.get("steps")
+        if steps is not None and value not in (percents := [s.percent for s in steps]):
+            raise ValueError(f"must be one of the rollout steps {percents} (got {value})")
+        return value
 
     @property
     def promoted(self) -> bool:
@@ -185,13 +217,26 @@ class Rollout(Strict):
 class Request(Strict):
     """A promotion request: the desired production state of one model target."""
 
-    experiment_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-    description: str = Field(default="", max_length=2000)
-    algorithm: Literal["xgboost"]
-    hyperparameters: Hyperparameters
-    data: Data
-    gates: Gates = Field(default_factory=Gates)
-    rollout: Rollout = Field(default_factory=Rollout)
+    experiment_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$",
+        description="The experiment that produced these hyperparameters: letters, digits, "
+        "'.', '_' or '-', at most 80 characters.",
+    )
+    description: str = Field(
+        default="", max_length=2000, description="Why this promotion; shown on the plan."
+    )
+    algorithm: Literal["xgboost"] = Field(description="The training algorithm; only xgboost.")
+    hyperparameters: Hyperparameters = Field(
+        description="XGBoost hyperparameters, written to SSM on merge (8.1, 8.2)."
+    )
+    data: Data = Field(description="Training and test data of the candidate.")
+    gates: Gates = Field(
+        default_factory=Gates, description="What the candidate must reach to be merged (6.5)."
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout,
+        description="Retraining pipeline and challenger endpoint wishes (10.1, 11.1).",
+    )
 
     def content_sha256(self) -> str:
         """Hash of the normalized content: same meaning, same hash, whatever the formatting."""

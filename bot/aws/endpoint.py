@@ -1,0 +1,368 @@
+"""The production SageMaker endpoint: read its variants, reconcile them to an ``EndpointSpec``.
+
+Champion and challenger are production variants of one endpoint, so SageMaker itself splits
+the traffic by weight. Models and endpoint configs are named by hash, tagged as ours, and
+the ones the endpoint no longer uses are deleted, so a rerun converges and nothing is left
+behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.aws.clients import client
+from bot.domain import EndpointSpec, VariantSpec
+from bot.errors import BotError
+from bot.settings import Target
+
+MANAGED_TAG = {"Key": "promotion-bot:managed", "Value": "true"}
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+
+
+@dataclass(frozen=True)
+class EndpointOutcome:
+    """What reconcile did and what the endpoint serves afterwards."""
+
+    endpoint_name: str
+    variants: tuple[VariantSpec, ...]
+    actions: tuple[str, ...]
+    status: str
+
+
+def model_name(t: Target, model_data_url: str) -> str:
+    """The SageMaker model serving ``model_data_url``: same artifact, same name."""
+    return _checked_name(f"{t.name}-{_sha256(model_data_url)[:16]}")
+
+
+def config_name(t: Target, spec: EndpointSpec) -> str:
+    """The endpoint config for ``spec``: same variants and weights, same name."""
+    content = [
+        [v.name, v.model_data_url, v.weight, v.instance_type, v.instance_count]
+        for v in spec.variants
+    ]
+    return _checked_name(f"{t.name}-{_sha256(json.dumps(content))[:16]}")
+
+
+def read(t: Target) -> EndpointSpec | None:
+    """The live variants of the target's endpoint, weights as percents; None when absent."""
+    sm = client("sagemaker", t.region)
+    described = _describe_endpoint(sm, t.endpoint_name)
+    return None if described is None else _live_spec(sm, described)
+
+
+def reconcile(
+    t: Target, spec: EndpointSpec, wait_delay: float = 15.0, wait_timeout: float = 3600.0
+) -> EndpointOutcome:
+    """Make the endpoint serve ``spec``, wait until it is InService, verify, clean up.
+
+    Idempotent: with nothing to do it changes nothing. Resumable: every step first looks
+    at what exists, so a rerun after a crash between steps finishes the job.
+    """
+    if spec.endpoint_name != t.endpoint_name:
+        raise BotError(
+            f"endpoint spec is for {spec.endpoint_name!r}, target {t.name!r} serves "
+            f"{t.endpoint_name!r}"
+        )
+    _check_spec(spec)
+    sm = client("sagemaker", t.region)
+    described = _describe_endpoint(sm, spec.endpoint_name)
+    if described is not None and described["EndpointStatus"] != "InService":
+        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout)
+    live = _live_spec(sm, described) if described is not None else None
+
+    actions: list[str] = []
+    if described is not None and live is not None and _same(live, spec):
+        verified = live
+    else:
+        if live is not None and _same_but_weights(live, spec):
+            actions += _set_weights(sm, spec, live)
+        else:
+            actions += _deploy(sm, t, spec, exists=described is not None)
+        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout)
+        if "set weights" not in " ".join(actions[:1]) and (
+            described["EndpointConfigName"] != config_name(t, spec)
+        ):
+            raise BotError(
+                f"endpoint {spec.endpoint_name} is InService but still on config "
+                f"{described['EndpointConfigName']}, not {config_name(t, spec)}: the update "
+                "was rolled back" + _reason(described)
+            )
+        verified = _live_spec(sm, described)
+        if not _same(verified, spec):
+            raise BotError(
+                f"endpoint {spec.endpoint_name} does not serve what was asked after "
+                f"reconciling: live {_describe_variants(verified)}, "
+                f"desired {_describe_variants(spec)}"
+            )
+    actions += _clean_up(sm, t, described["EndpointConfigName"])
+    return EndpointOutcome(
+        endpoint_name=spec.endpoint_name,
+        variants=verified.variants,
+        actions=tuple(actions),
+        status=described["EndpointStatus"],
+    )
+
+
+def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
+    """Shift traffic between the variants already deployed: no new instances."""
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=spec.endpoint_name,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": v.name, "DesiredWeight": float(v.weight)} for v in spec.variants
+        ],
+    )
+    return ["set weights " + ", ".join(
+        f"{v.name} {_weight(live, v.name)}% → {v.weight}%" for v in spec.variants)]
+
+
+def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool) -> list[str]:
+    """Models and endpoint config for ``spec`` (those missing), then switch the endpoint."""
+    config = config_name(t, spec)
+    actions = []
+    for variant in spec.variants:
+        actions += _ensure_model(sm, t, variant.model_data_url)
+    actions += _ensure_config(sm, t, spec, config)
+    if exists:
+        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config)
+        actions.append(f"update endpoint {spec.endpoint_name} to config {config}")
+    else:
+        sm.create_endpoint(
+            EndpointName=spec.endpoint_name, EndpointConfigName=config, Tags=[MANAGED_TAG]
+        )
+        actions.append(f"create endpoint {spec.endpoint_name} with config {config}")
+    return actions
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _checked_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise BotError(
+            f"{name!r} is not a valid SageMaker name (letters, digits and single hyphens, "
+            "at most 63 characters): use a shorter target name"
+        )
+    return name
+
+
+def _check_spec(spec: EndpointSpec) -> None:
+    names = [v.name for v in spec.variants]
+    if not names:
+        raise BotError(f"endpoint {spec.endpoint_name}: at least one variant is needed")
+    if len(set(names)) != len(names):
+        raise BotError(f"endpoint {spec.endpoint_name}: variant names repeat: {names}")
+    if any(v.weight < 0 for v in spec.variants) or sum(v.weight for v in spec.variants) != 100:
+        raise BotError(
+            f"endpoint {spec.endpoint_name}: variant weights must be >= 0 and add up to 100, "
+            f"got {[v.weight for v in spec.variants]}"
+        )
+    for name in [spec.endpoint_name, *names]:
+        _checked_name(name)
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        described: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
+    except ClientError as error:
+        if _error_code(error) == "ValidationException" and "Could not find" in str(error):
+            return None
+        raise
+    return described
+
+
+def _live_spec(sm: Any, described: dict[str, Any]) -> EndpointSpec:
+    """Models and instances from the endpoint config, weights from the endpoint itself."""
+    config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    live = {v["VariantName"]: v for v in described.get("ProductionVariants", [])}
+    raw_weights: dict[str, float] = {}
+    variants = []
+    for variant in config["ProductionVariants"]:
+        name = variant["VariantName"]
+        current = live.get(name, {})
+        weight = current.get("CurrentWeight", current.get("DesiredWeight"))
+        raw_weights[name] = float(
+            weight if weight is not None else variant.get("InitialVariantWeight", 1.0)
+        )
+        model = sm.describe_model(ModelName=variant["ModelName"])
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        variants.append((
+            name,
+            str(container.get("ModelDataUrl", "")),
+            str(variant.get("InstanceType", "")),
+            int(current.get("CurrentInstanceCount") or variant.get("InitialInstanceCount") or 0),
+        ))
+    percents = _percents(raw_weights)
+    return EndpointSpec(
+        endpoint_name=described["EndpointName"],
+        variants=tuple(
+            VariantSpec(name, url, percents[name], instance_type, count)
+            for name, url, instance_type, count in variants
+        ),
+    )
+
+
+def _percents(weights: dict[str, float]) -> dict[str, int]:
+    """Weights as integer percents adding up to 100 (largest remainder); zeros if all zero."""
+    total = sum(weights.values())
+    if total <= 0:
+        return dict.fromkeys(weights, 0)
+    exact = {name: 100 * w / total for name, w in weights.items()}
+    percents = {name: int(e) for name, e in exact.items()}
+    by_remainder = sorted(exact, key=lambda n: exact[n] - percents[n], reverse=True)
+    for name in by_remainder[: 100 - sum(percents.values())]:
+        percents[name] += 1
+    return percents
+
+
+def _key(spec: EndpointSpec) -> dict[str, tuple[str, str, int]]:
+    return {v.name: (v.model_data_url, v.instance_type, v.instance_count) for v in spec.variants}
+
+
+def _same_but_weights(live: EndpointSpec, spec: EndpointSpec) -> bool:
+    return _key(live) == _key(spec)
+
+
+def _same(live: EndpointSpec, spec: EndpointSpec) -> bool:
+    return _same_but_weights(live, spec) and all(
+        _weight(live, v.name) == v.weight for v in spec.variants
+    )
+
+
+def _weight(spec: EndpointSpec, name: str) -> int | None:
+    variant = spec.variant(name)
+    return variant.weight if variant else None
+
+
+def _describe_variants(spec: EndpointSpec) -> str:
+    return ", ".join(
+        f"{v.name}={v.model_data_url}@{v.weight}% ({v.instance_count}x {v.instance_type})"
+        for v in spec.variants
+    )
+
+
+def _reason(described: dict[str, Any]) -> str:
+    reason = described.get("FailureReason")
+    return f": {reason}" if reason else ""
+
+
+def _wait(sm: Any, name: str, delay: float, timeout: float) -> dict[str, Any]:
+    """Poll until the endpoint is InService; a clear error when it failed or took too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = _describe_endpoint(sm, name)
+        if described is None:
+            raise BotError(f"endpoint {name} disappeared while waiting for it to be InService")
+        status = described["EndpointStatus"]
+        if status == "InService":
+            return described
+        if status == "Failed":
+            raise BotError(
+                f"endpoint {name} is Failed{_reason(described)}. SageMaker allows only "
+                "DeleteEndpoint on a failed endpoint: delete it, then rerun apply to recreate it"
+            )
+        if status not in IN_PROGRESS:
+            raise BotError(f"endpoint {name} is {status}{_reason(described)}")
+        if time.monotonic() >= deadline:
+            raise BotError(
+                f"endpoint {name} still {status} after {timeout:.0f} s; rerun apply to "
+                "continue once it is InService"
+            )
+        time.sleep(delay)
+
+
+def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
+    from botocore.exceptions import ClientError
+
+    name = model_name(t, model_data_url)
+    try:
+        sm.describe_model(ModelName=name)
+        return []
+    except ClientError as error:
+        if _error_code(error) != "ValidationException":
+            raise
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": t.xgboost_image, "ModelDataUrl": model_data_url},
+        ExecutionRoleArn=t.sagemaker_role_arn,
+        Tags=[MANAGED_TAG],
+    )
+    return [f"create model {name} for {model_data_url}"]
+
+
+def _ensure_config(sm: Any, t: Target, spec: EndpointSpec, name: str) -> list[str]:
+    from botocore.exceptions import ClientError
+
+    try:
+        sm.describe_endpoint_config(EndpointConfigName=name)
+        return []
+    except ClientError as error:
+        if _error_code(error) != "ValidationException":
+            raise
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": v.name,
+                "ModelName": model_name(t, v.model_data_url),
+                "InitialInstanceCount": v.instance_count,
+                "InstanceType": v.instance_type,
+                "InitialVariantWeight": float(v.weight),
+            }
+            for v in spec.variants
+        ],
+        Tags=[MANAGED_TAG],
+    )
+    return [f"create endpoint config {name}: {_describe_variants(spec)}"]
+
+
+def _clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
+    """Delete this bot's endpoint configs and models of the target that the endpoint does not use.
+
+    Only names of the bot's own form (``<target>-<16 hex>``) that carry the managed tag are
+    deleted; anything a person made by hand is left alone.
+    """
+    own = re.compile(rf"^{re.escape(t.name)}-[0-9a-f]{{16}}$")
+    in_use = sm.describe_endpoint_config(EndpointConfigName=config_in_use)
+    models_in_use = {v["ModelName"] for v in in_use["ProductionVariants"]}
+    actions = []
+    configs = [
+        c for page in sm.get_paginator("list_endpoint_configs").paginate(NameContains=t.name)
+        for c in page["EndpointConfigs"]
+        if own.match(c["EndpointConfigName"]) and c["EndpointConfigName"] != config_in_use
+    ]
+    for config in configs:
+        if _managed(sm, config["EndpointConfigArn"]):
+            sm.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+            actions.append(f"delete endpoint config {config['EndpointConfigName']}")
+    models = [
+        m for page in sm.get_paginator("list_models").paginate(NameContains=t.name)
+        for m in page["Models"]
+        if own.match(m["ModelName"]) and m["ModelName"] not in models_in_use
+    ]
+    for model in models:
+        if _managed(sm, model["ModelArn"]):
+            sm.delete_model(ModelName=model["ModelName"])
+            actions.append(f"delete model {model['ModelName']}")
+    return actions
+
+
+def _managed(sm: Any, arn: str) -> bool:
+    tags = [
+        tag for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn)
+        for tag in page["Tags"]
+    ]
+    return any(tag["Key"] == MANAGED_TAG["Key"] and tag["Value"] == "true" for tag in tags)

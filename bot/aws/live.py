@@ -1,0 +1,25 @@
+"""What is in AWS now for one target, read just before planning or applying."""
+
+from __future__ import annotations
+
+from bot.aws import config_store, pipeline, ssm
+from bot.domain import EndpointSpec, LiveState
+from bot.settings import Target
+
+
+def _endpoint(t: Target) -> EndpointSpec | None:
+    from bot.aws import endpoint
+
+    return endpoint.read(t)
+
+
+def read_live(t: Target, execution_name: str | None) -> LiveState:
+    """SSM values, production config, endpoint variants and whether ``execution_name`` ran."""
+    return LiveState(
+        ssm=ssm.read(t),
+        config=config_store.read(t),
+        endpoint=_endpoint(t),
+        execution_exists=(
+            execution_name is not None and pipeline.find_execution(t, execution_name) is not None
+        ),
+    )

@@ -1,0 +1,98 @@
+"""The production retraining pipeline in Step Functions (10.1): idempotent start, status.
+
+Executions are named from commit and request content, and Step Functions never reuses a
+name, so a rerun of apply finds the execution it started instead of starting another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from typing import Any
+
+from bot.aws.clients import client
+from bot.errors import BotError
+from bot.settings import Target
+
+
+def _sfn(region: str | None = None) -> Any:
+    return client("stepfunctions", region)
+
+
+def _code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def state_machine_arn(t: Target) -> str:
+    """The ARN of the target's retraining state machine; a clear error when it is missing."""
+    for page in _sfn(t.region).get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == t.state_machine_name:
+                return str(machine["stateMachineArn"])
+    raise BotError(
+        f"Step Functions state machine {t.state_machine_name!r} not found in {t.region}: "
+        "create it or set PROMOTION_BOT_STATE_MACHINE_NAME"
+    )
+
+
+def execution_arn(machine_arn: str, name: str) -> str:
+    """The ARN an execution named ``name`` of ``machine_arn`` has (or would have)."""
+    return f"{machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def find_execution(t: Target, name: str) -> str | None:
+    """The ARN of the execution called ``name``, or None when it was never started."""
+    from botocore.exceptions import ClientError
+
+    arn = execution_arn(state_machine_arn(t), name)
+    try:
+        _sfn(t.region).describe_execution(executionArn=arn)
+    except ClientError as error:
+        if _code(error) == "ExecutionDoesNotExist":
+            return None
+        raise
+    return arn
+
+
+def start(t: Target, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+    """Start the execution ``name`` unless it exists; return its ARN and whether it started now."""
+    from botocore.exceptions import ClientError
+
+    machine = state_machine_arn(t)
+    existing = find_execution(t, name)
+    if existing is not None:
+        return existing, False
+    try:
+        started = _sfn(t.region).start_execution(
+            stateMachineArn=machine, name=name, input=json.dumps(payload, sort_keys=True)
+        )
+    except ClientError as error:
+        if _code(error) == "ExecutionAlreadyExists":
+            return execution_arn(machine, name), False
+        raise
+    return str(started["executionArn"]), True
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return None if value is None else str(value)
+
+
+def status(arn: str) -> dict[str, Any]:
+    """The seed's ``check_pipeline_status``: status, start and stop date, output (parsed JSON)."""
+    region = arn.split(":")[3] if arn.count(":") >= 4 else None
+    described = _sfn(region or None).describe_execution(executionArn=arn)
+    output = described.get("output")
+    if output is not None:
+        with contextlib.suppress(ValueError):
+            output = json.loads(output)
+    return {
+        "execution_arn": arn,
+        "status": described["status"],
+        "start_date": _iso(described.get("startDate")),
+        "stop_date": _iso(described.get("stopDate")),
+        "output": output,
+    }

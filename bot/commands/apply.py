@@ -1,0 +1,49 @@
+"""``promotion-bot apply``: reconcile AWS to the request files changed by a push."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bot import git
+from bot.errors import BotError
+
+
+def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
+    """The range to apply: as given, else the push event's, else ``HEAD~1..HEAD``."""
+    if before is None and after is None:
+        from bot.github import push_range_from_event
+
+        event = push_range_from_event(os.environ)
+        if event is not None:
+            return event
+    end = after or "HEAD"
+    if before is not None:
+        return before, end
+    return git.resolve(repo, f"{git.rev_parse(repo, end)}~1"), end
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.apply import Outcome, apply, describe
+    from bot.github import GitHubHost
+
+    repo = Path(args.repo)
+    before, after = push_range(repo, args.before, args.after)
+    shown = f"{before[:12] if before else '(start)'}..{git.rev_parse(repo, after)[:12]}"
+
+    def report(outcome: Outcome) -> None:
+        print(describe(outcome), flush=True)
+
+    try:
+        outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report)
+    except Exception as error:
+        if type(error).__module__.startswith(("botocore.", "boto3.")):
+            raise BotError(
+                f"AWS failed during apply: {error}. Production may be partly updated; every "
+                "step is idempotent, so rerunning apply finishes the job"
+            ) from error
+        raise
+    if not outcomes:
+        print(f"no request files changed in {shown}: nothing to apply")
+    return 0

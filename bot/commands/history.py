@@ -1,0 +1,13 @@
+"""``promotion-bot history [TARGET]``: who requested, approved and applied what, and when."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.history import render, trail
+
+    print(render(trail(Path(args.repo), args.target)))
+    return 0

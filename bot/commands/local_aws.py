@@ -1,0 +1,33 @@
+"""``promotion-bot local-aws``: moto's server on 127.0.0.1 with production set up, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.local_aws import LocalAWS, bootstrap
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    with LocalAWS(port=args.port) as aws:
+        say(f"local AWS (moto) listening on {aws.url}")
+        bootstrap(rows=args.rows, progress=say)
+        say("\nPoint the bot (or any boto3 code) at it from another shell:\n")
+        print("\n".join(aws.export_lines()), flush=True)
+        say("\nServing until Ctrl-C; requests are logged below.")
+        logging.getLogger("werkzeug").setLevel(logging.INFO)
+        try:
+            _serve_forever()
+        except KeyboardInterrupt:
+            say("\nstopping local AWS")
+    return 0
+
+
+def _serve_forever() -> None:
+    """Block the main thread while the server thread answers; Ctrl-C ends it."""
+    threading.Event().wait()

@@ -1,0 +1,225 @@
+"""Training and test data: Parquet from S3 or the repository, its versions, and sample data.
+
+The public credit-card fraud set cannot be downloaded here, so ``generate_sample`` makes a
+synthetic one of the same shape and imbalance; loading stays the real code (Parquet from S3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.aws.clients import client
+from bot.errors import BotError
+from bot.request import check_data_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Share of frauds in the public data set (492 of 284,807).
+FRAUD_RATE = 0.00172
+#: Seconds covered by the public data set's ``Time`` column (two days).
+TWO_DAYS = 172_792
+TARGET = "Class"
+SPLIT_FILES = ("train.parquet", "test.parquet")
+
+# Components that carry the fraud signal, the direction of the shift and its relative weight;
+# the public set's most informative components are V14, V12, V10, V17, V4, V11, V3, V7.
+_SIGNAL_COLUMNS = (13, 11, 9, 16, 3, 10, 2, 6)
+_SIGNAL_DIRECTIONS = (-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0)
+_SIGNAL_WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.4)
+_SHIFT = 7.0  # size of the fraud shift, in standard deviations, at full strength
+_STEALTHY = 0.07  # frauds that look legit: no model catches them, so ROC AUC stays below 1
+_DECOYS = 0.0003  # legit rows that look like fraud: the false positives of a good model
+
+
+def generate_sample(rows: int = 284_807, seed: int = 0) -> pd.DataFrame:
+    """Synthetic transactions shaped like the public fraud set: learnable, not separable.
+
+    ``Time`` increases over two days, ``V1``..``V28`` are PCA-like components of falling
+    scale, ``Amount`` is log-normal, and exactly ``round(rows * 0.00172)`` rows (at least
+    one) are fraud. Frauds are shifted on a handful of components by a random strength,
+    some not at all, and a few legit rows are shifted too, so the classes overlap.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if rows < 2:
+        raise BotError(f"sample data needs at least 2 rows, not {rows}")
+    rng = np.random.default_rng(seed)
+    n_fraud = min(rows - 1, max(1, round(rows * FRAUD_RATE)))
+    frauds = rng.choice(rows, n_fraud, replace=False)
+    label = np.zeros(rows, dtype=np.int64)
+    label[frauds] = 1
+
+    columns = np.array(_SIGNAL_COLUMNS)
+    shift = _SHIFT * np.array(_SIGNAL_DIRECTIONS) * np.array(_SIGNAL_WEIGHTS)
+    components = rng.standard_normal((rows, 28))
+    visible = rng.random(n_fraud) >= _STEALTHY
+    strength = rng.uniform(0.2, 1.0, n_fraud) * visible
+    components[np.ix_(frauds, columns)] += strength[:, None] * shift + (
+        rng.standard_normal((n_fraud, columns.size)) * 0.8 * visible[:, None]
+    )
+    legit = np.flatnonzero(label == 0)
+    decoys = rng.choice(legit, min(legit.size, round(rows * _DECOYS)), replace=False)
+    components[np.ix_(decoys, columns)] += rng.uniform(0.2, 0.8, decoys.size)[:, None] * shift
+    components *= np.geomspace(1.95, 0.33, 28)  # like PCA: variance falls with the index
+
+    amount = np.exp(rng.normal(3.0, 1.5, rows))
+    amount[frauds[visible]] = np.exp(rng.normal(3.5, 1.8, int(visible.sum())))
+    frame = pd.DataFrame(components, columns=[f"V{i}" for i in range(1, 29)])
+    frame.insert(0, "Time", np.sort(rng.uniform(0, TWO_DAYS, rows)).round())
+    frame["Amount"] = amount.round(2)
+    frame[TARGET] = label
+    return frame
+
+
+def split(
+    frame: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0, target_column: str = TARGET
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified train/test split: each class keeps its share; rows keep their order."""
+    import numpy as np
+
+    if not 0 < test_fraction < 1:
+        raise BotError(f"test fraction must be between 0 and 1, not {test_fraction}")
+    rng = np.random.default_rng(seed)
+    labels = frame[target_column].to_numpy()
+    in_test = np.zeros(len(frame), dtype=bool)
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
+        in_test[rng.choice(members, round(members.size * test_fraction), replace=False)] = True
+    return (frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True))
+
+
+def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
+    """Write ``train.parquet`` and ``test.parquet`` of sample data to a directory or S3 prefix.
+
+    For S3 the bucket must exist: the bot creates no buckets.
+    """
+    train, test = split(generate_sample(rows, seed), seed=seed)
+    written = []
+    if out.startswith("s3://"):
+        bucket, _, prefix = out[len("s3://"):].partition("/")
+        if not bucket:
+            raise BotError(f"{out}: an s3:// location needs a bucket: s3://BUCKET/PREFIX")
+        s3 = client("s3")
+        _check_bucket(s3, bucket)
+        prefix = prefix.strip("/")
+        for name, part in zip(SPLIT_FILES, (train, test), strict=True):
+            key = f"{prefix}/{name}" if prefix else name
+            body = io.BytesIO()
+            part.to_parquet(body, index=False)
+            _s3_call(f"s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
+                     Body=body.getvalue())
+            written.append(f"s3://{bucket}/{key}")
+        return written
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(SPLIT_FILES, (train, test), strict=True):
+        part.to_parquet(directory / name, index=False)
+        written.append(str(directory / name))
+    return written
+
+
+def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> pd.DataFrame:
+    """Read a Parquet table from ``s3://bucket/key`` or a path inside ``repo_root``.
+
+    With ``target_column`` given, a table without that column is refused here, by name.
+    """
+    import pandas as pd
+    import pyarrow
+
+    if uri.startswith("s3://"):
+        bucket, key = _bucket_and_key(uri)
+        response = _s3_call(uri, client("s3").get_object, Bucket=bucket, Key=key)
+        source: Any = io.BytesIO(response["Body"].read())
+    else:
+        source = _repo_file(uri, repo_root)
+    try:
+        frame = pd.read_parquet(source)
+    except (pyarrow.ArrowException, ValueError, OSError) as error:
+        raise BotError(f"{uri}: not a readable Parquet file ({error})") from error
+    if target_column is not None and target_column not in frame.columns:
+        raise BotError(
+            f"{uri}: has no target column {target_column!r} "
+            f"(columns: {', '.join(map(str, frame.columns[:40]))})"
+        )
+    return frame
+
+
+def data_version(uri: str, repo_root: Path) -> str:
+    """What identifies this content: the S3 VersionId if versioned, else its ETag; sha256 locally.
+
+    Trained models are keyed by it, so changed data means a new model.
+    """
+    if uri.startswith("s3://"):
+        bucket, key = _bucket_and_key(uri)
+        head = _s3_call(uri, client("s3").head_object, Bucket=bucket, Key=key)
+        version = head.get("VersionId")
+        if version and version != "null":
+            return str(version)
+        return str(head["ETag"]).strip('"')
+    digest = hashlib.sha256()
+    with _repo_file(uri, repo_root).open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket or not key:
+        raise BotError(f"{uri}: an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
+    return bucket, key
+
+
+def _repo_file(uri: str, repo_root: Path) -> Path:
+    """The file ``uri`` names inside the repository; refuses anything that leads out of it."""
+    try:
+        check_data_uri(uri)
+    except ValueError as error:
+        raise BotError(f"{uri}: {error}") from error
+    root = repo_root.resolve()
+    path = (root / uri).resolve()
+    if not path.is_relative_to(root):
+        raise BotError(f"{uri}: leads outside the repository (through a link?)")
+    if not path.is_file():
+        raise BotError(f"{uri}: no such file in the repository")
+    return path
+
+
+def _check_bucket(s3: Any, bucket: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            raise BotError(f"s3://{bucket}: the bucket does not exist") from error
+        raise BotError(f"s3://{bucket}: {code or error}") from error
+
+
+def _s3_call(uri: str, call: Any, **kwargs: Any) -> Any:
+    """Run an S3 call, turning the errors a user can cause into one clear ``BotError``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return call(**kwargs)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            reason = "the bucket does not exist"
+        elif code == "NoSuchKey":
+            reason = "no such object"
+        elif code in ("404", "NotFound"):
+            reason = "no such object (or no such bucket)"
+        elif code in ("AccessDenied", "403", "Forbidden"):
+            reason = "access denied"
+        else:
+            reason = f"{code}: {error}"
+        raise BotError(f"{uri}: {reason}") from error
+    except BotoCoreError as error:
+        raise BotError(f"{uri}: {error}") from error

@@ -1,0 +1,151 @@
+"""The git repository: changed request files in a range, a file at a revision, history.
+
+A thin wrapper over the ``git`` command, so it behaves exactly as git does on the runner.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from bot.errors import BotError
+
+REQUEST_SUFFIXES = (".yaml", ".yml")
+_REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
+_FIELD, _RECORD = "\x1f", "\x1e"  # what %x1f and %x1e print
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str
+    email: str
+    date: str  # ISO 8601, author date
+    subject: str
+    body: str
+
+    @property
+    def reverts(self) -> str | None:
+        """The commit this one reverts, from git revert's message; None otherwise."""
+        found = _REVERTS.search(self.body)
+        return found.group(1) if found else None
+
+
+def _run(repo: Path | str, *args: str, ok: tuple[int, ...] = (0,)
+         ) -> subprocess.CompletedProcess[str]:
+    command = ["git", "--literal-pathspecs", "-C", str(repo), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BotError("git is not installed (needed to read promotion requests)") from None
+    if done.returncode not in ok:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise BotError(
+            f"`git {' '.join(args)}` failed in {repo}: "
+            f"{detail[-1] if detail else f'exit {done.returncode}'}"
+        )
+    return done
+
+
+def _git(repo: Path | str, *args: str) -> str:
+    return _run(repo, *args).stdout
+
+
+def rev_parse(repo: Path | str, rev: str) -> str:
+    """The full commit id of ``rev``; a clear error when it does not name a commit."""
+    done = _run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+                ok=(0, 1))
+    if done.returncode != 0:
+        raise BotError(f"{rev!r} is not a commit in {repo}")
+    return done.stdout.strip()
+
+
+def resolve(repo: Path | str, rev: str | None) -> str | None:
+    """The full commit id of ``rev``, or None when it is empty, all zeros or not a commit here."""
+    if not rev or not rev.strip("0"):
+        return None
+    done = _run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+                ok=(0, 1, 128))
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def empty_tree(repo: Path | str) -> str:
+    """The id of the empty tree (what a range starts from when it has no start)."""
+    done = subprocess.run(["git", "-C", str(repo), "hash-object", "-t", "tree", "--stdin"],
+                          input="", capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BotError(f"`git hash-object -t tree` failed in {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def is_request(path: str, requests_dir: str = "promotion-requests") -> bool:
+    """A request file: ``<requests_dir>/<target>.yaml`` (not nested, not another file type)."""
+    p = PurePosixPath(path)
+    return str(p.parent) == requests_dir.strip("/") and p.suffix in REQUEST_SUFFIXES
+
+
+def changed_requests(
+    repo: Path | str, before: str | None, after: str, requests_dir: str = "promotion-requests"
+) -> list[tuple[str, str]]:
+    """Request files changed from ``before`` to ``after`` as (path, A/M/D), sorted by path.
+
+    A rename is a deletion of the old target and an addition of the new one; a missing or
+    all-zero ``before`` (new branch, shallow clone) means everything in ``after`` is new.
+    """
+    end = rev_parse(repo, after)
+    start = resolve(repo, before) or empty_tree(repo)
+    out = _git(repo, "diff", "--name-status", "--no-renames", "-z", start, end, "--",
+               f"{requests_dir.strip('/')}/")
+    fields = [f for f in out.split("\0") if f]
+    found: dict[str, str] = {}
+    for status, path in zip(fields[0::2], fields[1::2], strict=True):
+        if is_request(path, requests_dir):
+            found[path] = "M" if status[0] == "T" else status[0]
+    return sorted(found.items())
+
+
+def show(repo: Path | str, rev: str, path: str) -> str | None:
+    """The content of ``path`` at ``rev``; None when the file does not exist there."""
+    commit = rev_parse(repo, rev)
+    listed = _git(repo, "ls-tree", "-z", "--full-tree", commit, "--", path)
+    if not listed.strip("\0"):
+        return None
+    return _git(repo, "show", f"{commit}:{path}")
+
+
+def commit_author(repo: Path | str, sha: str) -> str:
+    """``Name <email>`` of the author of ``sha``."""
+    return _git(repo, "show", "-s", "--format=%an <%ae>", rev_parse(repo, sha)).strip()
+
+
+def log(repo: Path | str, path: str, rev: str = "HEAD", max_count: int | None = None
+        ) -> list[Commit]:
+    """Commits of ``rev``'s history that touched ``path``, newest first."""
+    limit = [f"--max-count={max_count}"] if max_count else []
+    out = _git(repo, "log", *limit,
+               "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e",
+               rev_parse(repo, rev), "--", path)
+    commits = []
+    for record in out.split(_RECORD):
+        fields = record.strip("\n").split(_FIELD)
+        if len(fields) == 6:
+            sha, author, email, date, subject, body = fields
+            commits.append(Commit(sha, author, email, date, subject, body.strip()))
+    return commits
+
+
+def request_paths(repo: Path | str, requests_dir: str = "promotion-requests",
+                  rev: str = "HEAD") -> list[str]:
+    """Every request file that ever existed in ``rev``'s history, sorted."""
+    out = _git(repo, "log", "--format=", "--name-only", rev_parse(repo, rev), "--",
+               f"{requests_dir.strip('/')}/")
+    return sorted({p for p in out.splitlines() if p and is_request(p, requests_dir)})
+
+
+def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
+    """Whether ``ancestor`` is in the history of ``descendant``."""
+    done = _run(repo, "merge-base", "--is-ancestor", rev_parse(repo, ancestor),
+                rev_parse(repo, descendant), ok=(0, 1))
+    return done.returncode == 0

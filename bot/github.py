@@ -1,0 +1,271 @@
+"""The code host: the few verbs the bot needs from GitHub, behind one small class.
+
+Everything above this module is independent of GitHub; everything here is a thin adapter
+over PyGithub. PyGithub is imported lazily so that the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from github import Github
+    from github.Repository import Repository
+
+T = TypeVar("T")
+
+DEFAULT_API_URL = "https://api.github.com"
+STATES = ("error", "failure", "pending", "success")
+# GitHub refuses longer values with 422 instead of truncating them.
+MAX_DESCRIPTION = 140
+MAX_COMMENT = 65_536
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def comment_marker(marker: str) -> str:
+    """The hidden HTML comment that identifies the bot's comment for ``marker``."""
+    return f"<!-- promotion-bot:{marker} -->"
+
+
+class GitHubHost:
+    """One repository on GitHub (or GitHub Enterprise, or the local server) through PyGithub."""
+
+    def __init__(self, token: str, repository: str, base_url: str | None = None) -> None:
+        if not token:
+            raise BotError("GitHub: no token given (set GITHUB_TOKEN)")
+        if repository.count("/") != 1 or not all(repository.split("/")):
+            raise BotError(f"GitHub: repository {repository!r} is not OWNER/NAME")
+        self.repository = repository
+        self.base_url = (base_url or DEFAULT_API_URL).rstrip("/")
+        self._token = token
+        self._client: Github | None = None
+        self._login: str | None = None
+        self._login_known = False
+
+    def __repr__(self) -> str:
+        return f"GitHubHost(repository={self.repository!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubHost | None:
+        """The host of the running workflow, or None when not on GitHub (no token or repository)."""
+        env = os.environ if env is None else env
+        token = env.get("GITHUB_TOKEN", "")
+        repository = env.get("GITHUB_REPOSITORY", "")
+        if not token or not repository:
+            return None
+        return cls(token, repository, env.get("GITHUB_API_URL") or None)
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def upsert_comment(self, pr: int, marker: str, body: str) -> int:
+        """Edit the bot's comment carrying ``marker`` on ``pr``, or create it; return its id.
+
+        Only one comment per marker ever exists: the oldest match is the one edited, so a
+        PR shows the latest plan in one place instead of a comment per push.
+        """
+        if not marker or "--" in marker or any(c.isspace() for c in marker):
+            raise ValueError(f"comment marker {marker!r} must be one word without '--'")
+        tag = comment_marker(marker)
+        text = _fit_comment(f"{tag}\n{body}")
+
+        def run() -> int:
+            issue = self._repo().get_issue(pr)
+            for comment in issue.get_comments():
+                if tag in (comment.body or "") and self._is_ours(comment.user):
+                    if comment.body != text:
+                        comment.edit(text)
+                    return int(comment.id)
+            return int(issue.create_comment(text).id)
+
+        return self._call(f"comment on pull request #{pr}", run)
+
+    def set_status(self, sha: str, context: str, state: str, description: str,
+                   target_url: str | None = None) -> None:
+        """Set the commit status ``context`` of ``sha`` (what branch protection can require)."""
+        if state not in STATES:
+            raise ValueError(f"commit status state must be one of {STATES}, not {state!r}")
+        if len(description) > MAX_DESCRIPTION:
+            description = description[: MAX_DESCRIPTION - 1] + "…"
+
+        def run() -> None:
+            commit = self._repo().get_commit(sha)
+            if target_url:
+                commit.create_status(state, target_url=target_url, description=description,
+                                     context=context)
+            else:
+                commit.create_status(state, description=description, context=context)
+
+        self._call(f"status {context} of commit {sha[:12]}", run)
+
+    def approvers(self, pr: int) -> list[str]:
+        """Logins whose latest review of ``pr`` approves it, sorted.
+
+        A later "changes requested" or a dismissal cancels an approval; a plain comment
+        review does not, as on GitHub itself.
+        """
+
+        def run() -> list[str]:
+            latest: dict[str, str] = {}
+            for review in self._repo().get_pull(pr).get_reviews():
+                user = review.user
+                if user is None or review.state not in ("APPROVED", "CHANGES_REQUESTED",
+                                                          "DISMISSED"):
+                    continue
+                latest[user.login] = review.state
+            return sorted(login for login, state in latest.items() if state == "APPROVED")
+
+        return self._call(f"reviews of pull request #{pr}", run)
+
+    def pull_for_commit(self, sha: str) -> int | None:
+        """The merged pull request that brought ``sha`` in, or None (e.g. a direct push)."""
+
+        def run() -> int | None:
+            merged = [p for p in self._repo().get_commit(sha).get_pulls()
+                      if p.merged_at is not None]
+            for pull in merged:
+                if pull.merge_commit_sha == sha:
+                    return int(pull.number)
+            return int(merged[0].number) if merged else None
+
+        return self._call(f"pull requests of commit {sha[:12]}", run)
+
+    def pull_author(self, pr: int) -> str:
+        """The login of the person who opened ``pr``."""
+        return self._call(f"pull request #{pr}",
+                          lambda: str(self._repo().get_pull(pr).user.login))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _github(self) -> Github:
+        if self._client is None:
+            from github import Auth, Github, GithubRetry
+
+            # Writes are not retried: a retried POST after a lost answer would comment twice.
+            retry_methods = frozenset({"GET", "HEAD", "PATCH"})
+            if _is_loopback(self.base_url):
+                # A loopback server is a local stand-in with no rate limits to respect.
+                self._client = Github(
+                    auth=Auth.Token(self._token), base_url=self.base_url, lazy=True,
+                    retry=GithubRetry(total=2, backoff_factor=0, allowed_methods=retry_methods,
+                                      raise_on_status=False),
+                    seconds_between_requests=None, seconds_between_writes=None)
+            else:
+                self._client = Github(
+                    auth=Auth.Token(self._token), base_url=self.base_url, lazy=True,
+                    retry=GithubRetry(total=3, backoff_factor=1, allowed_methods=retry_methods,
+                                      raise_on_status=False))
+        return self._client
+
+    def _repo(self) -> Repository:
+        return self._github().get_repo(self.repository)
+
+    def _is_ours(self, user: Any) -> bool:
+        """Whether a comment author is this bot, so a human quoting the marker is left alone."""
+        if user is None:
+            return False
+        if not self._login_known:
+            self._login = self._own_login()
+            self._login_known = True
+        if self._login is not None:
+            return bool(user.login == self._login)
+        # Installation tokens (the Actions GITHUB_TOKEN) cannot read /user; they comment as a bot.
+        return bool(user.type == "Bot")
+
+    def _own_login(self) -> str | None:
+        from github import GithubException
+
+        try:
+            return str(self._github().get_user().login)
+        except GithubException as error:
+            if error.status in (403, 404):
+                return None
+            raise
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        """Run one PyGithub conversation, turning its failures into one-line ``BotError``s."""
+        from github import GithubException
+        from requests import RequestException
+
+        try:
+            return action()
+        except GithubException as error:
+            raise BotError(self._scrub(self._explain(what, error))) from None
+        except RequestException as error:
+            reason = type(error).__name__
+            raise BotError(self._scrub(
+                f"GitHub: cannot reach {self.base_url} for {what} ({reason})")) from None
+
+    def _explain(self, what: str, error: Any) -> str:
+        status = int(error.status)
+        data = error.data if isinstance(error.data, dict) else {}
+        said = " ".join(str(data.get("message") or error.message or "").split())
+        said = f": {said}" if said else ""
+        if status == 401:
+            return (f"GitHub rejected the token ({status}{said}) for {what} in "
+                    f"{self.repository}; check GITHUB_TOKEN")
+        if status == 403:
+            return (f"GitHub refused {what} in {self.repository} ({status}{said}); "
+                    "the token may lack a permission (pull-requests: write, statuses: write)")
+        if status == 404:
+            return (f"GitHub: {what} not found in {self.repository} ({status}{said}); "
+                    "check the repository, the number and the token's access")
+        if status >= 500:
+            return f"GitHub failed on {what} in {self.repository} ({status}{said}); try again"
+        return f"GitHub refused {what} in {self.repository} ({status}{said})"
+
+    def _scrub(self, message: str) -> str:
+        return message.replace(self._token, "***")
+
+
+def pr_number_from_event(env: Mapping[str, str] = os.environ) -> int | None:
+    """The pull request number of the running workflow's event, or None outside a PR."""
+    event = _event(env)
+    pull = event.get("pull_request") if event else None
+    if not isinstance(pull, dict):
+        return None
+    number = pull.get("number")
+    return number if isinstance(number, int) else None
+
+
+def push_range_from_event(env: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
+    """The (before, after) commits of a push event; None for a new branch or outside a push."""
+    event = _event(env)
+    if not event:
+        return None
+    before, after = event.get("before"), event.get("after")
+    if not isinstance(before, str) or not isinstance(after, str):
+        return None
+    if not before.strip("0") or not after.strip("0"):
+        return None
+    return before, after
+
+
+def _event(env: Mapping[str, str]) -> dict[str, Any] | None:
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            event = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise BotError(f"{path}: cannot read the GitHub event: {error}") from None
+    return event if isinstance(event, dict) else None
+
+
+def _fit_comment(text: str) -> str:
+    if len(text) <= MAX_COMMENT:
+        return text
+    note = "\n\n… (truncated: GitHub comments are limited to 65,536 characters; see the artifact)"
+    return text[: MAX_COMMENT - len(note)] + note
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlparse(url).hostname or "") in _LOOPBACK

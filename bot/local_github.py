@@ -1,0 +1,586 @@
+"""A small local GitHub: the REST endpoints the bot uses, served on loopback.
+
+PyGithub runs unmodified against it (``base_url=server.url``), so tests and the demo
+exercise the same adapter code as a real workflow. State is changed through Python
+helpers (open a pull request, review it, merge it) and read back the same way. The
+server knows no git objects: any hexadecimal SHA counts as a commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+Json = dict[str, Any]
+
+REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED")
+STATUS_STATES = ("error", "failure", "pending", "success")
+_DOCS = "https://docs.github.com/rest"
+_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiError(Exception):
+    """An HTTP error answer, with GitHub's JSON error shape."""
+
+    def __init__(self, status: int, message: str, errors: list[Json] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: Json = {"message": message, "documentation_url": _DOCS, "status": str(status)}
+        if errors:
+            self.body["errors"] = errors
+
+
+@dataclass
+class _Pull:
+    number: int
+    id: int
+    title: str
+    body: str
+    author: str
+    head_ref: str
+    commits: list[str]
+    created_at: str
+    updated_at: str
+    base_sha: str = "0" * 40
+    state: str = "open"
+    merged_at: str | None = None
+    merge_commit_sha: str | None = None
+    closed_at: str | None = None
+    reviews: list[Json] = field(default_factory=list)
+
+    @property
+    def head_sha(self) -> str:
+        return self.commits[-1]
+
+
+class LocalGitHub:
+    """One repository's pull requests, comments, reviews and commit statuses, over HTTP."""
+
+    def __init__(self, token: str = "local-token", repository: str = "acme/fraud-models", *,
+                 bot_login: str = "promotion-bot[bot]", host: str = "127.0.0.1", port: int = 0,
+                 installation_token: bool = False) -> None:
+        """``installation_token`` makes ``GET /user`` answer 403, as for an Actions token."""
+        if repository.count("/") != 1:
+            raise ValueError(f"repository {repository!r} is not OWNER/NAME")
+        self.token = token
+        self.repository = repository
+        self.bot_login = bot_login
+        self.installation_token = installation_token
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1_000_001)
+        self._pulls: dict[int, _Pull] = {}
+        self._comments: dict[int, Json] = {}
+        self._statuses: dict[str, list[Json]] = {}
+        self._failures: list[tuple[int, str | None]] = []
+        self._log: list[str] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalGitHub:
+        if self._server is None:
+            self._server = _Server((self._host, self._port), _Handler, self)
+            # A short poll interval makes stop() quick (serve_forever checks it that often).
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                            name="local-github", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> LocalGitHub:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The API base URL to give PyGithub (``base_url``) or the bot (``GITHUB_API_URL``)."""
+        if self._server is None:
+            raise RuntimeError("LocalGitHub is not started")
+        return f"http://{self._host}:{self._server.server_port}"
+
+    # -- state helpers (the "GitHub UI" of tests and the demo) ----------------------------
+
+    def open_pull(self, number: int | None = None, *, head_sha: str, author: str, title: str,
+                  body: str = "", head_ref: str | None = None, base_sha: str | None = None
+                  ) -> int:
+        """Open a pull request whose head is ``head_sha``; return its number."""
+        _check_sha(head_sha)
+        with self._lock:
+            if number is None:
+                number = max(self._pulls, default=0) + 1
+            if number in self._pulls:
+                raise ValueError(f"pull request #{number} already exists")
+            now = _now()
+            self._pulls[number] = _Pull(
+                number=number, id=next(self._ids), title=title, body=body, author=author,
+                head_ref=head_ref or f"promote-{number}", commits=[head_sha], created_at=now,
+                updated_at=now, base_sha=base_sha or "0" * 40)
+            return number
+
+    def set_head(self, pr: int, sha: str) -> None:
+        """Push ``sha`` onto the pull request's branch: it becomes the head."""
+        _check_sha(sha)
+        with self._lock:
+            pull = self._pull(pr)
+            pull.commits.append(sha)
+            pull.updated_at = _now()
+
+    def add_commit_to_pull(self, pr: int, sha: str) -> None:
+        """The same as ``set_head``: a new commit on the branch is its new head."""
+        self.set_head(pr, sha)
+
+    def merge_pull(self, pr: int, merge_sha: str) -> None:
+        """Merge the pull request; ``merge_sha`` is the commit it made on the base branch."""
+        _check_sha(merge_sha)
+        with self._lock:
+            pull = self._pull(pr)
+            if pull.merged_at:
+                raise ValueError(f"pull request #{pr} is already merged")
+            pull.state, pull.merge_commit_sha = "closed", merge_sha
+            pull.merged_at = pull.closed_at = pull.updated_at = _now()
+
+    def review(self, pr: int, user: str, state: str, body: str = "") -> int:
+        """Submit a review (APPROVED, CHANGES_REQUESTED, COMMENTED), or dismiss (DISMISSED)
+        ``user``'s latest approving or blocking review in place, as GitHub does; return its id.
+        """
+        if state not in REVIEW_STATES:
+            raise ValueError(f"review state must be one of {REVIEW_STATES}, not {state!r}")
+        with self._lock:
+            pull = self._pull(pr)
+            if state == "DISMISSED":
+                for review in reversed(pull.reviews):
+                    if (review["user"]["login"] == user
+                            and review["state"] in ("APPROVED", "CHANGES_REQUESTED")):
+                        review["state"] = "DISMISSED"
+                        return int(review["id"])
+                raise ValueError(f"{user} has no review on #{pr} to dismiss")
+            review_id = next(self._ids)
+            pull.reviews.append({
+                "id": review_id, "node_id": f"PRR_{review_id}", "user": self._user(user),
+                "body": body, "state": state, "commit_id": pull.head_sha,
+                "submitted_at": _now(), "author_association": "MEMBER",
+                "html_url": f"{self._web(pr)}#pullrequestreview-{review_id}",
+                "pull_request_url": f"{self._api()}/pulls/{pr}",
+            })
+            return review_id
+
+    def add_comment(self, pr: int, body: str, user: str = "octocat") -> int:
+        """A comment written by someone other than the bot (e.g. a reviewer); returns its id."""
+        with self._lock:
+            self._pull(pr)
+            return self._new_comment(pr, body, user, "User")
+
+    def comments(self, pr: int) -> list[Json]:
+        """The pull request's comments as the API shows them, oldest first."""
+        with self._lock:
+            return [self._comment_json(c) for c in self._comments.values() if c["issue"] == pr]
+
+    def statuses(self, sha: str) -> list[Json]:
+        """The commit statuses set on ``sha`` as the API shows them, in the order they were set."""
+        with self._lock:
+            return copy.deepcopy(self._statuses.get(sha.lower(), []))
+
+    def fail_next(self, status: int = 502, count: int = 1, method: str | None = None) -> None:
+        """Answer the next ``count`` API requests (of ``method``, if given) with ``status``."""
+        with self._lock:
+            self._failures.extend([(status, method)] * count)
+
+    def request_log(self) -> list[str]:
+        """Every request received, as ``METHOD /path?query``, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, authorization: str | None,
+               body: bytes) -> tuple[int, Any, dict[str, str]]:
+        """Answer one request: (status, JSON body or None, extra headers)."""
+        split = urlsplit(target)
+        path = split.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        with self._lock:
+            self._log.append(f"{method} {target}")
+            try:
+                if not self._authorized(authorization):
+                    raise ApiError(401, "Bad credentials")
+                for i, (status, only) in enumerate(self._failures):
+                    if only in (None, method):
+                        del self._failures[i]
+                        raise ApiError(status, "Server Error" if status >= 500 else "Error")
+                payload = _parse(body) if method in ("POST", "PATCH") else {}
+                return self._route(method, path, query, payload)
+            except ApiError as error:
+                return error.status, error.body, {}
+
+    def _authorized(self, authorization: str | None) -> bool:
+        scheme, _, value = (authorization or "").partition(" ")
+        return scheme.lower() in ("token", "bearer") and value.strip() == self.token
+
+    def _route(self, method: str, path: str, query: dict[str, str],
+               payload: Json) -> tuple[int, Any, dict[str, str]]:
+        if path == "/user" and method == "GET":
+            if self.installation_token:
+                raise ApiError(403, "Resource not accessible by integration")
+            return 200, self._user(self.bot_login, "Bot"), {}
+        match = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
+        if not match or f"{match[1]}/{match[2]}".lower() != self.repository.lower():
+            raise ApiError(404, "Not Found")
+        rest = match[3] or ""
+        for verb, pattern, action in self._routes():
+            found = re.fullmatch(pattern, rest)
+            if found and verb == method:
+                return action(query, payload, *found.groups())
+        raise ApiError(404, "Not Found")
+
+    def _routes(self) -> list[tuple[str, str, Callable[..., tuple[int, Any, dict[str, str]]]]]:
+        return [
+            ("GET", r"", lambda q, p: (200, self._repo_json(), {})),
+            ("GET", r"/pulls/(\d+)", lambda q, p, n: (200, self._pull_json(self._pull(int(n))),
+                                                      {})),
+            ("GET", r"/pulls/(\d+)/reviews", self._list_reviews),
+            ("GET", r"/issues/(\d+)", lambda q, p, n: (200, self._issue_json(self._pull(int(n))),
+                                                       {})),
+            ("GET", r"/issues/(\d+)/comments", self._list_comments),
+            ("POST", r"/issues/(\d+)/comments", self._create_comment),
+            ("GET", r"/issues/comments/(\d+)",
+             lambda q, p, i: (200, self._comment_json(self._comment(int(i))), {})),
+            ("PATCH", r"/issues/comments/(\d+)", self._edit_comment),
+            ("DELETE", r"/issues/comments/(\d+)", self._delete_comment),
+            ("POST", r"/statuses/([^/]+)", self._create_status),
+            ("GET", r"/commits/([^/]+)", lambda q, p, s: (200, self._commit_json(s), {})),
+            ("GET", r"/commits/([^/]+)/statuses", self._list_statuses),
+            ("GET", r"/commits/([^/]+)/status", self._combined_status),
+            ("GET", r"/commits/([^/]+)/pulls", self._commit_pulls),
+        ]
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def _list_reviews(self, query: dict[str, str], payload: Json, n: str
+                      ) -> tuple[int, Any, dict[str, str]]:
+        reviews = copy.deepcopy(self._pull(int(n)).reviews)
+        return self._page(f"/pulls/{n}/reviews", query, reviews)
+
+    def _list_comments(self, query: dict[str, str], payload: Json, n: str
+                       ) -> tuple[int, Any, dict[str, str]]:
+        self._pull(int(n))
+        return self._page(f"/issues/{n}/comments", query, self.comments(int(n)))
+
+    def _create_comment(self, query: dict[str, str], payload: Json, n: str
+                        ) -> tuple[int, Any, dict[str, str]]:
+        self._pull(int(n))
+        text = _required_string(payload, "body", "IssueComment")
+        comment_id = self._new_comment(int(n), text, self.bot_login, "Bot")
+        comment = self._comment_json(self._comments[comment_id])
+        return 201, comment, {"Location": comment["url"]}
+
+    def _edit_comment(self, query: dict[str, str], payload: Json, i: str
+                      ) -> tuple[int, Any, dict[str, str]]:
+        comment = self._comment(int(i))
+        comment["body"] = _required_string(payload, "body", "IssueComment")
+        comment["updated_at"] = _now()
+        return 200, self._comment_json(comment), {}
+
+    def _delete_comment(self, query: dict[str, str], payload: Json, i: str
+                        ) -> tuple[int, Any, dict[str, str]]:
+        self._comment(int(i))
+        del self._comments[int(i)]
+        return 204, None, {}
+
+    def _create_status(self, query: dict[str, str], payload: Json, sha: str
+                       ) -> tuple[int, Any, dict[str, str]]:
+        sha = self._known_sha(sha)
+        state = payload.get("state")
+        if state not in STATUS_STATES:
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "Status", "code": "custom", "field": "state",
+                 "message": f"state is not included in the list {list(STATUS_STATES)}"}])
+        description = payload.get("description")
+        if isinstance(description, str) and len(description) > 140:
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "Status", "code": "custom", "field": "description",
+                 "message": "description is too long (maximum is 140 characters)"}])
+        status_id, now = next(self._ids), _now()
+        status = {
+            "url": f"{self._api()}/statuses/{sha}", "id": status_id,
+            "node_id": f"SC_{status_id}", "state": state, "description": description,
+            "target_url": payload.get("target_url"),
+            "context": payload.get("context") or "default", "created_at": now,
+            "updated_at": now, "creator": self._user(self.bot_login, "Bot"),
+            "avatar_url": None,
+        }
+        self._statuses.setdefault(sha, []).append(status)
+        return 201, copy.deepcopy(status), {}
+
+    def _list_statuses(self, query: dict[str, str], payload: Json, sha: str
+                       ) -> tuple[int, Any, dict[str, str]]:
+        sha = self._known_sha(sha)
+        newest_first = list(reversed(self.statuses(sha)))
+        return self._page(f"/commits/{sha}/statuses", query, newest_first)
+
+    def _combined_status(self, query: dict[str, str], payload: Json, sha: str
+                         ) -> tuple[int, Any, dict[str, str]]:
+        sha = self._known_sha(sha)
+        latest: dict[str, Json] = {}
+        for status in self.statuses(sha):
+            latest[status["context"]] = status
+        states = {s["state"] for s in latest.values()}
+        if states & {"error", "failure"}:
+            state = "failure"
+        elif not states or "pending" in states:
+            state = "pending"
+        else:
+            state = "success"
+        return 200, {
+            "state": state, "statuses": list(latest.values()), "sha": sha,
+            "total_count": len(latest), "repository": self._repo_json(),
+            "commit_url": f"{self._api()}/commits/{sha}",
+            "url": f"{self._api()}/commits/{sha}/status",
+        }, {}
+
+    def _commit_pulls(self, query: dict[str, str], payload: Json, sha: str
+                      ) -> tuple[int, Any, dict[str, str]]:
+        sha = self._known_sha(sha)
+        pulls = [self._pull_json(p) for p in self._pulls.values()
+                 if sha in (c.lower() for c in p.commits)
+                 or (p.merge_commit_sha or "").lower() == sha]
+        return self._page(f"/commits/{sha}/pulls", query, pulls)
+
+    # -- shapes --------------------------------------------------------------------------
+
+    def _api(self) -> str:
+        return f"{self.url}/repos/{self.repository}"
+
+    def _web(self, pr: int) -> str:
+        return f"{self.url}/{self.repository}/pull/{pr}"
+
+    def _user(self, login: str, kind: str = "User") -> Json:
+        return {
+            "login": login, "id": _stable_id(login), "node_id": f"U_{_stable_id(login)}",
+            "avatar_url": f"{self.url}/avatars/{login}", "url": f"{self.url}/users/{login}",
+            "html_url": f"{self.url}/{login}", "type": kind, "site_admin": False,
+        }
+
+    def _repo_json(self) -> Json:
+        owner, name = self.repository.split("/")
+        return {
+            "id": _stable_id(self.repository), "node_id": f"R_{_stable_id(self.repository)}",
+            "name": name, "full_name": self.repository,
+            "owner": self._user(owner, "Organization"), "private": True,
+            "html_url": f"{self.url}/{self.repository}", "url": self._api(),
+            "fork": False, "default_branch": "main", "visibility": "private",
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": _now(), "pushed_at": _now(),
+        }
+
+    def _pull_json(self, pull: _Pull) -> Json:
+        api, n = self._api(), pull.number
+        repo = self._repo_json()
+        owner = self.repository.split("/")[0]
+        return {
+            "url": f"{api}/pulls/{n}", "id": pull.id, "node_id": f"PR_{pull.id}",
+            "html_url": self._web(n), "diff_url": f"{self._web(n)}.diff",
+            "patch_url": f"{self._web(n)}.patch", "issue_url": f"{api}/issues/{n}",
+            "commits_url": f"{api}/pulls/{n}/commits",
+            "review_comments_url": f"{api}/pulls/{n}/comments",
+            "comments_url": f"{api}/issues/{n}/comments",
+            "statuses_url": f"{api}/statuses/{pull.head_sha}",
+            "number": n, "state": pull.state, "locked": False, "title": pull.title,
+            "body": pull.body, "user": self._user(pull.author), "labels": [],
+            "created_at": pull.created_at, "updated_at": pull.updated_at,
+            "closed_at": pull.closed_at, "merged_at": pull.merged_at,
+            "merge_commit_sha": pull.merge_commit_sha, "draft": False,
+            "merged": pull.merged_at is not None, "author_association": "MEMBER",
+            "head": {"label": f"{owner}:{pull.head_ref}", "ref": pull.head_ref,
+                     "sha": pull.head_sha, "user": repo["owner"], "repo": repo},
+            "base": {"label": f"{owner}:main", "ref": "main", "sha": pull.base_sha,
+                     "user": repo["owner"], "repo": repo},
+            "comments": sum(1 for c in self._comments.values() if c["issue"] == n),
+            "commits": len(pull.commits),
+        }
+
+    def _issue_json(self, pull: _Pull) -> Json:
+        api, n = self._api(), pull.number
+        return {
+            "url": f"{api}/issues/{n}", "id": pull.id + 1, "node_id": f"I_{pull.id}",
+            "number": n, "title": pull.title, "body": pull.body, "state": pull.state,
+            "user": self._user(pull.author), "labels": [], "locked": False,
+            "comments_url": f"{api}/issues/{n}/comments", "html_url": self._web(n),
+            "comments": sum(1 for c in self._comments.values() if c["issue"] == n),
+            "created_at": pull.created_at, "updated_at": pull.updated_at,
+            "closed_at": pull.closed_at,
+            "pull_request": {"url": f"{api}/pulls/{n}", "html_url": self._web(n),
+                             "merged_at": pull.merged_at},
+        }
+
+    def _comment_json(self, comment: Json) -> Json:
+        n, comment_id = comment["issue"], comment["id"]
+        return {
+            "id": comment_id, "node_id": f"IC_{comment_id}",
+            "url": f"{self._api()}/issues/comments/{comment_id}",
+            "html_url": f"{self._web(n)}#issuecomment-{comment_id}",
+            "issue_url": f"{self._api()}/issues/{n}", "body": comment["body"],
+            "user": self._user(comment["login"], comment["kind"]),
+            "created_at": comment["created_at"], "updated_at": comment["updated_at"],
+            "author_association": "NONE" if comment["kind"] == "Bot" else "MEMBER",
+            "performed_via_github_app": None,
+        }
+
+    def _commit_json(self, sha: str) -> Json:
+        sha = self._known_sha(sha)
+        return {
+            "sha": sha, "node_id": f"C_{sha}", "url": f"{self._api()}/commits/{sha}",
+            "html_url": f"{self.url}/{self.repository}/commit/{sha}",
+            "comments_url": f"{self._api()}/commits/{sha}/comments",
+            "commit": {"message": "", "url": f"{self._api()}/git/commits/{sha}",
+                       "tree": {"sha": sha, "url": f"{self._api()}/git/trees/{sha}"}},
+            "author": None, "committer": None, "parents": [], "files": [],
+        }
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _pull(self, number: int) -> _Pull:
+        try:
+            return self._pulls[number]
+        except KeyError:
+            raise ApiError(404, "Not Found") from None
+
+    def _comment(self, comment_id: int) -> Json:
+        try:
+            return self._comments[comment_id]
+        except KeyError:
+            raise ApiError(404, "Not Found") from None
+
+    def _new_comment(self, pr: int, body: str, login: str, kind: str) -> int:
+        comment_id, now = next(self._ids), _now()
+        self._comments[comment_id] = {"id": comment_id, "issue": pr, "body": body,
+                                      "login": login, "kind": kind, "created_at": now,
+                                      "updated_at": now}
+        return comment_id
+
+    def _known_sha(self, sha: str) -> str:
+        if not _SHA.match(sha):
+            raise ApiError(422, f"No commit found for SHA: {sha}")
+        return sha.lower()
+
+    def _page(self, path: str, query: dict[str, str], items: list[Json]
+              ) -> tuple[int, Any, dict[str, str]]:
+        """One page of a list, with the ``Link`` header GitHub sends when there are more."""
+        try:
+            per_page = min(max(int(query.get("per_page", 30)), 1), 100)
+            page = max(int(query.get("page", 1)), 1)
+        except ValueError:
+            raise ApiError(400, "Invalid pagination parameters") from None
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        chunk = items[(page - 1) * per_page: page * per_page]
+        if last == 1:
+            return 200, chunk, {}
+
+        def link(number: int, rel: str) -> str:
+            params = urlencode({**query, "per_page": per_page, "page": number})
+            return f'<{self._api()}{path}?{params}>; rel="{rel}"'
+
+        rels = []
+        if page > 1:
+            rels += [link(page - 1, "prev"), link(1, "first")]
+        if page < last:
+            rels += [link(page + 1, "next"), link(last, "last")]
+        return 200, chunk, {"Link": ", ".join(rels)}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 resets connections under a burst of clients.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 app: LocalGitHub) -> None:
+        self.app = app
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "LocalGitHub/1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            status, payload, headers = self.server.app.handle(
+                self.command, self.path, self.headers.get("Authorization"), body)
+        except Exception as error:  # a bug here must not hang the client
+            status, payload, headers = 500, {"message": f"local GitHub bug: {error}"}, {}
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests and the demo read the request log instead."""
+
+
+def _parse(body: bytes) -> Json:
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise ApiError(400, "Problems parsing JSON") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "Problems parsing JSON")
+    return payload
+
+
+def _required_string(payload: Json, name: str, resource: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(422, "Validation Failed",
+                       [{"resource": resource, "code": "missing_field", "field": name}])
+    if len(value) > 65_536:
+        raise ApiError(422, "Validation Failed",
+                       [{"resource": resource, "code": "custom", "field": name,
+                         "message": f"{name} is too long (maximum is 65536 characters)"}])
+    return value
+
+
+def _check_sha(sha: str) -> None:
+    if not _SHA.match(sha):
+        raise ValueError(f"{sha!r} is not a hexadecimal commit SHA")
+
+
+def _stable_id(name: str) -> int:
+    """A stable positive id for a login or repository, as GitHub's are stable."""
+    return zlib.crc32(name.lower().encode()) % 90_000_000 + 1_000

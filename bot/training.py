@@ -1,0 +1,144 @@
+"""XGBoost training, the ``model.tar.gz`` that SageMaker serves, loading and scoring.
+
+The artifact is what the SageMaker XGBoost container (1.7-1) loads: a gzipped tar holding one
+file, ``xgboost-model``. The container unpickles it or else calls ``Booster.load_model`` on
+it, which reads JSON, UBJSON or the legacy binary format by the first byte. xgboost 3 can no
+longer write the legacy binary format, so the model is JSON — with one repair: xgboost 3
+writes ``base_score`` as a vector (``"[1.7E-3]"``) that xgboost 1.7 does not parse and
+silently replaces by 0.5, shifting every prediction; a single-target model's vector is
+written back as the scalar that both versions read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    import xgboost
+
+MODEL_FILE = "xgboost-model"
+SEED = 0
+
+
+def feature_columns(frame: pd.DataFrame, target_column: str) -> list[str]:
+    """The model's inputs: every column of the data but the target, in the data's order."""
+    return [str(c) for c in frame.columns if c != target_column]
+
+
+def train(
+    hyperparameters: Mapping[str, str | int | float],
+    train_df: pd.DataFrame,
+    target_column: str,
+) -> xgboost.Booster:
+    """Train a booster with the request's hyperparameters, deterministically.
+
+    ``num_round`` is the number of boosting rounds, as in SageMaker and SSM; every other
+    name is passed to xgboost as it is (SSM's string values included).
+    """
+    import xgboost
+
+    params: dict[str, str | int | float] = {
+        "tree_method": "hist",
+        "seed": SEED,
+        "nthread": os.cpu_count() or 1,
+        "verbosity": 1,
+    }
+    params.update(hyperparameters)
+    rounds = int(float(params.pop("num_round", 100)))
+    if target_column not in train_df.columns:
+        raise BotError(f"the training data has no target column {target_column!r}")
+    features = feature_columns(train_df, target_column)
+    try:
+        # QuantileDMatrix bins the data once for ``hist``: the same model as DMatrix, less memory.
+        matrix = xgboost.QuantileDMatrix(
+            train_df[features], label=train_df[target_column], nthread=int(params["nthread"])
+        )
+        return xgboost.train(params, matrix, num_boost_round=rounds)
+    except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
+        raise BotError(f"xgboost refused the hyperparameters or data: {_first_line(error)}") \
+            from error
+
+
+def package_model(booster: xgboost.Booster) -> bytes:
+    """``model.tar.gz`` for the SageMaker XGBoost container; the same booster, the same bytes."""
+    model = json.loads(bytes(booster.save_raw(raw_format="json")))
+    parameters = model["learner"]["learner_model_param"]
+    base_score = str(parameters.get("base_score", ""))
+    if base_score.startswith("[") and "," not in base_score:
+        parameters["base_score"] = base_score.strip("[]")
+    payload = json.dumps(model, separators=(",", ":")).encode()
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(MODEL_FILE)
+        info.size = len(payload)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def load_model(data: bytes) -> xgboost.Booster:
+    """The booster in a ``model.tar.gz`` made by ``package_model`` (or by SageMaker training)."""
+    import xgboost
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.isfile() and m.name.lstrip("./") == MODEL_FILE), None)
+            if member is None:
+                raise BotError(f"model.tar.gz has no {MODEL_FILE} file")
+            stream = tar.extractfile(member)
+            raw = stream.read() if stream is not None else b""
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BotError(f"not a model.tar.gz: {error}") from error
+    booster = xgboost.Booster()
+    try:
+        booster.load_model(bytearray(raw))
+    except xgboost.core.XGBoostError as error:
+        raise BotError(f"{MODEL_FILE} is not an xgboost model: {_first_line(error)}") from error
+    return booster
+
+
+def score(
+    booster: xgboost.Booster,
+    frame: pd.DataFrame,
+    feature_columns: Sequence[str] | None = None,
+) -> npt.NDArray[np.float64]:
+    """The probability of fraud for each row, from the booster's features in its order."""
+    import numpy as np
+
+    features = list(feature_columns or booster.feature_names or [])
+    if not features:
+        raise BotError("the model has no feature names; name the feature columns")
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise BotError(f"the data lacks the model's feature columns: {', '.join(missing[:10])}")
+    import xgboost
+
+    booster.set_param({"nthread": os.cpu_count() or 1})
+    try:
+        margin_or_probability = np.asarray(
+            booster.inplace_predict(frame[features], predict_type="value"), dtype=np.float64
+        )
+    except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
+        raise BotError(f"the model cannot score this data: {_first_line(error)}") from error
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    if objective == "binary:logitraw":
+        return np.asarray(1.0 / (1.0 + np.exp(-margin_or_probability)), dtype=np.float64)
+    return margin_or_probability
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

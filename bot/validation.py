@@ -1,0 +1,206 @@
+"""Request files in, validated ``Request`` out, or every problem with its file, line and field.
+
+The YAML is read by ``bot.safe_yaml`` (line numbers, nothing unsafe); the ``Request`` model
+decides what is valid; this module only turns the model's complaints into plain words at
+the line of the offending key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from bot import safe_yaml
+from bot.errors import InvalidRequest, Problem
+from bot.request import Request
+
+
+def load_request(
+    path: str | Path, display_path: str | None = None
+) -> tuple[Request, dict[str, int]]:
+    """Read and validate one request file; return it with the line of every dotted field.
+
+    ``display_path`` is how the file is named in problems (default: ``path`` as given).
+    Raises ``InvalidRequest`` carrying every problem found in the file.
+    """
+    shown = str(path) if display_path is None else display_path
+    return _validated(safe_yaml.load_file(Path(path), shown), shown)
+
+
+def parse_request_text(text: str, display_path: str) -> tuple[Request, dict[str, int]]:
+    """Like ``load_request`` for content that is not a file, e.g. read from a git revision."""
+    return _validated(safe_yaml.load(text, display_path), display_path)
+
+
+def _validated(document: safe_yaml.Document, path: str) -> tuple[Request, dict[str, int]]:
+    problems = list(document.problems)
+    value = document.value
+    if "" in document.refused:
+        raise InvalidRequest(problems)
+    if not isinstance(value, dict):
+        problems.append(Problem(
+            path, document.lines.get("", 1), "",
+            "the document is empty" if value is None else
+            f"must be a mapping of fields such as 'experiment_id: ...' (got {_describe(value)})",
+        ))
+        raise InvalidRequest(_in_order(problems))
+    try:
+        request = Request.model_validate(value)
+    except ValidationError as error:
+        problems += [p for p in model_problems(error, document.lines, path, Request)
+                     if not _refused(p.field, document.refused)]
+    if problems:
+        raise InvalidRequest(_in_order(problems))
+    return request, dict(document.lines)
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
+def _refused(field: str, refused: frozenset[str]) -> bool:
+    """Whether ``field`` is (inside) a value that was already reported and left out."""
+    return any(field == r or field.startswith(f"{r}.") for r in refused)
+
+
+def model_problems(
+    error: ValidationError, lines: dict[str, int], path: str, model: type[BaseModel]
+) -> list[Problem]:
+    """One ``Problem`` per pydantic error, in plain words, at the line of the offending key."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        loc = [str(part) for part in detail["loc"] if part != "[key]"]
+        field = ".".join(loc)
+        if detail["type"] == "missing":
+            # The key is not in the file; point at the mapping it belongs in.
+            line = _nearest_line(lines, loc[:-1])
+        else:
+            line = _nearest_line(lines, loc)
+        problems.append(Problem(path, line, field, _reason(detail, model)))
+    return problems
+
+
+def _nearest_line(lines: dict[str, int], loc: list[str]) -> int:
+    for end in range(len(loc), -1, -1):
+        line = lines.get(".".join(loc[:end]))
+        if line is not None:
+            return line
+    return 1
+
+
+_REASONS = {
+    "missing": "required field is missing",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "string_type": "must be text",
+    "bool_type": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+}
+
+
+def _reason(detail: ErrorDetails, model: type[BaseModel]) -> str:
+    kind = detail["type"]
+    value = detail["input"]
+    if kind == "missing":
+        return _REASONS[kind]
+    if kind == "extra_forbidden":
+        parent = _model_at(model, [p for p in detail["loc"][:-1] if p != "[key]"])
+        allowed = ", ".join(_field_names(parent)) if parent else ""
+        return f"unknown field (allowed: {allowed})" if allowed else "unknown field"
+    if kind == "value_error":
+        reason = detail["msg"].removeprefix("Value error, ")
+        return reason if "(got" in reason else f"{reason} (got {_describe(value)})"
+    template = _REASONS.get(kind)
+    if template is None:
+        reason = detail["msg"][:1].lower() + detail["msg"][1:]
+    else:
+        context = {k: _number(v) for k, v in (detail.get("ctx") or {}).items()}
+        reason = template.format(**context)
+        if kind == "literal_error" and not any(s in reason for s in (",", " or ")):
+            reason = reason.replace("must be one of", "must be")
+    if kind in ("string_too_long", "string_too_short", "too_long", "too_short"):
+        return f"{reason} (got {len(value)})"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        value = _number(value)  # the model turned the 2 that was written into 2.0
+    return f"{reason} (got {_describe(value)}{_hint(kind, value)})"
+
+
+def _hint(kind: str, value: object) -> str:
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return "; write the number without quotes"
+    if kind == "string_type" and isinstance(value, (int, float)):
+        return "; put it in quotes to make it text"
+    return ""
+
+
+def _number(value: object) -> object:
+    """Limits as the user would write them: 0, not 0.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return repr(value)
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _model_at(model: type[BaseModel], loc: list[str | int]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``loc`` (for the list of allowed fields)."""
+    annotation: object = model
+    for part in loc:
+        current = _find_model(annotation)
+        if isinstance(part, str) and current is not None:
+            fields = {info.alias or name: info for name, info in current.model_fields.items()}
+            if part not in fields:
+                return None
+            annotation = fields[part].annotation
+        else:
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if not args:
+                return None
+            annotation = args[-1]  # list[X] -> X, dict[K, V] -> V
+    return _find_model(annotation)
+
+
+def _find_model(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        for arg in typing.get_args(annotation):
+            found = _find_model(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,148 @@
+"""Shared fixtures: AWS in process (moto), real temporary git repositories, stored plans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.request import Request
+from bot.settings import Target, target
+
+TARGET = "fraud-detection"
+PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass", "End": True}}}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """moto with production's buckets and retraining state machine; yields the target.
+
+    SageMaker gets the actions moto lacks (``bot.local_aws``), as on the embedded default.
+    """
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE",
+                 "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+    from moto import mock_aws
+
+    from bot.local_aws import install_moto_extensions
+
+    install_moto_extensions()  # UpdateEndpoint and honest variant weights, as on AWS
+    t = target(TARGET)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        s3 = boto3.client("s3", region_name=t.region)
+        for bucket in (t.config_bucket, t.artifacts_bucket, t.data_bucket):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=t.config_bucket,
+                                 VersioningConfiguration={"Status": "Enabled"})
+        boto3.client("stepfunctions", region_name=t.region).create_state_machine(
+            name=t.state_machine_name, definition=json.dumps(PASS_STATE_MACHINE),
+            roleArn=f"arn:aws:iam::123456789012:role/{t.name}-stepfunctions",
+        )
+        yield t
+
+
+@dataclass(frozen=True)
+class GitRepo:
+    """A real git repository in a temporary directory, with helpers to change it."""
+
+    path: Path
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(self.path), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def commit(self, files: dict[str, str | None], message: str,
+               author: str = "Dana Scientist <dana@example.com>") -> str:
+        """Write (or, for None, delete) ``files`` and commit them; return the commit id."""
+        for name, text in files.items():
+            path = self.path / name
+            if text is None:
+                self.git("rm", "-q", name)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                self.git("add", name)
+        self.git("commit", "-q", "--author", author, "-m", message)
+        return self.head()
+
+    def revert(self, sha: str) -> str:
+        self.git("revert", "--no-edit", sha)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    """An empty repository on ``main`` with ``promotion-requests/`` and one first commit."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    path = tmp_path / "repo"
+    (path / "promotion-requests").mkdir(parents=True)
+    repo = GitRepo(path)
+    repo.git("init", "-q", "-b", "main")
+    repo.git("config", "user.name", "Merge Bot")
+    repo.git("config", "user.email", "merge@example.com")
+    repo.git("config", "commit.gpgsign", "false")
+    repo.commit({"README.md": "fraud models\n"}, "Start")
+    return repo
+
+
+def request_yaml(experiment: str = "exp-xgboost-1", eta: float = 0.1, max_depth: int = 6,
+                 extra: str = "", rollout: str = "") -> str:
+    """A valid promotion request; ``extra`` adds hyperparameter lines, ``rollout`` a block."""
+    return (
+        f"experiment_id: {experiment}\n"
+        "algorithm: xgboost\n"
+        "hyperparameters:\n"
+        "  objective: binary:logistic\n"
+        "  num_round: 100\n"
+        f"  max_depth: {max_depth}\n"
+        f"  eta: {eta}\n"
+        "  subsample: 0.8\n"
+        "  colsample_bytree: 0.8\n"
+        f"{extra}"
+        "data:\n"
+        "  train: s3://fraud-detection-data/train.parquet\n"
+        "  test: s3://fraud-detection-data/test.parquet\n"
+        f"{rollout}"
+    )
+
+
+@pytest.fixture
+def store_plan(aws: Target) -> Callable[..., dict[str, Any]]:
+    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
+    import yaml
+
+    from bot.aws import artifacts
+
+    def store(text: str, passed: bool = True, accuracy: float = 0.999,
+              t: Target | None = None) -> dict[str, Any]:
+        t = t or aws
+        request = Request.model_validate(yaml.safe_load(text))
+        sha = request.content_sha256()
+        model_key = request.model_key({"train": "v1", "test": "v1"})
+        artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
+        plan = {
+            "target": t.name, "request_path": f"promotion-requests/{t.name}.yaml",
+            "content_sha256": sha, "model_key": model_key, "artifact": artifact,
+            "metrics": {"accuracy": accuracy, "recall": 0.8},
+            "evaluated_at": "2024-01-15T10:00:00+00:00", "passed": passed,
+            "gates": [], "changes": [], "comparison": {}, "champion": {},
+            "confusion_matrix": {"tn": 1, "fp": 0, "fn": 0, "tp": 1},
+        }
+        artifacts.put_plan(t, sha, {"plan.json": json.dumps(plan).encode()})
+        return plan
+
+    return store

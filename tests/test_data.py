@@ -1,0 +1,196 @@
+"""Sample data, Parquet loading from the repository and from S3, and data versions."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bot import data
+from bot.errors import BotError
+
+COLUMNS = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An S3 client on moto, with fake credentials and no endpoint override."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE",
+                 "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="fraud-detection-data")
+        yield client
+
+
+def test_sample_has_the_public_sets_columns_and_exact_fraud_rate() -> None:
+    frame = data.generate_sample(rows=5_000, seed=3)
+
+    assert list(frame.columns) == COLUMNS
+    assert len(frame) == 5_000
+    assert int(frame["Class"].sum()) == round(5_000 * 0.00172)
+    assert frame["Class"].dtype.kind == "i"
+    assert set(frame["Class"].unique()) == {0, 1}
+    assert frame["Time"].is_monotonic_increasing
+    assert frame["Time"].min() >= 0 and frame["Time"].max() <= 2 * 24 * 3600
+    assert (frame["Amount"] >= 0).all()
+    assert np.allclose(frame["Amount"], frame["Amount"].round(2))
+
+
+def test_sample_is_reproducible_by_seed() -> None:
+    pd.testing.assert_frame_equal(data.generate_sample(2_000, seed=1),
+                                  data.generate_sample(2_000, seed=1))
+    assert not data.generate_sample(2_000, seed=1).equals(data.generate_sample(2_000, seed=2))
+
+
+def test_tiny_sample_still_has_a_fraud() -> None:
+    assert int(data.generate_sample(rows=10)["Class"].sum()) == 1
+
+
+def test_frauds_differ_from_legit_on_a_few_components_only() -> None:
+    frame = data.generate_sample(rows=60_000, seed=0)
+    fraud, legit = frame[frame["Class"] == 1], frame[frame["Class"] == 0]
+    shift = ((fraud.mean() - legit.mean()) / legit.std()).abs()
+    components = [f"V{i}" for i in range(1, 29)]
+    assert (shift[components] > 1.0).sum() >= 4
+    assert (shift[components] < 0.5).sum() >= 15
+
+
+def test_full_size_sample_is_generated_quickly() -> None:
+    started = time.perf_counter()
+    frame = data.generate_sample()
+    elapsed = time.perf_counter() - started
+
+    assert len(frame) == 284_807
+    assert int(frame["Class"].sum()) == 490
+    assert elapsed < 4.0  # about 0.5 s on two cores; the budget is 2 s on a quiet machine
+
+
+def test_split_is_stratified_and_keeps_row_order() -> None:
+    frame = data.generate_sample(rows=20_000, seed=0)
+    train, test = data.split(frame, test_fraction=0.2, seed=0)
+
+    assert len(train) + len(test) == len(frame)
+    assert len(test) == pytest.approx(4_000, abs=1)
+    frauds = int(frame["Class"].sum())
+    assert int(test["Class"].sum()) == round(frauds * 0.2)
+    assert int(train["Class"].sum()) == frauds - round(frauds * 0.2)
+    assert train["Time"].is_monotonic_increasing and test["Time"].is_monotonic_increasing
+
+
+def test_sample_data_written_to_a_directory_loads_back(tmp_path: Path) -> None:
+    written = data.write_sample(str(tmp_path / "data"), rows=3_000, seed=0)
+
+    assert written == [str(tmp_path / "data" / "train.parquet"),
+                       str(tmp_path / "data" / "test.parquet")]
+    train = data.load_table("data/train.parquet", tmp_path, "Class")
+    test = data.load_table("data/test.parquet", tmp_path, "Class")
+    assert len(train) + len(test) == 3_000
+    assert list(test.columns) == COLUMNS
+
+
+def test_local_data_version_is_the_files_sha256(tmp_path: Path) -> None:
+    data.write_sample(str(tmp_path / "data"), rows=1_000, seed=0)
+    content = (tmp_path / "data" / "test.parquet").read_bytes()
+
+    assert data.data_version("data/test.parquet", tmp_path) == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.parametrize("uri", ["../outside.parquet", "data/../../outside.parquet",
+                                 "/etc/passwd", "~/data.parquet", "file:///etc/passwd"])
+def test_paths_leading_out_of_the_repository_are_refused(tmp_path: Path, uri: str) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (tmp_path / "outside.parquet").write_bytes(b"secret")
+
+    with pytest.raises(BotError):
+        data.load_table(uri, repo)
+    with pytest.raises(BotError):
+        data.data_version(uri, repo)
+
+
+def test_a_link_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    data.write_sample(str(tmp_path / "elsewhere"), rows=500)
+    (repo / "data").symlink_to(tmp_path / "elsewhere")
+
+    with pytest.raises(BotError, match="outside the repository"):
+        data.load_table("data/train.parquet", repo)
+    with pytest.raises(BotError, match="outside the repository"):
+        data.data_version("data/train.parquet", repo)
+
+
+def test_missing_file_not_parquet_and_missing_target_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "notes.parquet").write_text("not a table")
+    pd.DataFrame({"a": [1.0], "b": [2.0]}).to_parquet(tmp_path / "no-target.parquet")
+
+    with pytest.raises(BotError, match=r"missing\.parquet: no such file"):
+        data.load_table("missing.parquet", tmp_path)
+    with pytest.raises(BotError, match=r"notes\.parquet: not a readable Parquet file"):
+        data.load_table("notes.parquet", tmp_path)
+    with pytest.raises(BotError, match="no target column 'Class'"):
+        data.load_table("no-target.parquet", tmp_path, "Class")
+
+
+def test_sample_data_written_to_s3_loads_back_like_the_seed(s3: Any) -> None:
+    written = data.write_sample("s3://fraud-detection-data/processed/", rows=3_000, seed=0)
+
+    assert written == ["s3://fraud-detection-data/processed/train.parquet",
+                       "s3://fraud-detection-data/processed/test.parquet"]
+    listed = s3.list_objects_v2(Bucket="fraud-detection-data")["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["processed/test.parquet",
+                                                "processed/train.parquet"]
+    body = s3.get_object(Bucket="fraud-detection-data", Key="processed/test.parquet")["Body"]
+    expected = pd.read_parquet(io.BytesIO(body.read()))
+    loaded = data.load_table(written[1], Path("."), "Class")
+    pd.testing.assert_frame_equal(loaded, expected)
+
+
+def test_s3_data_version_is_the_version_id_or_else_the_etag(s3: Any) -> None:
+    s3.put_object(Bucket="fraud-detection-data", Key="plain.parquet", Body=b"one")
+    s3.create_bucket(Bucket="versioned-data")
+    s3.put_bucket_versioning(Bucket="versioned-data",
+                             VersioningConfiguration={"Status": "Enabled"})
+    put = s3.put_object(Bucket="versioned-data", Key="train.parquet", Body=b"two")
+
+    etag = s3.head_object(Bucket="fraud-detection-data", Key="plain.parquet")["ETag"]
+    assert data.data_version("s3://fraud-detection-data/plain.parquet", Path(".")) \
+        == etag.strip('"')
+    assert data.data_version("s3://versioned-data/train.parquet", Path(".")) \
+        == put["VersionId"]
+
+
+def test_s3_errors_name_the_uri_and_the_reason(s3: Any) -> None:
+    s3.put_object(Bucket="fraud-detection-data", Key="notes.parquet", Body=b"not a table")
+
+    with pytest.raises(BotError, match=r"s3://no-such-bucket/train\.parquet: the bucket does"):
+        data.load_table("s3://no-such-bucket/train.parquet", Path("."))
+    with pytest.raises(BotError, match=r"s3://fraud-detection-data/gone\.parquet: no such"):
+        data.load_table("s3://fraud-detection-data/gone.parquet", Path("."))
+    with pytest.raises(BotError, match="not a readable Parquet file"):
+        data.load_table("s3://fraud-detection-data/notes.parquet", Path("."))
+    with pytest.raises(BotError, match="no such object"):
+        data.data_version("s3://fraud-detection-data/gone.parquet", Path("."))
+
+
+def test_writing_sample_data_to_a_missing_bucket_creates_nothing(s3: Any) -> None:
+    with pytest.raises(BotError, match="s3://no-such-bucket: the bucket does not exist"):
+        data.write_sample("s3://no-such-bucket/processed", rows=500)
+
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["fraud-detection-data"]

@@ -1,0 +1,233 @@
+"""The production endpoint's variants: create, shift traffic, add a challenger, promote, resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bot.aws import clients, endpoint
+from bot.domain import EndpointSpec, VariantSpec
+from bot.errors import BotError
+from bot.local_aws import install_moto_extensions
+from bot.settings import target
+
+T = target("fraud-detection")
+OLD = "s3://fraud-detection-models/promotion-bot/models/aaa/model.tar.gz"
+NEW = "s3://fraud-detection-models/promotion-bot/models/bbb/model.tar.gz"
+CHANGING = {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint",
+            "UpdateEndpointWeightsAndCapacities", "DeleteEndpointConfig", "DeleteModel",
+            "DeleteEndpoint", "AddTags", "DeleteTags"}
+
+
+def spec(*variants: tuple[str, str, int]) -> EndpointSpec:
+    return EndpointSpec(T.endpoint_name, tuple(VariantSpec(n, u, w) for n, u, w in variants))
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    install_moto_extensions()
+    with mock_aws():
+        yield boto3.client("sagemaker", region_name="us-east-1")
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, aws: Any) -> list[str]:
+    """The SageMaker operations reconcile makes, in order."""
+    made: list[str] = []
+
+    def recording_client(service: str, region: str | None = None) -> Any:
+        sm = clients.client(service, region)
+        sm.meta.events.register("before-call.sagemaker.*",
+                                lambda model, **_: made.append(model.name))
+        return sm
+
+    monkeypatch.setattr(endpoint, "client", recording_client)
+    return made
+
+
+def reconcile(wanted: EndpointSpec) -> endpoint.EndpointOutcome:
+    return endpoint.reconcile(T, wanted, wait_delay=0)
+
+
+def names(sm: Any) -> tuple[list[str], list[str]]:
+    models = sorted(m["ModelName"] for m in sm.list_models()["Models"])
+    configs = sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"])
+    return models, configs
+
+
+def test_first_apply_creates_the_endpoint_serving_the_champion(aws: Any) -> None:
+    assert endpoint.read(T) is None
+    wanted = spec(("champion", OLD, 100))
+
+    outcome = reconcile(wanted)
+
+    assert outcome.status == "InService"
+    assert outcome.variants == wanted.variants
+    assert endpoint.read(T) == wanted
+    assert [a.split()[0:2] for a in outcome.actions] == [
+        ["create", "model"], ["create", "endpoint"], ["create", "endpoint"]]
+    model = endpoint.model_name(T, OLD)
+    assert names(aws) == ([model], [endpoint.config_name(T, wanted)])
+    described = aws.describe_model(ModelName=model)
+    assert described["PrimaryContainer"] == {"Image": T.xgboost_image, "ModelDataUrl": OLD}
+    assert described["ExecutionRoleArn"] == T.sagemaker_role_arn
+    tags = aws.list_tags(ResourceArn=described["ModelArn"])["Tags"]
+    assert {"Key": "promotion-bot:managed", "Value": "true"} in tags
+
+
+def test_rerun_changes_nothing(aws: Any, calls: list[str]) -> None:
+    reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+    calls.clear()
+
+    outcome = reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+
+    assert outcome.actions == ()
+    assert not CHANGING & set(calls)
+
+
+def test_traffic_shift_only_updates_the_weights(aws: Any, calls: list[str]) -> None:
+    reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+    config = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
+    calls.clear()
+
+    outcome = reconcile(spec(("champion", OLD, 50), ("challenger", NEW, 50)))
+
+    assert outcome.actions == ("set weights champion 90% → 50%, challenger 10% → 50%",)
+    assert CHANGING & set(calls) == {"UpdateEndpointWeightsAndCapacities"}
+    live = endpoint.read(T)
+    assert live is not None
+    assert [(v.name, v.weight) for v in live.variants] == [("champion", 50), ("challenger", 50)]
+    assert aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"] == config
+
+
+def test_adding_a_challenger_deploys_a_new_config_and_removes_the_old(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    wanted = spec(("champion", OLD, 99), ("challenger", NEW, 1))
+
+    outcome = reconcile(wanted)
+
+    assert endpoint.read(T) == wanted
+    assert names(aws) == (sorted([endpoint.model_name(T, OLD), endpoint.model_name(T, NEW)]),
+                          [endpoint.config_name(T, wanted)])
+    assert any(a.startswith("update endpoint") for a in outcome.actions)
+    assert any(a.startswith("delete endpoint config") for a in outcome.actions)
+
+
+def test_promotion_leaves_only_the_new_champion(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 50), ("challenger", NEW, 50)))
+    promoted = spec(("champion", NEW, 100))
+
+    outcome = reconcile(promoted)
+
+    assert endpoint.read(T) == promoted
+    assert names(aws) == ([endpoint.model_name(T, NEW)], [endpoint.config_name(T, promoted)])
+    assert f"delete model {endpoint.model_name(T, OLD)}" in outcome.actions
+    assert reconcile(promoted).actions == ()
+
+
+def test_rerun_after_a_crash_before_the_update_finishes_the_job(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    wanted = spec(("champion", OLD, 90), ("challenger", NEW, 10))
+
+    def crashing_client(service: str, region: str | None = None) -> Any:
+        sm = clients.client(service, region)
+
+        def crash(**_: Any) -> None:
+            raise RuntimeError("runner killed")
+
+        sm.meta.events.register("before-call.sagemaker.UpdateEndpoint", crash)
+        return sm
+
+    monkeypatch.setattr(endpoint, "client", crashing_client)
+    with pytest.raises(RuntimeError):
+        reconcile(wanted)
+    monkeypatch.setattr(endpoint, "client", clients.client)
+
+    outcome = reconcile(wanted)
+
+    assert endpoint.read(T) == wanted
+    assert not any(a.startswith("create") for a in outcome.actions)
+    assert outcome.actions[0].startswith("update endpoint")
+    assert len(names(aws)[1]) == 1
+
+
+def test_resources_the_bot_did_not_create_are_kept(aws: Any) -> None:
+    container = {"Image": T.xgboost_image, "ModelDataUrl": OLD}
+    for name in ("fraud-detection-0123456789abcdef", "fraud-detection-by-hand"):
+        aws.create_model(ModelName=name, PrimaryContainer=container,
+                         ExecutionRoleArn=T.sagemaker_role_arn)
+    reconcile(spec(("champion", OLD, 100)))
+    reconcile(spec(("champion", NEW, 100)))
+
+    models, _ = names(aws)
+
+    assert "fraud-detection-0123456789abcdef" in models
+    assert "fraud-detection-by-hand" in models
+    assert endpoint.model_name(T, OLD) not in models
+
+
+def test_a_variant_at_weight_zero_keeps_its_zero(aws: Any) -> None:
+    wanted = spec(("champion", OLD, 100), ("challenger", NEW, 0))
+
+    reconcile(wanted)
+
+    assert endpoint.read(T) == wanted
+
+
+def test_weights_that_do_not_take_effect_fail_the_apply(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+
+    def ignoring_client(service: str, region: str | None = None) -> Any:
+        sm = clients.client(service, region)
+
+        def keep_old_weights(params: dict[str, Any], **_: Any) -> None:
+            for change in params["DesiredWeightsAndCapacities"]:
+                change["DesiredWeight"] = 90.0 if change["VariantName"] == "champion" else 10.0
+
+        sm.meta.events.register(
+            "provide-client-params.sagemaker.UpdateEndpointWeightsAndCapacities",
+            keep_old_weights)
+        return sm
+
+    monkeypatch.setattr(endpoint, "client", ignoring_client)
+    with pytest.raises(BotError, match="does not serve what was asked"):
+        reconcile(spec(("champion", OLD, 50), ("challenger", NEW, 50)))
+
+
+def test_a_failed_endpoint_is_a_clear_error(aws: Any) -> None:
+    from moto.sagemaker.models import sagemaker_backends
+
+    reconcile(spec(("champion", OLD, 100)))
+    live = sagemaker_backends["123456789012"]["us-east-1"].endpoints[T.endpoint_name]
+    live.endpoint_status, live.failure_reason = "Failed", "image not found"
+
+    with pytest.raises(BotError, match="Failed: image not found"):
+        reconcile(spec(("champion", NEW, 100)))
+
+
+def test_names_are_valid_sagemaker_names() -> None:
+    pattern = endpoint.NAME_PATTERN
+    assert pattern.match(endpoint.model_name(T, OLD))
+    assert pattern.match(endpoint.config_name(T, spec(("champion", OLD, 100))))
+    assert endpoint.model_name(T, OLD) != endpoint.model_name(T, NEW)
+    with pytest.raises(BotError, match="not a valid SageMaker name"):
+        endpoint.model_name(target("x" * 50), OLD)
+
+
+def test_a_spec_whose_weights_do_not_add_up_is_refused(aws: Any) -> None:
+    with pytest.raises(BotError, match="add up to 100"):
+        reconcile(spec(("champion", OLD, 60), ("challenger", NEW, 10)))
+    assert endpoint.read(T) is None

@@ -1,0 +1,78 @@
+"""git: which request files a push changed, their content at a revision, their history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import GitRepo
+
+from bot import git
+from bot.errors import BotError
+
+A = "promotion-requests/fraud-detection.yaml"
+B = "promotion-requests/churn.yaml"
+
+
+def test_changed_requests_in_a_range(git_repo: GitRepo) -> None:
+    start = git_repo.head()
+    first = git_repo.commit({A: "a: 1\n", B: "b: 1\n", "promotion-requests/README.md": "x",
+                             "promotion-requests/old/nested.yaml": "n: 1\n"}, "add")
+    assert git.changed_requests(git_repo.path, start, first) == [(B, "A"), (A, "A")]
+    second = git_repo.commit({A: "a: 2\n", B: None}, "edit and delete")
+    assert git.changed_requests(git_repo.path, first, second) == [(B, "D"), (A, "M")]
+    assert git.changed_requests(git_repo.path, second, second) == []
+
+
+def test_rename_retires_one_target_and_adds_another(git_repo: GitRepo) -> None:
+    first = git_repo.commit({A: "same: content\n"}, "add")
+    git_repo.git("mv", A, B)
+    git_repo.git("commit", "-q", "-m", "rename")
+    assert git.changed_requests(git_repo.path, first, "HEAD") == [(B, "A"), (A, "D")]
+
+
+@pytest.mark.parametrize("before", [None, "", "0" * 40, "f" * 40])
+def test_missing_start_means_everything_is_new(git_repo: GitRepo, before: str | None) -> None:
+    git_repo.commit({A: "a: 1\n"}, "add")
+    assert git.changed_requests(git_repo.path, before, "HEAD") == [(A, "A")]
+
+
+def test_show_file_at_revision(git_repo: GitRepo) -> None:
+    first = git_repo.commit({A: "a: 1\n"}, "add")
+    git_repo.commit({A: None}, "delete")
+    assert git.show(git_repo.path, first, A) == "a: 1\n"
+    assert git.show(git_repo.path, "HEAD", A) is None
+
+
+def test_bad_revision_is_a_clear_error(git_repo: GitRepo) -> None:
+    with pytest.raises(BotError, match="'nope' is not a commit in"):
+        git.rev_parse(git_repo.path, "nope")
+    with pytest.raises(BotError, match="failed in /nonexistent-repo: fatal: cannot change"):
+        git.log(Path("/nonexistent-repo"), A)
+
+
+def test_log_and_revert_detection(git_repo: GitRepo) -> None:
+    first = git_repo.commit({A: "a: 1\n"}, "Promote exp-1 (#3)",
+                            author="Alice Example <alice@example.com>")
+    second = git_repo.commit({A: "a: 2\n"}, "Promote exp-2")
+    reverted = git_repo.revert(second)
+    log = git.log(git_repo.path, A)
+    assert [c.sha for c in log] == [reverted, second, first]
+    assert log[0].subject == 'Revert "Promote exp-2"' and log[0].reverts == second
+    assert (log[2].author, log[2].email, log[2].subject) == (
+        "Alice Example", "alice@example.com", "Promote exp-1 (#3)")
+    assert log[2].reverts is None and log[2].date.startswith("20")
+    assert git.commit_author(git_repo.path, first) == "Alice Example <alice@example.com>"
+    assert git.is_ancestor(git_repo.path, first, reverted)
+    assert not git.is_ancestor(git_repo.path, reverted, first)
+    assert git.request_paths(git_repo.path) == [A]
+
+
+def test_revert_of_a_merge_commit_names_the_merge(git_repo: GitRepo) -> None:
+    git_repo.git("checkout", "-q", "-b", "promote")
+    git_repo.commit({A: "a: 1\n"}, "Promote")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #2")
+    merge = git_repo.head()
+    git_repo.git("revert", "--no-edit", "-m", "1", merge)
+    assert git.log(git_repo.path, A)[0].reverts == merge

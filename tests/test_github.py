@@ -1,0 +1,302 @@
+"""The code host adapter, driven through PyGithub against the local GitHub server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BotError
+from bot.github import (
+    GitHubHost,
+    comment_marker,
+    pr_number_from_event,
+    push_range_from_event,
+)
+from bot.local_github import LocalGitHub
+
+TOKEN = "ghs_local-secret-token-0123456789"
+REPO = "acme/fraud-models"
+HEAD = "a" * 40
+MERGE = "b" * 40
+
+
+@pytest.fixture
+def github() -> Iterator[LocalGitHub]:
+    with LocalGitHub(token=TOKEN, repository=REPO) as server:
+        yield server
+
+
+@pytest.fixture
+def host(github: LocalGitHub) -> GitHubHost:
+    return GitHubHost(TOKEN, REPO, base_url=github.url)
+
+
+@pytest.fixture
+def pr(github: LocalGitHub) -> int:
+    return github.open_pull(head_sha=HEAD, author="dana", title="Promote exp-42")
+
+
+def bot_comments(github: LocalGitHub, pr: int) -> list[str]:
+    return [c["body"] for c in github.comments(pr) if c["user"]["login"] == github.bot_login]
+
+
+def test_second_plan_edits_the_first_comment_instead_of_adding_one(
+        github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+    first = host.upsert_comment(pr, "fraud-detection", "accuracy 0.91")
+    second = host.upsert_comment(pr, "fraud-detection", "accuracy 0.93")
+
+    assert first == second
+    assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\naccuracy 0.93"]
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert any(line.startswith("PATCH ") for line in github.request_log())
+
+
+def test_unchanged_comment_is_not_rewritten(github: LocalGitHub, host: GitHubHost,
+                                            pr: int) -> None:
+    host.upsert_comment(pr, "fraud-detection", "same plan")
+    host.upsert_comment(pr, "fraud-detection", "same plan")
+
+    assert not any(line.startswith("PATCH ") for line in github.request_log())
+    assert len(bot_comments(github, pr)) == 1
+
+
+def test_each_target_keeps_its_own_comment(github: LocalGitHub, host: GitHubHost,
+                                           pr: int) -> None:
+    fraud = host.upsert_comment(pr, "fraud-detection", "fraud plan v1")
+    churn = host.upsert_comment(pr, "churn", "churn plan v1")
+    assert host.upsert_comment(pr, "fraud-detection", "fraud plan v2") == fraud
+
+    bodies = {c["id"]: c["body"] for c in github.comments(pr)}
+    assert fraud != churn
+    assert bodies == {
+        fraud: f"{comment_marker('fraud-detection')}\nfraud plan v2",
+        churn: f"{comment_marker('churn')}\nchurn plan v1",
+    }
+
+
+def test_a_human_quoting_the_marker_is_left_alone(github: LocalGitHub, host: GitHubHost,
+                                                  pr: int) -> None:
+    quote = f"why did this fail?\n> {comment_marker('fraud-detection')}"
+    human = github.add_comment(pr, quote, user="dana")
+
+    ours = host.upsert_comment(pr, "fraud-detection", "plan")
+
+    assert ours != human
+    assert [c["body"] for c in github.comments(pr) if c["id"] == human] == [quote]
+
+
+def test_actions_token_finds_the_comment_of_its_bot() -> None:
+    # The Actions GITHUB_TOKEN cannot read /user (403): the bot's comments are the Bot's.
+    with LocalGitHub(token=TOKEN, repository=REPO, installation_token=True) as server:
+        number = server.open_pull(head_sha=HEAD, author="dana", title="t")
+        server.add_comment(number, f"quoting {comment_marker('fraud-detection')}", user="dana")
+        actions = GitHubHost(TOKEN, REPO, base_url=server.url)
+
+        first = actions.upsert_comment(number, "fraud-detection", "v1")
+        second = actions.upsert_comment(number, "fraud-detection", "v2")
+
+        assert first == second
+        assert [c["body"].splitlines()[-1] for c in server.comments(number)] == [
+            f"quoting {comment_marker('fraud-detection')}", "v2"]
+        assert "GET /user" in server.request_log()
+
+
+def test_comment_found_on_a_later_page(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+    for i in range(75):
+        github.add_comment(pr, f"discussion {i}", user="dana")
+    ours = host.upsert_comment(pr, "fraud-detection", "v1")  # the 76th: on page 3 of 30
+
+    assert host.upsert_comment(pr, "fraud-detection", "v2") == ours
+    assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\nv2"]
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert any("page=3" in line for line in github.request_log())
+
+
+def test_oversized_comment_is_cut_to_what_github_accepts(github: LocalGitHub, host: GitHubHost,
+                                                         pr: int) -> None:
+    host.upsert_comment(pr, "fraud-detection", "x" * 70_000)
+
+    (body,) = bot_comments(github, pr)
+    assert len(body) <= 65_536
+    assert body.startswith(comment_marker("fraud-detection"))
+    assert "truncated" in body
+
+
+def test_status_is_recorded_with_description_cut_to_140(github: LocalGitHub,
+                                                        host: GitHubHost) -> None:
+    host.set_status(HEAD, "promotion-bot/plan", "pending", "training the candidate")
+    host.set_status(HEAD, "promotion-bot/plan", "success", "gates passed " + "." * 200,
+                    target_url="https://example.invalid/run/1")
+
+    statuses = github.statuses(HEAD)
+    assert [(s["context"], s["state"]) for s in statuses] == [
+        ("promotion-bot/plan", "pending"), ("promotion-bot/plan", "success")]
+    assert statuses[0]["target_url"] is None
+    assert statuses[1]["target_url"] == "https://example.invalid/run/1"
+    assert len(statuses[1]["description"]) == 140
+    assert statuses[1]["description"].startswith("gates passed")
+
+
+def test_status_state_must_be_one_github_knows(host: GitHubHost) -> None:
+    with pytest.raises(ValueError, match="state"):
+        host.set_status(HEAD, "promotion-bot/plan", "passed", "nope")
+
+
+def test_later_changes_requested_cancels_an_approval(github: LocalGitHub, host: GitHubHost,
+                                                     pr: int) -> None:
+    github.review(pr, "erin", "APPROVED")
+    github.review(pr, "frank", "APPROVED")
+    github.review(pr, "erin", "CHANGES_REQUESTED")
+    github.review(pr, "frank", "COMMENTED")  # a comment keeps frank's approval
+    github.review(pr, "gus", "COMMENTED")
+
+    assert host.approvers(pr) == ["frank"]
+
+    github.review(pr, "erin", "APPROVED")
+    assert host.approvers(pr) == ["erin", "frank"]
+
+
+def test_dismissed_approval_does_not_count(github: LocalGitHub, host: GitHubHost,
+                                           pr: int) -> None:
+    github.review(pr, "zoe", "APPROVED")
+    github.review(pr, "adam", "APPROVED")
+    github.review(pr, "zoe", "DISMISSED")
+
+    assert host.approvers(pr) == ["adam"]
+
+
+def test_merged_pull_of_a_commit(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+    assert host.pull_for_commit(MERGE) is None
+    assert host.pull_for_commit(HEAD) is None  # open, not merged yet
+
+    github.merge_pull(pr, MERGE)
+
+    assert host.pull_for_commit(MERGE) == pr
+    assert host.pull_for_commit(HEAD) == pr
+    assert host.pull_for_commit("c" * 40) is None
+
+
+def test_pull_author(host: GitHubHost, pr: int) -> None:
+    assert host.pull_author(pr) == "dana"
+
+
+def test_wrong_token_is_a_clear_error_without_the_token(github: LocalGitHub, pr: int) -> None:
+    wrong = "ghp_wrong-token-must-not-leak-987654"
+    host = GitHubHost(wrong, REPO, base_url=github.url)
+
+    with pytest.raises(BotError) as caught:
+        host.upsert_comment(pr, "fraud-detection", "plan")
+
+    message = caught.value.message
+    assert "401" in message and "token" in message
+    assert wrong not in message and wrong not in repr(host) and wrong not in str(caught.value)
+    assert "\n" not in message
+    assert github.comments(pr) == []
+
+
+def test_missing_pull_request_is_a_clear_error(host: GitHubHost) -> None:
+    with pytest.raises(BotError, match=r"pull request #404 not found in acme/fraud-models"):
+        host.pull_author(404)
+
+
+def test_unknown_repository_is_a_clear_error(github: LocalGitHub) -> None:
+    host = GitHubHost(TOKEN, "acme/nope", base_url=github.url)
+    with pytest.raises(BotError, match=r"not found in acme/nope \(404"):
+        host.approvers(1)
+
+
+def test_a_passing_server_error_is_retried(github: LocalGitHub, host: GitHubHost,
+                                           pr: int) -> None:
+    github.fail_next(502)
+    github.review(pr, "erin", "APPROVED")
+
+    assert host.approvers(pr) == ["erin"]
+
+
+def test_an_outage_is_a_clear_error(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+    github.fail_next(503, count=10)
+
+    with pytest.raises(BotError, match=r"GitHub failed on reviews of pull request #1 .*503"):
+        host.approvers(pr)
+
+
+def test_a_failed_comment_post_is_not_retried(github: LocalGitHub, host: GitHubHost,
+                                              pr: int) -> None:
+    # GitHub may have made the comment before failing: sending the POST again could make two.
+    github.fail_next(502, method="POST")
+
+    with pytest.raises(BotError, match="502"):
+        host.upsert_comment(pr, "fraud-detection", "plan")
+
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert host.upsert_comment(pr, "fraud-detection", "plan") > 0
+    assert len(bot_comments(github, pr)) == 1
+
+
+def test_unreachable_github_is_a_clear_error() -> None:
+    server = LocalGitHub(token=TOKEN).start()
+    url = server.url
+    server.stop()
+
+    with pytest.raises(BotError, match="cannot reach"):
+        GitHubHost(TOKEN, REPO, base_url=url).pull_author(1)
+
+
+def test_from_env_needs_token_and_repository() -> None:
+    assert GitHubHost.from_env({}) is None
+    assert GitHubHost.from_env({"GITHUB_TOKEN": TOKEN}) is None
+    assert GitHubHost.from_env({"GITHUB_REPOSITORY": REPO}) is None
+
+    host = GitHubHost.from_env({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO,
+                                "GITHUB_API_URL": "https://ghe.example.invalid/api/v3"})
+    assert host is not None
+    assert (host.repository, host.base_url) == (REPO, "https://ghe.example.invalid/api/v3")
+    assert TOKEN not in repr(host)
+    default = GitHubHost.from_env({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO})
+    assert default is not None and default.base_url == "https://api.github.com"
+
+
+def test_from_env_reaches_the_local_server(github: LocalGitHub, pr: int) -> None:
+    host = GitHubHost.from_env({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO,
+                                "GITHUB_API_URL": github.url})
+    assert host is not None
+    assert host.pull_author(pr) == "dana"
+
+
+def test_bad_repository_name_is_a_clear_error() -> None:
+    with pytest.raises(BotError, match="OWNER/NAME"):
+        GitHubHost(TOKEN, "fraud-models")
+
+
+def write_event(tmp_path: Path, event: object) -> dict[str, str]:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    return {"GITHUB_EVENT_PATH": str(path)}
+
+
+def test_pull_request_number_from_the_event(tmp_path: Path) -> None:
+    env = write_event(tmp_path, {"action": "synchronize", "number": 7,
+                                 "pull_request": {"number": 7, "head": {"sha": HEAD}}})
+    assert pr_number_from_event(env) == 7
+    assert pr_number_from_event(write_event(tmp_path, {"ref": "refs/heads/main"})) is None
+    assert pr_number_from_event({}) is None
+    assert pr_number_from_event({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}) is None
+
+
+def test_push_range_from_the_event(tmp_path: Path) -> None:
+    assert push_range_from_event(write_event(tmp_path, {"before": HEAD, "after": MERGE})) == (
+        HEAD, MERGE)
+    assert push_range_from_event(write_event(tmp_path, {"before": "0" * 40, "after": MERGE})
+                                 ) is None
+    assert push_range_from_event(write_event(tmp_path, {"pull_request": {"number": 1}})) is None
+    assert push_range_from_event({}) is None
+
+
+def test_unreadable_event_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "event.json"
+    path.write_text("{not json")
+    with pytest.raises(BotError, match=r"event\.json: cannot read the GitHub event"):
+        push_range_from_event({"GITHUB_EVENT_PATH": str(path)})

@@ -1,0 +1,227 @@
+"""The local GitHub server speaks the REST shapes and rules the adapter relies on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.local_github import LocalGitHub
+
+TOKEN = "local-token"
+REPO = "acme/fraud-models"
+SHA = "d" * 40
+
+
+@pytest.fixture
+def github() -> Iterator[LocalGitHub]:
+    with LocalGitHub(token=TOKEN, repository=REPO) as server:
+        yield server
+
+
+def call(github: LocalGitHub, method: str, path: str, body: Any = None,
+         auth: str | None = f"token {TOKEN}") -> tuple[int, Any, dict[str, str]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(github.url + path, data=data, method=method)
+    if auth:
+        request.add_header("Authorization", auth)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read()), dict(error.headers)
+
+
+def test_requests_without_the_token_are_refused(github: LocalGitHub) -> None:
+    assert call(github, "GET", f"/repos/{REPO}", auth=None)[:2] == (
+        401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
+              "status": "401"})
+    assert call(github, "GET", f"/repos/{REPO}", auth="token nope")[0] == 401
+    assert call(github, "GET", f"/repos/{REPO}", auth=f"Bearer {TOKEN}")[0] == 200
+    assert call(github, "GET", f"/repos/{REPO}", auth=f"bearer {TOKEN}")[0] == 200
+
+
+def test_repository_and_unknown_paths(github: LocalGitHub) -> None:
+    status, repo, _ = call(github, "GET", f"/repos/{REPO}")
+    assert status == 200
+    assert repo["full_name"] == REPO and repo["url"] == f"{github.url}/repos/{REPO}"
+    assert repo["owner"]["login"] == "acme"
+    assert call(github, "GET", "/repos/acme/other")[0] == 404
+    assert call(github, "GET", f"/repos/{REPO}/pulls/1")[0] == 404
+    assert call(github, "GET", f"/repos/{REPO}/nothing-here")[0] == 404
+
+
+def test_user_is_the_bot_or_refused_for_an_installation_token(github: LocalGitHub) -> None:
+    assert call(github, "GET", "/user")[1]["login"] == "promotion-bot[bot]"
+    with LocalGitHub(token=TOKEN, installation_token=True) as actions:
+        status, body, _ = call(actions, "GET", "/user")
+    assert (status, body["message"]) == (403, "Resource not accessible by integration")
+
+
+def test_pull_request_shape(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="Promote", body="why")
+    github.set_head(pr, "e" * 40)
+
+    status, pull, _ = call(github, "GET", f"/repos/{REPO}/pulls/{pr}")
+
+    assert status == 200
+    assert (pull["number"], pull["title"], pull["body"], pull["state"]) == (
+        pr, "Promote", "why", "open")
+    assert pull["user"]["login"] == "dana"
+    assert pull["head"]["sha"] == "e" * 40 and pull["head"]["repo"]["full_name"] == REPO
+    assert pull["url"] == f"{github.url}/repos/{REPO}/pulls/{pr}"
+    assert pull["merged_at"] is None and pull["merge_commit_sha"] is None
+
+
+def test_comments_create_list_edit(github: LocalGitHub) -> None:
+    pr = github.open_pull(number=12, head_sha=SHA, author="dana", title="t")
+
+    status, created, headers = call(github, "POST", f"/repos/{REPO}/issues/12/comments",
+                                    {"body": "hello"})
+    assert status == 201
+    assert created["user"] == {**created["user"], "login": "promotion-bot[bot]", "type": "Bot"}
+    assert headers["Location"] == created["url"]
+    assert created["url"] == f"{github.url}/repos/{REPO}/issues/comments/{created['id']}"
+
+    status, edited, _ = call(github, "PATCH", f"/repos/{REPO}/issues/comments/{created['id']}",
+                             {"body": "edited"})
+    assert (status, edited["body"]) == (200, "edited")
+    assert call(github, "GET", f"/repos/{REPO}/issues/comments/{created['id']}")[1][
+        "body"] == "edited"
+    assert [c["body"] for c in call(github, "GET", f"/repos/{REPO}/issues/{pr}/comments")[1]
+            ] == ["edited"]
+    assert github.comments(pr) == call(github, "GET", f"/repos/{REPO}/issues/{pr}/comments")[1]
+
+
+def test_comment_needs_a_body(github: LocalGitHub) -> None:
+    github.open_pull(head_sha=SHA, author="dana", title="t")
+    status, body, _ = call(github, "POST", f"/repos/{REPO}/issues/1/comments", {"text": "x"})
+    assert (status, body["message"]) == (422, "Validation Failed")
+    assert call(github, "POST", f"/repos/{REPO}/issues/9/comments", {"body": "x"})[0] == 404
+
+
+def test_lists_are_paginated_with_link_headers(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t")
+    for i in range(45):
+        github.add_comment(pr, f"c{i}")
+
+    status, first, headers = call(github, "GET", f"/repos/{REPO}/issues/{pr}/comments")
+    assert (status, len(first)) == (200, 30)
+    assert 'page=2>; rel="next"' in headers["Link"] and 'rel="last"' in headers["Link"]
+
+    status, second, headers = call(github, "GET",
+                                   f"/repos/{REPO}/issues/{pr}/comments?per_page=30&page=2")
+    assert [c["body"] for c in first + second] == [f"c{i}" for i in range(45)]
+    assert 'rel="next"' not in headers["Link"] and 'rel="prev"' in headers["Link"]
+
+    assert "Link" not in call(github, "GET",
+                              f"/repos/{REPO}/issues/{pr}/comments?per_page=100")[2]
+
+
+def test_statuses_and_combined_status(github: LocalGitHub) -> None:
+    for context, state in [("promotion-bot/plan", "pending"), ("ci", "success"),
+                           ("promotion-bot/plan", "success")]:
+        status, _, _ = call(github, "POST", f"/repos/{REPO}/statuses/{SHA}",
+                            {"state": state, "context": context, "description": "d"})
+        assert status == 201
+
+    listed = call(github, "GET", f"/repos/{REPO}/commits/{SHA}/statuses")[1]
+    assert [(s["context"], s["state"]) for s in listed] == [
+        ("promotion-bot/plan", "success"), ("ci", "success"), ("promotion-bot/plan", "pending")]
+    assert [s["state"] for s in github.statuses(SHA)] == ["pending", "success", "success"]
+
+    combined = call(github, "GET", f"/repos/{REPO}/commits/{SHA}/status")[1]
+    assert (combined["state"], combined["total_count"]) == ("success", 2)
+    call(github, "POST", f"/repos/{REPO}/statuses/{SHA}", {"state": "failure", "context": "ci"})
+    assert call(github, "GET", f"/repos/{REPO}/commits/{SHA}/status")[1]["state"] == "failure"
+
+
+def test_status_is_validated_like_github(github: LocalGitHub) -> None:
+    url = f"/repos/{REPO}/statuses/{SHA}"
+    assert call(github, "POST", url, {"state": "green"})[0] == 422
+    status, body, _ = call(github, "POST", url, {"state": "success", "description": "x" * 141})
+    assert status == 422 and "140" in body["errors"][0]["message"]
+    assert call(github, "POST", f"/repos/{REPO}/statuses/not-a-sha", {"state": "success"}
+                )[0] == 422
+    assert github.statuses(SHA) == []
+
+
+def test_reviews_in_order_and_dismissal_in_place(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t")
+    approval = github.review(pr, "erin", "APPROVED")
+    github.review(pr, "frank", "COMMENTED", body="looks fine")
+    assert github.review(pr, "erin", "DISMISSED") == approval
+
+    reviews = call(github, "GET", f"/repos/{REPO}/pulls/{pr}/reviews")[1]
+    assert [(r["user"]["login"], r["state"]) for r in reviews] == [
+        ("erin", "DISMISSED"), ("frank", "COMMENTED")]
+    assert reviews[0]["commit_id"] == SHA
+    with pytest.raises(ValueError):
+        github.review(pr, "erin", "LGTM")
+    with pytest.raises(ValueError):
+        github.review(pr, "gus", "DISMISSED")
+
+
+def test_pulls_of_a_commit(github: LocalGitHub) -> None:
+    first = github.open_pull(head_sha=SHA, author="dana", title="one")
+    second = github.open_pull(head_sha="e" * 40, author="eve", title="two")
+    github.merge_pull(first, "f" * 40)
+
+    def numbers(sha: str) -> list[int]:
+        return [p["number"] for p in call(github, "GET", f"/repos/{REPO}/commits/{sha}/pulls")[1]]
+
+    assert numbers("f" * 40) == [first]
+    assert numbers(SHA) == [first]
+    assert numbers("e" * 40) == [second]
+    assert numbers("0" * 40) == []
+    merged = call(github, "GET", f"/repos/{REPO}/pulls/{first}")[1]
+    assert merged["merged"] and merged["state"] == "closed" and merged["merged_at"]
+
+
+def test_helpers_reject_what_github_would_not_have(github: LocalGitHub) -> None:
+    pr = github.open_pull(number=3, head_sha=SHA, author="dana", title="t")
+    with pytest.raises(ValueError):
+        github.open_pull(number=3, head_sha=SHA, author="dana", title="again")
+    with pytest.raises(ValueError):
+        github.set_head(pr, "main")
+    github.merge_pull(pr, "f" * 40)
+    with pytest.raises(ValueError):
+        github.merge_pull(pr, "f" * 40)
+
+
+def test_concurrent_writers_each_get_their_own_comment(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t")
+    ids: list[int] = []
+
+    def post(i: int) -> None:
+        ids.append(call(github, "POST", f"/repos/{REPO}/issues/{pr}/comments",
+                        {"body": f"n{i}"})[1]["id"])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(ids)) == 20
+    assert sorted(c["body"] for c in github.comments(pr)) == sorted(f"n{i}" for i in range(20))
+
+
+def test_url_only_while_running() -> None:
+    server = LocalGitHub()
+    with pytest.raises(RuntimeError):
+        _ = server.url
+    with server:
+        url = server.url
+        assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "/user", timeout=2)

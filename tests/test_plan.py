@@ -1,0 +1,143 @@
+"""`promotion-bot plan` on the embedded default: what a reviewer sees on the PR."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from bot import cli
+from bot.local_aws import LocalAWS, bootstrap
+from bot.local_github import LocalGitHub
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
+
+
+@pytest.fixture(scope="module")
+def production() -> Iterator[LocalAWS]:
+    with LocalAWS() as aws:
+        bootstrap(rows=3000, progress=lambda _: None)
+        yield aws
+
+
+@pytest.fixture()
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
+    with LocalGitHub(repository="acme/fraud-models") as server:
+        monkeypatch.setenv("GITHUB_TOKEN", server.token)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        yield server
+
+
+def request_repo(tmp_path: Path, text: str | None = None) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "promotion-requests").mkdir(parents=True)
+    path = repo / "promotion-requests" / "fraud-detection.yaml"
+    if text is None:
+        shutil.copy(SHIPPED, path)
+    else:
+        path.write_text(text)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    return path
+
+
+def event(tmp_path: Path, number: int, sha: str) -> str:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"pull_request": {"number": number, "head": {"sha": sha}}}))
+    return str(path)
+
+
+def plan(path: Path, out: Path) -> tuple[int, dict[str, Any]]:
+    code = cli.main(["plan", str(path), "--out", str(out)])
+    return code, json.loads((out / "plan.json").read_text())
+
+
+def test_plan_trains_compares_paired_and_changes_nothing(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ssm_before = boto3.client("ssm").get_parameters_by_path(
+        Path="/fraud-detection/hyperparameters")["Parameters"]
+    code, result = plan(request_repo(tmp_path), tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert code == (0 if result["passed"] else 1)
+    assert "Promotion plan" in printed
+    assert result["trained"] is True and result["comparison"]["paired"] is True
+    for metric in ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"):
+        m = result["comparison"]["metrics"][metric]
+        assert m["ci_low"] <= m["difference"] <= m["ci_high"]
+    cm = result["confusion_matrix"]
+    assert cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"] == result["rows"]
+    changed = {(c["target"], c["key"].rsplit("/", 1)[-1]) for c in result["changes"]}
+    assert ("ssm", "max_depth") in changed and ("ssm", "num_round") in changed
+    assert any(c["target"] == "endpoint" for c in result["changes"])
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {
+        "comment.md", "plan.json", "confusion_matrix.png", "roc_curve.png", "pr_curve.png"}
+    # Planning is read-only for production.
+    assert boto3.client("ssm").get_parameters_by_path(
+        Path="/fraud-detection/hyperparameters")["Parameters"] == ssm_before
+
+
+def test_replan_of_same_content_reuses_and_gate_edit_does_not_retrain(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    path = request_repo(tmp_path)
+    plan(path, tmp_path / "first")
+    code, again = plan(path, tmp_path / "again")
+    assert again["trained"] is False and (tmp_path / "again" / "roc_curve.png").is_file()
+    path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.91"))
+    _, edited = plan(path, tmp_path / "edited")
+    assert edited["content_sha256"] != again["content_sha256"]
+    assert edited["trained"] is False and edited["model_key"] == again["model_key"]
+
+
+def test_failing_gate_exits_1(production: LocalAWS, tmp_path: Path) -> None:
+    text = SHIPPED.read_text().replace("accuracy: 0.90", "accuracy: 0.99999")
+    code, result = plan(request_repo(tmp_path, text), tmp_path / "out")
+    assert code == 1 and result["passed"] is False
+    assert not next(g for g in result["gates"] if g["name"].startswith("accuracy"))["passed"]
+
+
+def test_invalid_request_exits_2_with_one_line(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SHIPPED.read_text().replace("max_depth: 7", "max_depth: 25")
+    code = cli.main(["plan", str(request_repo(tmp_path, text)), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "hyperparameters.max_depth" in err and "Traceback" not in err
+
+
+def test_one_comment_updated_in_place_and_a_status(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = request_repo(tmp_path)
+    number = github.open_pull(head_sha="a" * 40, author="dana", title="Promote")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "a" * 40))
+    plan(path, tmp_path / "one")
+    path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.92"))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "b" * 40))
+    plan(path, tmp_path / "two")
+    comments = github.comments(number)
+    assert len(comments) == 1 and "accuracy >= 0.92" in comments[0]["body"]
+    assert "xychart-beta" in comments[0]["body"]
+    assert github.statuses("b" * 40)[-1]["context"] == "promotion-bot/plan"
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = ("import sys; from bot import cli\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('boto3', 'xgboost', 'pandas', 'matplotlib', 'sklearn') "
+            "if m in sys.modules]\nprint(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ}).stdout
+    assert out.strip().splitlines()[-1] == "[]"

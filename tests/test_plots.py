@@ -1,0 +1,50 @@
+"""The evaluation's PNGs: confusion matrix, ROC and PR curves, champion overlaid."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bot.evaluation import evaluate
+from bot.plots import write_pngs
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def scores(seed: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(5_000) < 0.01).astype(int)
+    noise = np.random.default_rng(seed).normal(0, 0.15, labels.size)
+    return labels, np.clip(0.1 + strength * labels + noise, 0, 1)
+
+
+def test_three_pngs_are_written_quickly(tmp_path: Path) -> None:
+    labels, candidate = scores(1, 0.6)
+    _, champion = scores(2, 0.3)
+    started = time.perf_counter()
+
+    written = write_pngs(evaluate(labels, candidate), tmp_path / "out",
+                         champion=evaluate(labels, champion))
+
+    elapsed = time.perf_counter() - started
+    assert written == {"confusion_matrix": tmp_path / "out" / "confusion_matrix.png",
+                       "roc_curve": tmp_path / "out" / "roc_curve.png",
+                       "pr_curve": tmp_path / "out" / "pr_curve.png"}
+    for path in written.values():
+        assert path.read_bytes().startswith(PNG)
+        assert path.stat().st_size > 5_000
+    assert elapsed < 3.0  # about 0.4 s with matplotlib's import; the budget is 1.5 s
+
+
+def test_the_champion_is_drawn_on_the_curves_only(tmp_path: Path) -> None:
+    labels, candidate = scores(1, 0.6)
+    _, champion = scores(2, 0.3)
+    alone = write_pngs(evaluate(labels, candidate), tmp_path / "alone")
+    overlaid = write_pngs(evaluate(labels, candidate), tmp_path / "overlaid",
+                          champion=evaluate(labels, champion))
+
+    assert alone["roc_curve"].read_bytes() != overlaid["roc_curve"].read_bytes()
+    assert alone["pr_curve"].read_bytes() != overlaid["pr_curve"].read_bytes()
+    assert alone["confusion_matrix"].read_bytes() == overlaid["confusion_matrix"].read_bytes()
