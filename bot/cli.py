@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.errors import BotError
+from bot.errors import BotError, InvalidRequest
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"bot.commands.{args.command.replace('-', '_')}")
     try:
         code: int = module.run(args)
+    except InvalidRequest as error:
+        for problem in error.problems:  # already PATH:LINE: FIELD: REASON
+            print(problem, file=sys.stderr)
+        return error.exit_code
     except BotError as error:
         print(f"promotion-bot {args.command}: {error.message}", file=sys.stderr)
         return error.exit_code

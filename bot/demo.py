@@ -170,6 +170,13 @@ def with_override(text: str) -> str:
     return text.replace("    traffic_percent:", reason + "    traffic_percent:", 1)
 
 
+def rollout_to(share: int) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        return with_override(set_field(text, "traffic_percent", str(share)))
+
+    return edit
+
+
 def journey(j: Journey, seed_request: str) -> None:
     """The steps, in the order a team lives them."""
     j.header("A data scientist asks for the seed notebook's model in production (PR #1)")
@@ -189,9 +196,7 @@ def journey(j: Journey, seed_request: str) -> None:
     for share in (10, 50, 100):
         j.header(f"Rollout: challenger to {share} %" + (" = promotion to champion"
                                                       if share == 100 else ""))
-        j.promote(f"rollout-{share}", f"Rollout challenger to {share}%",
-                  lambda text, share=share: with_override(set_field(text, "traffic_percent",
-                                                                    str(share))))
+        j.promote(f"rollout-{share}", f"Rollout challenger to {share}%", rollout_to(share))
 
     j.header("Audit trail")
     j.bot("history", "history", "fraud-detection", "--repo", str(j.repo))
@@ -215,8 +220,10 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 def init_repo(root: Path) -> Path:
     repo = root / "repo"
     repo.mkdir(parents=True)
-    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True,  # noqa: E731
-                                    capture_output=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
     run("init", "-q", "-b", "main")
     run("config", "user.name", "Dana Scientist")
     run("config", "user.email", "dana@example.com")

@@ -231,3 +231,24 @@ def test_a_spec_whose_weights_do_not_add_up_is_refused(aws: Any) -> None:
     with pytest.raises(BotError, match="add up to 100"):
         reconcile(spec(("champion", OLD, 60), ("challenger", NEW, 10)))
     assert endpoint.read(T) is None
+
+
+def test_an_update_that_rolls_back_fails_the_apply(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    current = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
+
+    def rolling_back_client(service: str, region: str | None = None) -> Any:
+        sm = clients.client(service, region)
+
+        def stay_on_current(params: dict[str, Any], **_: Any) -> None:
+            params["EndpointConfigName"] = current
+
+        sm.meta.events.register("provide-client-params.sagemaker.UpdateEndpoint",
+                                stay_on_current)
+        return sm
+
+    monkeypatch.setattr(endpoint, "client", rolling_back_client)
+    with pytest.raises(BotError, match="rolled back"):
+        reconcile(spec(("champion", NEW, 100)))

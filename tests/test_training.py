@@ -147,3 +147,10 @@ def test_a_missing_target_column_is_a_clear_error(
 ) -> None:
     with pytest.raises(BotError, match="no target column 'is_fraud'"):
         training.train(HYPERPARAMETERS, split[0], "is_fraud")
+
+
+def test_text_columns_are_a_clear_error(split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    frame = split[0].head(500).assign(merchant="corner shop")
+
+    with pytest.raises(BotError, match="xgboost refused the hyperparameters or data"):
+        training.train(HYPERPARAMETERS, frame, "Class")

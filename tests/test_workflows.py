@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
@@ -22,6 +23,11 @@ AWS_ACTION = "aws-actions/configure-aws-credentials"
 SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
 # In CI the shared tools sit beside the repository: <parent of the repo root>/shared/tools.
 ACTIONLINT = ROOT.parent / "shared" / "tools" / "actionlint"
+# The role each workflow assumes: plan a read-mostly one, apply the one that writes production.
+ROLE_SECRETS = {"plan.yml": "PROMOTION_BOT_PLAN_ROLE_ARN",
+                "apply.yml": "PROMOTION_BOT_APPLY_ROLE_ARN"}
+PLAN_POLICY, PLAN_TRUST = "plan-role-policy.json", "plan-role-trust.json"
+APPLY_POLICY, APPLY_TRUST = "apply-role-policy.json", "apply-role-trust.json"
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -112,7 +118,16 @@ def test_no_long_lived_aws_keys_anywhere() -> None:
             if str(step.get("uses", "")).startswith(AWS_ACTION):
                 assert set(step["with"]) <= {"role-to-assume", "role-session-name",
                                              "aws-region"}, (workflow, name)
-                assert "PROMOTION_BOT_ROLE_ARN" in step["with"]["role-to-assume"]
+                assert step["with"]["role-to-assume"] == (
+                    "${{ secrets.%s }}" % ROLE_SECRETS[workflow]), (workflow, name)
+
+
+def test_each_workflow_names_only_its_own_role() -> None:
+    # The plan job runs a pull request's code: it must never even name the apply role.
+    for path in FILES:
+        named = set(re.findall(r"PROMOTION_BOT_\w*ROLE_ARN", path.read_text()))
+        expected = {ROLE_SECRETS[path.name]} if path.name in ROLE_SECRETS else set()
+        assert named == expected, path.name
 
 
 def test_every_action_is_pinned_to_a_full_commit_sha() -> None:
@@ -202,36 +217,56 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_trust_policy_admits_exactly_the_workflows_oidc_subjects() -> None:
-    (statement,) = policy("trust-policy.json")["Statement"]
+
+def test_deploy_holds_one_policy_and_one_trust_policy_per_role() -> None:
+    assert sorted(p.name for p in (ROOT / "deploy").glob("*.json")) == sorted(
+        [PLAN_POLICY, PLAN_TRUST, APPLY_POLICY, APPLY_TRUST])
+
+
+def trust_subjects(name: str) -> tuple[str, str, list[str]]:
+    """The OIDC provider, the repository and the subjects a role's trust policy admits."""
+    (statement,) = policy(name)["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"]["Federated"].endswith(
-        ":oidc-provider/token.actions.githubusercontent.com")
+    provider = statement["Principal"]["Federated"]
+    assert provider.endswith(":oidc-provider/token.actions.githubusercontent.com")
     assert set(statement["Condition"]) == {"StringEquals"}  # no StringLike wildcards
     equals = statement["Condition"]["StringEquals"]
     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
     subjects = as_list(equals["token.actions.githubusercontent.com:sub"])
     repositories = {s.split(":")[1] for s in subjects}
-    assert len(repositories) == 1 and "*" not in next(iter(repositories))
-    repository = repositories.pop()
-    # The subjects the two AWS jobs present: apply's environment, plan's pull_request event.
+    assert len(repositories) == 1 and "*" not in next(iter(repositories)), name
+    return provider, repositories.pop(), subjects
+
+
+def test_each_role_trusts_exactly_its_jobs_oidc_subject() -> None:
+    plan_provider, repository, plan_subjects = trust_subjects(PLAN_TRUST)
+    apply_provider, apply_repository, apply_subjects = trust_subjects(APPLY_TRUST)
+    assert (apply_provider, apply_repository) == (plan_provider, repository)
+    # The plan job presents the pull_request subject; only apply's environment gets the other.
+    assert plan_subjects == [f"repo:{repository}:pull_request"]
     environment = load(WORKFLOWS / "apply.yml")["jobs"]["apply"]["environment"]
-    assert sorted(subjects) == sorted([f"repo:{repository}:environment:{environment}",
-                                       f"repo:{repository}:pull_request"])
+    assert apply_subjects == [f"repo:{repository}:environment:{environment}"]
 
 
-UNSCOPABLE = {"states:ListStateMachines", "sagemaker:ListModels", "sagemaker:ListEndpointConfigs"}
+# Actions AWS cannot scope to a resource; they only list names.
+UNSCOPABLE = {
+    APPLY_POLICY: {"states:ListStateMachines", "sagemaker:ListModels",
+                   "sagemaker:ListEndpointConfigs"},
+    PLAN_POLICY: {"states:ListStateMachines"},
+}
 
 
-def test_iam_policy_is_scoped_to_the_fraud_detection_resources() -> None:
-    statements = policy("iam-policy.json")["Statement"]
+@pytest.mark.parametrize("name", [APPLY_POLICY, PLAN_POLICY])
+def test_iam_policy_is_scoped_to_the_fraud_detection_resources(name: str) -> None:
+    statements = policy(name)["Statement"]
     for statement in statements:
         assert statement["Effect"] == "Allow"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
         actions, resources = as_list(statement["Action"]), as_list(statement["Resource"])
         assert all("*" not in action for action in actions), actions
         if resources == ["*"]:
-            assert set(actions) <= UNSCOPABLE, statement["Sid"]
+            assert set(actions) <= UNSCOPABLE[name], statement["Sid"]
             continue
         for resource in resources:
             assert "fraud-detection" in resource, resource
@@ -239,10 +274,62 @@ def test_iam_policy_is_scoped_to_the_fraud_detection_resources() -> None:
                    if any("fraud-detection-data" in r for r in as_list(s["Resource"]))
                    and not re.match(r"s3:(Get|List)", a)]
     assert data_writes == []
+
+
+def test_only_the_apply_role_passes_the_sagemaker_role_to_sagemaker_only() -> None:
+    statements = policy(APPLY_POLICY)["Statement"]
     (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
     assert as_list(pass_role["Action"]) == ["iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert not [a for s in policy(PLAN_POLICY)["Statement"] for a in as_list(s["Action"])
+                if a.lower().startswith("iam:")]
+
+
+def default_target() -> Any:
+    """The AWS names of the reference target under the default settings (no environment)."""
+    from bot.settings import Settings, target
+
+    return target("fraud-detection", Settings.model_construct())
+
+
+def grants(name: str) -> list[tuple[str, list[str]]]:
+    return [(action, as_list(s["Resource"])) for s in policy(name)["Statement"]
+            for action in as_list(s["Action"])]
+
+
+# What the plan role may do besides reading: store under these two prefixes, call the endpoint.
+PLAN_READS = re.compile(r"^(s3:(Get|List|Head)|ssm:Get|states:(Describe|List)|"
+                        r"sagemaker:(Describe|List))")
+
+
+def test_plan_role_writes_nothing_outside_the_models_and_plans_prefixes() -> None:
+    t = default_target()
+    artifacts = f"arn:aws:s3:::{t.artifacts_bucket}/{t.artifacts_prefix}"
+    granted = grants(PLAN_POLICY)
+    forbidden = ["ssm:Put*", "ssm:Delete*", "ssm:Label*", "ssm:AddTags*", "states:Start*",
+                 "states:Stop*", "states:Update*", "states:Delete*", "states:Create*",
+                 "sagemaker:Create*", "sagemaker:Update*", "sagemaker:Delete*",
+                 "sagemaker:AddTags", "iam:*", "s3:Delete*", "s3:PutBucket*", "s3:PutObjectAcl",
+                 "s3:RestoreObject"]
+    for action, resources in granted:
+        assert not any(fnmatch.fnmatchcase(action, f) for f in forbidden), action
+        if action == "s3:PutObject":
+            assert sorted(resources) == [f"{artifacts}/models/*", f"{artifacts}/plans/*"]
+        elif action == "sagemaker:InvokeEndpoint":
+            assert resources == [f"arn:aws:sagemaker:*:*:endpoint/{t.endpoint_name}"]
+        else:
+            assert PLAN_READS.match(action), f"{action} is not a read"
+    # Reads of production state: only the hyperparameters and the config object itself.
+    for action, resources in granted:
+        if action.startswith("ssm:"):
+            assert sorted(resources) == [f"arn:aws:ssm:*:*:parameter{t.ssm_prefix}",
+                                         f"arn:aws:ssm:*:*:parameter{t.ssm_prefix}/*"]
+        if action == "s3:GetObject":
+            config = [r for r in resources if f":::{t.config_bucket}" in r]
+            assert config in ([], [f"arn:aws:s3:::{t.config_bucket}/{t.config_key}"])
+    assert ("s3:PutObject" in {a for a, _ in granted}
+            and "sagemaker:InvokeEndpoint" in {a for a, _ in granted})
 
 
 # boto3 calls whose IAM action is not "<service>:<OperationName>".
@@ -255,12 +342,13 @@ S3_ACTIONS = {
     "upload_file": ["s3:PutObject"], "upload_fileobj": ["s3:PutObject"],
     "download_file": ["s3:GetObject"], "download_fileobj": ["s3:GetObject"],
 }
-# Modules that set up the local stand-ins or sample data, not what the role runs.
+# Modules that set up the local stand-ins or sample data, not what the roles run.
 NOT_THE_ROLE = {"local_aws.py", "local_github.py", "demo.py", "sample_data.py", "local_aws"}
 
 
-def boto3_calls_of_the_bot() -> dict[str, set[str]]:
-    """IAM actions each boto3 operation the bot's code names needs, found by name."""
+def boto3_operations() -> tuple[dict[str, list[list[str]]], dict[str, list[list[str]]]]:
+    """boto3 operation and waiter names (snake case) of the services the bot uses, with the
+    IAM actions each needs (one list per service that has the name)."""
     import botocore.session
     from botocore import xform_name
 
@@ -284,33 +372,140 @@ def boto3_calls_of_the_bot() -> dict[str, set[str]]:
             waiters.setdefault(xform_name(waiter), []).append([f"{prefix}:{operation}"])
     for name, actions in S3_ACTIONS.items():
         needed.setdefault(name, [actions])
+    return needed, waiters
 
+
+def boto3_calls_in(text: str, where: str, found: dict[str, set[str]]) -> None:
+    """Add to ``found`` the boto3 operations ``text`` names, by name, with their IAM actions."""
+    needed, waiters = boto3_operations()
+    names = {n for n in re.findall(r"\.([a-z][a-z0-9]*_[a-z0-9_]+)\b", text) if n in needed}
+    names |= set(re.findall(r"get_paginator\(\s*[\"'](\w+)[\"']", text))
+    for name in names:
+        found.setdefault(f"{where}: {name}", set()).update(
+            json.dumps(alternative) for alternative in needed.get(name, [[f"? {name}"]]))
+    for waiter in re.findall(r"get_waiter\(\s*[\"'](\w+)[\"']", text):
+        found.setdefault(f"{where}: waiter {waiter}", set()).update(
+            json.dumps(alternative) for alternative in waiters.get(waiter, [[f"? {waiter}"]]))
+
+
+def boto3_calls_of_the_bot() -> dict[str, set[str]]:
+    """IAM actions each boto3 operation the bot's code names needs, found by name."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / "bot").rglob("*.py")):
         if path.name in NOT_THE_ROLE or path.stem in NOT_THE_ROLE:
             continue
-        text = path.read_text()
-        names = {n for n in re.findall(r"\.([a-z][a-z0-9]*_[a-z0-9_]+)\b", text)
-                 if n in needed}
-        names |= set(re.findall(r"get_paginator\(\s*[\"'](\w+)[\"']", text))
-        for name in names:
-            found.setdefault(f"{path.relative_to(ROOT)}: {name}", set()).update(
-                json.dumps(alternative) for alternative in needed.get(name, [[f"? {name}"]]))
-        for waiter in re.findall(r"get_waiter\(\s*[\"'](\w+)[\"']", text):
-            found.setdefault(f"{path.relative_to(ROOT)}: waiter {waiter}", set()).update(
-                json.dumps(alternative) for alternative in waiters.get(waiter, [[f"? {waiter}"]]))
+        boto3_calls_in(path.read_text(), str(path.relative_to(ROOT)), found)
     return found
 
 
-def test_iam_policy_allows_every_aws_call_the_bot_makes() -> None:
-    granted = [a for s in policy("iam-policy.json")["Statement"] for a in as_list(s["Action"])]
+def _module_file(module: str) -> Path | None:
+    relative = Path(*module.split("."))
+    for path in (ROOT / relative.with_suffix(".py"), ROOT / relative / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _definitions(module: str) -> tuple[str, dict[str, ast.AST], dict[str, tuple[str, str]]]:
+    """A bot module's text, its top-level functions and classes, and the bot names it imports
+    anywhere (alias -> (module, name), name "" for a module)."""
+    path = _module_file(module)
+    assert path is not None, module
+    text = path.read_text()
+    tree = ast.parse(text)
+    defs = {node.name: node for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    imports: dict[str, tuple[str, str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+                node.module == "bot" or node.module.startswith("bot.")):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                imports[alias.asname or alias.name] = (
+                    (full, "") if _module_file(full) else (node.module, alias.name))
+    return text, defs, imports
+
+
+def code_reached_from(module: str, function: str) -> dict[str, str]:
+    """The source of every bot function and class that ``module.function`` may reach.
+
+    An over-approximation by name: any bot function or class a reached body names (called or
+    passed), directly or as ``module_alias.name``, is reached; a reached class brings all of
+    its methods. The modules of the local stand-ins are never followed.
+    """
+    reached: dict[str, str] = {}
+    todo = [(module, function)]
+    while todo:
+        module, name = todo.pop()
+        key = f"{module}.{name}"
+        if key in reached or module.rsplit(".", 1)[-1] in NOT_THE_ROLE:
+            continue
+        text, defs, imports = _definitions(module)
+        if name not in defs:  # a constant, a re-export or a name from outside bot
+            reached[key] = ""
+            continue
+        node = defs[name]
+        reached[key] = ast.get_source_segment(text, node) or ""
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name):
+                if inner.id in defs and inner.id != name:
+                    todo.append((module, inner.id))
+                elif inner.id in imports and imports[inner.id][1]:
+                    todo.append(imports[inner.id])
+            elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
+                target = imports.get(inner.value.id)
+                if target is not None and not target[1]:
+                    todo.append((target[0], inner.attr))
+    return {key: source for key, source in reached.items() if source}
+
+
+def boto3_calls_of_the_plan_path() -> dict[str, set[str]]:
+    """The boto3 operations that ``promotion-bot plan`` (what the plan job runs) can make."""
+    found: dict[str, set[str]] = {}
+    for key, source in sorted(code_reached_from("bot.commands.plan", "run").items()):
+        boto3_calls_in(source, key, found)
+    return found
+
+
+def refused_calls(policy_name: str, calls: dict[str, set[str]]) -> dict[str, list[str]]:
+    granted = [a for s in policy(policy_name)["Statement"] for a in as_list(s["Action"])]
 
     def allowed(action: str) -> bool:
         return any(fnmatch.fnmatchcase(action.lower(), g.lower()) for g in granted)
 
+    return {call: sorted(alternatives) for call, alternatives in calls.items()
+            if not any(all(allowed(a) for a in json.loads(alternative))
+                       for alternative in alternatives)}
+
+
+def test_apply_role_allows_every_aws_call_the_bot_makes() -> None:
     calls = boto3_calls_of_the_bot()
     assert any("put_parameter" in call for call in calls), "found no boto3 calls to check"
-    refused = {call: sorted(alternatives) for call, alternatives in calls.items()
-               if not any(all(allowed(a) for a in json.loads(alternative))
-                          for alternative in alternatives)}
-    assert refused == {}, "deploy/iam-policy.json lacks these actions"
+    assert refused_calls(APPLY_POLICY, calls) == {}, f"deploy/{APPLY_POLICY} lacks these actions"
+
+
+def operations(calls: dict[str, set[str]]) -> set[str]:
+    return {call.rsplit(": ", 1)[1] for call in calls}
+
+
+def test_the_plan_path_only_reads_stores_to_s3_and_invokes_the_endpoint() -> None:
+    found = operations(boto3_calls_of_the_plan_path())
+    # What the walk must find, else it lost its way (and the checks below would pass vacuously).
+    assert {"get_object", "head_object", "put_object", "get_parameters_by_path",
+            "list_state_machines", "describe_execution", "describe_endpoint",
+            "describe_endpoint_config", "describe_model", "invoke_endpoint"} <= found, found
+    writes = {op for op in found if not re.match(r"(get|list|describe|head)_", op)}
+    assert writes == {"put_object", "invoke_endpoint"}
+
+
+# Read-only grants the plan path does not call today, kept for the plan job's diagnostics.
+PLAN_EXTRA_READS = {"ssm:GetParameter", "states:DescribeStateMachine", "states:ListExecutions"}
+
+
+def test_plan_role_allows_every_aws_call_of_the_plan_path_and_little_more() -> None:
+    calls = boto3_calls_of_the_plan_path()
+    assert refused_calls(PLAN_POLICY, calls) == {}, f"deploy/{PLAN_POLICY} lacks these actions"
+    used = {a for alternatives in calls.values() for alternative in alternatives
+            for a in json.loads(alternative)}
+    unused = {a for a, _ in grants(PLAN_POLICY)} - used
+    assert unused <= PLAN_EXTRA_READS, f"deploy/{PLAN_POLICY} grants more than plan uses"

@@ -80,14 +80,13 @@ def reconcile(
     if described is not None and live is not None and _same(live, spec):
         verified = live
     else:
-        if live is not None and _same_but_weights(live, spec):
+        weights_only = live is not None and _same_but_weights(live, spec)
+        if live is not None and weights_only:
             actions += _set_weights(sm, spec, live)
         else:
             actions += _deploy(sm, t, spec, exists=described is not None)
         described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout)
-        if "set weights" not in " ".join(actions[:1]) and (
-            described["EndpointConfigName"] != config_name(t, spec)
-        ):
+        if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
             raise BotError(
                 f"endpoint {spec.endpoint_name} is InService but still on config "
                 f"{described['EndpointConfigName']}, not {config_name(t, spec)}: the update "

@@ -11,8 +11,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from bot.github import GitHubHost
 
 STATUS_CONTEXT = "promotion-bot/plan"
 
@@ -61,6 +65,56 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
         yield
 
 
+def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str,
+                   error: BotError) -> None:
+    """Bad input is shown where the author looks: in the plan comment and the status."""
+    from bot.render import marker
+
+    body = (
+        f"{marker('plan', target)}\n## ❌ Promotion plan — `{target}`: cannot plan this request\n\n"
+        f"```\n{error.message}\n```\n\nFix the request and push again; nothing was changed.\n"
+    )
+    host.upsert_comment(pull_request, f"plan:{target}", body)
+    first = error.message.splitlines()[0] if error.message else "invalid request"
+    host.set_status(commit, STATUS_CONTEXT, "error", first)
+
+
+def check_rollout(path: Path, base: str | None) -> None:
+    """Refuse a rollout step the rules forbid before anything is trained (exit 2).
+
+    ``base`` is the revision main is at; on GitHub without it, ``origin/$GITHUB_BASE_REF``
+    if that was fetched (else the check is skipped, with a note).
+    """
+    from datetime import UTC, datetime
+
+    from bot import git
+    from bot.errors import InvalidRequest
+    from bot.rollout_history import locate, previous_state
+    from bot.rollout_rules import check_rollout_step
+    from bot.validation import load_request
+
+    if base is None:
+        base_ref = os.environ.get("GITHUB_BASE_REF")
+        if not base_ref:
+            return
+        try:
+            root, relative = locate(path)
+            base = git.resolve(root, f"origin/{base_ref}")
+        except BotError:
+            base = None
+        if base is None:
+            print(f"promotion-bot plan: origin/{base_ref} cannot be read here, so the rollout "
+                  "steps were not checked (pass --base REV)", file=sys.stderr)
+            return
+    else:
+        root, relative = locate(path)
+    request, lines = load_request(path, display_path=relative)
+    previous, since = previous_state(root, base, relative)
+    problems = check_rollout_step(relative, request, lines, previous, since, datetime.now(UTC))
+    if problems:
+        raise InvalidRequest(problems)
+
+
 def run(args: argparse.Namespace) -> int:
     from bot.planning import make_plan
 
@@ -77,9 +131,15 @@ def run(args: argparse.Namespace) -> int:
         host = GitHubHost.from_env()
         pull_request = pr_number_from_event(env)
     commit = head_commit(env)
-    with embedded(args.embedded, args.rows):
-        result = make_plan(path, repo_root(path), out_dir, commit=commit,
-                           pull_request=pull_request)
+    try:
+        check_rollout(path, args.base)
+        with embedded(args.embedded, args.rows):
+            result = make_plan(path, repo_root(path), out_dir, commit=commit,
+                               pull_request=pull_request)
+    except BotError as error:
+        if host is not None and pull_request is not None:
+            report_failure(host, pull_request, commit, path.stem, error)
+        raise
     print(result.comment)
     print(f"wrote comment.md, plan.json and plots to {out_dir}", file=sys.stderr)
     if host is not None and pull_request is not None:

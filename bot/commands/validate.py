@@ -1,38 +1,72 @@
-"""``promotion-bot validate [PATH ...]``: check request files, one line per problem.
+"""``promotion-bot validate [PATH ...] [--base REV]``: check request files, one line per problem.
 
 Fast and side-effect free, so it runs as a pre-commit hook and first thing on a pull
-request: it imports neither boto3 nor the training libraries.
+request: it imports neither boto3 nor the training libraries. With ``--base`` it also
+checks each rollout step against the request at that revision and its git history.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.errors import BotError, InvalidRequest
+from bot import git
+from bot.errors import BotError, InvalidRequest, Problem
+from bot.request import Request
+from bot.rollout_history import locate, previous_state
+from bot.rollout_rules import check_rollout_step
 from bot.settings import settings
 from bot.validation import load_request
+
+RolloutCheck = Callable[[str, Request, dict[str, int]], list[Problem]]
 
 
 def run(args: argparse.Namespace) -> int:
     paths = _named(args.paths) if args.paths else _default()
-    if args.base:
-        print("promotion-bot validate: --base (rollout step checks) is not available yet; "
-              "checked the files only", file=sys.stderr)
+    rollout = rollout_check(args.base, paths) if args.base else None
     invalid = 0
     for path in paths:
         try:
-            load_request(path)
+            request, lines = load_request(path)
         except InvalidRequest as error:
+            problems = error.problems
+        else:
+            problems = rollout(path, request, lines) if rollout else []
+        if problems:
             invalid += 1
-            for problem in error.problems:
+            for problem in problems:
                 print(problem)
     if invalid:
         print(f"{invalid} of {_files(len(paths))} invalid", file=sys.stderr)
         return 1
     print(f"{_files(len(paths))} ok")
     return 0
+
+
+def rollout_check(base: str, paths: list[str]) -> RolloutCheck:
+    """The rollout rules against ``base``; resolves it first, so a bad ``base`` fails alone."""
+    now = datetime.now(UTC)
+    where: dict[str, tuple[Path, str]] = {}
+    commits: dict[Path, str] = {}
+    for path in paths:
+        if Path(path).parent.is_dir():  # else load_request reports the missing file
+            root, relative = locate(path)
+            where[path] = (root, relative)
+            if root not in commits:
+                try:
+                    commits[root] = git.rev_parse(root, base)
+                except BotError as error:
+                    raise BotError(f"--base: {error.message}") from None
+
+    def check(path: str, request: Request, lines: dict[str, int]) -> list[Problem]:
+        root, relative = where[path]
+        previous, since = previous_state(root, commits[root], relative)
+        return check_rollout_step(path, request, lines, previous, since, now)
+
+    return check
 
 
 def request_files(directory: Path) -> list[str]:

@@ -1,0 +1,78 @@
+"""What main applied to a request file, and since when its challenger has served that share.
+
+The rollout rules (``bot.rollout_rules``) measure a step's soak from the moment its share
+took effect; git history records that moment, so it is read from there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot import git
+from bot.errors import BotError, InvalidRequest
+from bot.request import Request
+from bot.rollout_rules import _same_challenger
+from bot.validation import parse_request_text
+
+
+def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, datetime | None]:
+    """The request at ``rev`` and when (UTC) its challenger's share took effect there.
+
+    That is the commit date of the oldest version in the newest run of versions serving
+    the same challenger at the same share; versions that do not parse are skipped, a
+    deletion ends the run. ``(None, None)`` when ``path`` does not exist at ``rev``.
+    """
+    newest: Request | None = None
+    since: datetime | None = None
+    for sha, committed in _landed(repo, rev, path):
+        text = git.show(repo, sha, path)
+        if text is None:
+            break
+        try:
+            request, _ = parse_request_text(text, path)
+        except InvalidRequest:
+            continue
+        if newest is None:
+            newest = request
+        elif not _same_share(request, newest):
+            break
+        since = committed
+    return newest, since
+
+
+def locate(file: str | Path) -> tuple[Path, str]:
+    """The git work tree holding ``file`` and the file's path in it (what git log takes)."""
+    folder = Path(file).parent.resolve()
+    try:
+        top = git._git(folder, "rev-parse", "--show-toplevel").strip()
+    except BotError:
+        raise BotError(f"{file}: not in a git repository, so its rollout history "
+                       "cannot be read") from None
+    return Path(top), (folder / Path(file).name).relative_to(Path(top).resolve()).as_posix()
+
+
+def _landed(repo: Path, rev: str, path: str) -> list[tuple[str, datetime]]:
+    """Commits of ``rev``'s first-parent line that changed ``path``, newest first, dated.
+
+    The first-parent line is what the branch itself went through: a PR merged with a
+    merge commit counts from the merge, not from when its branch commit was written. The
+    committer date is when a commit landed; the author date survives rebases and squashes.
+    """
+    out = git._git(repo, "log", "--first-parent", "--format=%H %cI",
+                   git.rev_parse(repo, rev), "--", path)
+    landed = []
+    for line in out.splitlines():
+        sha, _, date = line.partition(" ")
+        if date:
+            landed.append((sha, datetime.fromisoformat(date).astimezone(UTC)))
+    return landed
+
+
+def _same_share(older: Request, newer: Request) -> bool:
+    """Both serve the same challenger (as the rollout rules see it) at the same share, or none."""
+    before, after = older.rollout.challenger, newer.rollout.challenger
+    if before is None or after is None:
+        return before is after
+    return (_same_challenger(older, newer) is not None
+            and before.traffic_percent == after.traffic_percent)
