@@ -296,6 +296,8 @@ def _booster(account: str, region: str, url: str) -> Any:
             booster = load_model(stored.value)
         except BotError as error:
             raise _model_error(500, f"Unable to load model: {error.message}") from None
+        # As the container does: requests are small, and threads would only add latency.
+        booster.set_param({"nthread": 1})
         with _boosters_lock:
             _boosters[cache_key] = booster
     return booster
@@ -321,7 +323,7 @@ def _predict(booster: Any, body: bytes) -> str:
             400, f"Feature size of csv inference data {rows.shape[1]} is not consistent with "
             f"feature size of trained model {booster.num_features()}."
         )
-    predictions = booster.predict(xgboost.DMatrix(rows), validate_features=False)
+    predictions = booster.predict(xgboost.DMatrix(rows, nthread=1), validate_features=False)
     return "\n".join(map(str, predictions.tolist()))
 
 

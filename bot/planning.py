@@ -198,7 +198,7 @@ def make_plan(
     pngs: dict[str, bytes] = {}
     if cached is not None and reused:
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-        plan_json = cached
+        plan_json = {**cached, "trained": False}
     else:
         plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
         plan_json = plan_to_json(plan)

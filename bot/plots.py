@@ -41,7 +41,7 @@ def write_pngs(
 def _figure() -> Figure:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=_SIZE, layout="constrained")
+    return Figure(figsize=_SIZE, layout="tight")
 
 
 def _confusion_matrix(evaluation: Evaluation) -> Figure:
