@@ -448,7 +448,7 @@ def describe(outcome: Outcome) -> str:
         lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
     if o.endpoint:
         lines.append(f"  endpoint {o.endpoint}: " + ", ".join(
-            f"{v.name} {v.weight}% {v.model_data_url}" for v in o.variants))
+            f"{v.name} {v.weight}% {shorten(v.model_data_url)}" for v in o.variants))
         lines += [f"    {a}" for a in o.endpoint_actions]
     return "\n".join(lines)
 

@@ -98,29 +98,27 @@ def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
 
     For S3 the bucket must exist: the bot creates no buckets.
     """
-    train, test = split(generate_sample(rows, seed), seed=seed)
-    written = []
-    if out.startswith("s3://"):
-        bucket, _, prefix = out[len("s3://"):].partition("/")
-        if not bucket:
-            raise BotError(f"{out}: an s3:// location needs a bucket: s3://BUCKET/PREFIX")
-        s3 = client("s3")
-        _check_bucket(s3, bucket)
-        prefix = prefix.strip("/")
-        for name, part in zip(SPLIT_FILES, (train, test), strict=True):
-            key = f"{prefix}/{name}" if prefix else name
-            body = io.BytesIO()
-            part.to_parquet(body, index=False)
-            _s3_call(f"s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
-                     Body=body.getvalue())
-            written.append(f"s3://{bucket}/{key}")
-        return written
-    directory = Path(out)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, part in zip(SPLIT_FILES, (train, test), strict=True):
-        part.to_parquet(directory / name, index=False)
-        written.append(str(directory / name))
-    return written
+    if not out.startswith("s3://"):
+        directory = Path(out)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = [directory / name for name in SPLIT_FILES]
+        for path, part in zip(paths, split(generate_sample(rows, seed), seed=seed), strict=True):
+            part.to_parquet(path, index=False)
+        return [str(path) for path in paths]
+
+    bucket, _, prefix = out[len("s3://"):].partition("/")
+    if not bucket:
+        raise BotError(f"{out}: an s3:// location needs a bucket: s3://BUCKET/PREFIX")
+    s3 = client("s3")
+    _check_bucket(s3, bucket)
+    prefix = prefix.strip("/")
+    keys = [f"{prefix}/{name}" if prefix else name for name in SPLIT_FILES]
+    for key, part in zip(keys, split(generate_sample(rows, seed), seed=seed), strict=True):
+        body = io.BytesIO()
+        part.to_parquet(body, index=False)
+        _s3_call(f"s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
+                 Body=body.getvalue())
+    return [f"s3://{bucket}/{key}" for key in keys]
 
 
 def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> pd.DataFrame:
@@ -191,7 +189,7 @@ def _repo_file(uri: str, repo_root: Path) -> Path:
 
 
 def _check_bucket(s3: Any, bucket: str) -> None:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         s3.head_bucket(Bucket=bucket)
@@ -200,6 +198,8 @@ def _check_bucket(s3: Any, bucket: str) -> None:
         if code in ("404", "NoSuchBucket"):
             raise BotError(f"s3://{bucket}: the bucket does not exist") from error
         raise BotError(f"s3://{bucket}: {code or error}") from error
+    except BotoCoreError as error:
+        raise BotError(f"s3://{bucket}: {error}") from error
 
 
 def _s3_call(uri: str, call: Any, **kwargs: Any) -> Any:

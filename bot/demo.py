@@ -123,9 +123,10 @@ class Journey:
     def apply(self, before: str, after: str) -> str:
         code = self.bot("apply", "apply", "--repo", str(self.repo), "--before", before,
                         "--after", after, event={"before": before, "after": after})
-        output = self.outputs[f"{self.step:02d}-apply"].read_text()
-        self.log("apply: " + ("ok" if code == 0 else f"FAILED (exit {code})"))
-        for line in output.strip().splitlines():
+        log_file = self.outputs[f"{self.step:02d}-apply"]
+        self.log("apply: " + ("ok" if code == 0 else f"FAILED (exit {code})")
+                 + f"; full outcome in {log_file}")
+        for line in summarize_apply(log_file.read_text()):
             self.log(f"  {line}")
         if code != 0:
             raise BotError(f"apply failed: see {self.outputs[f'{self.step:02d}-apply']}")
@@ -146,6 +147,24 @@ class Journey:
         self.log(f"PR #{number} reverts {merge_sha[:8]}")
         self.plan(number)
         self.approve_and_merge(number, branch)
+
+
+def summarize_apply(output: str) -> list[str]:
+    """Apply's outcome in a few lines: what changed where, backup, pipeline, endpoint."""
+    counts: dict[str, int] = {}
+    kept = []
+    for line in output.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if " → " in line and words[0] in ("ssm", "s3-config", "pipeline", "endpoint"):
+            counts[words[0]] = counts.get(words[0], 0) + 1
+        elif words[0] in ("approved", "DRIFT", "backup:", "pipeline:", "endpoint", "no",
+                          "request") or line.startswith("promotion-bot"):
+            kept.append(line.strip())
+    if counts:
+        kept.insert(0, "changed: " + ", ".join(f"{n} {where}" for where, n in counts.items()))
+    return kept
 
 
 def set_field(text: str, key: str, value: str) -> str:
@@ -197,6 +216,9 @@ def journey(j: Journey, seed_request: str) -> None:
         j.header(f"Rollout: challenger to {share} %" + (" = promotion to champion"
                                                       if share == 100 else ""))
         j.promote(f"rollout-{share}", f"Rollout challenger to {share}%", rollout_to(share))
+
+    j.header("Second thoughts: git revert of the promotion, merged like any PR")
+    j.revert(j.git("rev-parse", "main"), "revert-promotion")
 
     j.header("Audit trail")
     j.bot("history", "history", "fraud-detection", "--repo", str(j.repo))

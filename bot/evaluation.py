@@ -19,29 +19,33 @@ def evaluate(
     y_true: npt.ArrayLike, scores: npt.ArrayLike, threshold: float = 0.5
 ) -> Evaluation:
     """Score predictions against the truth; a score at or above ``threshold`` means fraud."""
+    import numpy as np
     from sklearn import metrics
 
     labels, values = check_labels_and_scores(y_true, scores)
-    predicted = (values >= threshold).astype(labels.dtype)
-    tn, fp, fn, tp = (int(n) for n in
-                      metrics.confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    flagged = values >= threshold
+    tp = int(np.count_nonzero(flagged & (labels == 1)))
+    fp = int(np.count_nonzero(flagged)) - tp
+    fn = int(np.count_nonzero(labels)) - tp
+    tn = labels.size - tp - fp - fn
     fpr, tpr, _ = metrics.roc_curve(labels, values)
     precision, recall, _ = metrics.precision_recall_curve(labels, values)
     return Evaluation(
         metrics={
-            "accuracy": float(metrics.accuracy_score(labels, predicted)),
-            "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
-            "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
-            "f1_score": float(metrics.f1_score(labels, predicted, zero_division=0)),
-            "auc_roc": float(metrics.roc_auc_score(labels, values)),
-            "pr_auc": float(metrics.average_precision_score(labels, values)),
+            "accuracy": (tp + tn) / labels.size,
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn),
+            "f1_score": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+            "auc_roc": float(metrics.auc(fpr, tpr)),
+            # sklearn's average_precision_score, from the curve already computed
+            "pr_auc": float(-np.sum(np.diff(recall) * precision[:-1])),
         },
         confusion_matrix=ConfusionMatrix(tn=tn, fp=fp, fn=fn, tp=tp),
         roc=downsample(fpr, tpr),
         pr=downsample(recall[::-1], precision[::-1]),
         positives=tp + fn,
-        rows=tn + fp + fn + tp,
-        majority_accuracy=(tn + fp) / (tn + fp + fn + tp),
+        rows=labels.size,
+        majority_accuracy=(tn + fp) / labels.size,
     )
 
 

@@ -130,6 +130,26 @@ def _change(change: dict[str, Any]) -> list[str]:
             for where, what, before, after in change_lines(change)]
 
 
+def _summary(changes: list[dict[str, Any]]) -> list[str]:
+    """What an apply changed, one line per place: the PR comment and apply record hold all."""
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        by_target.setdefault(str(change.get("target")), []).append(change)
+    lines = []
+    for where, found in by_target.items():
+        if where == "ssm":
+            lines.append("ssm: " + ", ".join(line.split(" ", 1)[1].rsplit("/", 1)[-1]
+                                            for c in found for line in _change(c)))
+        elif where == "s3-config":
+            lines.append(f"s3-config: {len(found)} field(s) rewritten")
+        else:
+            lines += [line for c in found for line in _change(c)]
+    drifted = sum(1 for c in changes if c.get("drift"))
+    if drifted:
+        lines.append(f"drift: {drifted} hand-made value(s) overwritten (kept in the backup)")
+    return lines
+
+
 def _metrics(plan: dict[str, Any]) -> str:
     metrics = plan.get("metrics") or {}
     return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())
@@ -178,7 +198,7 @@ def render(entries: list[Entry]) -> str:
             changes = record.get("changes") or []
             if not changes:
                 out.append("      no changes: production already matched")
-            out += [f"      {line}" for ch in changes for line in _change(ch)]
+            out += [f"      {line}" for line in _summary(changes)]
             for key in record.get("backup_keys") or []:
                 out.append(f"      backup: {key}")
             if record.get("execution_arn"):

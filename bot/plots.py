@@ -41,7 +41,9 @@ def write_pngs(
 def _figure() -> Figure:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=_SIZE, layout="tight")
+    figure = Figure(figsize=_SIZE)
+    figure.subplots_adjust(left=0.13, right=0.96, bottom=0.12, top=0.92)
+    return figure
 
 
 def _confusion_matrix(evaluation: Evaluation) -> Figure:

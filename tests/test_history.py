@@ -57,7 +57,7 @@ def test_history_shows_request_approval_apply_and_revert(
     assert "approved by:  Alice Example <alice@example.com> (commit-author)" in out
     assert "approved by:  Merge Bot <merge@example.com> (commit-author)" in out  # the revert
     assert f"reverts:      {two[:12]} Promote exp-2 (#5)" in out
-    assert "ssm /fraud-detection/hyperparameters/eta: 0.2 → 0.1" in out
+    assert "ssm: eta: 0.2 → 0.1" in out
     assert "plan passed, evaluated 2024-01-15T10:00:00+00:00 (accuracy 0.9990" in out
     assert "backup: /fraud-detection/backups/hyperparameters/" in out
 

@@ -64,11 +64,11 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
     journey = demo.run(tmp_path / "demo", rows=4000, log=lambda _: None, after_step=after)
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
-    assert len(applies) == 6 and len(plans) == 6
+    assert len(applies) == 7 and len(plans) == 7
     # Planning changes nothing in production.
     assert plans[0]["ssm"] != SEED and plans[0]["backups"] == 0
 
-    first, second, reverted, at10, at50, promoted = applies
+    first, second, reverted, at10, at50, promoted, unpromoted = applies
     assert first["ssm"] == SEED and first["backups"] == 1 and first["archived"] == 1
     assert first["config"]["experiment_id"] == "exp-xgboost-optimized-20240115"
     assert first["config"]["approvers"] == ["maria"]
@@ -94,6 +94,11 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
     assert promoted["all_models"] == 1 and promoted["all_configs"] == 1
     assert promoted["config"]["previous_champion"]["model_artifact"] == first["models"][
         "champion"]
+
+    # Reverting the promotion brings the previous champion back at the previous share.
+    assert unpromoted["weights"] == {"champion": 50.0, "challenger": 50.0}
+    assert unpromoted["models"] == first["models"]
+    assert unpromoted["config"]["champion"]["model_artifact"] == first["models"]["champion"]
 
     history = (journey.root / "outputs").glob("*-history.txt")
     assert "maria" in next(history).read_text()

@@ -259,8 +259,13 @@ def _reason(described: dict[str, Any]) -> str:
 
 
 def _wait(sm: Any, name: str, delay: float, timeout: float) -> dict[str, Any]:
-    """Poll until the endpoint is InService; a clear error when it failed or took too long."""
+    """Poll until the endpoint is InService; a clear error when it failed or took too long.
+
+    Polls back off from half a second up to ``delay``: a weight change is often done in
+    seconds, a new variant takes minutes.
+    """
     deadline = time.monotonic() + timeout
+    pause = min(0.5, delay)
     while True:
         described = _describe_endpoint(sm, name)
         if described is None:
@@ -280,7 +285,8 @@ def _wait(sm: Any, name: str, delay: float, timeout: float) -> dict[str, Any]:
                 f"endpoint {name} still {status} after {timeout:.0f} s; rerun apply to "
                 "continue once it is InService"
             )
-        time.sleep(delay)
+        time.sleep(pause)
+        pause = min(pause * 2, delay)
 
 
 def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
