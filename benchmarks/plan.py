@@ -124,7 +124,7 @@ def measure(command: list[str]) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=284_807)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, interleaved")
     parser.add_argument("--keep", type=Path, help="work in DIR and keep it (data, PNGs)")
     args = parser.parse_args()
 

@@ -1,9 +1,16 @@
-"""Apply on merge: reconcile AWS to the request files changed in a git range.
+"""Apply on merge: reconcile AWS to the request files changed in a git range, and catch up.
 
-Every request is checked first (a passing stored plan for its exact content, an approval),
-so a refusal changes nothing. Then each target is reconciled under its lock in a fixed
-order — SSM, production config, pipeline, endpoint — and every step first looks at what is
-live, so a second run changes nothing and a run after a failure finishes the job.
+Every request changed in the range is checked first (a passing stored plan for its exact
+content, an approval by the pull request that last changed it), so a refusal changes
+nothing. Then each target is reconciled under its lock in a fixed order — SSM, production
+config, pipeline, endpoint — and every step first looks at what is live, so a second run
+changes nothing and a run after a failure finishes the job.
+
+Runs can be skipped: GitHub keeps one pending run per concurrency group, so of three quick
+merges the middle one's run is cancelled before it starts. So apply also takes every other
+request file at the range's end whose content production does not serve yet ("missed") and
+applies it too. A missed file that cannot be applied (no passing plan, no approval, its
+lock held) is skipped with a warning: it never blocks the files of the range.
 """
 
 from __future__ import annotations
@@ -11,16 +18,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bot import git
 from bot.desired import Approval, Desired, desired
 from bot.domain import Change, EndpointSpec, LiveState, VariantSpec
-from bot.errors import LockHeld, NotApproved, NotPlanned
+from bot.errors import BotError, LockHeld, NotApproved, NotPlanned
 from bot.planner import changes as planned_changes
+from bot.production_config import ProductionConfig
 from bot.request import Request
 from bot.settings import Target, settings, target
 
@@ -28,6 +37,7 @@ if TYPE_CHECKING:
     from bot.github import GitHubHost
 
 STATUS_CONTEXT = "promotion-bot/apply"
+NOTHING = "nothing was applied"
 PLAN_FIELDS = ("content_sha256", "model_key", "artifact", "metrics", "evaluated_at")
 
 
@@ -53,6 +63,11 @@ class Outcome:
     approval: Approval
     pull_request: int | None = None
     retired: bool = False  # the request file was deleted: challenger retired
+    caught_up: str | None = None  # missed: the commit whose change no run had applied
+
+
+def missed_line(path: str, sha: str) -> str:
+    return f"{path} was changed in {sha[:12]} but never applied (a cancelled run?): applying it now"
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,10 @@ class _Item:
     path: str
     request: Request | None  # None: deleted
     plan: dict[str, Any] | None
-    request_commit: str  # the last commit in range that touched the file
+    request_commit: str  # the last commit up to the range's end that touched the file
+    pull_request: int | None = None  # the merged PR of request_commit
+    approval: Approval = field(default_factory=lambda: Approval((), "pending"))  # its PR's
+    missed: bool = False  # not changed in the range: a change that no run applied
 
 
 def parse_request(text: str, path: str) -> Request:
@@ -77,8 +95,7 @@ def _prepare(repo: Path, commit: str, path: str, status: str) -> _Item:
     from bot.aws import artifacts, pipeline
 
     t = target(PurePosixPath(path).stem)
-    touched = git.log(repo, path, rev=commit, max_count=1)
-    request_commit = touched[0].sha if touched else commit
+    request_commit = _last_change(repo, commit, path)
     if status == "D":
         return _Item(t, path, None, None, request_commit)
     text = git.show(repo, commit, path)
@@ -88,7 +105,7 @@ def _prepare(repo: Path, commit: str, path: str, status: str) -> _Item:
     sha = request.content_sha256()
     where = f"{artifacts.plan_prefix(t, sha)}/plan.json"
     plan = artifacts.get_plan(t, sha)
-    nothing = "nothing was applied"
+    nothing = NOTHING
     if plan is None:
         raise NotPlanned(
             f"{path} at {commit[:12]}: this content (sha256 {sha[:12]}) was never planned, "
@@ -113,6 +130,107 @@ def _prepare(repo: Path, commit: str, path: str, status: str) -> _Item:
     if request.rollout.pipeline:
         pipeline.state_machine_arn(t)
     return _Item(t, path, request, plan, request_commit)
+
+
+def _last_change(repo: Path, commit: str, path: str) -> str:
+    touched = git.log(repo, path, rev=commit, max_count=1)
+    return touched[0].sha if touched else commit
+
+
+def _approve(repo: Path, item: _Item, host: GitHubHost | None,
+             pulls: dict[str, int | None]) -> _Item:
+    """``item`` with the PR that last changed its file and that PR's approvers."""
+    sha = item.request_commit
+    if host is not None and sha not in pulls:
+        pulls[sha] = host.pull_for_commit(sha)
+    pull_request = pulls.get(sha)
+    try:
+        approval = approval_for(repo, sha, host, pull_request)
+    except NotApproved as error:
+        raise NotApproved(f"{item.path}: {error.message}") from None
+    return replace(item, pull_request=pull_request, approval=approval)
+
+
+def _requests_at(repo: Path, commit: str) -> dict[str, str]:
+    """Every request file present at ``commit``, path → text."""
+    found = {}
+    for path in git.request_paths(repo, settings().requests_dir, commit):
+        text = git.show(repo, commit, path)
+        if text is not None:
+            found[path] = text
+    return found
+
+
+def _unapplied(repo: Path, commit: str, t: Target, sha: str,
+               live: ProductionConfig | None) -> bool:
+    """Whether production does not serve content ``sha`` of ``t`` as of ``commit`` yet."""
+    from bot.aws import artifacts
+
+    if live is not None and live.content_sha256 == sha:
+        # Served; unless a catch-up of this very commit stopped half-way: finish it.
+        record = artifacts.get_apply_record(t, commit)
+        return record is not None and record.get("status") != "complete"
+    applied_at = git.resolve(repo, live.commit) if live is not None else None
+    # Applied from this commit or a later one (a re-run of an old range): not ours to undo.
+    return applied_at is None or not git.is_ancestor(repo, commit, applied_at)
+
+
+def _is_aws_error(error: BaseException) -> bool:
+    return type(error).__module__.startswith(("botocore.", "boto3."))
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, BotError):
+        return error.message.removesuffix(f"; {NOTHING}")
+    return f"{type(error).__name__}: {error}"
+
+
+def _missed(repo: Path, commit: str, at_commit: dict[str, str], in_range: set[str],
+            range_targets: set[str], host: GitHubHost | None, pulls: dict[str, int | None],
+            warn: Callable[[str], None]) -> list[_Item]:
+    """Request files at ``commit``, not changed in the range, that production does not serve.
+
+    Each one that cannot be applied is skipped with a warning, never raised: the files of
+    the range must not wait for an old change that nobody planned or approved.
+    """
+    from bot.aws import config_store
+
+    others = {p: text for p, text in at_commit.items() if p not in in_range}
+    by_target: dict[str, list[str]] = {}
+    for path in others:
+        by_target.setdefault(PurePosixPath(path).stem, []).append(path)
+    items = []
+    for path, text in sorted(others.items()):
+        name = PurePosixPath(path).stem
+        if name in range_targets:
+            warn(f"{path}: target {name} also has a request file changed in this range, which "
+                 f"is the one applied; keep one file per target; {path} was skipped")
+            continue
+        if len(by_target[name]) > 1:
+            warn(f"{path}: more than one request file for target {name} at {commit[:12]} "
+                 f"({', '.join(by_target[name])}); keep one file per target; {path} was skipped")
+            continue
+        changed_in = ""
+        try:
+            changed_in = _last_change(repo, commit, path)
+            t = target(name)
+            sha = parse_request(text, path).content_sha256()
+            if not _unapplied(repo, commit, t, sha, config_store.read(t)):
+                continue
+            item = _approve(repo, _prepare(repo, commit, path, "M"), host, pulls)
+        except Exception as error:
+            if not isinstance(error, BotError) and not _is_aws_error(error):
+                raise
+            warn(f"{path} was changed in {changed_in[:12] or '?'} but never applied (a cancelled "
+                 f"run?), and cannot be applied now: {_reason(error)}; skipped {path}, the "
+                 "other requests are applied")
+            continue
+        items.append(replace(item, missed=True))
+    return items
+
+
+def _warn(message: str) -> None:
+    print(f"promotion-bot apply: warning: {message}", file=sys.stderr, flush=True)
 
 
 def approval_for(repo: Path, commit: str, host: GitHubHost | None,
@@ -167,9 +285,10 @@ class _Run:
     """Reconciles one target, keeping its apply record up to date after every step."""
 
     def __init__(self, repo: Path, item: _Item, commit: str, before: str | None,
-                 pull_request: int | None, approval: Approval, now: dt.datetime | None) -> None:
+                 now: dt.datetime | None) -> None:
         from bot.aws import artifacts
 
+        pull_request, approval = item.pull_request, item.approval
         self.item, self.t, self.commit, self.now = item, item.target, commit, now
         self.previous = artifacts.get_apply_record(self.t, commit) or {}
         carried = self.previous.get("status") != "complete"
@@ -187,6 +306,7 @@ class _Run:
             "pull_request": pull_request,
             "approval": {"approvers": list(approval.approvers), "source": approval.source},
             "retired": request is None,
+            "caught_up": item.request_commit if item.missed else None,
             "started_at": self.previous.get("started_at") or _iso(now),
             "changes": list(self.previous.get("changes", [])),
             "drift": list(self.previous.get("drift", [])),
@@ -272,6 +392,7 @@ class _Run:
             approval=Approval(tuple(self.record["approval"]["approvers"]),
                               self.record["approval"]["source"]),
             pull_request=self.record["pull_request"], retired=self.item.request is None,
+            caught_up=self.item.request_commit if self.item.missed else None,
         )
 
     def _payload(self, want: Desired) -> dict[str, Any]:
@@ -304,43 +425,59 @@ class _Run:
 def apply(
     repo: Path, before: str | None, after: str, host: GitHubHost | None,
     now: dt.datetime | None = None, report: Callable[[Outcome], None] | None = None,
+    warn: Callable[[str], None] = _warn,
 ) -> list[Outcome]:
-    """Reconcile AWS to every request file changed in ``before..after``, in path order."""
+    """Reconcile AWS to every request file changed in ``before..after``, in path order, then to
+    every other request file at ``after`` that production does not serve yet (missed).
+
+    A file of the range that is not planned or not approved refuses the whole run before
+    anything changes; a missed one is skipped with a warning through ``warn``.
+    """
     from bot.aws import lock
     from bot.aws.live import read_live
     from bot.desired import execution_name
 
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)
-    if not found:
-        return []
     items = [_prepare(repo, commit, path, status) for path, status in found]
     names = [i.target.name for i in items if i.request is not None]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise NotPlanned(f"more than one request file for target(s) {', '.join(twice)} in "
-                         f"{commit[:12]}; keep one file per target; nothing was applied")
-    # x.yml renamed to x.yaml: the target lives on in the new file, nothing is retired.
-    items = [i for i in items if i.request is not None or i.target.name not in names]
-    pull_request = host.pull_for_commit(commit) if host is not None else None
-    approval = approval_for(repo, commit, host, pull_request)
+                         f"{commit[:12]}; keep one file per target; {NOTHING}")
+    at_commit = _requests_at(repo, commit)
+    # x.yml renamed to x.yaml: the target lives on in the other file, nothing is retired.
+    alive = {PurePosixPath(p).stem for p in at_commit}
+    items = [i for i in items if i.request is not None or i.target.name not in alive]
+    pulls: dict[str, int | None] = {}
+    items = [_approve(repo, i, host, pulls) for i in items]  # NotApproved: nothing changed
+    items += _missed(repo, commit, at_commit, {p for p, _ in found}, set(names), host, pulls,
+                     warn)
+    if not items:
+        return []
     if host is not None:
-        host.set_status(commit, STATUS_CONTEXT, "pending",
-                        f"applying {', '.join(i.target.name for i in items)}")
+        ranged = ", ".join(i.target.name for i in items if not i.missed)
+        missed = ", ".join(i.target.name for i in items if i.missed)
+        host.set_status(commit, STATUS_CONTEXT, "pending", "; ".join(
+            [*([f"applying {ranged}"] if ranged else []),
+             *([f"catching up {missed} (changes no run applied)"] if missed else [])]))
     owner = f"{lock.default_owner()} applying {commit[:12]}"
     outcomes: list[Outcome] = []
+    skipped: list[str] = []
     for item in items:
-        t = item.target
-        run = _Run(repo, item, commit, before, pull_request, approval, now)
+        t, pull_request = item.target, item.pull_request
+        run = _Run(repo, item, commit, before, now)
+        locked = False
         try:
             with lock.acquire(t, owner) as held:
+                locked = True
                 request, plan = item.request, item.plan
                 if request is not None and plan is not None:
                     name = (execution_name(t, commit, plan["content_sha256"])
                             if request.rollout.pipeline else None)
                     live = read_live(t, name)
                     want: Desired | None = desired(t, request, plan, live.config, commit,
-                                                   pull_request, approval)
+                                                   pull_request, item.approval)
                 else:
                     live = read_live(t, None)
                     want = _retired(t, live)
@@ -351,6 +488,16 @@ def apply(
                     host.upsert_comment(pull_request, f"apply:{t.name}", comment(outcome))
                     commented = True
                 run.finish(outcome, commented)
+        except LockHeld as error:
+            if not item.missed or locked:
+                _failed(run, host, commit, pull_request, error)
+                raise
+            # Nothing changed yet: someone else is applying this target; the next run catches
+            # up again.
+            warn(f"{missed_line(item.path, item.request_commit).removesuffix(': applying it now')}"
+                 f", and cannot be applied now: {error.message}; skipped {item.path}")
+            skipped.append(t.name)
+            continue
         except BaseException as error:
             _failed(run, host, commit, pull_request, error)
             raise
@@ -359,9 +506,10 @@ def apply(
             report(outcome)
     if host is not None:
         done = [o for o in outcomes if not o.noop]
-        host.set_status(commit, STATUS_CONTEXT, "success",
-                        f"applied {', '.join(o.target for o in done)}" if done
-                        else "no changes: production already matches")
+        host.set_status(commit, STATUS_CONTEXT, "success", (
+            f"applied {', '.join(o.target for o in done)}" if done
+            else "no changes: production already matches")
+            + (f"; skipped {', '.join(skipped)} (locked)" if skipped else ""))
     return outcomes
 
 
@@ -423,14 +571,16 @@ def describe(outcome: Outcome) -> str:
     o = outcome
     pr = f", PR #{o.pull_request}" if o.pull_request else ""
     head = f"{o.target}: {o.path} at {o.commit[:12]}{pr}"
+    missed = [f"  {missed_line(o.path, o.caught_up)}"] if o.caught_up else []
     if o.noop:
-        lines = [f"{o.target}: no changes: production already matches {o.path} at {o.commit[:12]}"]
+        lines = [f"{o.target}: no changes: production already matches {o.path} at {o.commit[:12]}",
+                 *missed]
         if o.backup_key:
             lines.append(f"  backup (from the interrupted run): {o.backup_key}")
         if o.execution_arn:
             lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
         return "\n".join(lines)
-    lines = [head, f"  {_approval_line(o.approval)}"]
+    lines = [head, *missed, f"  {_approval_line(o.approval)}"]
     if o.retired:
         lines.append("  request file deleted: challenger retired, champion left in place")
     for c in o.changes:
@@ -459,8 +609,10 @@ def comment(outcome: Outcome) -> str:
     if o.noop:
         return (f"### promotion-bot apply: `{o.target}`\n\nNo changes: production already "
                 f"matches `{o.path}` at `{o.commit[:12]}`.")
-    rows = [f"### ✅ promotion-bot applied `{o.target}` at `{o.commit[:12]}`", "",
-            _approval_line(o.approval), ""]
+    rows = [f"### ✅ promotion-bot applied `{o.target}` at `{o.commit[:12]}`", ""]
+    if o.caught_up:
+        rows += [f"> ⏭️ {missed_line(o.path, o.caught_up)}", ""]
+    rows += [_approval_line(o.approval), ""]
     if o.retired:
         rows += ["The request file was deleted: challenger retired, champion left in place.", ""]
     rows += ["| where | what | before | after |", "| --- | --- | --- | --- |"]

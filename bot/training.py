@@ -15,6 +15,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "xgboost-model"
 SEED = 0
+# A one-element base_score vector, "[1.7E-3]", as xgboost 3 writes it.
+_SINGLE_BASE_SCORE = re.compile(rb'"base_score"\s*:\s*"\[([^\],]*)\]"')
 
 
 def feature_columns(frame: pd.DataFrame, target_column: str) -> list[str]:
@@ -72,15 +75,9 @@ def train(
 
 def package_model(booster: xgboost.Booster) -> bytes:
     """``model.tar.gz`` for the SageMaker XGBoost container; the same booster, the same bytes."""
-    model = json.loads(bytes(booster.save_raw(raw_format="json")))
-    parameters = model["learner"]["learner_model_param"]
-    base_score = str(parameters.get("base_score", ""))
-    if base_score.startswith("[") and "," not in base_score:
-        parameters["base_score"] = base_score.strip("[]")
-    payload = json.dumps(model, separators=(",", ":")).encode()
-
+    payload = _SINGLE_BASE_SCORE.sub(rb'"base_score":"\1"', bytes(booster.save_raw("json")), 1)
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as zipped, \
             tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         info = tarfile.TarInfo(MODEL_FILE)
         info.size = len(payload)

@@ -15,6 +15,18 @@ from bot.request import Request
 from bot.settings import Target, target
 
 TARGET = "fraud-detection"
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients() -> Iterator[None]:
+    """Each test starts without boto3 clients cached by an earlier one."""
+    from bot.aws import clients
+
+    clients.forget()
+    yield
+    clients.forget()
+
+
 PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass", "End": True}}}
 
 

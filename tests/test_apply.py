@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import GitRepo, request_yaml
+from conftest import TARGET, GitRepo, request_yaml
 
 from bot import cli
 from bot.apply import Outcome, apply, describe
@@ -104,7 +104,7 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
     assert record["backup_keys"] == [outcome.backup_key]
     text = describe(outcome)
     assert "ssm       /fraud-detection/hyperparameters/eta: (absent) → 0.1" in text
-    assert f"backup: {outcome.backup_key}" in text and outcome.execution_arn in text
+    assert f"backup: {outcome.backup_key}" in text and str(outcome.execution_arn) in text
     assert lock.holder(aws) is None
 
 
@@ -401,3 +401,216 @@ def test_rollback_parameters_restores_a_backup(
     assert f"backed up in {safety}" in out
     assert ssm.load_backup(aws, safety) == SECOND_SSM
     assert json.loads(json.dumps(ssm.read(aws))) == FIRST_SSM
+
+
+# -- catching up: a run cancelled before it started (one pending run per concurrency group) --
+
+CHURN_PATH = "promotion-requests/churn.yaml"
+CHURN = request_yaml("exp-churn-1", eta=0.3)
+ALICE, BOB = "Alice Analyst <alice@example.com>", "Bob Builder <bob@example.com>"
+
+
+@pytest.fixture
+def churn(aws: Target) -> Target:
+    """A second target with its buckets (no pipeline: its requests don't ask for one)."""
+    t = target("churn")
+    s3 = boto3.client("s3", region_name=t.region)
+    for bucket in (t.config_bucket, t.artifacts_bucket, t.data_bucket):
+        s3.create_bucket(Bucket=bucket)
+    return t
+
+
+def two_merges(git_repo: GitRepo) -> tuple[str, str, str]:
+    """Merge 1 changes fraud-detection's file, merge 2 churn's; return start, c1, c2."""
+    start = git_repo.head()
+    c1 = git_repo.commit({PATH: FIRST}, "Promote exp-xgboost-1", author=ALICE)
+    c2 = git_repo.commit({CHURN_PATH: CHURN}, "Promote exp-churn-1", author=BOB)
+    return start, c1, c2
+
+
+def churn_state(t: Target) -> dict[str, Any]:
+    """``state`` for a target without a retraining pipeline."""
+    s3 = boto3.client("s3", region_name=t.region)
+    objects = sorted((o["Key"], o["ETag"]) for bucket in (t.config_bucket, t.artifacts_bucket)
+                     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    return {"ssm": ssm.read(t), "backups": ssm.backups(t), "objects": objects,
+            "endpoint": endpoint.read(t)}
+
+
+def test_a_change_whose_run_was_cancelled_is_applied_by_the_next_run(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]]) -> None:
+    plan = store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    _, c1, c2 = two_merges(git_repo)
+    shown: list[str] = []
+
+    outcomes = apply(git_repo.path, c1, c2, None, report=lambda o: shown.append(describe(o)))
+
+    assert [(o.target, o.caught_up) for o in outcomes] == [("churn", None), (TARGET, c1)]
+    missed = outcomes[1]
+    assert not missed.noop and {c.target for c in missed.changes} == {
+        "ssm", "s3-config", "pipeline", "endpoint"}
+    assert ssm.read(aws) == FIRST_SSM
+    config = config_store.read(aws)
+    assert config is not None
+    assert (config.experiment_id, config.content_sha256, config.commit) == (
+        "exp-xgboost-1", plan["content_sha256"], c2)
+    assert config.approvers == [ALICE]  # the author of the change, not of the range's end
+    churn_config = config_store.read(churn)
+    assert churn_config is not None and churn_config.approvers == [BOB]
+    assert f"{PATH} was changed in {c1[:12]} but never applied (a cancelled run?): applying " \
+           "it now" in shown[1]
+    assert "never applied" not in shown[0]
+    record = artifacts.get_apply_record(aws, c2)
+    assert record is not None and record["status"] == "complete"
+    assert (record["caught_up"], record["request_commit"]) == (c1, c1)
+
+
+def test_a_second_run_after_catching_up_changes_nothing(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    _, c1, c2 = two_merges(git_repo)
+    assert len(apply(git_repo.path, c1, c2, None)) == 2
+    before = state(aws), churn_state(churn)
+
+    again = apply(git_repo.path, c1, c2, None)
+
+    assert [(o.target, o.noop) for o in again] == [("churn", True)]  # nothing missed any more
+    assert (state(aws), churn_state(churn)) == before
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_missed_change_without_a_plan_is_skipped_and_the_range_applied(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    store_plan(CHURN, t=churn)  # fraud-detection's change was never planned
+    _, c1, c2 = two_merges(git_repo)
+
+    outcomes = apply(git_repo.path, c1, c2, None)
+
+    assert [o.target for o in outcomes] == ["churn"]
+    assert config_store.read(churn) is not None
+    assert ssm.read(aws) == {} and config_store.read(aws) is None
+    err = capsys.readouterr().err
+    assert f"warning: {PATH} was changed in {c1[:12]} but never applied (a cancelled run?), " \
+           f"and cannot be applied now: {PATH} at {c2[:12]}: this content" in err
+    assert "was never planned" in err and f"skipped {PATH}" in err
+    assert "nothing was applied" not in err  # the range was applied
+
+
+def test_an_unplanned_file_of_the_range_still_refuses_everything(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]]) -> None:
+    store_plan(FIRST)  # the missed change is fine, the range's is not planned
+    _, c1, c2 = two_merges(git_repo)
+    with pytest.raises(NotPlanned, match=f"{CHURN_PATH} at .* was never planned"):
+        apply(git_repo.path, c1, c2, None)
+    assert ssm.read(aws) == {} and config_store.read(aws) is None
+    assert config_store.read(churn) is None
+
+
+def test_production_applied_from_a_later_commit_is_not_undone(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]]) -> None:
+    """Re-running an old run (GitHub's "Re-run jobs") must not roll other targets back."""
+    store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    store_plan(SECOND)
+    start, c1, c2 = two_merges(git_repo)
+    apply(git_repo.path, start, c2, None)
+    c3 = git_repo.commit({PATH: SECOND}, "Promote exp-xgboost-2")
+    apply(git_repo.path, c2, c3, None)
+    assert ssm.read(aws) == SECOND_SSM
+
+    again = apply(git_repo.path, c1, c2, None)  # at c2 fraud-detection still asks for FIRST
+
+    assert [(o.target, o.noop) for o in again] == [("churn", True)]
+    assert ssm.read(aws) == SECOND_SSM
+    config = config_store.read(aws)
+    assert config is not None and config.commit == c3
+
+
+def test_a_catch_up_that_failed_half_way_is_finished_by_the_next_run(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    _, c1, c2 = two_merges(git_repo)
+    real = endpoint.reconcile
+    failed: list[str] = []
+
+    def reconcile(t: Target, *args: Any, **kwargs: Any) -> Any:
+        if t.name == TARGET and not failed:
+            failed.append(t.name)
+            raise RuntimeError("injected failure in endpoint.reconcile")
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(endpoint, "reconcile", reconcile)
+    with pytest.raises(RuntimeError, match="injected"):
+        apply(git_repo.path, c1, c2, None)
+    config = config_store.read(aws)  # written: its content now matches the missed file
+    assert config is not None and endpoint.read(aws) is None
+
+    outcomes = apply(git_repo.path, c1, c2, None)
+
+    assert [(o.target, o.caught_up) for o in outcomes] == [("churn", None), (TARGET, c1)]
+    assert endpoint.read(aws) is not None
+    record = artifacts.get_apply_record(aws, c2)
+    assert record is not None and record["status"] == "complete"
+    assert [o.noop for o in apply(git_repo.path, c1, c2, None)] == [True]
+
+
+@pytest.mark.parametrize("missed", [True, False], ids=["missed", "both-in-range"])
+def test_approvers_come_from_each_files_own_pull_request(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]], github: LocalGitHub, missed: bool) -> None:
+    host = GitHubHost(github.token, github.repository, github.url)
+    store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    start, c1, c2 = two_merges(git_repo)
+    for sha, reviewer in ((c1, "bob"), (c2, "carol")):
+        pr = github.open_pull(head_sha=sha, author="dana", title=f"Promote {sha[:7]}")
+        github.review(pr, reviewer, "APPROVED")
+        github.merge_pull(pr, sha)
+
+    outcomes = apply(git_repo.path, c1 if missed else start, c2, host)
+
+    assert {o.target: (o.pull_request, o.approval.approvers, o.caught_up) for o in outcomes} == {
+        TARGET: (1, ("bob",), c1 if missed else None), "churn": (2, ("carol",), None)}
+    config, churn_config = config_store.read(aws), config_store.read(churn)
+    assert config is not None and churn_config is not None
+    assert (config.approvers, config.pull_request) == (["bob"], 1)
+    assert (churn_config.approvers, churn_config.pull_request) == (["carol"], 2)
+    [first_comment], [second_comment] = github.comments(1), github.comments(2)
+    assert "promotion-bot:apply:fraud-detection" in first_comment["body"]
+    assert "promotion-bot:apply:churn" in second_comment["body"]
+    assert ("but never applied (a cancelled run?)" in first_comment["body"]) is missed
+    assert "never applied" not in second_comment["body"]
+    assert github.statuses(c2)[-1]["state"] == "success"
+
+
+def test_a_missed_change_without_approval_is_skipped_on_github(
+        aws: Target, churn: Target, git_repo: GitRepo,
+        store_plan: Callable[..., dict[str, Any]], github: LocalGitHub,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    host = GitHubHost(github.token, github.repository, github.url)
+    store_plan(FIRST)
+    store_plan(CHURN, t=churn)
+    _, c1, c2 = two_merges(git_repo)
+    for sha, reviewer in ((c1, None), (c2, "carol")):
+        pr = github.open_pull(head_sha=sha, author="dana", title=f"Promote {sha[:7]}")
+        if reviewer:
+            github.review(pr, reviewer, "APPROVED")
+        github.merge_pull(pr, sha)
+
+    outcomes = apply(git_repo.path, c1, c2, host)
+
+    assert [o.target for o in outcomes] == ["churn"]
+    assert ssm.read(aws) == {} and config_store.read(aws) is None
+    err = capsys.readouterr().err
+    assert f"{PATH} was changed in {c1[:12]} but never applied" in err
+    assert "pull request #1 (commit" in err and "has no approving review" in err
+    assert github.comments(1) == []

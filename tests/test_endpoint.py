@@ -45,7 +45,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, aws: Any) -> list[str]:
     made: list[str] = []
 
     def recording_client(service: str, region: str | None = None) -> Any:
-        sm = clients.client(service, region)
+        sm = boto3.client(service, region_name=region or "us-east-1")  # not the shared one
         sm.meta.events.register("before-call.sagemaker.*",
                                 lambda model, **_: made.append(model.name))
         return sm
@@ -141,7 +141,7 @@ def test_rerun_after_a_crash_before_the_update_finishes_the_job(
     wanted = spec(("champion", OLD, 90), ("challenger", NEW, 10))
 
     def crashing_client(service: str, region: str | None = None) -> Any:
-        sm = clients.client(service, region)
+        sm = boto3.client(service, region_name=region or "us-east-1")  # not the shared one
 
         def crash(**_: Any) -> None:
             raise RuntimeError("runner killed")
@@ -191,7 +191,7 @@ def test_weights_that_do_not_take_effect_fail_the_apply(
     reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
 
     def ignoring_client(service: str, region: str | None = None) -> Any:
-        sm = clients.client(service, region)
+        sm = boto3.client(service, region_name=region or "us-east-1")  # not the shared one
 
         def keep_old_weights(params: dict[str, Any], **_: Any) -> None:
             for change in params["DesiredWeightsAndCapacities"]:
@@ -240,7 +240,7 @@ def test_an_update_that_rolls_back_fails_the_apply(
     current = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
 
     def rolling_back_client(service: str, region: str | None = None) -> Any:
-        sm = clients.client(service, region)
+        sm = boto3.client(service, region_name=region or "us-east-1")  # not the shared one
 
         def stay_on_current(params: dict[str, Any], **_: Any) -> None:
             params["EndpointConfigName"] = current

@@ -91,7 +91,7 @@ def test_replan_of_same_content_reuses_and_gate_edit_does_not_retrain(
 ) -> None:
     path = request_repo(tmp_path)
     plan(path, tmp_path / "first")
-    code, again = plan(path, tmp_path / "again")
+    _, again = plan(path, tmp_path / "again")
     assert again["trained"] is False and (tmp_path / "again" / "roc_curve.png").is_file()
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.91"))
     _, edited = plan(path, tmp_path / "edited")

@@ -5,13 +5,33 @@ boto3 itself honours ``AWS_ENDPOINT_URL``, so the same code talks to AWS or to m
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bot.settings import settings
 
 
 def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client for ``service`` in ``region`` (default: the settings' region)."""
+    """A boto3 client for ``service`` in ``region`` (default: the settings' region).
+
+    Clients are reused while the environment that configures them is the same: creating
+    one costs more than most calls made with it.
+    """
     import boto3
 
-    return boto3.client(service, region_name=region or settings().region)
+    key = (service, region or settings().region, id(boto3.DEFAULT_SESSION),
+           *(os.environ.get(name) for name in _CONFIGURING))
+    found = _clients.get(key)
+    if found is None:
+        found = _clients[key] = boto3.client(service, region_name=key[1])
+    return found
+
+
+_CONFIGURING = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION")
+_clients: dict[tuple[Any, ...], Any] = {}
+
+
+def forget() -> None:
+    """Drop the cached clients (tests do, between moto sessions)."""
+    _clients.clear()
