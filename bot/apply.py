@@ -80,7 +80,8 @@ class _Item:
     plan: dict[str, Any] | None
     request_commit: str  # the last commit up to the range's end that touched the file
     pull_request: int | None = None  # the merged PR of request_commit
-    approval: Approval = field(default_factory=lambda: Approval((), "pending"))  # its PR's
+    # That PR's approvers (request_commit's author when not on GitHub); set by _approve.
+    approval: Approval = field(default_factory=lambda: Approval((), "pending"))
     missed: bool = False  # not changed in the range: a change that no run applied
 
 
@@ -436,6 +437,7 @@ def apply(
     from bot.aws import lock
     from bot.aws.live import read_live
     from bot.desired import execution_name
+    from bot.rollout_history import retrain_commit
 
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)
@@ -473,11 +475,13 @@ def apply(
                 locked = True
                 request, plan = item.request, item.plan
                 if request is not None and plan is not None:
-                    name = (execution_name(t, commit, plan["content_sha256"])
+                    retrain = retrain_commit(repo, commit, item.path, request) or commit
+                    name = (execution_name(t, retrain, request)
                             if request.rollout.pipeline else None)
                     live = read_live(t, name)
                     want: Desired | None = desired(t, request, plan, live.config, commit,
-                                                   pull_request, item.approval)
+                                                   pull_request, item.approval,
+                                                   retrain_commit=retrain)
                 else:
                     live = read_live(t, None)
                     want = _retired(t, live)

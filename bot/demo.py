@@ -160,7 +160,8 @@ def summarize_apply(output: str) -> list[str]:
         if " → " in line and words[0] in ("ssm", "s3-config", "pipeline", "endpoint"):
             counts[words[0]] = counts.get(words[0], 0) + 1
         elif words[0] in ("approved", "DRIFT", "backup:", "pipeline:", "endpoint", "no",
-                          "request") or line.startswith("promotion-bot"):
+                          "request") or "never applied" in line or line.startswith(
+                              "promotion-bot"):
             kept.append(line.strip())
     if counts:
         kept.insert(0, "changed: " + ", ".join(f"{n} {where}" for where, n in counts.items()))

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.domain import EndpointSpec, VariantSpec
 from bot.production_config import ChampionModel, ProductionConfig
-from bot.request import Request
+from bot.request import Request, retraining_key
 from bot.settings import Target
 
 
@@ -37,9 +37,13 @@ def ssm_values(request: Request) -> dict[str, str]:
     return {name: str(value) for name, value in request.hyperparameters.as_dict().items()}
 
 
-def execution_name(target: Target, commit: str, content_sha256: str) -> str:
-    """Deterministic, so a re-run of apply never starts a second execution (max 80 chars)."""
-    return f"{target.name}-{commit[:12]}-{content_sha256[:12]}"[:80]
+def execution_name(target: Target, commit: str, request: Request) -> str:
+    """Deterministic, so a re-run of apply never starts a second execution (max 80 chars).
+
+    ``commit`` is the one that last changed what retraining depends on (see
+    ``bot.rollout_history.retrain_commit``): one execution per such change, not per merge.
+    """
+    return f"{target.name}-{commit[:12]}-{retraining_key(request)[:12]}"[:80]
 
 
 def candidate_model(request: Request, plan: dict[str, Any]) -> ChampionModel:
@@ -103,8 +107,12 @@ def desired(
     commit: str,
     pull_request: int | None,
     approval: Approval,
+    retrain_commit: str | None = None,
 ) -> Desired:
-    """Desired state for ``request`` whose stored plan is ``plan`` (its plan.json)."""
+    """Desired state for ``request`` whose stored plan is ``plan`` (its plan.json).
+
+    ``retrain_commit`` names the retraining execution (default: ``commit``).
+    """
     champion, previous = champions(request, plan, live_config)
     challenger = request.rollout.challenger
     share = challenger.traffic_percent if challenger and not challenger.promoted else None
@@ -130,7 +138,8 @@ def desired(
         challenger_traffic_percent=share,
     )
     execution = (
-        execution_name(target, commit, plan["content_sha256"]) if request.rollout.pipeline else None
+        execution_name(target, retrain_commit or commit, request)
+        if request.rollout.pipeline else None
     )
     return Desired(ssm=ssm_values(request), config=config, pipeline_execution=execution,
                    endpoint=endpoint)

@@ -74,7 +74,7 @@ def evaluate_request(
     trained = stored is None
     if stored is None:
         progress(f"training xgboost on {request.data.train} ...")
-        train_df = data.load_table(request.data.train, repo_root)
+        train_df = data.load_table(request.data.train, repo_root, request.data.target_column)
         booster = training.train(
             request.hyperparameters.as_dict(), train_df, request.data.target_column
         )
@@ -86,7 +86,7 @@ def evaluate_request(
         artifact = artifacts.model_uri(t, model_key)
 
     progress(f"evaluating on {request.data.test} ...")
-    test_df = data.load_table(request.data.test, repo_root)
+    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
     features = [c for c in test_df.columns if c != target_column]
     y = test_df[target_column].to_numpy()
@@ -135,15 +135,27 @@ def evaluate_request(
     return plan
 
 
+def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str | None:
+    """The commit that last changed what production retrains from, if git knows it."""
+    from bot.errors import BotError
+    from bot.rollout_history import retrain_commit
+
+    try:
+        return retrain_commit(repo_root, "HEAD", request_path, request)
+    except BotError:  # not a git repository, or no commit yet: this change starts one
+        return None
+
+
 def with_live_changes(
     t: Target, request: Request, plan_json: dict[str, Any], live_config: ProductionConfig | None,
-    commit: str, pull_request: int | None,
+    commit: str, pull_request: int | None, repo_root: Path, request_path: str,
 ) -> dict[str, Any]:
     """Recompute what merging changes from live AWS state (cheap; done on every plan run)."""
     from bot.aws.live import read_live
 
     want = desired(t, request, plan_json, live_config, commit, pull_request,
-                   Approval(("(recorded on merge from approving reviews)",), "pending"))
+                   Approval(("(recorded on merge from approving reviews)",), "pending"),
+                   retrain_commit=_retrain_commit(repo_root, request_path, request))
     live = read_live(t, want.pipeline_execution)
     found = changes(want, live, t.ssm_prefix, t.config_uri)
     return {
@@ -169,7 +181,7 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     challenger = request.rollout.challenger
     records = challenger.comparison_records if challenger is not None else 100
     progress(f"comparing live variants on {records} test records ...")
-    test_df = data.load_table(request.data.test, repo_root)
+    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
     result = runtime.compare_endpoints(
         t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
@@ -207,7 +219,8 @@ def make_plan(
         written = plots.write_pngs(plan.evaluation, out_dir, plan.champion_evaluation)
         pngs = {p.name: p.read_bytes() for p in written.values()}
 
-    plan_json = with_live_changes(t, request, plan_json, live_config, commit, pull_request)
+    plan_json = with_live_changes(t, request, plan_json, live_config, commit, pull_request,
+                                  repo_root, request_path)
     plan_json["endpoint_comparison"] = endpoint_comparison(t, request, repo_root, progress)
     prefix = artifacts.plan_prefix(t, sha)
     links = {"plan.json": f"{prefix}/plan.json",

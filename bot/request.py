@@ -252,6 +252,18 @@ class Request(Strict):
         })
 
 
+def retraining_key(request: Request) -> str:
+    """What the production retraining pipeline depends on: algorithm, hyperparameters, data.
+
+    A PR that changes only gates or rollout keeps this key, so it never retrains production.
+    """
+    return sha256_of({
+        "algorithm": request.algorithm,
+        "hyperparameters": request.hyperparameters.as_dict(),
+        "data": request.data.model_dump(mode="json"),
+    })
+
+
 def sha256_of(value: object) -> str:
     return hashlib.sha256(
         json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

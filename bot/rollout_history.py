@@ -1,7 +1,9 @@
-"""What main applied to a request file, and since when its challenger has served that share.
+"""What git history says about a request file: since when its challenger has served its
+share, and which commit last changed what production retrains from.
 
 The rollout rules (``bot.rollout_rules``) measure a step's soak from the moment its share
-took effect; git history records that moment, so it is read from there.
+took effect; the retraining pipeline runs once per change of hyperparameters or data. Git
+history records both moments, so they are read from there.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from bot import git
 from bot.errors import BotError, InvalidRequest
-from bot.request import Request
+from bot.request import Request, retraining_key
 from bot.rollout_rules import _same_challenger
 from bot.validation import parse_request_text
 
@@ -39,6 +41,30 @@ def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, dat
             break
         since = committed
     return newest, since
+
+
+def retrain_commit(repo: Path, rev: str, path: str, current: Request) -> str | None:
+    """The newest commit on ``rev``'s line that gave ``path`` its current retraining key.
+
+    The retraining execution is named after it, so applying a later rollout-only change
+    finds the execution already started, while a revert to older hyperparameters (a new
+    commit changing them) starts a new one. None when ``rev``'s version is not ``current``'s
+    key (uncommitted edits, or a PR head ahead of ``rev``).
+    """
+    key = retraining_key(current)
+    found: str | None = None
+    for sha, _ in _landed(repo, rev, path):
+        text = git.show(repo, sha, path)
+        if text is None:
+            break
+        try:
+            request, _ = parse_request_text(text, path)
+        except InvalidRequest:
+            break
+        if retraining_key(request) != key:
+            break
+        found = sha
+    return found
 
 
 def locate(file: str | Path) -> tuple[Path, str]:

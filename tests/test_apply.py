@@ -11,13 +11,15 @@ import boto3
 import pytest
 from conftest import TARGET, GitRepo, request_yaml
 
-from bot import cli
+from bot import cli, git
 from bot.apply import Outcome, apply, describe
 from bot.aws import artifacts, config_store, endpoint, lock, pipeline, ssm
+from bot.desired import execution_name
 from bot.errors import LockHeld, NotApproved, NotPlanned
 from bot.github import GitHubHost
 from bot.local_github import LocalGitHub
 from bot.settings import Target, target
+from bot.validation import parse_request_text
 
 PATH = "promotion-requests/fraud-detection.yaml"
 PIPELINE = "rollout:\n  pipeline: true\n"
@@ -48,6 +50,13 @@ def merge(repo: GitRepo, text: str | None, message: str) -> tuple[str, str]:
     """Commit ``text`` as the request file (None deletes it); return the pushed range."""
     before = repo.head()
     return before, repo.commit({PATH: text}, message)
+
+
+def retraining(t: Target, repo: GitRepo, commit: str) -> str:
+    """The execution a commit that changed the hyperparameters starts."""
+    path = f"promotion-requests/{TARGET}.yaml"
+    request, _ = parse_request_text(git.show(repo.path, commit, path) or "", path)
+    return execution_name(t, commit, request)
 
 
 def apply_range(repo: GitRepo, pushed: tuple[str, str], host: GitHubHost | None = None
@@ -93,7 +102,7 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
     assert config.approvers == ["Dana Scientist <dana@example.com>"]
     assert (outcome.approval.source, config.approval_source) == ("commit-author",) * 2
     assert outcome.execution_arn == pipeline.find_execution(
-        aws, f"fraud-detection-{git_repo.head()[:12]}-{plan['content_sha256'][:12]}")
+        aws, retraining(aws, git_repo, git_repo.head()))
     assert outcome.execution_status in ("RUNNING", "SUCCEEDED")
     assert {c.target for c in outcome.changes} == {"ssm", "s3-config", "pipeline", "endpoint"}
     assert not outcome.noop and not outcome.drift
@@ -149,7 +158,7 @@ def test_failure_half_way_is_completed_by_the_next_run(
         store_plan: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         module: Any, name: str, partial: bool) -> None:
     text = request_yaml("exp-xgboost-2", eta=0.2, max_depth=8, rollout=PIPELINE)
-    plan = store_plan(text)
+    store_plan(text)
     pushed = merge(git_repo, text, "Promote exp-xgboost-2")
     backups_before = ssm.backups(aws)
     _fail_once(monkeypatch, module, name, partial)
@@ -163,8 +172,7 @@ def test_failure_half_way_is_completed_by_the_next_run(
     config = config_store.read(aws)
     assert config is not None and config.experiment_id == "exp-xgboost-2"
     assert config.commit == pushed[1]
-    assert pipeline.find_execution(
-        aws, f"fraud-detection-{pushed[1][:12]}-{plan['content_sha256'][:12]}")
+    assert pipeline.find_execution(aws, retraining(aws, git_repo, pushed[1]))
     assert not outcome.drift  # our own unfinished work is not somebody's hand
     backups = ssm.backups(aws)
     assert backups[:len(backups_before)] == backups_before  # no backup lost

@@ -97,9 +97,15 @@ def test_first_model_ever_becomes_the_champion() -> None:
 
 
 def test_execution_name_is_stable_and_valid() -> None:
-    name = execution_name(T, "abcdef1234567890", "f" * 64)
-    assert name == execution_name(T, "abcdef1234567890", "f" * 64)
+    name = execution_name(T, "abcdef1234567890", request(1))
+    assert name == execution_name(T, "abcdef1234567890", request(1))
     assert len(name) <= 80 and name.startswith("fraud-detection-abcdef123456-")
+
+
+def test_a_rollout_step_does_not_name_a_new_retraining() -> None:
+    assert execution_name(T, "c0ffee", request(1)) == execution_name(T, "c0ffee", request(10))
+    assert execution_name(T, "c0ffee", request(1)) != execution_name(
+        T, "c0ffee", request(1, max_depth=8))
 
 
 @pytest.mark.parametrize("pipeline", [True, False])

@@ -229,3 +229,25 @@ def test_plan_on_github_checks_against_the_fetched_base_branch(
         check_rollout(Path(PATH), None)
     monkeypatch.delenv("GITHUB_BASE_REF")
     check_rollout(Path(PATH), None)  # neither --base nor GitHub: nothing to check against
+
+
+def test_retraining_is_named_after_the_commit_that_changed_what_it_trains_from(
+    git_repo: GitRepo,
+) -> None:
+    from bot.rollout_history import retrain_commit
+    from bot.validation import parse_request_text
+
+    def current(rev: str) -> str | None:
+        text = (git_repo.path / PATH).read_text()
+        return retrain_commit(git_repo.path, rev, PATH, parse_request_text(text, PATH)[0])
+
+    first = git_repo.commit({PATH: request_yaml(rollout=rollout(1))}, "1%")
+    assert current("HEAD") == first
+    git_repo.commit({PATH: request_yaml(rollout=rollout(10))}, "10%: rollout only")
+    assert current("HEAD") == first  # no new retraining for a traffic change
+    deeper = git_repo.commit({PATH: request_yaml(eta=0.2, rollout=rollout(10))}, "new eta")
+    assert current("HEAD") == deeper
+    back = git_repo.commit({PATH: request_yaml(rollout=rollout(10))}, "revert eta")
+    assert current("HEAD") == back  # a revert retrains with the restored parameters
+    (git_repo.path / PATH).write_text(request_yaml(eta=0.3, rollout=rollout(10)))
+    assert current("HEAD") is None  # uncommitted: the commit that lands it will be named
