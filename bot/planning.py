@@ -164,6 +164,7 @@ def with_live_changes(
             {"target": c.target, "key": c.key, "before": c.before, "after": c.after,
              "drift": c.drift} for c in found
         ],
+        "rollout": request.rollout.model_dump(mode="json"),
         "config_before": to_yaml(live_config) if live_config is not None else None,
         "config_after": to_yaml(want.config),
     }

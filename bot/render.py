@@ -209,6 +209,8 @@ def changes_section(plan: dict[str, Any]) -> str:
         if target == "s3-config":
             out.append(config_diff(plan))
             continue
+        if target == "endpoint" and rollout_line(plan):
+            out.append(rollout_line(plan) + "\n")
         out += ["| what | now | after merge |", "| --- | --- | --- |"]
         for c in mine:
             drift = " ⚠️ drift" if c.get("drift") else ""
@@ -221,6 +223,20 @@ def changes_section(plan: dict[str, Any]) -> str:
             "(changed by hand?). Merging overwrites them; apply backs up the live values first."
         )
     return "\n".join(out)
+
+
+def rollout_line(plan: dict[str, Any]) -> str:
+    """The staged rollout plan with the step this request asks for in bold."""
+    challenger = (plan.get("rollout") or {}).get("challenger")
+    if not challenger:
+        return ""
+    steps = []
+    for step in challenger["steps"]:
+        text = f"{step['percent']} %"
+        text += " = promotion" if step["percent"] == 100 else f" ({step['soak_hours']:g} h)"
+        steps.append(f"**{text} ← this request**" if step["percent"] ==
+                     challenger["traffic_percent"] else text)
+    return "Rollout plan (share, minimum soak): " + " → ".join(steps)
 
 
 def config_diff(plan: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ history records both moments, so they are read from there.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,14 +28,7 @@ def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, dat
     """
     newest: Request | None = None
     since: datetime | None = None
-    for sha, committed in _landed(repo, rev, path):
-        text = git.show(repo, sha, path)
-        if text is None:
-            break
-        try:
-            request, _ = parse_request_text(text, path)
-        except InvalidRequest:
-            continue
+    for _, committed, request in _versions(repo, rev, path, skip_invalid=True):
         if newest is None:
             newest = request
         elif not _same_share(request, newest):
@@ -53,14 +47,7 @@ def retrain_commit(repo: Path, rev: str, path: str, current: Request) -> str | N
     """
     key = retraining_key(current)
     found: str | None = None
-    for sha, _ in _landed(repo, rev, path):
-        text = git.show(repo, sha, path)
-        if text is None:
-            break
-        try:
-            request, _ = parse_request_text(text, path)
-        except InvalidRequest:
-            break
+    for sha, _, request in _versions(repo, rev, path, skip_invalid=False):
         if retraining_key(request) != key:
             break
         found = sha
@@ -76,6 +63,23 @@ def locate(file: str | Path) -> tuple[Path, str]:
         raise BotError(f"{file}: not in a git repository, so its rollout history "
                        "cannot be read") from None
     return Path(top), (folder / Path(file).name).relative_to(Path(top).resolve()).as_posix()
+
+
+def _versions(repo: Path, rev: str, path: str, *, skip_invalid: bool
+              ) -> Iterator[tuple[str, datetime, Request]]:
+    """The versions of ``path`` that landed on ``rev``'s line, newest first, until a deletion
+    (or, unless ``skip_invalid``, a version that does not parse)."""
+    for sha, committed in _landed(repo, rev, path):
+        text = git.show(repo, sha, path)
+        if text is None:
+            return
+        try:
+            request, _ = parse_request_text(text, path)
+        except InvalidRequest:
+            if skip_invalid:
+                continue
+            return
+        yield sha, committed, request
 
 
 def _landed(repo: Path, rev: str, path: str) -> list[tuple[str, datetime]]:

@@ -31,8 +31,8 @@ PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    """moto with production's buckets and retraining state machine; yields the target.
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 goes to moto in this process: fake credentials, no endpoint or profile.
 
     SageMaker gets the actions moto lacks (``bot.local_aws``), as on the embedded default.
     """
@@ -43,12 +43,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    import boto3
-    from moto import mock_aws
-
     from bot.local_aws import install_moto_extensions
 
     install_moto_extensions()  # UpdateEndpoint and honest variant weights, as on AWS
+
+
+@pytest.fixture
+def aws(fake_credentials: None) -> Iterator[Target]:
+    """moto with production's buckets and retraining state machine; yields the target."""
+    import boto3
+    from moto import mock_aws
+
     t = target(TARGET)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         s3 = boto3.client("s3", region_name=t.region)

@@ -20,15 +20,8 @@ COLUMNS = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An S3 client on moto, with fake credentials and no endpoint override."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE",
-                 "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def s3(fake_credentials: None) -> Iterator[Any]:
+    """An S3 client on moto in this process, with the data bucket."""
     import boto3
     from moto import mock_aws
 

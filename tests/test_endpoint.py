@@ -12,7 +12,6 @@ from moto import mock_aws
 from bot.aws import clients, endpoint
 from bot.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
-from bot.local_aws import install_moto_extensions
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -28,13 +27,7 @@ def spec(*variants: tuple[str, str, int]) -> EndpointSpec:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    install_moto_extensions()
+def aws(fake_credentials: None) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("sagemaker", region_name="us-east-1")
 

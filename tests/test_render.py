@@ -87,3 +87,13 @@ def test_interpolation_on_the_grid() -> None:
     # Interpolated precision: the best precision at recall at or above each grid point.
     assert _interp([0.0, 0.5, 1.0], [0.2, 0.9, 0.1], (0.0, 0.6, 1.0), upper=True) == [
         0.9, 0.1, 0.1]
+
+
+def test_endpoint_changes_show_the_rollout_plan_and_the_requested_step() -> None:
+    change = Change("endpoint", "fraud-detection-production/challenger", None, "m @ 10%")
+    plan = {**plan_to_json(replace(PLAN, changes=(change,))), "rollout": {"challenger": {
+        "traffic_percent": 10, "steps": [{"percent": 1, "soak_hours": 24.0},
+                                         {"percent": 10, "soak_hours": 24.0},
+                                         {"percent": 100, "soak_hours": 0.0}]}}}
+    assert ("Rollout plan (share, minimum soak): 1 % (24 h) → **10 % (24 h) ← this request** "
+            "→ 100 % = promotion") in render_comment(plan)

@@ -17,7 +17,6 @@ from bot.aws import endpoint, runtime
 from bot.aws.runtime import Invocation
 from bot.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
-from bot.local_aws import install_moto_extensions
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -105,13 +104,7 @@ def test_only_a_champion_has_nothing_to_compare() -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    install_moto_extensions()
+def aws(fake_credentials: None) -> Iterator[None]:
     with mock_aws():
         yield
 
