@@ -141,3 +141,20 @@ def test_help_does_not_import_heavy_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ}).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_invalid_request_on_a_pull_request_is_shown_in_the_comment_and_status(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = SHIPPED.read_text().replace("eta: 0.15", "eta: 1.5")
+    path = request_repo(tmp_path, text)
+    number = github.open_pull(head_sha="c" * 40, author="dana", title="Promote")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "c" * 40))
+    assert cli.main(["plan", str(path), "--out", str(tmp_path / "out")]) == 2
+    comments = github.comments(number)
+    assert len(comments) == 1
+    assert "cannot plan this request" in comments[0]["body"]
+    assert "hyperparameters.eta: must be <= 1 (got 1.5)" in comments[0]["body"]
+    status = github.statuses("c" * 40)[-1]
+    assert (status["context"], status["state"]) == ("promotion-bot/plan", "error")
