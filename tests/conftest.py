@@ -27,6 +27,27 @@ def fresh_clients() -> Iterator[None]:
     clients.forget()
 
 
+FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
+
+
+def small_params(rounds: int, depth: int) -> dict[str, str | int | float]:
+    """Small models, one thread: the test machine has two cores shared with other work."""
+    return {"objective": "binary:logistic", "num_round": rounds, "max_depth": depth, "nthread": 1}
+
+
+def small_frame(rows: int, seed: int) -> Any:
+    """Features like the fraud data's, a fifth of them positive, learnable from V1..V3."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((rows, len(FEATURES)))
+    data = pd.DataFrame(values, columns=FEATURES)
+    data["Class"] = (values[:, 1] + values[:, 2] - values[:, 3]
+                     + rng.standard_normal(rows) > 1.5).astype(int)
+    return data
+
+
 PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass", "End": True}}}
 
 

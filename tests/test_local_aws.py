@@ -16,6 +16,7 @@ import pytest
 import xgboost
 import yaml
 from botocore.exceptions import ClientError
+from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 
 from bot import local_aws, training
@@ -26,22 +27,6 @@ from bot.production_config import ProductionConfig
 from bot.settings import target
 
 T = target("fraud-detection")
-FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
-
-
-def params(rounds: int, depth: int) -> dict[str, str | int | float]:
-    """Small models, one thread: the test machine has two cores shared with other work."""
-    return {"objective": "binary:logistic", "num_round": rounds, "max_depth": depth, "nthread": 1}
-
-
-def frame(rows: int, seed: int) -> pd.DataFrame:
-    """Features like the fraud data's, a fifth of them positive, learnable from V1..V3."""
-    rng = np.random.default_rng(seed)
-    values = rng.standard_normal((rows, len(FEATURES)))
-    data = pd.DataFrame(values, columns=FEATURES)
-    data["Class"] = (values[:, 1] + values[:, 2] - values[:, 3]
-                     + rng.standard_normal(rows) > 1.5).astype(int)
-    return data
 
 
 def csv(features: pd.DataFrame) -> str:
@@ -64,12 +49,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def models() -> dict[str, bytes]:
     """Two small, different real models as model.tar.gz."""
-    train = frame(400, 1)
+    train = small_frame(400, 1)
     return {
         "old": training.package_model(training.train(
-            params(5, 2), train, "Class")),
+            small_params(5, 2), train, "Class")),
         "new": training.package_model(training.train(
-            params(20, 4), train, "Class")),
+            small_params(20, 4), train, "Class")),
     }
 
 
@@ -106,7 +91,7 @@ def direct(model: bytes, features: pd.DataFrame) -> np.ndarray:
 def test_invoke_endpoint_answers_with_the_target_variants_model(
     served: dict[str, str], models: dict[str, bytes]
 ) -> None:
-    features = frame(25, 7)[FEATURES]
+    features = small_frame(25, 7)[FEATURES]
 
     for variant, model in (("champion", "old"), ("challenger", "new")):
         invoked, scores = invoke(csv(features), TargetVariant=variant)
@@ -119,7 +104,7 @@ def test_invoke_endpoint_answers_with_the_target_variants_model(
 
 
 def test_invoke_without_a_target_variant_follows_the_weights(served: dict[str, str]) -> None:
-    line = csv(frame(1, 3)[FEATURES])
+    line = csv(small_frame(1, 3)[FEATURES])
 
     assert {invoke(line)[0] for _ in range(15)} == {"champion"}
 

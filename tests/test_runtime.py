@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import boto3
 import numpy as np
-import pandas as pd
 import pytest
 import xgboost
+from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 from scipy.stats import binomtest
 
@@ -20,20 +20,6 @@ from bot.errors import BotError
 from bot.settings import target
 
 T = target("fraud-detection")
-FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
-
-
-def params(rounds: int, depth: int) -> dict[str, str | int | float]:
-    """Small models, one thread: the test machine has two cores shared with other work."""
-    return {"objective": "binary:logistic", "num_round": rounds, "max_depth": depth, "nthread": 1}
-
-
-def frame(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    values = rng.standard_normal((rows, len(FEATURES)))
-    data = pd.DataFrame(values, columns=FEATURES)
-    data["Class"] = (values[:, 1] + values[:, 2] + rng.standard_normal(rows) > 1.2).astype(int)
-    return data
 
 
 def answered(*scores: float, latency: float = 10.0) -> list[Invocation]:
@@ -110,12 +96,12 @@ def aws(fake_credentials: None) -> Iterator[None]:
 
 
 def test_compare_endpoints_reports_what_each_variant_scores(aws: None) -> None:
-    train, test = frame(400, 1), frame(60, 2)
+    train, test = small_frame(400, 1), small_frame(60, 2)
     boosters = {
         "champion": training.train(
-            params(4, 2), train, "Class"),
+            small_params(4, 2), train, "Class"),
         "challenger": training.train(
-            params(30, 4), train, "Class"),
+            small_params(30, 4), train, "Class"),
     }
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=T.artifacts_bucket)
@@ -153,4 +139,4 @@ def test_compare_endpoints_reports_what_each_variant_scores(aws: None) -> None:
 
 def test_compare_endpoints_without_an_endpoint_is_a_clear_error(aws: None) -> None:
     with pytest.raises(BotError, match="does not exist"):
-        runtime.compare_endpoints(T, frame(3, 0)[FEATURES], None, 0.5)
+        runtime.compare_endpoints(T, small_frame(3, 0)[FEATURES], None, 0.5)
