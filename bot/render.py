@@ -29,11 +29,6 @@ TARGET_LABELS = {
 }
 
 
-def marker(kind: str, target: str) -> str:
-    """The hidden marker that finds the bot's one comment per target on a PR."""
-    return f"<!-- promotion-bot:{kind}:{target} -->"
-
-
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """plan.json: everything the comment shows and apply relies on."""
     evaluation = plan.evaluation
@@ -269,7 +264,10 @@ def endpoint_comparison_section(comparison: dict[str, Any]) -> str:
 
 
 def render_comment(plan: dict[str, Any], links: dict[str, str] | None = None) -> str:
-    """The one PR comment per target, rebuilt in full on every push."""
+    """The one PR comment per target, rebuilt in full on every push.
+
+    The code host adds the hidden marker that finds it again (``GitHubHost.upsert_comment``).
+    """
     passed = plan["passed"]
     failed = [g["name"] for g in plan["gates"] if not g["passed"]]
     head = (
@@ -283,7 +281,7 @@ def render_comment(plan: dict[str, Any], links: dict[str, str] | None = None) ->
         f"({'trained for this plan' if plan['trained'] else 'reused, not retrained'}) · "
         f"evaluated {plan['evaluated_at']}</sub>"
     )
-    sections = [marker("plan", plan["target"]), head]
+    sections = [head]
     sections += [f"> ⚠️ {note}" for note in plan.get("notes", [])]
     sections += [
         "### Gates", gates_section(plan),

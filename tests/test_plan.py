@@ -129,6 +129,7 @@ def test_one_comment_updated_in_place_and_a_status(
     plan(path, tmp_path / "two")
     comments = github.comments(number)
     assert len(comments) == 1 and "accuracy >= 0.92" in comments[0]["body"]
+    assert comments[0]["body"].count("<!-- promotion-bot:plan:fraud-detection -->") == 1
     assert "xychart-beta" in comments[0]["body"]
     assert github.statuses("b" * 40)[-1]["context"] == "promotion-bot/plan"
 

@@ -16,7 +16,7 @@ from bot.domain import (
     MetricComparison,
     Plan,
 )
-from bot.render import _interp, marker, plan_to_json, render_comment
+from bot.render import _interp, plan_to_json, render_comment
 
 EVALUATION = Evaluation(
     metrics={"accuracy": 0.9995, "precision": 0.9, "recall": 0.8, "f1_score": 0.847,
@@ -57,7 +57,7 @@ def test_plan_json_has_the_documented_keys() -> None:
 
 def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
     comment = render_comment(plan_to_json(PLAN), {"plan.json": "s3://b/plan.json"})
-    assert comment.startswith(marker("plan", "fraud-detection"))
+    assert comment.startswith("## ✅ Promotion plan — `fraud-detection`")
     assert comment.count("```mermaid\nxychart-beta") == 2
     assert "✅ Promotion plan" in comment and "All 1 gates pass" in comment
     assert "Drift:" in comment and "`0.3`" in comment and "`0.15`" in comment
