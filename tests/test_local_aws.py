@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,12 +278,17 @@ def test_local_aws_command_serves_until_ctrl_c(
 ) -> None:
     from bot.commands import local_aws as command
 
-    def interrupted() -> None:
-        raise KeyboardInterrupt
+    def stop_when_serving() -> None:
+        """Like Ctrl-C in another terminal: a signal once the command waits for one."""
+        deadline = time.monotonic() + 30
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(local_aws, "bootstrap", lambda **_: None)
-    monkeypatch.setattr(command, "_serve_forever", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=stop_when_serving, daemon=True).start()
 
     code = command.run(argparse.Namespace(port=0, rows=10))
 
@@ -290,3 +297,7 @@ def test_local_aws_command_serves_until_ctrl_c(
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in out.out
     assert "Traceback" not in out.err
     assert "AWS_ENDPOINT_URL" not in os.environ
+    assert "stopping local AWS" in out.err
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers given back
+    assert "stopping local AWS" in out.err
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers given back

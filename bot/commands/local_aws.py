@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 
@@ -21,13 +22,18 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(aws.export_lines()), flush=True)
         say("\nServing until Ctrl-C; requests are logged below.")
         logging.getLogger("werkzeug").setLevel(logging.INFO)
-        try:
-            _serve_forever()
-        except KeyboardInterrupt:
-            say("\nstopping local AWS")
+        _serve_until_stopped()
+        say("\nstopping local AWS")
     return 0
 
 
-def _serve_forever() -> None:
-    """Block the main thread while the server thread answers; Ctrl-C ends it."""
-    threading.Event().wait()
+def _serve_until_stopped() -> None:
+    """Block the main thread while the server thread answers; Ctrl-C or SIGTERM ends it."""
+    stop = threading.Event()
+    previous = {n: signal.signal(n, lambda *_: stop.set()) for n in (signal.SIGINT,
+                                                                      signal.SIGTERM)}
+    try:
+        stop.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
