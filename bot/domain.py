@@ -88,7 +88,11 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a reviewer sees and apply relies on, for one request content."""
+    """The evaluation of one request content: what a reviewer judges and apply relies on.
+
+    What merging changes depends on live state, so it is read anew on every plan run and
+    added to plan.json beside this (``bot.planning.with_live_changes``).
+    """
 
     target: str
     request_path: str
@@ -98,13 +102,10 @@ class Plan:
     champion: Champion
     comparison: Comparison
     gates: tuple[GateResult, ...]
-    changes: tuple[Change, ...]
     artifact: str  # s3:// URI of the reviewed model.tar.gz
     evaluated_at: str  # ISO 8601, UTC
     experiment_id: str
     trained: bool  # False when the model was reused from the store
-    config_before: str | None  # production config YAML now
-    config_after: str  # production config YAML after merging
     notes: tuple[str, ...] = field(default_factory=tuple)
     endpoint_comparison: dict[str, Any] | None = None
     champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored

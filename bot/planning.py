@@ -127,9 +127,9 @@ def evaluate_request(
     plan = Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
         model_key=model_key, evaluation=result, champion=champion, comparison=comparison,
-        gates=gates.check(request.gates, result, comparison), changes=(), artifact=artifact,
+        gates=gates.check(request.gates, result, comparison), artifact=artifact,
         evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
-        config_before=None, config_after="", notes=tuple(notes),
+        notes=tuple(notes),
         champion_evaluation=champion_eval,
     )
     return plan

@@ -30,7 +30,7 @@ TARGET_LABELS = {
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """plan.json: everything the comment shows and apply relies on."""
+    """plan.json without the live part (changes, config diff), which planning adds."""
     evaluation = plan.evaluation
     champion_eval = plan.champion_evaluation
     return {
@@ -62,9 +62,6 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         },
         "gates": [dataclasses.asdict(g) for g in plan.gates],
         "passed": plan.passed,
-        "changes": [dataclasses.asdict(c) for c in plan.changes],
-        "config_before": plan.config_before,
-        "config_after": plan.config_after,
         "notes": list(plan.notes),
         "endpoint_comparison": plan.endpoint_comparison,
     }

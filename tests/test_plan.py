@@ -70,6 +70,8 @@ def test_plan_trains_compares_paired_and_changes_nothing(
     printed = capsys.readouterr().out
     assert code == (0 if result["passed"] else 1)
     assert "Promotion plan" in printed
+    assert set(result) >= {"content_sha256", "metrics", "confusion_matrix", "champion",
+                           "comparison", "gates", "passed", "changes", "artifact"}
     assert result["trained"] is True and result["comparison"]["paired"] is True
     for metric in ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"):
         m = result["comparison"]["metrics"][metric]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
+from typing import Any
 
 from bot.domain import (
     Champion,
@@ -35,15 +37,21 @@ PLAN = Plan(
         "auc_roc": MetricComparison(0.97, 0.95, 0.02, 2.1, True, 0.01, 0.03, 0.004),
     }),
     gates=(GateResult("accuracy >= 0.90", 0.9, 0.9995, True),),
-    changes=(Change("ssm", "/fraud-detection/hyperparameters/eta", "0.3", "0.15", drift=True),),
     artifact="s3://fraud-detection-models/x/model.tar.gz",
     evaluated_at="2026-11-25T10:00:00+00:00", experiment_id="exp-new", trained=True,
-    config_before="experiment_id: exp-old\n", config_after="experiment_id: exp-new\n",
 )
+ETA = Change("ssm", "/fraud-detection/hyperparameters/eta", "0.3", "0.15", drift=True)
+
+
+def planned(plan: Plan = PLAN, *changes: Change) -> dict[str, Any]:
+    """plan.json as planning writes it: the evaluation plus what merging changes."""
+    return {**plan_to_json(plan), "changes": [dataclasses.asdict(c) for c in changes or (ETA,)],
+            "config_before": "experiment_id: exp-old\n",
+            "config_after": "experiment_id: exp-new\n"}
 
 
 def test_plan_json_has_the_documented_keys() -> None:
-    data = json.loads(json.dumps(plan_to_json(PLAN)))
+    data = json.loads(json.dumps(planned()))
     for key in ("content_sha256", "metrics", "confusion_matrix", "champion", "comparison",
                 "gates", "passed", "changes", "artifact"):
         assert key in data
@@ -56,7 +64,7 @@ def test_plan_json_has_the_documented_keys() -> None:
 
 
 def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
-    comment = render_comment(plan_to_json(PLAN), {"plan.json": "s3://b/plan.json"})
+    comment = render_comment(planned(), {"plan.json": "s3://b/plan.json"})
     assert comment.startswith("## ✅ Promotion plan — `fraud-detection`")
     assert comment.count("```mermaid\nxychart-beta") == 2
     assert "✅ Promotion plan" in comment and "All 1 gates pass" in comment
@@ -67,18 +75,18 @@ def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
 
 def test_failed_gate_says_do_not_merge() -> None:
     failed = replace(PLAN, gates=(GateResult("pr_auc >= 0.90", 0.9, 0.81, False),))
-    comment = render_comment(plan_to_json(failed))
+    comment = render_comment(planned(failed))
     assert "❌ Promotion plan" in comment and "Do not merge" in comment and "pr_auc" in comment
 
 
 def test_unpaired_comparison_says_so() -> None:
     unpaired = replace(PLAN, comparison=Comparison(False, "recorded metrics", {}))
-    assert "**unpaired**" in render_comment(plan_to_json(unpaired))
+    assert "**unpaired**" in render_comment(planned(unpaired))
 
 
 def test_config_diff_is_a_unified_diff() -> None:
     config_change = Change("s3-config", "s3://c/p.yaml#experiment_id", "exp-old", "exp-new")
-    comment = render_comment(plan_to_json(replace(PLAN, changes=(config_change,))))
+    comment = render_comment(planned(PLAN, config_change))
     assert "-experiment_id: exp-old\n+experiment_id: exp-new" in comment
 
 
@@ -91,7 +99,7 @@ def test_interpolation_on_the_grid() -> None:
 
 def test_endpoint_changes_show_the_rollout_plan_and_the_requested_step() -> None:
     change = Change("endpoint", "fraud-detection-production/challenger", None, "m @ 10%")
-    plan = {**plan_to_json(replace(PLAN, changes=(change,))), "rollout": {"challenger": {
+    plan = {**planned(PLAN, change), "rollout": {"challenger": {
         "traffic_percent": 10, "steps": [{"percent": 1, "soak_hours": 24.0},
                                          {"percent": 10, "soak_hours": 24.0},
                                          {"percent": 100, "soak_hours": 0.0}]}}}
