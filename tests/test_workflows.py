@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import json
 import re
 import shutil
@@ -347,6 +348,7 @@ S3_ACTIONS = {
 NOT_THE_ROLE = {"local_aws.py", "local_github.py", "demo.py", "sample_data.py", "local_aws"}
 
 
+@functools.cache
 def boto3_operations() -> tuple[dict[str, list[list[str]]], dict[str, list[list[str]]]]:
     """boto3 operation and waiter names (snake case) of the services the bot uses, with the
     IAM actions each needs (one list per service that has the name)."""
@@ -463,6 +465,7 @@ def code_reached_from(module: str, function: str) -> dict[str, str]:
     return {key: source for key, source in reached.items() if source}
 
 
+@functools.cache
 def boto3_calls_of_the_plan_path() -> dict[str, set[str]]:
     """The boto3 operations that ``promotion-bot plan`` (what the plan job runs) can make."""
     found: dict[str, set[str]] = {}
