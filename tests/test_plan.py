@@ -161,3 +161,15 @@ def test_invalid_request_on_a_pull_request_is_shown_in_the_comment_and_status(
     assert "hyperparameters.eta: must be <= 1 (got 1.5)" in comments[0]["body"]
     status = github.statuses("c" * 40)[-1]
     assert (status["context"], status["state"]) == ("promotion-bot/plan", "error")
+
+
+def test_accuracy_met_by_a_model_that_flags_nothing_is_called_out(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    text = (SHIPPED.read_text().replace("num_round: 150", "num_round: 1")
+            .replace("eta: 0.15", "eta: 0.001").replace("max_depth: 7", "max_depth: 1"))
+    _, result = plan(request_repo(tmp_path, text), tmp_path / "out")
+    accuracy_gate = next(g for g in result["gates"] if g["name"].startswith("accuracy"))
+    assert accuracy_gate["passed"] and result["metrics"]["recall"] == 0
+    assert any("says nothing here" in note for note in result["notes"])
+    assert "says nothing here" in (tmp_path / "out" / "comment.md").read_text()
