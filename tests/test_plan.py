@@ -133,7 +133,8 @@ def test_one_comment_updated_in_place_and_a_status(
     assert len(comments) == 1 and "accuracy >= 0.92" in comments[0]["body"]
     assert comments[0]["body"].count("<!-- promotion-bot:plan:fraud-detection -->") == 1
     assert "xychart-beta" in comments[0]["body"]
-    assert github.statuses("b" * 40)[-1]["context"] == "promotion-bot/plan"
+    states = [(st["context"], st["state"]) for st in github.statuses("b" * 40)]
+    assert states == [("promotion-bot/plan", "pending"), ("promotion-bot/plan", "success")]
 
 
 def test_help_does_not_import_heavy_libraries() -> None:

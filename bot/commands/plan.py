@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         host = GitHubHost.from_env()
         pull_request = pr_number_from_event(env)
     commit = head_commit(env)
+    if host is not None and pull_request is not None:
+        host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
         check_rollout(path, args.base)
         with embedded(args.embedded, args.rows):
@@ -137,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     except BotError as error:
         if host is not None and pull_request is not None:
             report_failure(host, pull_request, commit, path.stem, error)
+        raise
+    except Exception:
+        if host is not None and pull_request is not None:  # never leave the status pending
+            host.set_status(commit, STATUS_CONTEXT, "error", "plan failed; see the workflow log")
         raise
     print(result.comment)
     print(f"wrote comment.md, plan.json and plots to {out_dir}", file=sys.stderr)
