@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.aws.artifacts import split_uri
 from bot.aws.clients import client
 from bot.errors import BotError
 from bot.request import check_data_uri
@@ -130,7 +131,7 @@ def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> p
     import pyarrow
 
     if uri.startswith("s3://"):
-        bucket, key = _bucket_and_key(uri)
+        bucket, key = split_uri(uri)
         response = _s3_call(uri, client("s3").get_object, Bucket=bucket, Key=key)
         source: Any = io.BytesIO(response["Body"].read())
     else:
@@ -153,7 +154,7 @@ def data_version(uri: str, repo_root: Path) -> str:
     Trained models are keyed by it, so changed data means a new model.
     """
     if uri.startswith("s3://"):
-        bucket, key = _bucket_and_key(uri)
+        bucket, key = split_uri(uri)
         head = _s3_call(uri, client("s3").head_object, Bucket=bucket, Key=key)
         version = head.get("VersionId")
         if version and version != "null":
@@ -164,13 +165,6 @@ def data_version(uri: str, repo_root: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _bucket_and_key(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket or not key:
-        raise BotError(f"{uri}: an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
-    return bucket, key
 
 
 def _repo_file(uri: str, repo_root: Path) -> Path:

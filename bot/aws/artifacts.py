@@ -33,7 +33,7 @@ def split_uri(uri: str) -> tuple[str, str]:
         raise BotError(f"{uri}: not an s3:// URI")
     bucket, _, key = uri[len("s3://"):].partition("/")
     if not bucket or not key:
-        raise BotError(f"{uri}: an s3:// URI needs a bucket and a key")
+        raise BotError(f"{uri}: an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
     return bucket, key
 
 
