@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from bot.errors import BotError
@@ -134,6 +135,28 @@ def log(repo: Path | str, path: str, rev: str = "HEAD", max_count: int | None = 
             sha, author, email, date, subject, body = fields
             commits.append(Commit(sha, author, email, date, subject, body.strip()))
     return commits
+
+
+def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
+    """Commits of ``rev``'s first-parent line that changed ``path``, newest first, dated.
+
+    The first-parent line is what the branch itself went through: a PR merged with a
+    merge commit counts from the merge, not from when its branch commit was written. The
+    committer date is when a commit landed; the author date survives rebases and squashes.
+    """
+    out = _git(repo, "log", "--first-parent", "--format=%H %cI", rev_parse(repo, rev), "--",
+               path)
+    found = []
+    for line in out.splitlines():
+        sha, _, date = line.partition(" ")
+        if date:
+            found.append((sha, datetime.fromisoformat(date).astimezone(UTC)))
+    return found
+
+
+def toplevel(folder: Path | str) -> Path:
+    """The root of the git work tree holding ``folder``; BotError outside one."""
+    return Path(_git(folder, "rev-parse", "--show-toplevel").strip())
 
 
 def request_paths(repo: Path | str, requests_dir: str = "promotion-requests",

@@ -233,6 +233,15 @@ def pr_number_from_event(env: Mapping[str, str] = os.environ) -> int | None:
     return number if isinstance(number, int) else None
 
 
+def pr_head_from_event(env: Mapping[str, str] = os.environ) -> str | None:
+    """The head commit of the event's pull request (not GitHub's synthetic merge commit)."""
+    event = _event(env)
+    pull = event.get("pull_request") if event else None
+    head = pull.get("head") if isinstance(pull, dict) else None
+    sha = head.get("sha") if isinstance(head, dict) else None
+    return sha if isinstance(sha, str) and sha else None
+
+
 def push_range_from_event(env: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
     """The (before, after) commits of a push event; None for a new branch or outside a push."""
     event = _event(env)

@@ -9,7 +9,7 @@ history records both moments, so they are read from there.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from bot import git
@@ -58,18 +58,18 @@ def locate(file: str | Path) -> tuple[Path, str]:
     """The git work tree holding ``file`` and the file's path in it (what git log takes)."""
     folder = Path(file).parent.resolve()
     try:
-        top = git._git(folder, "rev-parse", "--show-toplevel").strip()
+        top = git.toplevel(folder)
     except BotError:
         raise BotError(f"{file}: not in a git repository, so its rollout history "
                        "cannot be read") from None
-    return Path(top), (folder / Path(file).name).relative_to(Path(top).resolve()).as_posix()
+    return top, (folder / Path(file).name).relative_to(top.resolve()).as_posix()
 
 
 def _versions(repo: Path, rev: str, path: str, *, skip_invalid: bool
               ) -> Iterator[tuple[str, datetime, Request]]:
     """The versions of ``path`` that landed on ``rev``'s line, newest first, until a deletion
     (or, unless ``skip_invalid``, a version that does not parse)."""
-    for sha, committed in _landed(repo, rev, path):
+    for sha, committed in git.landed(repo, rev, path):
         text = git.show(repo, sha, path)
         if text is None:
             return
@@ -80,23 +80,6 @@ def _versions(repo: Path, rev: str, path: str, *, skip_invalid: bool
                 continue
             return
         yield sha, committed, request
-
-
-def _landed(repo: Path, rev: str, path: str) -> list[tuple[str, datetime]]:
-    """Commits of ``rev``'s first-parent line that changed ``path``, newest first, dated.
-
-    The first-parent line is what the branch itself went through: a PR merged with a
-    merge commit counts from the merge, not from when its branch commit was written. The
-    committer date is when a commit landed; the author date survives rebases and squashes.
-    """
-    out = git._git(repo, "log", "--first-parent", "--format=%H %cI",
-                   git.rev_parse(repo, rev), "--", path)
-    landed = []
-    for line in out.splitlines():
-        sha, _, date = line.partition(" ")
-        if date:
-            landed.append((sha, datetime.fromisoformat(date).astimezone(UTC)))
-    return landed
 
 
 def _same_share(older: Request, newer: Request) -> bool:

@@ -12,6 +12,7 @@ from bot.errors import BotError
 from bot.github import (
     GitHubHost,
     comment_marker,
+    pr_head_from_event,
     pr_number_from_event,
     push_range_from_event,
 )
@@ -284,6 +285,13 @@ def test_pull_request_number_from_the_event(tmp_path: Path) -> None:
     assert pr_number_from_event(write_event(tmp_path, {"ref": "refs/heads/main"})) is None
     assert pr_number_from_event({}) is None
     assert pr_number_from_event({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}) is None
+
+
+def test_pull_request_head_from_the_event(tmp_path: Path) -> None:
+    env = write_event(tmp_path, {"pull_request": {"number": 7, "head": {"sha": HEAD}}})
+    assert pr_head_from_event(env) == HEAD
+    assert pr_head_from_event(write_event(tmp_path, {"before": HEAD, "after": MERGE})) is None
+    assert pr_head_from_event({}) is None
 
 
 def test_push_range_from_the_event(tmp_path: Path) -> None:

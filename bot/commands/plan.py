@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -23,30 +21,25 @@ STATUS_CONTEXT = "promotion-bot/plan"
 
 def repo_root(path: Path) -> Path:
     """The git work tree holding ``path``, else the current directory."""
+    from bot import git
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(path.resolve().parent), "rev-parse", "--show-toplevel"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        return Path(out)
-    except (subprocess.CalledProcessError, FileNotFoundError):
+        return git.toplevel(path.resolve().parent)
+    except BotError:
         return Path.cwd()
 
 
 def head_commit(env: dict[str, str]) -> str:
     """The PR's head commit on GitHub (not the synthetic merge commit), else HEAD."""
-    event_path = env.get("GITHUB_EVENT_PATH")
-    if event_path and Path(event_path).is_file():
-        event = json.loads(Path(event_path).read_text())
-        sha = (event.get("pull_request") or {}).get("head", {}).get("sha")
-        if sha:
-            return str(sha)
-    if env.get("GITHUB_SHA"):
-        return env["GITHUB_SHA"]
+    from bot import git
+    from bot.github import pr_head_from_event
+
+    sha = pr_head_from_event(env) or env.get("GITHUB_SHA")
+    if sha:
+        return sha
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
+        return git.rev_parse(Path.cwd(), "HEAD")
+    except BotError:
         return "0000000"
 
 
