@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import cli
+from bot import cli, git
 from bot.errors import BotError
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
@@ -46,8 +45,7 @@ class Journey:
         return self.root / "repo"
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return git.output(self.repo, *args).strip()
 
     def header(self, title: str) -> None:
         self.step += 1
@@ -245,7 +243,7 @@ def init_repo(root: Path) -> Path:
     repo.mkdir(parents=True)
 
     def run(*args: str) -> None:
-        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+        git.output(repo, *args)
 
     run("init", "-q", "-b", "main")
     run("config", "user.name", "Dana Scientist")

@@ -50,7 +50,8 @@ def _run(repo: Path | str, *args: str, ok: tuple[int, ...] = (0,)
     return done
 
 
-def _git(repo: Path | str, *args: str) -> str:
+def output(repo: Path | str, *args: str) -> str:
+    """What ``git ARGS`` prints in ``repo``; a one-line BotError when it fails."""
     return _run(repo, *args).stdout
 
 
@@ -97,7 +98,7 @@ def changed_requests(
     """
     end = rev_parse(repo, after)
     start = resolve(repo, before) or empty_tree(repo)
-    out = _git(repo, "diff", "--name-status", "--no-renames", "-z", start, end, "--",
+    out = output(repo, "diff", "--name-status", "--no-renames", "-z", start, end, "--",
                f"{requests_dir.strip('/')}/")
     fields = [f for f in out.split("\0") if f]
     found: dict[str, str] = {}
@@ -110,22 +111,22 @@ def changed_requests(
 def show(repo: Path | str, rev: str, path: str) -> str | None:
     """The content of ``path`` at ``rev``; None when the file does not exist there."""
     commit = rev_parse(repo, rev)
-    listed = _git(repo, "ls-tree", "-z", "--full-tree", commit, "--", path)
+    listed = output(repo, "ls-tree", "-z", "--full-tree", commit, "--", path)
     if not listed.strip("\0"):
         return None
-    return _git(repo, "show", f"{commit}:{path}")
+    return output(repo, "show", f"{commit}:{path}")
 
 
 def commit_author(repo: Path | str, sha: str) -> str:
     """``Name <email>`` of the author of ``sha``."""
-    return _git(repo, "show", "-s", "--format=%an <%ae>", rev_parse(repo, sha)).strip()
+    return output(repo, "show", "-s", "--format=%an <%ae>", rev_parse(repo, sha)).strip()
 
 
 def log(repo: Path | str, path: str, rev: str = "HEAD", max_count: int | None = None
         ) -> list[Commit]:
     """Commits of ``rev``'s history that touched ``path``, newest first."""
     limit = [f"--max-count={max_count}"] if max_count else []
-    out = _git(repo, "log", *limit,
+    out = output(repo, "log", *limit,
                "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e",
                rev_parse(repo, rev), "--", path)
     commits = []
@@ -144,7 +145,7 @@ def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
     merge commit counts from the merge, not from when its branch commit was written. The
     committer date is when a commit landed; the author date survives rebases and squashes.
     """
-    out = _git(repo, "log", "--first-parent", "--format=%H %cI", rev_parse(repo, rev), "--",
+    out = output(repo, "log", "--first-parent", "--format=%H %cI", rev_parse(repo, rev), "--",
                path)
     found = []
     for line in out.splitlines():
@@ -156,13 +157,13 @@ def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
 
 def toplevel(folder: Path | str) -> Path:
     """The root of the git work tree holding ``folder``; BotError outside one."""
-    return Path(_git(folder, "rev-parse", "--show-toplevel").strip())
+    return Path(output(folder, "rev-parse", "--show-toplevel").strip())
 
 
 def request_paths(repo: Path | str, requests_dir: str = "promotion-requests",
                   rev: str = "HEAD") -> list[str]:
     """Every request file that ever existed in ``rev``'s history, sorted."""
-    out = _git(repo, "log", "--format=", "--name-only", rev_parse(repo, rev), "--",
+    out = output(repo, "log", "--format=", "--name-only", rev_parse(repo, rev), "--",
                f"{requests_dir.strip('/')}/")
     return sorted({p for p in out.splitlines() if p and is_request(p, requests_dir)})
 
