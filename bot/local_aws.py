@@ -462,10 +462,11 @@ def bootstrap(
     that determines it, so a rerun skips training.
     """
     from bot import data
-    from bot.aws import artifacts, endpoint
+    from bot.aws import artifacts, config_store, endpoint, ssm
     from bot.aws.clients import client
+    from bot.desired import ssm_values
     from bot.domain import EndpointSpec, VariantSpec
-    from bot.production_config import ChampionModel, ProductionConfig, to_yaml
+    from bot.production_config import ChampionModel, ProductionConfig
 
     if rows < MIN_ROWS:
         raise BotError(f"bootstrap needs at least {MIN_ROWS:,} rows of sample data, so that "
@@ -483,10 +484,7 @@ def bootstrap(
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(data.write_sample, f"s3://{t.data_bucket}/processed", rows, seed)
         _create_role_and_pipeline(t)
-        ssm = client("ssm", t.region)
-        for name, value in request.hyperparameters.as_dict().items():
-            ssm.put_parameter(Name=f"{t.ssm_prefix}/{name}", Value=str(value), Type="String",
-                              Overwrite=True)
+        ssm.write(t, ssm_values(request))
         model, metrics = _champion(rows, seed, progress)
         upload.result()
     versions = {
@@ -505,8 +503,7 @@ def bootstrap(
         content_sha256=request.content_sha256(), model_artifact=artifact,
         model_key=model_key, champion=champion,
     )
-    s3.put_object(Bucket=t.config_bucket, Key=t.config_key, Body=to_yaml(config).encode(),
-                  ContentType="application/yaml")
+    config_store.write(t, config)
     progress(f"deploying the champion on {t.endpoint_name} ...")
     endpoint.reconcile(t, EndpointSpec(t.endpoint_name, (VariantSpec("champion", artifact, 100),)),
                        wait_delay=0.0)
