@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.aws.artifacts import split_uri
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.request import check_data_uri
 
@@ -188,7 +188,7 @@ def _check_bucket(s3: Any, bucket: str) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         if code in ("404", "NoSuchBucket"):
             raise BotError(f"s3://{bucket}: the bucket does not exist") from error
         raise BotError(f"s3://{bucket}: {code or error}") from error
@@ -203,7 +203,7 @@ def _s3_call(uri: str, call: Any, **kwargs: Any) -> Any:
     try:
         return call(**kwargs)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         if code == "NoSuchBucket":
             reason = "the bucket does not exist"
         elif code == "NoSuchKey":

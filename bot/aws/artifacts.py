@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -22,9 +22,6 @@ _CONTENT_TYPES = {
 }
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -51,9 +48,9 @@ def _get(bucket: str, key: str, region: str | None = None) -> bytes | None:
     try:
         body: bytes = client("s3", region).get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if _code(error) in ("NoSuchKey", "404"):
+        if error_code(error) in ("NoSuchKey", "404"):
             return None
-        if _code(error) == "NoSuchBucket":
+        if error_code(error) == "NoSuchBucket":
             raise BotError(f"s3://{bucket}: bucket does not exist") from None
         raise
     return body
@@ -152,7 +149,7 @@ def exists(uri: str) -> bool:
     try:
         client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _code(error) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
     return True

@@ -32,6 +32,12 @@ _CONFIGURING = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 _clients: dict[tuple[Any, ...], Any] = {}
 
 
+def error_code(error: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``NoSuchKey``...), else ''."""
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def forget() -> None:
     """Drop the cached clients (tests do, between moto sessions)."""
     _clients.clear()

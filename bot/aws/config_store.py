@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.aws.ssm import timestamp
 from bot.errors import BotError
 from bot.production_config import ProductionConfig, to_yaml
@@ -41,9 +41,6 @@ def _s3(t: Target) -> Any:
     return client("s3", t.region)
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _get(t: Target) -> dict[str, Any] | None:
@@ -52,7 +49,7 @@ def _get(t: Target) -> dict[str, Any] | None:
     try:
         got: dict[str, Any] = _s3(t).get_object(Bucket=t.config_bucket, Key=t.config_key)
     except ClientError as error:
-        code = _code(error)
+        code = error_code(error)
         if code in ("NoSuchKey", "404"):
             return None
         if code == "NoSuchBucket":
@@ -133,7 +130,7 @@ def _free_archive_key(t: Target, now: dt.datetime) -> str:
         try:
             s3.head_object(Bucket=t.config_bucket, Key=key)
         except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
                 return key
             raise
         # An archive from the same microsecond exists: never overwrite it.

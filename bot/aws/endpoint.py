@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import Target
@@ -166,9 +166,6 @@ def _check_spec(spec: EndpointSpec) -> None:
         _checked_name(name)
 
 
-def _error_code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
@@ -177,7 +174,7 @@ def _describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
     try:
         described: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
     except ClientError as error:
-        if _error_code(error) == "ValidationException" and "Could not find" in str(error):
+        if error_code(error) == "ValidationException" and "Could not find" in str(error):
             return None
         raise
     return described
@@ -297,7 +294,7 @@ def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
         sm.describe_model(ModelName=name)
         return []
     except ClientError as error:
-        if _error_code(error) != "ValidationException":
+        if error_code(error) != "ValidationException":
             raise
     sm.create_model(
         ModelName=name,
@@ -315,7 +312,7 @@ def _ensure_config(sm: Any, t: Target, spec: EndpointSpec, name: str) -> list[st
         sm.describe_endpoint_config(EndpointConfigName=name)
         return []
     except ClientError as error:
-        if _error_code(error) != "ValidationException":
+        if error_code(error) != "ValidationException":
             raise
     sm.create_endpoint_config(
         EndpointConfigName=name,

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.errors import LockHeld
 from bot.settings import Target
 
@@ -32,9 +32,6 @@ def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _now() -> dt.datetime:
@@ -102,7 +99,7 @@ class Lock:
         try:
             self.etag = _put(self.target, holder, IfMatch=self.etag)
         except ClientError as error:
-            if _code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
+            if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
                 raise
             raise LockHeld(
                 f"lost the apply lock of {self.target.name} ({uri(self.target)}): it expired and "
@@ -126,7 +123,7 @@ def _read(t: Target) -> tuple[Holder | None, str | None]:
     try:
         got = client("s3", t.region).get_object(Bucket=t.artifacts_bucket, Key=key(t))
     except ClientError as error:
-        if _code(error) in ("NoSuchKey", "404"):
+        if error_code(error) in ("NoSuchKey", "404"):
             return None, None
         raise
     etag = str(got["ETag"])
@@ -153,7 +150,7 @@ def _take(t: Target, owner: str, warn: Warn) -> Lock:
         try:
             return Lock(t, mine, _put(t, mine, IfNoneMatch="*"))
         except ClientError as error:
-            if _code(error) not in _CONFLICT:
+            if error_code(error) not in _CONFLICT:
                 raise
         current, etag = _read(t)
         if current is None or etag is None:
@@ -166,7 +163,7 @@ def _take(t: Target, owner: str, warn: Warn) -> Lock:
         try:
             taken = Lock(t, mine, _put(t, mine, IfMatch=etag))
         except ClientError as error:
-            if _code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
+            if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
                 raise
             continue  # someone else took it over or released it first: look again
         warn(f"took over the expired apply lock of {t.name} held by {current.describe()}")

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -20,9 +20,6 @@ def _sfn(region: str | None = None) -> Any:
     return client("stepfunctions", region)
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def state_machine_arn(t: Target) -> str:
@@ -50,7 +47,7 @@ def find_execution(t: Target, name: str) -> str | None:
     try:
         _sfn(t.region).describe_execution(executionArn=arn)
     except ClientError as error:
-        if _code(error) == "ExecutionDoesNotExist":
+        if error_code(error) == "ExecutionDoesNotExist":
             return None
         raise
     return arn
@@ -69,7 +66,7 @@ def start(t: Target, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
             stateMachineArn=machine, name=name, input=json.dumps(payload, sort_keys=True)
         )
     except ClientError as error:
-        if _code(error) == "ExecutionAlreadyExists":
+        if error_code(error) == "ExecutionAlreadyExists":
             return execution_arn(machine, name), False
         raise
     return str(started["executionArn"]), True

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client
+from bot.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -32,9 +32,6 @@ def _ssm(t: Target) -> Any:
     return client("ssm", t.region)
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def timestamp(now: dt.datetime | None = None) -> str:
@@ -75,7 +72,7 @@ def backup(t: Target, values: dict[str, str], now: dt.datetime | None = None) ->
             )
             return key
         except ClientError as error:
-            if _code(error) != "ParameterAlreadyExists":
+            if error_code(error) != "ParameterAlreadyExists":
                 raise
         # Same microsecond as an earlier backup: take the next one rather than overwrite it.
         moment += dt.timedelta(microseconds=1)
@@ -118,7 +115,7 @@ def load_backup(t: Target, backup_key: str) -> dict[str, str]:
     try:
         value = _ssm(t).get_parameter(Name=key)["Parameter"]["Value"]
     except ClientError as error:
-        if _code(error) == "ParameterNotFound":
+        if error_code(error) == "ParameterNotFound":
             raise BotError(f"no SSM backup named {key}") from None
         raise
     try:
