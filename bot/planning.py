@@ -31,12 +31,10 @@ def _stderr(message: str) -> None:
 
 @dataclass(frozen=True)
 class PlanResult:
-    """What a plan run produced: its JSON, the comment and where they were written."""
+    """What a plan run produced: its plan.json and the comment."""
 
     plan: dict[str, Any]
     comment: str
-    out_dir: Path
-    reused: bool
 
     @property
     def passed(self) -> bool:
@@ -200,16 +198,14 @@ def make_plan(
     from bot.aws import artifacts, config_store
     from bot.validation import load_request
 
-    request, _ = load_request(path, display_path=_display(path, repo_root))
-    t = target(path.stem)
     request_path = _display(path, repo_root)
+    request, _ = load_request(path, display_path=request_path)
+    t = target(path.stem)
     sha = request.content_sha256()
     live_config = config_store.read(t)
     cached = artifacts.get_plan(t, sha)
-    reused = cached is not None and cached.get("champion_identity") == champion_identity(
-        live_config)
     pngs: dict[str, bytes] = {}
-    if cached is not None and reused:
+    if cached is not None and cached.get("champion_identity") == champion_identity(live_config):
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
         plan_json = {**cached, "trained": False}
     else:
@@ -235,7 +231,7 @@ def make_plan(
         (out_dir / name).write_bytes(body)
     for name in _stored_pngs(cached) if not pngs else ():
         (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
-    return PlanResult(plan_json, comment, out_dir, reused)
+    return PlanResult(plan_json, comment)
 
 
 def _stored_pngs(cached: dict[str, Any] | None) -> list[str]:
