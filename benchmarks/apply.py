@@ -38,7 +38,7 @@ def recording(calls: list[Call]) -> Iterator[None]:
     import boto3
     from botocore import xform_name
 
-    from bot.aws import endpoint
+    from bot.adapters.aws import endpoint
 
     def on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
         calls.append((model.service_model.service_name, xform_name(model.name),
@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
 
-    from bot.local_aws import LocalAWS, bootstrap
+    from bot.local.aws import LocalAWS, bootstrap
 
     with tempfile.TemporaryDirectory() as tmp, LocalAWS():
         bootstrap(rows=5000, progress=lambda _: None)

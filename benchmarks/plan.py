@@ -74,7 +74,7 @@ def floor(workdir: Path) -> None:
 
 def setup(workdir: Path, rows: int) -> None:
     """Sample data as repository files and a request pointing at them (not measured)."""
-    from bot import data
+    from bot.adapters import data_files as data
 
     data.write_sample(str(workdir / "data"), rows=rows, seed=0)
     text = (REPO / REQUEST).read_text()
@@ -87,7 +87,7 @@ def setup(workdir: Path, rows: int) -> None:
 
 def forget_plans() -> None:
     """Delete stored models and plans, so the next plan trains (not measured)."""
-    from bot.aws import clients
+    from bot.adapters.aws import clients
     from bot.settings import target
 
     t = target("fraud-detection")
@@ -102,7 +102,7 @@ def forget_plans() -> None:
 
 
 def _is_champion(key: str) -> bool:
-    from bot.aws import config_store
+    from bot.adapters.aws import config_store
     from bot.settings import target
 
     live = config_store.read(target("fraud-detection"))
@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="work in DIR and keep it (data, PNGs)")
     args = parser.parse_args()
 
-    from bot.local_aws import LocalAWS, bootstrap
+    from bot.local.aws import LocalAWS, bootstrap
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan-benchmark-"))
     workdir.mkdir(parents=True, exist_ok=True)

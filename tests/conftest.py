@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.request import Request
+from bot.core.request import Request
 from bot.settings import Target, target
 
 TARGET = "fraud-detection"
@@ -20,7 +20,7 @@ TARGET = "fraud-detection"
 @pytest.fixture(autouse=True)
 def fresh_clients() -> Iterator[None]:
     """Each test starts without boto3 clients cached by an earlier one."""
-    from bot.aws import clients
+    from bot.adapters.aws import clients
 
     clients.forget()
     yield
@@ -64,7 +64,7 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from bot.local_aws import install_moto_extensions
+    from bot.local.aws import install_moto_extensions
 
     install_moto_extensions()  # UpdateEndpoint and honest variant weights, as on AWS
 
@@ -163,7 +163,7 @@ def store_plan(aws: Target) -> Callable[..., dict[str, Any]]:
     """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
     import yaml
 
-    from bot.aws import artifacts
+    from bot.adapters.aws import artifacts
 
     def store(text: str, passed: bool = True, accuracy: float = 0.999,
               t: Target | None = None) -> dict[str, Any]:

@@ -11,15 +11,16 @@ import boto3
 import pytest
 from conftest import TARGET, GitRepo, request_yaml
 
-from bot import cli, git
-from bot.apply import Outcome, apply, describe
-from bot.aws import artifacts, config_store, endpoint, lock, pipeline, ssm
-from bot.desired import execution_name
+from bot import cli
+from bot.adapters import git
+from bot.adapters.aws import artifacts, config_store, endpoint, lock, pipeline, ssm
+from bot.adapters.github import GitHubHost
+from bot.adapters.request_files import parse_request_text
+from bot.core.desired_state import execution_name
 from bot.errors import LockHeld, NotApproved, NotPlanned
-from bot.github import GitHubHost
-from bot.local_github import LocalGitHub
+from bot.flows.apply import Outcome, apply, describe
+from bot.local.github import LocalGitHub
 from bot.settings import Target, target
-from bot.validation import parse_request_text
 
 PATH = "promotion-requests/fraud-detection.yaml"
 PIPELINE = "rollout:\n  pipeline: true\n"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from bot.comparison import SEED_BASELINE, _Cells, delong, paired, unpaired
-from bot.domain import MetricComparison
-from bot.evaluation import evaluate
-from bot.request import METRICS
+from bot.core.comparison import SEED_BASELINE, _Cells, delong, paired, unpaired
+from bot.core.domain import MetricComparison
+from bot.core.evaluation import evaluate
+from bot.core.request import METRICS
 
 
 def two_models(

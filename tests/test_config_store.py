@@ -8,10 +8,10 @@ import boto3
 import pytest
 import yaml
 
-from bot.aws import config_store
+from bot.adapters.aws import config_store
+from bot.core.production_config import ProductionConfig
+from bot.core.request import Hyperparameters
 from bot.errors import BotError
-from bot.production_config import ProductionConfig
-from bot.request import Hyperparameters
 from bot.settings import Target
 
 NOW = dt.datetime(2024, 1, 15, 10, 30, tzinfo=dt.UTC)

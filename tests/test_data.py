@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot import data
+from bot.adapters import data_files as data
 from bot.errors import BotError
 
 COLUMNS = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]

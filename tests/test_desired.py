@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from bot.desired import Approval, desired, execution_name
-from bot.domain import EndpointSpec, LiveState, VariantSpec
-from bot.planner import changes
-from bot.production_config import ChampionModel, ProductionConfig
-from bot.request import Request
+from bot.core.changes import changes
+from bot.core.desired_state import Approval, desired, execution_name
+from bot.core.domain import EndpointSpec, LiveState, VariantSpec
+from bot.core.production_config import ChampionModel, ProductionConfig
+from bot.core.request import Request
 from bot.settings import target
 
 T = target("fraud-detection")

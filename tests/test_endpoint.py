@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.aws import clients, endpoint
-from bot.domain import EndpointSpec, VariantSpec
+from bot.adapters.aws import clients, endpoint
+from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import target
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
+from bot.core.evaluation import downsample, evaluate
+from bot.core.request import METRICS
 from bot.errors import BotError
-from bot.evaluation import downsample, evaluate
-from bot.request import METRICS
 
 
 def imbalanced(rows: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.comparison import unpaired
-from bot.domain import Comparison, ConfusionMatrix, Curve, Evaluation, MetricComparison
-from bot.gates import accuracy_is_uninformative, check
-from bot.request import Gates
+from bot.core.comparison import unpaired
+from bot.core.domain import Comparison, ConfusionMatrix, Curve, Evaluation, MetricComparison
+from bot.core.gates import accuracy_is_uninformative, check
+from bot.core.request import Gates
 
 CURVE = Curve(x=(0.0, 1.0), y=(0.0, 1.0))
 

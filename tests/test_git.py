@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import GitRepo
 
-from bot import git
+from bot.adapters import git
 from bot.errors import BotError
 
 A = "promotion-requests/fraud-detection.yaml"

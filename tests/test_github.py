@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BotError
-from bot.github import (
+from bot.adapters.github import (
     GitHubHost,
     comment_marker,
     pr_head_from_event,
     pr_number_from_event,
     push_range_from_event,
 )
-from bot.local_github import LocalGitHub
+from bot.errors import BotError
+from bot.local.github import LocalGitHub
 
 TOKEN = "ghs_local-secret-token-0123456789"
 REPO = "acme/fraud-models"

@@ -10,9 +10,9 @@ import pytest
 from conftest import GitRepo, request_yaml
 
 from bot import cli
-from bot.apply import apply
-from bot.aws import endpoint
-from bot.history import render, trail
+from bot.adapters.aws import endpoint
+from bot.flows.apply import apply
+from bot.flows.audit_trail import render, trail
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"

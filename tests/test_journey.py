@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import yaml
 
-from bot import demo
+from bot.local import demo
 from bot.settings import target
 
 T = target("fraud-detection")

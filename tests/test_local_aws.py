@@ -21,11 +21,12 @@ from botocore.exceptions import ClientError
 from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 
-from bot import local_aws, training
-from bot.aws import endpoint
-from bot.domain import EndpointSpec, VariantSpec
+from bot.adapters.aws import endpoint
+from bot.core import training
+from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.production_config import ProductionConfig
 from bot.errors import BotError
-from bot.production_config import ProductionConfig
+from bot.local import aws as local_aws
 from bot.settings import target
 
 T = target("fraud-detection")

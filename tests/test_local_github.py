@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.local_github import LocalGitHub
+from bot.local.github import LocalGitHub
 
 TOKEN = "local-token"
 REPO = "acme/fraud-models"

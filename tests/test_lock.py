@@ -9,7 +9,7 @@ import json
 import boto3
 import pytest
 
-from bot.aws import lock
+from bot.adapters.aws import lock
 from bot.commands import break_lock
 from bot.errors import LockHeld
 from bot.settings import Target

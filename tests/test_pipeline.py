@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot.aws import pipeline
+from bot.adapters.aws import pipeline
 from bot.errors import BotError
 from bot.settings import Target
 

@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from bot import cli
-from bot.local_aws import LocalAWS, bootstrap
-from bot.local_github import LocalGitHub
+from bot.local.aws import LocalAWS, bootstrap
+from bot.local.github import LocalGitHub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.evaluation import evaluate
-from bot.plots import write_pngs
+from bot.core.evaluation import evaluate
+from bot.report.plots import write_pngs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from bot.domain import (
+from bot.core.domain import (
     Champion,
     Change,
     Comparison,
@@ -18,7 +18,7 @@ from bot.domain import (
     MetricComparison,
     Plan,
 )
-from bot.render import _interp, plan_to_json, render_comment
+from bot.report.plan_comment import _interp, plan_to_json, render_comment
 
 EVALUATION = Evaluation(
     metrics={"accuracy": 0.9995, "precision": 0.9, "recall": 0.8, "f1_score": 0.847,

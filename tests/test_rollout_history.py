@@ -11,7 +11,7 @@ from conftest import GitRepo, request_yaml
 from bot.cli import main
 from bot.commands.plan import check_rollout
 from bot.errors import InvalidRequest
-from bot.rollout_history import previous_state
+from bot.flows.rollout_history import previous_state
 
 PATH = "promotion-requests/fraud-detection.yaml"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -234,8 +234,8 @@ def test_plan_on_github_checks_against_the_fetched_base_branch(
 def test_retraining_is_named_after_the_commit_that_changed_what_it_trains_from(
     git_repo: GitRepo,
 ) -> None:
-    from bot.rollout_history import retrain_commit
-    from bot.validation import parse_request_text
+    from bot.adapters.request_files import parse_request_text
+    from bot.flows.rollout_history import retrain_commit
 
     def current(rev: str) -> str | None:
         text = (git_repo.path / PATH).read_text()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.request import Request
-from bot.rollout_rules import FIELD, check_rollout_step
+from bot.core.request import Request
+from bot.core.rollout_rules import FIELD, check_rollout_step
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LINES = {"": 1, "rollout": 10, "rollout.challenger": 11, FIELD: 12}

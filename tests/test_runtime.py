@@ -12,10 +12,10 @@ from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 from scipy.stats import binomtest
 
-from bot import training
-from bot.aws import endpoint, runtime
-from bot.aws.runtime import Invocation
-from bot.domain import EndpointSpec, VariantSpec
+from bot.adapters.aws import endpoint, runtime
+from bot.adapters.aws.runtime import Invocation
+from bot.core import training
+from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import target
 

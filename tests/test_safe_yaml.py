@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import safe_yaml
+from bot.adapters import safe_yaml
 from bot.errors import InvalidRequest, Problem
 
 

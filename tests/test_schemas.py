@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from bot import schemas
+from bot.adapters.safe_yaml import load_file
 from bot.cli import main
-from bot.safe_yaml import load_file
+from bot.report import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from bot.aws import ssm
+from bot.adapters.aws import ssm
 from bot.errors import BotError
 from bot.settings import Target
 

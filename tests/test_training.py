@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import xgboost
 
-from bot import data, training
+from bot.adapters import data_files as data
+from bot.core import training
 from bot.errors import BotError
 
 HYPERPARAMETERS: dict[str, str | int | float] = {

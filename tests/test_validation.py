@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.adapters.request_files import load_request, parse_request_text
 from bot.cli import main
 from bot.errors import InvalidRequest, Problem
-from bot.validation import load_request, parse_request_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"

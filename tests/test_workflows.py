@@ -344,8 +344,8 @@ S3_ACTIONS = {
     "upload_file": ["s3:PutObject"], "upload_fileobj": ["s3:PutObject"],
     "download_file": ["s3:GetObject"], "download_fileobj": ["s3:GetObject"],
 }
-# Modules that set up the local stand-ins or sample data, not what the roles run.
-NOT_THE_ROLE = {"local_aws.py", "local_github.py", "demo.py", "sample_data.py", "local_aws"}
+# The local stand-ins (bot/local) and the sample-data command are not what the roles run.
+NOT_THE_ROLE = {"local", "sample_data.py", "sample_data"}
 
 
 @functools.cache
@@ -395,7 +395,7 @@ def boto3_calls_of_the_bot() -> dict[str, set[str]]:
     """IAM actions each boto3 operation the bot's code names needs, found by name."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / "bot").rglob("*.py")):
-        if path.name in NOT_THE_ROLE or path.stem in NOT_THE_ROLE:
+        if NOT_THE_ROLE & {path.name, path.stem, *path.relative_to(ROOT).parts}:
             continue
         boto3_calls_in(path.read_text(), str(path.relative_to(ROOT)), found)
     return found
@@ -444,7 +444,7 @@ def code_reached_from(module: str, function: str) -> dict[str, str]:
     while todo:
         module, name = todo.pop()
         key = f"{module}.{name}"
-        if key in reached or module.rsplit(".", 1)[-1] in NOT_THE_ROLE:
+        if key in reached or NOT_THE_ROLE & set(module.split(".")):
             continue
         text, defs, imports = _definitions(module)
         if name not in defs:  # a constant, a re-export or a name from outside bot

@@ -6,14 +6,14 @@ import argparse
 import os
 from pathlib import Path
 
-from bot import git
+from bot.adapters import git
 from bot.errors import BotError
 
 
 def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
     """The range to apply: as given, else the push event's, else ``HEAD~1..HEAD``."""
     if before is None and after is None:
-        from bot.github import push_range_from_event
+        from bot.adapters.github import push_range_from_event
 
         event = push_range_from_event(os.environ)
         if event is not None:
@@ -25,8 +25,8 @@ def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str |
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.apply import Outcome, apply, describe
-    from bot.github import GitHubHost
+    from bot.adapters.github import GitHubHost
+    from bot.flows.apply import Outcome, apply, describe
 
     repo = Path(args.repo)
     before, after = push_range(repo, args.before, args.after)

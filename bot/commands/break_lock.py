@@ -9,7 +9,7 @@ from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.aws import lock
+    from bot.adapters.aws import lock
 
     t = target(args.target)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot import demo
+    from bot.local import demo
 
     demo.run(Path(args.dir) if args.dir else None, args.rows)
     return 0

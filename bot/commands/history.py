@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.history import render, trail
+    from bot.flows.audit_trail import render, trail
 
     print(render(trail(Path(args.repo), args.target)))
     return 0

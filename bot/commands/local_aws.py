@@ -10,7 +10,7 @@ import threading
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.local_aws import LocalAWS, bootstrap
+    from bot.local.aws import LocalAWS, bootstrap
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from bot.errors import BotError
 
 if TYPE_CHECKING:
-    from bot.github import GitHubHost
+    from bot.adapters.github import GitHubHost
 
 STATUS_CONTEXT = "promotion-bot/plan"
 
 
 def repo_root(path: Path) -> Path:
     """The git work tree holding ``path``, else the current directory."""
-    from bot import git
+    from bot.adapters import git
 
     try:
         return git.toplevel(path.resolve().parent)
@@ -31,8 +31,8 @@ def repo_root(path: Path) -> Path:
 
 def head_commit(env: dict[str, str]) -> str:
     """The PR's head commit on GitHub (not the synthetic merge commit), else HEAD."""
-    from bot import git
-    from bot.github import pr_head_from_event
+    from bot.adapters import git
+    from bot.adapters.github import pr_head_from_event
 
     sha = pr_head_from_event(env) or env.get("GITHUB_SHA")
     if sha:
@@ -49,7 +49,7 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from bot.local_aws import LocalAWS, bootstrap
+    from bot.local.aws import LocalAWS, bootstrap
 
     with LocalAWS():
         print(f"starting the embedded AWS and creating production ({rows:,} rows) ...",
@@ -78,11 +78,11 @@ def check_rollout(path: Path, base: str | None) -> None:
     """
     from datetime import UTC, datetime
 
-    from bot import git
+    from bot.adapters import git
+    from bot.adapters.request_files import load_request
+    from bot.core.rollout_rules import check_rollout_step
     from bot.errors import InvalidRequest
-    from bot.rollout_history import locate, previous_state
-    from bot.rollout_rules import check_rollout_step
-    from bot.validation import load_request
+    from bot.flows.rollout_history import locate, previous_state
 
     if base is None:
         base_ref = os.environ.get("GITHUB_BASE_REF")
@@ -107,7 +107,7 @@ def check_rollout(path: Path, base: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.planning import make_plan
+    from bot.flows.plan import make_plan
 
     path = Path(args.path)
     if not path.is_file():
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     host = None
     pull_request = None
     if not args.no_github and not args.embedded:
-        from bot.github import GitHubHost, pr_number_from_event
+        from bot.adapters.github import GitHubHost, pr_number_from_event
 
         host = GitHubHost.from_env()
         pull_request = pr_number_from_event(env)

@@ -13,7 +13,7 @@ from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.aws import lock, ssm
+    from bot.adapters.aws import lock, ssm
 
     t = target(args.target)
     try:

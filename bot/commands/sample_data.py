@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.data import write_sample
+from bot.adapters.data_files import write_sample
 
 
 def run(args: argparse.Namespace) -> int:

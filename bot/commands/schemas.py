@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot import schemas
+from bot.report import schemas
 
 
 def run(args: argparse.Namespace) -> int:

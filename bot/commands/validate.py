@@ -13,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot import git
+from bot.adapters import git
+from bot.adapters.request_files import load_request
+from bot.core.request import Request
+from bot.core.rollout_rules import check_rollout_step
 from bot.errors import BotError, InvalidRequest, Problem
-from bot.request import Request
-from bot.rollout_history import locate, previous_state
-from bot.rollout_rules import check_rollout_step
+from bot.flows.rollout_history import locate, previous_state
 from bot.settings import settings
-from bot.validation import load_request
 
 RolloutCheck = Callable[[str, Request, dict[str, int]], list[Problem]]
 

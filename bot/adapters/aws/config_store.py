@@ -8,7 +8,6 @@ config the bot could not read again never reaches S3.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,14 +16,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.aws.clients import client, error_code
-from bot.aws.ssm import timestamp
+from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws.ssm import timestamp
+from bot.core.production_config import ProductionConfig, to_yaml
 from bot.errors import BotError
-from bot.production_config import ProductionConfig, to_yaml
 from bot.settings import Target
 
 SCHEMA_NAME = "production-config.schema.json"
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
 
 
 @dataclass(frozen=True)
@@ -84,11 +82,8 @@ def read(t: Target) -> ProductionConfig | None:
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The committed JSON Schema; generated from the model when running outside a checkout."""
-    if SCHEMA_FILE.is_file():
-        loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-        return loaded
-    from bot.schemas import generate
+    """The JSON Schema generated from the model (``schemas/`` holds the same; a test checks)."""
+    from bot.report.schemas import generate
 
     return generate()[SCHEMA_NAME]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.production_config import ProductionConfig
-from bot.request import Request
+from bot.core.production_config import ProductionConfig
+from bot.core.request import Request
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.request import Hyperparameters
+from bot.core.request import Hyperparameters
 
 
 class ChampionModel(BaseModel):

@@ -27,7 +27,7 @@ from bot.errors import BotError
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
-    from bot.request import Request
+    from bot.core.request import Request
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Environment variables LocalAWS sets (or clears) while it runs, restored afterwards.
@@ -279,7 +279,7 @@ def _booster(account: str, region: str, url: str) -> Any:
     from moto.s3.models import s3_backends
     from moto.utilities.utils import get_partition
 
-    from bot.training import load_model
+    from bot.core.training import load_model
 
     bucket, _, key = url.removeprefix("s3://").partition("/")
     try:
@@ -461,12 +461,12 @@ def bootstrap(
     thread while the champion trains; the trained champion is cached on disk by everything
     that determines it, so a rerun skips training.
     """
-    from bot import data
-    from bot.aws import artifacts, config_store, endpoint, ssm
-    from bot.aws.clients import client
-    from bot.desired import ssm_values
-    from bot.domain import EndpointSpec, VariantSpec
-    from bot.production_config import ChampionModel, ProductionConfig
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import artifacts, config_store, endpoint, ssm
+    from bot.adapters.aws.clients import client
+    from bot.core.desired_state import ssm_values
+    from bot.core.domain import EndpointSpec, VariantSpec
+    from bot.core.production_config import ChampionModel, ProductionConfig
 
     if rows < MIN_ROWS:
         raise BotError(f"bootstrap needs at least {MIN_ROWS:,} rows of sample data, so that "
@@ -513,7 +513,7 @@ def bootstrap(
 
 def champion_request(t: Target) -> Request:
     """The request production's champion would have come from: hyperparameters and data."""
-    from bot.request import Request
+    from bot.core.request import Request
 
     return Request.model_validate({
         "experiment_id": CHAMPION_EXPERIMENT,
@@ -533,7 +533,8 @@ def _champion(rows: int, seed: int, progress: Callable[[str], None]
     if cached is not None:
         progress(f"reusing the champion trained earlier ({path})")
         return cached
-    from bot import data, evaluation, training
+    from bot.adapters import data_files as data
+    from bot.core import evaluation, training
 
     progress("training the current champion (num_round 50, max_depth 4) ...")
     train_df, test_df = data.split(data.generate_sample(rows, seed), seed=seed)
@@ -558,7 +559,8 @@ def _champion_cache_key(rows: int, seed: int) -> str:
     import hashlib
     import importlib.metadata
 
-    from bot import data, evaluation, training
+    from bot.adapters import data_files as data
+    from bot.core import evaluation, training
 
     sources = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                for path in (Path(str(m.__file__)) for m in (data, training, evaluation))}
@@ -611,7 +613,7 @@ def _create_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def _create_role_and_pipeline(t: Target) -> None:
-    from bot.aws.clients import client
+    from bot.adapters.aws.clients import client
 
     role_name = t.sagemaker_role_arn.rsplit("/", 1)[-1]
     trust = {"Version": "2012-10-17", "Statement": [{

@@ -9,7 +9,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from bot.domain import Plan
+from bot.core.domain import Plan
 
 METRIC_LABELS = {
     "accuracy": "Accuracy",

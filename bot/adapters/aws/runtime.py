@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.aws.clients import client
+from bot.adapters.aws.clients import client
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -83,7 +83,7 @@ def compare_endpoints(
     ``features`` are the model's inputs in its training column order (the container reads
     CSV by position); ``labels`` (0/1, aligned with ``features``) enable the quality test.
     """
-    from bot.aws import endpoint
+    from bot.adapters.aws import endpoint
 
     live = endpoint.read(t)
     if live is None:

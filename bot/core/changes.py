@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.desired import Desired, ssm_values
-from bot.domain import Change, EndpointSpec, LiveState
+from bot.core.desired_state import Desired, ssm_values
+from bot.core.domain import Change, EndpointSpec, LiveState
 
 
 def _variants(spec: EndpointSpec | None) -> dict[str, str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from bot.core.request import Challenger, Request
 from bot.errors import Problem
-from bot.request import Challenger, Request
 
 FIELD = "rollout.challenger.traffic_percent"
 

@@ -11,10 +11,10 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.aws.artifacts import split_uri
-from bot.aws.clients import client, error_code
+from bot.adapters.aws.artifacts import split_uri
+from bot.adapters.aws.clients import client, error_code
+from bot.core.request import check_data_uri
 from bot.errors import BotError
-from bot.request import check_data_uri
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client, error_code
+from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import cli, git
+from bot import cli
+from bot.adapters import git
 from bot.errors import BotError
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
@@ -259,7 +260,7 @@ def init_repo(root: Path) -> Path:
 
 def seed_request_text() -> str:
     """The project's shipped request, pointing its schema line at the demo repository's copy."""
-    shipped = Path(__file__).resolve().parent.parent / REQUEST
+    shipped = Path(__file__).resolve().parents[2] / REQUEST
     if not shipped.is_file():
         raise BotError(f"{shipped} not found: run the demo from a checkout (pip install -e .)")
     return shipped.read_text()
@@ -268,8 +269,8 @@ def seed_request_text() -> str:
 @contextlib.contextmanager
 def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[Any]:
     """Moto's server with production set up, and a local GitHub, for the journey's length."""
-    from bot.local_aws import LocalAWS, bootstrap
-    from bot.local_github import LocalGitHub
+    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.github import LocalGitHub
 
     with LocalAWS() as aws, LocalGitHub(repository="acme/fraud-models") as github:
         log(f"local AWS (moto) at {aws.url}; local GitHub at {github.url}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.aws import config_store, pipeline, ssm
-from bot.domain import EndpointSpec, LiveState
+from bot.adapters.aws import config_store, pipeline, ssm
+from bot.core.domain import EndpointSpec, LiveState
 from bot.settings import Target
 
 
 def _endpoint(t: Target) -> EndpointSpec | None:
-    from bot.aws import endpoint
+    from bot.adapters.aws import endpoint
 
     return endpoint.read(t)
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client, error_code
-from bot.domain import EndpointSpec, VariantSpec
+from bot.adapters.aws.clients import client, error_code
+from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import Target
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.aws.clients import client, error_code
+from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 

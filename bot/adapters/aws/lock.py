@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.clients import client, error_code
+from bot.adapters.aws.clients import client, error_code
 from bot.errors import LockHeld
 from bot.settings import Target
 

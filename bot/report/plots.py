@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.domain import Evaluation
+from bot.core.domain import Evaluation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from bot import git
+from bot.adapters import git
+from bot.adapters.request_files import parse_request_text
+from bot.core.request import Request, retraining_key
+from bot.core.rollout_rules import _same_challenger
 from bot.errors import BotError, InvalidRequest
-from bot.request import Request, retraining_key
-from bot.rollout_rules import _same_challenger
-from bot.validation import parse_request_text
 
 
 def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, datetime | None]:

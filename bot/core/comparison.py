@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain import Comparison, MetricComparison
-from bot.evaluation import check_labels_and_scores
-from bot.request import METRICS
+from bot.core.domain import Comparison, MetricComparison
+from bot.core.evaluation import check_labels_and_scores
+from bot.core.request import METRICS
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,8 +5,8 @@ Each gate compares one value with one threshold, so a reader sees the two number
 
 from __future__ import annotations
 
-from bot.domain import Comparison, Evaluation, GateResult
-from bot.request import Gates
+from bot.core.domain import Comparison, Evaluation, GateResult
+from bot.core.request import Gates
 
 
 def check(gates: Gates, evaluation: Evaluation, comparison: Comparison) -> tuple[GateResult, ...]:

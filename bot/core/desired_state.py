@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import EndpointSpec, VariantSpec
-from bot.production_config import ChampionModel, ProductionConfig
-from bot.request import Request, retraining_key
+from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.production_config import ChampionModel, ProductionConfig
+from bot.core.request import Request, retraining_key
 from bot.settings import Target
 
 

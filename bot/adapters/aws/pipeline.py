@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bot.aws.clients import client, error_code
+from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
 

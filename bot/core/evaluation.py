@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.domain import ConfusionMatrix, Curve, Evaluation
+from bot.core.domain import ConfusionMatrix, Curve, Evaluation
 from bot.errors import BotError
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bot import safe_yaml
+from bot.adapters import safe_yaml
+from bot.core.request import Request
 from bot.errors import InvalidRequest, Problem
-from bot.request import Request
 
 
 def load_request(

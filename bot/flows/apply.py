@@ -24,17 +24,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from bot import git
-from bot.desired import Approval, Desired, desired
-from bot.domain import Change, EndpointSpec, LiveState, VariantSpec
+from bot.adapters import git
+from bot.core.changes import changes as planned_changes
+from bot.core.desired_state import Approval, Desired, desired
+from bot.core.domain import Change, EndpointSpec, LiveState, VariantSpec
+from bot.core.production_config import ProductionConfig
+from bot.core.request import Request
 from bot.errors import BotError, LockHeld, NotApproved, NotPlanned
-from bot.planner import changes as planned_changes
-from bot.production_config import ProductionConfig
-from bot.request import Request
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
-    from bot.github import GitHubHost
+    from bot.adapters.github import GitHubHost
 
 STATUS_CONTEXT = "promotion-bot/apply"
 NOTHING = "nothing was applied"
@@ -86,14 +86,14 @@ class _Item:
 
 
 def parse_request(text: str, path: str) -> Request:
-    from bot.validation import parse_request_text
+    from bot.adapters.request_files import parse_request_text
 
     return parse_request_text(text, path)[0]
 
 
 def _prepare(repo: Path, commit: str, path: str, status: str) -> _Item:
     """Everything apply needs for one file, or a refusal before anything changes."""
-    from bot.aws import artifacts, pipeline
+    from bot.adapters.aws import artifacts, pipeline
 
     t = target(PurePosixPath(path).stem)
     request_commit = _last_change(repo, commit, path)
@@ -165,7 +165,7 @@ def _requests_at(repo: Path, commit: str) -> dict[str, str]:
 def _unapplied(repo: Path, commit: str, t: Target, sha: str,
                live: ProductionConfig | None) -> bool:
     """Whether production does not serve content ``sha`` of ``t`` as of ``commit`` yet."""
-    from bot.aws import artifacts
+    from bot.adapters.aws import artifacts
 
     if live is not None and live.content_sha256 == sha:
         # Served; unless a catch-up of this very commit stopped half-way: finish it.
@@ -194,7 +194,7 @@ def _missed(repo: Path, commit: str, at_commit: dict[str, str], in_range: set[st
     Each one that cannot be applied is skipped with a warning, never raised: the files of
     the range must not wait for an old change that nobody planned or approved.
     """
-    from bot.aws import config_store
+    from bot.adapters.aws import config_store
 
     others = {p: text for p, text in at_commit.items() if p not in in_range}
     by_target: dict[str, list[str]] = {}
@@ -287,7 +287,7 @@ class _Run:
 
     def __init__(self, repo: Path, item: _Item, commit: str, before: str | None,
                  now: dt.datetime | None) -> None:
-        from bot.aws import artifacts
+        from bot.adapters.aws import artifacts
 
         pull_request, approval = item.pull_request, item.approval
         self.item, self.t, self.commit, self.now = item, item.target, commit, now
@@ -319,7 +319,7 @@ class _Run:
         self.applied: list[Change] = []
 
     def save(self, status: str, **fields: Any) -> None:
-        from bot.aws import artifacts
+        from bot.adapters.aws import artifacts
 
         self.record.update(fields, status=status, updated_at=_iso(self.now))
         artifacts.put_apply_record(self.t, self.commit, self.record)
@@ -330,7 +330,7 @@ class _Run:
         self.record["drift"] += [_change_json(c) for c in found if c.drift]
 
     def reconcile(self, want: Desired | None, live: LiveState, held: Any) -> Outcome:
-        from bot.aws import config_store, endpoint, pipeline, ssm
+        from bot.adapters.aws import config_store, endpoint, pipeline, ssm
 
         t = self.t
         planned = list(planned_changes(want, live, t.ssm_prefix, t.config_uri)) if want else []
@@ -434,10 +434,10 @@ def apply(
     A file of the range that is not planned or not approved refuses the whole run before
     anything changes; a missed one is skipped with a warning through ``warn``.
     """
-    from bot.aws import lock
-    from bot.aws.live import read_live
-    from bot.desired import execution_name
-    from bot.rollout_history import retrain_commit
+    from bot.adapters.aws import lock
+    from bot.adapters.aws.live import read_live
+    from bot.core.desired_state import execution_name
+    from bot.flows.rollout_history import retrain_commit
 
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.desired import Approval, desired
-from bot.domain import Champion, Evaluation, Plan
-from bot.planner import changes
-from bot.production_config import ProductionConfig, to_yaml
-from bot.render import plan_to_json, render_comment
-from bot.request import Request
+from bot.core.changes import changes
+from bot.core.desired_state import Approval, desired
+from bot.core.domain import Champion, Evaluation, Plan
+from bot.core.production_config import ProductionConfig, to_yaml
+from bot.core.request import Request
+from bot.report.plan_comment import plan_to_json, render_comment
 from bot.settings import Target, target
 
 Progress = Callable[[str], None]
@@ -59,9 +59,10 @@ def evaluate_request(
     live_config: ProductionConfig | None, progress: Progress,
 ) -> Plan:
     """Train (or reuse) the candidate and score it and the champion on the test set."""
-    from bot import comparison as cmp
-    from bot import data, evaluation, gates, training
-    from bot.aws import artifacts
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import artifacts
+    from bot.core import comparison as cmp
+    from bot.core import evaluation, gates, training
 
     versions = {
         "train": data.data_version(request.data.train, repo_root),
@@ -136,7 +137,7 @@ def evaluate_request(
 def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str | None:
     """The commit that last changed what production retrains from, if git knows it."""
     from bot.errors import BotError
-    from bot.rollout_history import retrain_commit
+    from bot.flows.rollout_history import retrain_commit
 
     try:
         return retrain_commit(repo_root, "HEAD", request_path, request)
@@ -149,7 +150,7 @@ def with_live_changes(
     commit: str, pull_request: int | None, repo_root: Path, request_path: str,
 ) -> dict[str, Any]:
     """Recompute what merging changes from live AWS state (cheap; done on every plan run)."""
-    from bot.aws.live import read_live
+    from bot.adapters.aws.live import read_live
 
     want = desired(t, request, plan_json, live_config, commit, pull_request,
                    Approval(("(recorded on merge from approving reviews)",), "pending"),
@@ -171,8 +172,8 @@ def with_live_changes(
 def endpoint_comparison(t: Target, request: Request, repo_root: Path,
                         progress: Progress) -> dict[str, Any] | None:
     """Champion vs challenger on the live endpoint, when a challenger is serving."""
-    from bot import data
-    from bot.aws import endpoint, runtime
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import endpoint, runtime
 
     live = endpoint.read(t)
     if live is None or live.variant("challenger") is None:
@@ -194,9 +195,9 @@ def make_plan(
     pull_request: int | None = None, progress: Progress = _stderr,
 ) -> PlanResult:
     """Plan ``path`` and write comment.md, plan.json and the PNGs to ``out_dir`` and S3."""
-    from bot import plots
-    from bot.aws import artifacts, config_store
-    from bot.validation import load_request
+    from bot.adapters.aws import artifacts, config_store
+    from bot.adapters.request_files import load_request
+    from bot.report import plots
 
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)

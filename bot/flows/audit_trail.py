@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bot import git
+from bot.adapters import git
 from bot.errors import BotError
 from bot.settings import settings, target
 
@@ -46,7 +46,7 @@ def _pull_request(commit: git.Commit, applies: tuple[dict[str, Any], ...]) -> in
 
 def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
     """Every change of the requested target (or of every target), newest first per target."""
-    from bot.validation import parse_request_text
+    from bot.adapters.request_files import parse_request_text
 
     requests_dir = settings().requests_dir.strip("/")
     paths = git.request_paths(repo, requests_dir)
@@ -98,7 +98,7 @@ def _aws_failed(error: Exception) -> bool:
 
 def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
     """Stored apply records, or none and why when AWS cannot be reached (git still speaks)."""
-    from bot.aws import artifacts
+    from bot.adapters.aws import artifacts
 
     try:
         return artifacts.apply_records(t), ""
@@ -111,7 +111,7 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
 
 
 def _plan(t: Any, sha: str) -> dict[str, Any] | None:
-    from bot.aws import artifacts
+    from bot.adapters.aws import artifacts
 
     return artifacts.get_plan(t, sha)
 
@@ -123,7 +123,7 @@ def _approval(record: dict[str, Any]) -> str:
 
 
 def _change(change: dict[str, Any]) -> list[str]:
-    from bot.apply import change_lines, shorten
+    from bot.flows.apply import change_lines, shorten
 
     drift = " [drift overwritten]" if change.get("drift") else ""
     return [f"{where} {what}: {shorten(before, 70)} → {shorten(after, 70)}{drift}"
