@@ -96,7 +96,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
 
-    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
 
     with tempfile.TemporaryDirectory() as tmp, LocalAWS():
         bootstrap(rows=5000, progress=lambda _: None)

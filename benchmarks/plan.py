@@ -130,7 +130,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="work in DIR and keep it (data, PNGs)")
     args = parser.parse_args()
 
-    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan-benchmark-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -53,3 +53,14 @@ class NotApproved(BotError):
     """Apply found no approving review for a merged change while on GitHub."""
 
     exit_code = 1
+
+
+def is_aws_error(error: BaseException) -> bool:
+    """Whether boto3 or botocore raised ``error`` (AWS refused, failed or could not be reached)."""
+    return type(error).__module__.startswith(("botocore.", "boto3."))
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message reduced to one line for people (its type when it has no message)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -55,7 +55,7 @@ PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """boto3 goes to moto in this process: fake credentials, no endpoint or profile.
 
-    SageMaker gets the actions moto lacks (``bot.local_aws``), as on the embedded default.
+    SageMaker gets the actions moto lacks (``bot.local.moto_gaps``), as on the embedded default.
     """
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE",
                  "AWS_SHARED_CREDENTIALS_FILE"):
@@ -64,7 +64,7 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from bot.local.aws import install_moto_extensions
+    from bot.local.moto_gaps import install_moto_extensions
 
     install_moto_extensions()  # UpdateEndpoint and honest variant weights, as on AWS
 

@@ -17,9 +17,11 @@ from bot.adapters.aws import artifacts, config_store, endpoint, lock, pipeline, 
 from bot.adapters.github import GitHubHost
 from bot.adapters.request_files import parse_request_text
 from bot.core.desired_state import execution_name
+from bot.core.domain import Outcome
 from bot.errors import LockHeld, NotApproved, NotPlanned
-from bot.flows.apply import Outcome, apply, describe
+from bot.flows.apply import apply
 from bot.local.github import LocalGitHub
+from bot.report.apply_outcome import describe
 from bot.settings import Target, target
 
 PATH = "promotion-requests/fraud-detection.yaml"

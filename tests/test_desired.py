@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bot.core.changes import changes
-from bot.core.desired_state import Approval, desired, execution_name
-from bot.core.domain import EndpointSpec, LiveState, VariantSpec
+from bot.core.desired_state import desired, execution_name
+from bot.core.domain import Approval, EndpointSpec, LiveState, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request
 from bot.settings import target

@@ -26,7 +26,7 @@ from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.production_config import ProductionConfig
 from bot.errors import BotError
-from bot.local import aws as local_aws
+from bot.local import aws_server, bootstrap, moto_gaps
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -44,7 +44,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    local_aws.install_moto_extensions()
+    moto_gaps.install_moto_extensions()
     with mock_aws():
         yield
 
@@ -179,9 +179,9 @@ def test_installing_the_extensions_twice_changes_nothing() -> None:
     import moto.sagemaker.urls
     import moto.sagemakerruntime.urls
 
-    local_aws.install_moto_extensions()
+    moto_gaps.install_moto_extensions()
     before = (dict(moto.sagemaker.urls.url_paths), dict(moto.sagemakerruntime.urls.url_paths))
-    local_aws.install_moto_extensions()
+    moto_gaps.install_moto_extensions()
 
     assert before == (dict(moto.sagemaker.urls.url_paths),
                       dict(moto.sagemakerruntime.urls.url_paths))
@@ -197,11 +197,11 @@ def test_local_aws_serves_production_set_up_by_bootstrap(
     execute_before = default_user_config.get("stepfunctions")
     messages: list[str] = []
 
-    with local_aws.LocalAWS() as aws:
+    with aws_server.LocalAWS() as aws:
         assert aws.url.startswith("http://127.0.0.1:")
         assert os.environ["AWS_ENDPOINT_URL"] == aws.url
         assert f"export AWS_ENDPOINT_URL={aws.url}" in aws.export_lines()
-        local_aws.bootstrap(rows=3000, progress=messages.append)
+        bootstrap.bootstrap(rows=3000, progress=messages.append)
         s3 = boto3.client("s3")
         ssm = boto3.client("ssm")
         sfn = boto3.client("stepfunctions")
@@ -245,7 +245,7 @@ def test_local_aws_serves_production_set_up_by_bootstrap(
     assert config.approvers == ["data-science-team"]
     assert config.approval_source == "seed"
     assert config.commit == "0000000"
-    assert config.content_sha256 == local_aws.champion_request(T).content_sha256()
+    assert config.content_sha256 == bootstrap.champion_request(T).content_sha256()
     assert role["Arn"] == T.sagemaker_role_arn
     assert status == "SUCCEEDED"
     assert live == EndpointSpec(T.endpoint_name,
@@ -262,15 +262,15 @@ def test_the_champion_is_trained_once_and_then_reused(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     said: list[str] = []
 
-    first = local_aws._champion(2000, 0, said.append)
-    second = local_aws._champion(2000, 0, said.append)
+    first = bootstrap._champion(2000, 0, said.append)
+    second = bootstrap._champion(2000, 0, said.append)
     for entry in (tmp_path / "promotion-bot").iterdir():
         entry.write_text("{broken")
-    third = local_aws._champion(2000, 0, said.append)
+    third = bootstrap._champion(2000, 0, said.append)
 
     assert first == second == third
     with pytest.raises(BotError, match="at least 2,000 rows"):
-        local_aws.bootstrap(rows=1000)
+        bootstrap.bootstrap(rows=1000)
     assert [m.split()[0] for m in said] == ["training", "reusing", "training"]
 
 
@@ -287,7 +287,7 @@ def test_local_aws_command_serves_until_ctrl_c(
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(local_aws, "bootstrap", lambda **_: None)
+    monkeypatch.setattr(bootstrap, "bootstrap", lambda **_: None)
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=stop_when_serving, daemon=True).start()
 

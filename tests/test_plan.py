@@ -15,7 +15,8 @@ import boto3
 import pytest
 
 from bot import cli
-from bot.local.aws import LocalAWS, bootstrap
+from bot.local.aws_server import LocalAWS
+from bot.local.bootstrap import bootstrap
 from bot.local.github import LocalGitHub
 
 ROOT = Path(__file__).resolve().parent.parent

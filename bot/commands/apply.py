@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bot.adapters import git
-from bot.errors import BotError
+from bot.errors import BotError, is_aws_error
 
 
 def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
@@ -26,7 +26,9 @@ def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str |
 
 def run(args: argparse.Namespace) -> int:
     from bot.adapters.github import GitHubHost
-    from bot.flows.apply import Outcome, apply, describe
+    from bot.core.domain import Outcome
+    from bot.flows.apply import apply
+    from bot.report.apply_outcome import describe
 
     repo = Path(args.repo)
     before, after = push_range(repo, args.before, args.after)
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report)
     except Exception as error:
-        if type(error).__module__.startswith(("botocore.", "boto3.")):
+        if is_aws_error(error):
             raise BotError(
                 f"AWS failed during apply: {error}. Production may be partly updated; every "
                 "step is idempotent, so rerunning apply finishes the job"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.errors import BotError
+from bot.errors import BotError, is_aws_error
 from bot.settings import target
 
 
@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
         holder = lock.holder(t)
         removed = lock.break_lock(t)
     except Exception as error:
-        if type(error).__module__.startswith(("botocore.", "boto3.")):
+        if is_aws_error(error):
             raise BotError(f"AWS failed while removing {lock.uri(t)}: {error}") from error
         raise
     if not removed:

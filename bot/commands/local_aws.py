@@ -10,7 +10,8 @@ import threading
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

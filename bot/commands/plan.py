@@ -49,7 +49,8 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
 
     with LocalAWS():
         print(f"starting the embedded AWS and creating production ({rows:,} rows) ...",

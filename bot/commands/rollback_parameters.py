@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.errors import BotError
+from bot.errors import BotError, is_aws_error
 from bot.settings import target
 
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
         with lock.acquire(t, f"{lock.default_owner()} rolling back parameters"):
             restored = ssm.restore(t, args.backup_key)
     except Exception as error:
-        if type(error).__module__.startswith(("botocore.", "boto3.")):
+        if is_aws_error(error):
             raise BotError(f"AWS failed while restoring {args.backup_key}: {error}") from error
         raise
     print(f"{t.name}: restored {t.ssm_prefix}/* from {args.backup_key}")

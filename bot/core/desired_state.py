@@ -8,18 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.domain import Approval, EndpointSpec, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request, retraining_key
 from bot.settings import Target
-
-
-@dataclass(frozen=True)
-class Approval:
-    """Who approved a promotion and how we know."""
-
-    approvers: tuple[str, ...]
-    source: str  # "github-reviews", "commit-author" or "pending"
 
 
 @dataclass(frozen=True)

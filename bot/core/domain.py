@@ -85,6 +85,10 @@ class Change:
     after: Any
     drift: bool = False  # live differs from what main last applied
 
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "key": self.key, "before": self.before,
+                "after": self.after, "drift": self.drift}
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -145,3 +149,36 @@ class LiveState:
     config: Any  # bot.production_config.ProductionConfig | None
     endpoint: EndpointSpec | None
     execution_exists: bool = False
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved a promotion and how we know."""
+
+    approvers: tuple[str, ...]
+    source: str  # "github-reviews", "commit-author" or "pending"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What apply did to one target (or found already done)."""
+
+    target: str
+    path: str
+    commit: str
+    content_sha256: str | None  # None when the request file was deleted
+    changes: tuple[Change, ...]  # applied in this run
+    drift: tuple[Change, ...]  # live values changed by hand, overwritten in this run
+    backup_key: str | None
+    config_version: str | None
+    config_archive: str | None
+    execution_arn: str | None
+    execution_status: str | None
+    endpoint: str | None
+    variants: tuple[VariantSpec, ...]
+    endpoint_actions: tuple[str, ...]
+    noop: bool
+    approval: Approval
+    pull_request: int | None = None
+    retired: bool = False  # the request file was deleted: challenger retired
+    caught_up: str | None = None  # missed: the commit whose change no run had applied

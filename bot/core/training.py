@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError
+from bot.errors import BotError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +69,7 @@ def train(
         )
         return xgboost.train(params, matrix, num_boost_round=rounds)
     except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
-        raise BotError(f"xgboost refused the hyperparameters or data: {_first_line(error)}") \
+        raise BotError(f"xgboost refused the hyperparameters or data: {first_line(error)}") \
             from error
 
 
@@ -104,7 +104,7 @@ def load_model(data: bytes) -> xgboost.Booster:
     try:
         booster.load_model(bytearray(raw))
     except xgboost.core.XGBoostError as error:
-        raise BotError(f"{MODEL_FILE} is not an xgboost model: {_first_line(error)}") from error
+        raise BotError(f"{MODEL_FILE} is not an xgboost model: {first_line(error)}") from error
     return booster
 
 
@@ -130,12 +130,8 @@ def score(
             booster.inplace_predict(frame[features], predict_type="value"), dtype=np.float64
         )
     except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
-        raise BotError(f"the model cannot score this data: {_first_line(error)}") from error
+        raise BotError(f"the model cannot score this data: {first_line(error)}") from error
     objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
     if objective == "binary:logitraw":
         return np.asarray(1.0 / (1.0 + np.exp(-margin_or_probability)), dtype=np.float64)
     return margin_or_probability
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
-from bot.errors import BotError
+from bot.errors import BotError, is_aws_error
 from bot.settings import settings, target
 
 _PR_IN_SUBJECT = (re.compile(r"\(#(\d+)\)\s*$"), re.compile(r"^Merge pull request #(\d+)"))
@@ -92,10 +92,6 @@ def _find(repo: Path, sha: str | None) -> git.Commit | None:
     return found[0] if found else None
 
 
-def _aws_failed(error: Exception) -> bool:
-    return type(error).__module__.startswith(("botocore.", "boto3."))
-
-
 def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
     """Stored apply records, or none and why when AWS cannot be reached (git still speaks)."""
     from bot.adapters.aws import artifacts
@@ -105,7 +101,7 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
     except BotError as error:
         return [], f"stored plans and applies unavailable: {error.message}"
     except Exception as error:
-        if not _aws_failed(error):
+        if not is_aws_error(error):
             raise
         return [], f"stored plans and applies unavailable: {error}"
 
@@ -123,7 +119,7 @@ def _approval(record: dict[str, Any]) -> str:
 
 
 def _change(change: dict[str, Any]) -> list[str]:
-    from bot.flows.apply import change_lines, shorten
+    from bot.report.apply_outcome import change_lines, shorten
 
     drift = " [drift overwritten]" if change.get("drift") else ""
     return [f"{where} {what}: {shorten(before, 70)} → {shorten(after, 70)}{drift}"

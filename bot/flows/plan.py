@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.changes import changes
-from bot.core.desired_state import Approval, desired
-from bot.core.domain import Champion, Evaluation, Plan
+from bot.core.desired_state import desired
+from bot.core.domain import Approval, Champion, Evaluation, Plan
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Request
 from bot.report.plan_comment import plan_to_json, render_comment
@@ -159,10 +159,7 @@ def with_live_changes(
     found = changes(want, live, t.ssm_prefix, t.config_uri)
     return {
         **plan_json,
-        "changes": [
-            {"target": c.target, "key": c.key, "before": c.before, "after": c.after,
-             "drift": c.drift} for c in found
-        ],
+        "changes": [c.to_json() for c in found],
         "rollout": request.rollout.model_dump(mode="json"),
         "config_before": to_yaml(live_config) if live_config is not None else None,
         "config_after": to_yaml(want.config),

@@ -269,7 +269,8 @@ def seed_request_text() -> str:
 @contextlib.contextmanager
 def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[Any]:
     """Moto's server with production set up, and a local GitHub, for the journey's length."""
-    from bot.local.aws import LocalAWS, bootstrap
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
     from bot.local.github import LocalGitHub
 
     with LocalAWS() as aws, LocalGitHub(repository="acme/fraud-models") as github:

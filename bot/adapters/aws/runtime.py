@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.clients import client
-from bot.errors import BotError
+from bot.errors import BotError, first_line
 from bot.settings import Target
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _invoke(runtime: Any, endpoint_name: str, variant: str, line: str) -> Invoca
         )
         body = response["Body"].read().decode()
     except (ClientError, BotoCoreError) as error:
-        return Invocation(None, _ms_since(started), _one_line(error))
+        return Invocation(None, _ms_since(started), first_line(error))
     latency = _ms_since(started)
     # The container answers one value per line, or comma-separated (older versions).
     values = [v for v in body.replace(",", "\n").split() if v]
@@ -130,11 +130,6 @@ def _invoke(runtime: Any, endpoint_name: str, variant: str, line: str) -> Invoca
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def summarize(

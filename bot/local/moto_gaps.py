@@ -1,0 +1,301 @@
+"""The embedded default: moto's server on 127.0.0.1, the SageMaker parts moto lacks, and
+production set up as it is today.
+
+moto 5.2 has no ``UpdateEndpoint``, reports no weight for a variant created with weight 0,
+and answers ``InvokeEndpoint`` with canned text. ``install_moto_extensions`` points moto's
+own URL dispatch tables at subclasses of its response classes that add those, serving real
+predictions of the variant's ``model.tar.gz`` from moto's S3. The bot's boto3 code never
+knows it talks to moto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    pass
+
+_TRANSITIONAL = ("Creating", "Updating")
+
+_install_lock = threading.Lock()
+_installed = False
+_boosters: dict[tuple[str, str], Any] = {}
+_boosters_lock = threading.Lock()
+
+
+def install_moto_extensions() -> None:
+    """Add UpdateEndpoint, weight-0 variants and a real InvokeEndpoint to moto (idempotent).
+
+    Both ``mock_aws`` (per request) and the server (per app it builds) look handlers up in
+    ``moto.<service>.urls.url_paths``, so replacing the handlers there serves both.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        import moto.sagemaker.urls as sagemaker_urls
+        import moto.sagemakerruntime.urls as runtime_urls
+
+        sagemaker_response, runtime_response = _response_classes()
+        for path in sagemaker_urls.url_paths:
+            sagemaker_urls.url_paths[path] = sagemaker_response.dispatch
+        for path in runtime_urls.url_paths:
+            if path.endswith("/invocations$"):
+                runtime_urls.url_paths[path] = runtime_response.dispatch
+        _installed = True
+
+
+def _response_classes() -> tuple[Any, Any]:
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig
+    from moto.sagemaker.responses import SageMakerResponse
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    class LocalSageMakerResponse(SageMakerResponse):  # type: ignore[misc]
+        """moto's SageMaker plus UpdateEndpoint, honest weights and Creating/Updating states.
+
+        An endpoint reports Creating or Updating once, on the next DescribeEndpoint, and is
+        InService from then on, so a caller's wait loop runs as it would against AWS.
+        """
+
+        def _endpoint(self, name: str) -> Any:
+            endpoint = self.sagemaker_backend.endpoints.get(name)
+            if endpoint is None:
+                arn = FakeEndpoint.arn_formatter(name, self.current_account, self.region)
+                raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+            return endpoint
+
+        def _config(self, name: str) -> Any:
+            config = self.sagemaker_backend.endpoint_configs.get(name)
+            if config is None:
+                arn = FakeEndpointConfig.arn_formatter(name, self.current_account, self.region)
+                raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
+            return config
+
+        def _in_service(self, endpoint: Any) -> None:
+            if endpoint.endpoint_status != "InService":
+                raise ValidationError(
+                    message=f"Cannot update in-progress endpoint '{endpoint.arn}'."
+                )
+
+        def create_endpoint(self) -> Any:
+            name = self._get_param("EndpointName")
+            if name in self.sagemaker_backend.endpoints:
+                arn = FakeEndpoint.arn_formatter(name, self.current_account, self.region)
+                raise ValidationError(message=f"Cannot create already existing endpoint '{arn}'.")
+            result = super().create_endpoint()
+            endpoint = self._endpoint(name)
+            endpoint.production_variants = _variants(
+                self._config(endpoint.endpoint_config_name).production_variants
+            )
+            endpoint.endpoint_status = "Creating"
+            return result
+
+        def describe_endpoint(self) -> Any:
+            result = super().describe_endpoint()
+            endpoint = self._endpoint(self._get_param("EndpointName"))
+            if endpoint.endpoint_status in _TRANSITIONAL:
+                endpoint.endpoint_status = "InService"
+            return result
+
+        def update_endpoint(self) -> Any:
+            endpoint = self._endpoint(self._get_param("EndpointName"))
+            self._in_service(endpoint)
+            name = self._get_param("EndpointConfigName")
+            config = self._config(name)
+            endpoint.endpoint_config_name = name
+            endpoint.production_variants = _variants(config.production_variants)
+            endpoint.endpoint_status = "Updating"
+            endpoint.last_modified_time = utcnow()
+            return ActionResult({"EndpointArn": endpoint.arn})
+
+        def update_endpoint_weights_and_capacities(self) -> Any:
+            # moto's own sets an omitted instance count to None and skips "Updating".
+            endpoint = self._endpoint(self._get_param("EndpointName"))
+            self._in_service(endpoint)
+            desired = self._get_param("DesiredWeightsAndCapacities") or []
+            live = {v["VariantName"]: v for v in endpoint.production_variants}
+            names = [d.get("VariantName") for d in desired]
+            for name in names:
+                if names.count(name) > 1:
+                    raise ValidationError(
+                        message=f'The variant name "{name}" was non-unique within the request.'
+                    )
+                if name not in live:
+                    raise ValidationError(
+                        message=f'The variant name(s) "{name}" is/are not present within '
+                        f'endpoint configuration "{endpoint.endpoint_config_name}".'
+                    )
+            for change in desired:
+                variant = live[change["VariantName"]]
+                if change.get("DesiredWeight") is not None:
+                    variant["CurrentWeight"] = variant["DesiredWeight"] = float(
+                        change["DesiredWeight"])
+                if change.get("DesiredInstanceCount") is not None:
+                    variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = int(
+                        change["DesiredInstanceCount"])
+            endpoint.endpoint_status = "Updating"
+            endpoint.last_modified_time = utcnow()
+            return ActionResult({"EndpointArn": endpoint.arn})
+
+    class LocalRuntimeResponse(SageMakerRuntimeResponse):  # type: ignore[misc]
+        """InvokeEndpoint answered by the variant's model, as the XGBoost container would."""
+
+        def invoke_endpoint(self) -> Any:
+            from urllib.parse import unquote
+
+            name = unquote(self.path.split("/")[2])
+            try:
+                variant, body = invoke(
+                    self.current_account, self.region, name,
+                    self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+                    self.headers.get("Content-Type") or "", self.raw_body,
+                )
+            except InvocationError as error:
+                failure = JsonRESTError(error.code, error.message)
+                failure.code = error.status
+                raise failure from None
+            return 200, {"Content-Type": "text/csv",
+                         "x-Amzn-Invoked-Production-Variant": variant}, body
+
+    return LocalSageMakerResponse, LocalRuntimeResponse
+
+
+def _variants(config_variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An endpoint's variants as DescribeEndpoint shows them, weight 0 included."""
+    variants = []
+    for v in config_variants:
+        weight = float(v.get("InitialVariantWeight", 1.0))
+        variant: dict[str, Any] = {"VariantName": v["VariantName"], "CurrentWeight": weight,
+                                   "DesiredWeight": weight}
+        if v.get("InitialInstanceCount") is not None:
+            variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = int(
+                v["InitialInstanceCount"])
+        if v.get("ServerlessConfig"):
+            variant["CurrentServerlessConfig"] = variant["DesiredServerlessConfig"] = v[
+                "ServerlessConfig"]
+        variants.append(variant)
+    return variants
+
+
+class InvocationError(Exception):
+    """An InvokeEndpoint failure as SageMaker reports it: error code, HTTP status, message."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+
+def invoke(
+    account: str, region: str, endpoint_name: str, target_variant: str | None,
+    content_type: str, body: bytes | str | None,
+) -> tuple[str, str]:
+    """Score ``body`` (CSV rows of features) with a variant of the endpoint in moto's backend.
+
+    Returns the variant's name and one prediction per line; raises ``InvocationError``.
+    """
+    import random
+
+    from moto.sagemaker.models import sagemaker_backends
+
+    backend = sagemaker_backends[account][region]
+    endpoint = backend.endpoints.get(endpoint_name)
+    if endpoint is None:
+        raise InvocationError("ValidationError", 400,
+                              f"Endpoint {endpoint_name} of account {account} not found.")
+    variants = endpoint.production_variants
+    if target_variant:
+        chosen = next((v for v in variants if v["VariantName"] == target_variant), None)
+        if chosen is None:
+            raise InvocationError(
+                "ValidationError", 400,
+                f"Variant {target_variant} not found for endpoint {endpoint_name}.",
+            )
+    else:
+        weights = [float(v.get("CurrentWeight") or 0.0) for v in variants]
+        if not variants or sum(weights) <= 0:
+            raise InvocationError("ValidationError", 400,
+                                  f"Endpoint {endpoint_name} has no variant with traffic.")
+        chosen = random.choices(variants, weights)[0]
+    variant_name = str(chosen["VariantName"])
+    config = backend.endpoint_configs[endpoint.endpoint_config_name]
+    model_name = next(v["ModelName"] for v in config.production_variants
+                      if v["VariantName"] == variant_name)
+    model = backend._models.get(model_name)
+    container = (model.primary_container or (model.containers or [{}])[0]) if model else {}
+    url = str(container.get("ModelDataUrl", ""))
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type != "text/csv":
+        raise _model_error(415, f"Content-type {content_type or '(none)'} not supported. "
+                           "Supported content-type is text/csv")
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    return variant_name, _predict(_booster(account, region, url), raw)
+
+
+def _model_error(status: int, message: str) -> InvocationError:
+    return InvocationError(
+        "ModelError", 424,
+        f"Received client error ({status}) from primary with message \"{message}\".",
+    )
+
+
+def _booster(account: str, region: str, url: str) -> Any:
+    """The booster in the ``model.tar.gz`` at ``url`` in moto's S3, cached by URL and ETag."""
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    from bot.core.training import load_model
+
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    try:
+        stored = s3_backends[account][get_partition(region)].get_object(bucket, key)
+    except Exception as error:  # moto raises its own S3 errors; any of them means "no model"
+        raise _model_error(500, f"Unable to load model from {url}: {error}") from None
+    if stored is None:
+        raise _model_error(500, f"Unable to load model from {url}: no such object")
+    cache_key = (url, str(stored.etag))
+    with _boosters_lock:
+        booster = _boosters.get(cache_key)
+    if booster is None:
+        try:
+            booster = load_model(stored.value)
+        except BotError as error:
+            raise _model_error(500, f"Unable to load model: {error.message}") from None
+        # As the container does: requests are small, and threads would only add latency.
+        booster.set_param({"nthread": 1})
+        with _boosters_lock:
+            _boosters[cache_key] = booster
+    return booster
+
+
+def _predict(booster: Any, body: bytes) -> str:
+    """What the container's ``booster.predict`` returns, one value per line."""
+    import io
+
+    import numpy as np
+    import xgboost
+
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            rows = np.genfromtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise _model_error(415, f"Loading csv data failed: {error}") from None
+    if rows.shape[1] != booster.num_features():
+        raise _model_error(
+            400, f"Feature size of csv inference data {rows.shape[1]} is not consistent with "
+            f"feature size of trained model {booster.num_features()}."
+        )
+    predictions = booster.predict(xgboost.DMatrix(rows, nthread=1), validate_features=False)
+    return "\n".join(map(str, predictions.tolist()))
+
+

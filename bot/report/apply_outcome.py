@@ -1,0 +1,121 @@
+"""Apply's outcome for people: the terminal block and the merged PR's comment."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from bot.core.domain import Approval, Change, Outcome
+
+if TYPE_CHECKING:
+    pass
+
+def missed_line(path: str, sha: str) -> str:
+    return f"{path} was changed in {sha[:12]} but never applied (a cancelled run?): applying it now"
+
+
+_MODEL_URI = re.compile(r"(s3://[^\s/]+/)\S*?models/([0-9a-f]{12})[0-9a-f]+/model\.tar\.gz")
+_LONG_HEX = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b")
+
+
+def shorten(value: Any, width: int = 90) -> str:
+    """A value for people: model URIs and hashes shortened, long text cut."""
+    if value is None:
+        return "(absent)"
+    text = _LONG_HEX.sub(r"\1", _MODEL_URI.sub(r"\1…/\2…/model.tar.gz", str(value)))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def change_lines(change: Change | dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+    """(where, what, before, after) for people: config fields by name, dicts key by key."""
+    c = change if isinstance(change, dict) else change.to_json()
+    where, key, before, after = str(c.get("target")), str(c.get("key")), c.get("before"), \
+        c.get("after")
+    if where == "s3-config":
+        key = key.rsplit("#", 1)[-1]
+        if isinstance(before, dict) and isinstance(after, dict):
+            return [(where, f"{key}.{k}", before.get(k), after.get(k))
+                    for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return [(where, key, before, after)]
+
+
+def _approval_line(approval: Approval) -> str:
+    how = {"github-reviews": "approving reviews on GitHub",
+           "commit-author": "merge commit author: no GitHub context"}.get(
+        approval.source, approval.source)
+    return f"approved by: {', '.join(approval.approvers)} ({how})"
+
+
+def describe(outcome: Outcome) -> str:
+    """The outcome as the terminal shows it: one block per target."""
+    o = outcome
+    pr = f", PR #{o.pull_request}" if o.pull_request else ""
+    head = f"{o.target}: {o.path} at {o.commit[:12]}{pr}"
+    missed = [f"  {missed_line(o.path, o.caught_up)}"] if o.caught_up else []
+    if o.noop:
+        lines = [f"{o.target}: no changes: production already matches {o.path} at {o.commit[:12]}",
+                 *missed]
+        if o.backup_key:
+            lines.append(f"  backup (from the interrupted run): {o.backup_key}")
+        if o.execution_arn:
+            lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
+        return "\n".join(lines)
+    lines = [head, *missed, f"  {_approval_line(o.approval)}"]
+    if o.retired:
+        lines.append("  request file deleted: challenger retired, champion left in place")
+    for c in o.changes:
+        lines += [f"  {where:<9} {what}: {shorten(before)} → {shorten(after)}"
+                  for where, what, before, after in change_lines(c)]
+    for c in o.drift:
+        lines.append(f"  DRIFT {c.key}: live {shorten(c.before)} was changed by hand; overwritten "
+                     f"with {shorten(c.after)} (the hand-made value is in the backup)")
+    if o.backup_key:
+        lines.append(f"  backup: {o.backup_key}")
+    if o.config_version:
+        archived = f" (previous archived at {o.config_archive})" if o.config_archive else ""
+        lines.append(f"  config version: {o.config_version}{archived}")
+    if o.execution_arn:
+        lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
+    if o.endpoint:
+        lines.append(f"  endpoint {o.endpoint}: " + ", ".join(
+            f"{v.name} {v.weight}% {shorten(v.model_data_url)}" for v in o.variants))
+        lines += [f"    {a}" for a in o.endpoint_actions]
+    return "\n".join(lines)
+
+
+def comment(outcome: Outcome) -> str:
+    """The outcome as the merged PR's comment (Markdown)."""
+    o = outcome
+    if o.noop:
+        return (f"### promotion-bot apply: `{o.target}`\n\nNo changes: production already "
+                f"matches `{o.path}` at `{o.commit[:12]}`.")
+    rows = [f"### ✅ promotion-bot applied `{o.target}` at `{o.commit[:12]}`", ""]
+    if o.caught_up:
+        rows += [f"> ⏭️ {missed_line(o.path, o.caught_up)}", ""]
+    rows += [_approval_line(o.approval), ""]
+    if o.retired:
+        rows += ["The request file was deleted: challenger retired, champion left in place.", ""]
+    rows += ["| where | what | before | after |", "| --- | --- | --- | --- |"]
+    rows += [f"| {where}{' ⚠️ drift' if c.drift else ''} | `{what}` | `{shorten(before, 80)}` "
+             f"| `{shorten(after, 80)}` |"
+             for c in o.changes for where, what, before, after in change_lines(c)]
+    rows.append("")
+    if o.drift:
+        rows += [f"> ⚠️ **Drift:** {len(o.drift)} live value(s) had been changed by hand; "
+                 "overwritten by the desired state, the hand-made values are in the backup.", ""]
+    facts = [("SSM backup", o.backup_key), ("config version", o.config_version),
+             ("previous config archived", o.config_archive),
+             ("pipeline execution", f"{o.execution_arn} ({o.execution_status})"
+              if o.execution_arn else None),
+             ("endpoint", f"{o.endpoint}: " + ", ".join(
+                 f"{v.name} {v.weight}%" for v in o.variants) if o.endpoint else None)]
+    rows += [f"- **{label}:** `{value}`" for label, value in facts if value]
+    return "\n".join(rows)
+
+
+def failure_comment(target: str, message: str, backup_keys: list[str]) -> str:
+    """The merged PR's comment when apply stopped half-way."""
+    return (f"### ❌ promotion-bot apply of `{target}` stopped\n\n"
+            f"```\n{message}\n```\n\nProduction may be partly updated; every step is "
+            "idempotent, so rerunning apply finishes the job. Backups made so far: "
+            + (", ".join(f"`{k}`" for k in backup_keys) or "none"))
