@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--after", metavar="REV",
                    help="end of the range (default: push event, else HEAD)")
     p.add_argument("--repo", metavar="DIR", default=".", help="the git repository (default: .)")
+    p.add_argument("--outcomes", metavar="FILE",
+                   help="also write what apply did, per target, to FILE as JSON")
 
     p = sub.add_parser("rollback-parameters", help="restore SSM hyperparameters from a backup")
     p.add_argument("backup_key", metavar="BACKUP_KEY")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.domain import Plan
 from bot.core.request import Request
 from bot.settings import Target, target
 
@@ -158,29 +159,49 @@ def request_yaml(experiment: str = "exp-xgboost-1", eta: float = 0.1, max_depth:
     )
 
 
+def a_plan(request: Request, t: str = "fraud-detection", passed: bool = True,
+           accuracy: float = 0.999, artifact: str = "s3://fraud-detection-models/m/model.tar.gz",
+           model_key: str = "k" * 64) -> Plan:
+    """The smallest plan of ``request`` that apply accepts (or refuses: ``passed=False``)."""
+    from bot.core.domain import (
+        Champion,
+        Comparison,
+        ConfusionMatrix,
+        Curve,
+        Evaluation,
+        GateResult,
+    )
+
+    evaluation = Evaluation({"accuracy": accuracy, "recall": 0.8}, ConfusionMatrix(1, 0, 0, 1),
+                            Curve((0.0, 1.0), (0.0, 1.0)), Curve((0.0, 1.0), (1.0, 0.0)), 1, 2, 0.5)
+    return Plan(
+        target=t, request_path=f"promotion-requests/{t}.yaml",
+        content_sha256=request.content_sha256(), experiment_id=request.experiment_id,
+        model_key=model_key, artifact=artifact, evaluated_at="2024-01-15T10:00:00+00:00",
+        trained=True, champion_identity="seed-baseline", evaluation=evaluation,
+        champion=Champion("seed baseline", "seed", {}), comparison=Comparison(False, "none", {}),
+        gates=(GateResult("accuracy >= 0.90", 0.9, accuracy, passed),),
+    )
+
+
 @pytest.fixture
-def store_plan(aws: Target) -> Callable[..., dict[str, Any]]:
+def store_plan(aws: Target) -> Callable[..., Plan]:
     """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
     import yaml
 
     from bot.adapters.aws import artifacts
 
     def store(text: str, passed: bool = True, accuracy: float = 0.999,
-              t: Target | None = None) -> dict[str, Any]:
+              t: Target | None = None) -> Plan:
+        from bot.report import plan_json
+
         t = t or aws
         request = Request.model_validate(yaml.safe_load(text))
         sha = request.content_sha256()
         model_key = request.model_key({"train": "v1", "test": "v1"})
         artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
-        plan = {
-            "target": t.name, "request_path": f"promotion-requests/{t.name}.yaml",
-            "content_sha256": sha, "model_key": model_key, "artifact": artifact,
-            "metrics": {"accuracy": accuracy, "recall": 0.8},
-            "evaluated_at": "2024-01-15T10:00:00+00:00", "passed": passed,
-            "gates": [], "changes": [], "comparison": {}, "champion": {},
-            "confusion_matrix": {"tn": 1, "fp": 0, "fn": 0, "tp": 1},
-        }
-        artifacts.put_plan(t, sha, {"plan.json": json.dumps(plan).encode()})
+        plan = a_plan(request, t.name, passed, accuracy, artifact, model_key)
+        artifacts.put_plan(t, sha, {"plan.json": plan_json.to_bytes(plan)})
         return plan
 
     return store

@@ -17,7 +17,7 @@ from bot.adapters.aws import artifacts, config_store, endpoint, lock, pipeline, 
 from bot.adapters.github import GitHubHost
 from bot.adapters.request_files import parse_request_text
 from bot.core.desired_state import execution_name
-from bot.core.domain import Outcome
+from bot.core.domain import Outcome, Plan
 from bot.errors import LockHeld, NotApproved, NotPlanned
 from bot.flows.apply import apply
 from bot.local.github import LocalGitHub
@@ -85,15 +85,15 @@ def state(t: Target) -> dict[str, Any]:
 
 
 @pytest.fixture
-def first(git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]], aws: Target
-          ) -> tuple[Outcome, dict[str, Any]]:
+def first(git_repo: GitRepo, store_plan: Callable[..., Plan], aws: Target
+          ) -> tuple[Outcome, Plan]:
     """The first promotion merged and applied; returns its outcome and plan."""
     plan = store_plan(FIRST)
     return apply_range(git_repo, merge(git_repo, FIRST, "Promote exp-xgboost-1")), plan
 
 
 def test_first_apply_writes_parameters_config_backup_and_execution(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo) -> None:
     outcome, plan = first
     assert ssm.read(aws) == FIRST_SSM
     assert outcome.backup_key in ssm.backups(aws)
@@ -101,7 +101,7 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
     config = config_store.read(aws)
     assert config is not None
     assert (config.experiment_id, config.commit, config.content_sha256, config.model_artifact) \
-        == ("exp-xgboost-1", git_repo.head(), plan["content_sha256"], plan["artifact"])
+        == ("exp-xgboost-1", git_repo.head(), plan.content_sha256, plan.artifact)
     assert config.approvers == ["Dana Scientist <dana@example.com>"]
     assert (outcome.approval.source, config.approval_source) == ("commit-author",) * 2
     assert outcome.execution_arn == pipeline.find_execution(
@@ -110,7 +110,7 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
     assert {c.target for c in outcome.changes} == {"ssm", "s3-config", "pipeline", "endpoint"}
     assert not outcome.noop and not outcome.drift
     assert [(v.name, v.model_data_url, v.weight) for v in outcome.variants] == [
-        ("champion", plan["artifact"], 100)]
+        ("champion", plan.artifact, 100)]
     record = artifacts.get_apply_record(aws, git_repo.head())
     assert record is not None and record["status"] == "complete"
     assert record["backup_keys"] == [outcome.backup_key]
@@ -121,7 +121,7 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
 
 
 def test_second_apply_of_the_same_range_changes_nothing(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo) -> None:
     before = state(aws)
     again = apply_range(git_repo, (f"{git_repo.head()}~1", git_repo.head()))
     assert again.noop and again.changes == () and again.backup_key is None
@@ -157,8 +157,8 @@ def _fail_once(monkeypatch: pytest.MonkeyPatch, module: Any, name: str,
 ], ids=["ssm-backup", "ssm-write", "ssm-write-half", "config", "pipeline", "endpoint",
         "apply-record"])
 def test_failure_half_way_is_completed_by_the_next_run(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan], monkeypatch: pytest.MonkeyPatch,
         module: Any, name: str, partial: bool) -> None:
     text = request_yaml("exp-xgboost-2", eta=0.2, max_depth=8, rollout=PIPELINE)
     store_plan(text)
@@ -192,8 +192,8 @@ def _half(partial: bool) -> dict[str, str]:
 
 
 def test_revert_restores_previous_parameters_and_config(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan]) -> None:
     first_config = config_store.read(aws)
     store_plan(SECOND)
     promoted = merge(git_repo, SECOND, "Promote exp-xgboost-2")
@@ -217,8 +217,8 @@ def test_revert_restores_previous_parameters_and_config(
 
 
 def test_unplanned_content_is_refused_and_nothing_changes(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     churn = target("churn")
     boto3.client("s3").create_bucket(Bucket=churn.artifacts_bucket)
     other = request_yaml("exp-churn-1")
@@ -237,7 +237,7 @@ def test_unplanned_content_is_refused_and_nothing_changes(
 
 
 def test_failed_plan_is_refused(aws: Target, git_repo: GitRepo,
-                                store_plan: Callable[..., dict[str, Any]]) -> None:
+                                store_plan: Callable[..., Plan]) -> None:
     store_plan(FIRST, passed=False)
     with pytest.raises(NotPlanned, match="did not pass its gates"):
         apply_range(git_repo, merge(git_repo, FIRST, "Promote"))
@@ -245,7 +245,7 @@ def test_failed_plan_is_refused(aws: Target, git_repo: GitRepo,
 
 
 def test_apply_refused_while_another_holds_the_lock(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(FIRST)
     merge(git_repo, FIRST, "Promote")
@@ -259,7 +259,7 @@ def test_apply_refused_while_another_holds_the_lock(
 
 
 def test_renamed_request_file_keeps_its_target(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo) -> None:
     start = git_repo.head()
     git_repo.git("mv", PATH, PATH.replace(".yaml", ".yml"))
     git_repo.git("commit", "-q", "-m", "Rename")
@@ -269,10 +269,10 @@ def test_renamed_request_file_keeps_its_target(
 
 
 def test_deleted_request_retires_the_challenger_and_keeps_the_champion(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
-    champion = first[1]["artifact"]
-    challenger = store_plan(SECOND_AS_CHALLENGER)["artifact"]
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan]) -> None:
+    champion = first[1].artifact
+    challenger = store_plan(SECOND_AS_CHALLENGER).artifact
     applied = apply_range(git_repo, merge(git_repo, SECOND_AS_CHALLENGER, "Challenge"))
     assert [(v.name, v.model_data_url, v.weight) for v in applied.variants] == [
         ("champion", champion, 90), ("challenger", challenger, 10)]
@@ -290,8 +290,8 @@ def test_deleted_request_retires_the_challenger_and_keeps_the_champion(
 
 
 def test_hand_change_is_overwritten_and_reported_as_drift(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan]) -> None:
     boto3.client("ssm", region_name=aws.region).put_parameter(
         Name="/fraud-detection/hyperparameters/eta", Value="0.9", Type="String", Overwrite=True)
 
@@ -322,7 +322,7 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
 
 
 def test_approvers_are_recorded_and_the_outcome_commented(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         github: LocalGitHub) -> None:
     host = GitHubHost(github.token, github.repository, github.url)
     plan = store_plan(FIRST)
@@ -341,7 +341,7 @@ def test_approvers_are_recorded_and_the_outcome_commented(
     body = comments[0]["body"]
     assert "<!-- promotion-bot:apply:fraud-detection -->" in body
     assert str(outcome.backup_key) in body and str(outcome.execution_arn) in body
-    assert plan["content_sha256"] == config.content_sha256
+    assert plan.content_sha256 == config.content_sha256
     statuses = github.statuses(pushed[1])
     assert [(s["context"], s["state"]) for s in statuses][-1] == (
         "promotion-bot/apply", "success")
@@ -351,7 +351,7 @@ def test_approvers_are_recorded_and_the_outcome_commented(
 
 
 def test_merge_without_approval_is_refused_on_github(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         github: LocalGitHub) -> None:
     host = GitHubHost(github.token, github.repository, github.url)
     store_plan(FIRST)
@@ -364,7 +364,7 @@ def test_merge_without_approval_is_refused_on_github(
 
 
 def test_failure_is_reported_on_the_pull_request(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         github: LocalGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
     host = GitHubHost(github.token, github.repository, github.url)
     store_plan(FIRST)
@@ -384,7 +384,7 @@ def test_failure_is_reported_on_the_pull_request(
 
 
 def test_cli_apply_defaults_to_the_last_commit(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(FIRST)
     merge(git_repo, FIRST, "Promote")
@@ -400,8 +400,8 @@ def test_cli_apply_defaults_to_the_last_commit(
 
 
 def test_rollback_parameters_restores_a_backup(
-        first: tuple[Outcome, dict[str, Any]], aws: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+        first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
+        store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(SECOND)
     second = apply_range(git_repo, merge(git_repo, SECOND, "Promote exp-xgboost-2"))
     capsys.readouterr()
@@ -450,7 +450,7 @@ def churn_state(t: Target) -> dict[str, Any]:
 
 def test_a_change_whose_run_was_cancelled_is_applied_by_the_next_run(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
+        store_plan: Callable[..., Plan]) -> None:
     plan = store_plan(FIRST)
     store_plan(CHURN, t=churn)
     _, c1, c2 = two_merges(git_repo)
@@ -466,7 +466,7 @@ def test_a_change_whose_run_was_cancelled_is_applied_by_the_next_run(
     config = config_store.read(aws)
     assert config is not None
     assert (config.experiment_id, config.content_sha256, config.commit) == (
-        "exp-xgboost-1", plan["content_sha256"], c2)
+        "exp-xgboost-1", plan.content_sha256, c2)
     assert config.approvers == [ALICE]  # the author of the change, not of the range's end
     churn_config = config_store.read(churn)
     assert churn_config is not None and churn_config.approvers == [BOB]
@@ -480,7 +480,7 @@ def test_a_change_whose_run_was_cancelled_is_applied_by_the_next_run(
 
 def test_a_second_run_after_catching_up_changes_nothing(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+        store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(FIRST)
     store_plan(CHURN, t=churn)
     _, c1, c2 = two_merges(git_repo)
@@ -496,7 +496,7 @@ def test_a_second_run_after_catching_up_changes_nothing(
 
 def test_a_missed_change_without_a_plan_is_skipped_and_the_range_applied(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+        store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(CHURN, t=churn)  # fraud-detection's change was never planned
     _, c1, c2 = two_merges(git_repo)
 
@@ -514,7 +514,7 @@ def test_a_missed_change_without_a_plan_is_skipped_and_the_range_applied(
 
 def test_an_unplanned_file_of_the_range_still_refuses_everything(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
+        store_plan: Callable[..., Plan]) -> None:
     store_plan(FIRST)  # the missed change is fine, the range's is not planned
     _, c1, c2 = two_merges(git_repo)
     with pytest.raises(NotPlanned, match=f"{CHURN_PATH} at .* was never planned"):
@@ -525,7 +525,7 @@ def test_an_unplanned_file_of_the_range_still_refuses_everything(
 
 def test_production_applied_from_a_later_commit_is_not_undone(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]]) -> None:
+        store_plan: Callable[..., Plan]) -> None:
     """Re-running an old run (GitHub's "Re-run jobs") must not roll other targets back."""
     store_plan(FIRST)
     store_plan(CHURN, t=churn)
@@ -546,7 +546,7 @@ def test_production_applied_from_a_later_commit_is_not_undone(
 
 def test_a_catch_up_that_failed_half_way_is_finished_by_the_next_run(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+        store_plan: Callable[..., Plan], monkeypatch: pytest.MonkeyPatch) -> None:
     store_plan(FIRST)
     store_plan(CHURN, t=churn)
     _, c1, c2 = two_merges(git_repo)
@@ -577,7 +577,7 @@ def test_a_catch_up_that_failed_half_way_is_finished_by_the_next_run(
 @pytest.mark.parametrize("missed", [True, False], ids=["missed", "both-in-range"])
 def test_approvers_come_from_each_files_own_pull_request(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], github: LocalGitHub, missed: bool) -> None:
+        store_plan: Callable[..., Plan], github: LocalGitHub, missed: bool) -> None:
     host = GitHubHost(github.token, github.repository, github.url)
     store_plan(FIRST)
     store_plan(CHURN, t=churn)
@@ -605,7 +605,7 @@ def test_approvers_come_from_each_files_own_pull_request(
 
 def test_a_missed_change_without_approval_is_skipped_on_github(
         aws: Target, churn: Target, git_repo: GitRepo,
-        store_plan: Callable[..., dict[str, Any]], github: LocalGitHub,
+        store_plan: Callable[..., Plan], github: LocalGitHub,
         capsys: pytest.CaptureFixture[str]) -> None:
     host = GitHubHost(github.token, github.repository, github.url)
     store_plan(FIRST)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import a_plan
 
 from bot.core.changes import changes
 from bot.core.desired_state import desired, execution_name
-from bot.core.domain import Approval, EndpointSpec, LiveState, VariantSpec
+from bot.core.domain import Approval, EndpointSpec, LiveState, Plan, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request
 from bot.settings import target
@@ -33,10 +34,8 @@ def request(share: int | None = 1, pipeline: bool = True, **hyper: Any) -> Reque
     })
 
 
-def plan_of(r: Request) -> dict[str, Any]:
-    return {"artifact": "s3://fraud-detection-models/m/new/model.tar.gz", "model_key": "k" * 64,
-            "metrics": {"accuracy": 0.995}, "evaluated_at": "2026-11-25T00:00:00+00:00",
-            "content_sha256": r.content_sha256()}
+def plan_of(r: Request) -> Plan:
+    return a_plan(r, accuracy=0.995, artifact="s3://fraud-detection-models/m/new/model.tar.gz")
 
 
 def live_config(champion: ChampionModel | None = CHAMP,

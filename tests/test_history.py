@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from conftest import GitRepo, request_yaml
 
 from bot import cli
 from bot.adapters.aws import endpoint
+from bot.core.domain import Plan
 from bot.flows.apply import apply
-from bot.flows.audit_trail import render, trail
+from bot.flows.audit_trail import trail
+from bot.report.audit_trail import render
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"
@@ -27,7 +28,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_history_shows_request_approval_apply_and_revert(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
     first, second = request_yaml("exp-1", eta=0.1), request_yaml("exp-2", eta=0.2)
     store_plan(first)

@@ -9,15 +9,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from bot import cli
+from bot.core.domain import Plan
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
 from bot.local.github import LocalGitHub
+from bot.report import plan_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
@@ -57,9 +58,9 @@ def event(tmp_path: Path, number: int, sha: str) -> str:
     return str(path)
 
 
-def plan(path: Path, out: Path) -> tuple[int, dict[str, Any]]:
+def plan(path: Path, out: Path) -> tuple[int, Plan]:
     code = cli.main(["plan", str(path), "--out", str(out)])
-    return code, json.loads((out / "plan.json").read_text())
+    return code, plan_json.from_bytes((out / "plan.json").read_bytes(), "plan.json")
 
 
 def test_plan_trains_compares_paired_and_changes_nothing(
@@ -69,19 +70,19 @@ def test_plan_trains_compares_paired_and_changes_nothing(
         Path="/fraud-detection/hyperparameters")["Parameters"]
     code, result = plan(request_repo(tmp_path), tmp_path / "out")
     printed = capsys.readouterr().out
-    assert code == (0 if result["passed"] else 1)
+    assert code == (0 if result.passed else 1)
     assert "Promotion plan" in printed
-    assert set(result) >= {"content_sha256", "metrics", "confusion_matrix", "champion",
-                           "comparison", "gates", "passed", "changes", "artifact"}
-    assert result["trained"] is True and result["comparison"]["paired"] is True
+    assert result.trained is True and result.comparison.paired is True
     for metric in ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"):
-        m = result["comparison"]["metrics"][metric]
-        assert m["ci_low"] <= m["difference"] <= m["ci_high"]
-    cm = result["confusion_matrix"]
-    assert cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"] == result["rows"]
-    changed = {(c["target"], c["key"].rsplit("/", 1)[-1]) for c in result["changes"]}
+        m = result.comparison.metrics[metric]
+        assert m.ci_low is not None and m.ci_high is not None
+        assert m.ci_low <= m.difference <= m.ci_high
+    cm = result.evaluation.confusion_matrix
+    assert cm.tn + cm.fp + cm.fn + cm.tp == result.evaluation.rows
+    changed = {(c.target, c.key.rsplit("/", 1)[-1]) for c in result.changes}
     assert ("ssm", "max_depth") in changed and ("ssm", "num_round") in changed
-    assert any(c["target"] == "endpoint" for c in result["changes"])
+    assert any(c.target == "endpoint" for c in result.changes)
+    assert result.config_after is not None and result.rollout is not None
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {
         "comment.md", "plan.json", "confusion_matrix.png", "roc_curve.png", "pr_curve.png"}
     # Planning is read-only for production.
@@ -95,18 +96,18 @@ def test_replan_of_same_content_reuses_and_gate_edit_does_not_retrain(
     path = request_repo(tmp_path)
     plan(path, tmp_path / "first")
     _, again = plan(path, tmp_path / "again")
-    assert again["trained"] is False and (tmp_path / "again" / "roc_curve.png").is_file()
+    assert again.trained is False and (tmp_path / "again" / "roc_curve.png").is_file()
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.91"))
     _, edited = plan(path, tmp_path / "edited")
-    assert edited["content_sha256"] != again["content_sha256"]
-    assert edited["trained"] is False and edited["model_key"] == again["model_key"]
+    assert edited.content_sha256 != again.content_sha256
+    assert edited.trained is False and edited.model_key == again.model_key
 
 
 def test_failing_gate_exits_1(production: LocalAWS, tmp_path: Path) -> None:
     text = SHIPPED.read_text().replace("accuracy: 0.90", "accuracy: 0.99999")
     code, result = plan(request_repo(tmp_path, text), tmp_path / "out")
-    assert code == 1 and result["passed"] is False
-    assert not next(g for g in result["gates"] if g["name"].startswith("accuracy"))["passed"]
+    assert code == 1 and result.passed is False
+    assert not next(g for g in result.gates if g.name.startswith("accuracy")).passed
 
 
 def test_invalid_request_exits_2_with_one_line(
@@ -171,7 +172,7 @@ def test_accuracy_met_by_a_model_that_flags_nothing_is_called_out(
     text = (SHIPPED.read_text().replace("num_round: 150", "num_round: 1")
             .replace("eta: 0.15", "eta: 0.001").replace("max_depth: 7", "max_depth: 1"))
     _, result = plan(request_repo(tmp_path, text), tmp_path / "out")
-    accuracy_gate = next(g for g in result["gates"] if g["name"].startswith("accuracy"))
-    assert accuracy_gate["passed"] and result["metrics"]["recall"] == 0
-    assert any("says nothing here" in note for note in result["notes"])
+    accuracy_gate = next(g for g in result.gates if g.name.startswith("accuracy"))
+    assert accuracy_gate.passed and result.metrics["recall"] == 0
+    assert any("says nothing here" in note for note in result.notes)
     assert "says nothing here" in (tmp_path / "out" / "comment.md").read_text()

@@ -13,9 +13,9 @@ from moto import mock_aws
 from scipy.stats import binomtest
 
 from bot.adapters.aws import endpoint, runtime
-from bot.adapters.aws.runtime import Invocation
 from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.endpoint_comparison import Invocation, summarize
 from bot.errors import BotError
 from bot.settings import target
 
@@ -33,7 +33,7 @@ def test_agreement_and_disagreements_are_counted_per_record() -> None:
         "champion": answered(0.2, 0.1, 0.1, 0.9, 0.1, 0.6, 0.1, 0.1),
     }
 
-    c = runtime.summarize(T.endpoint_name, results, labels, 0.5)
+    c = summarize(T.endpoint_name, results, labels, 0.5)
 
     assert [v.variant for v in c.variants] == ["champion", "challenger"]
     assert c.records == 8
@@ -58,7 +58,7 @@ def test_a_sample_with_enough_frauds_names_the_better_variant() -> None:
     champion = answered(*([0.9] * 20 + [0.1] * 20 + [0.1] * 160))
     challenger = answered(*([0.9] * 40 + [0.1] * 160))
 
-    c = runtime.summarize(T.endpoint_name, {"champion": champion, "challenger": challenger},
+    c = summarize(T.endpoint_name, {"champion": champion, "challenger": challenger},
                           labels, 0.5)
 
     assert (c.champion_only_right, c.challenger_only_right) == (0, 20)
@@ -70,7 +70,7 @@ def test_errors_and_missing_labels_are_said_plainly() -> None:
     champion = answered(0.1, 0.2)
     challenger = [Invocation(None, 5.0, "ModelError: boom"), Invocation(0.3, 5.0)]
 
-    c = runtime.summarize(T.endpoint_name, {"champion": champion, "challenger": challenger},
+    c = summarize(T.endpoint_name, {"champion": champion, "challenger": challenger},
                           None, 0.5)
 
     assert c.variants[1].errors == 1
@@ -79,11 +79,10 @@ def test_errors_and_missing_labels_are_said_plainly() -> None:
     assert c.mcnemar_p is None
     assert "1 of 2 requests to challenger failed" in c.verdict
     assert "No labels" in c.verdict
-    assert runtime.to_json(c)["variants"][1]["errors"] == 1
 
 
 def test_only_a_champion_has_nothing_to_compare() -> None:
-    c = runtime.summarize(T.endpoint_name, {"champion": answered(0.1)}, np.array([0]), 0.5)
+    c = summarize(T.endpoint_name, {"champion": answered(0.1)}, np.array([0]), 0.5)
 
     assert c.agreement is None
     assert "nothing to compare" in c.verdict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.adapters.github import GitHubHost
     from bot.core.domain import Outcome
     from bot.flows.apply import apply
-    from bot.report.apply_outcome import describe
+    from bot.report.apply_outcome import describe, outcomes_to_json
 
     repo = Path(args.repo)
     before, after = push_range(repo, args.before, args.after)
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 "step is idempotent, so rerunning apply finishes the job"
             ) from error
         raise
+    if args.outcomes:
+        Path(args.outcomes).write_text(json.dumps(outcomes_to_json(outcomes), indent=2))
     if not outcomes:
         print(f"no request files changed in {shown}: nothing to apply")
     return 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.flows.audit_trail import render, trail
+    from bot.flows.audit_trail import trail
+    from bot.report.audit_trail import render
 
     print(render(trail(Path(args.repo), args.target)))
     return 0

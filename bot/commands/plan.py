@@ -141,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.comment)
     print(f"wrote comment.md, plan.json and plots to {out_dir}", file=sys.stderr)
     if host is not None and pull_request is not None:
-        host.upsert_comment(pull_request, f"plan:{result.plan['target']}", result.comment)
-        failed = [g["name"] for g in result.plan["gates"] if not g["passed"]]
+        host.upsert_comment(pull_request, f"plan:{result.plan.target}", result.comment)
+        failed = [g.name for g in result.plan.gates if not g.passed]
         host.set_status(commit, STATUS_CONTEXT, "success" if result.passed else "failure",
                         "all gates pass" if result.passed else "failed: " + ", ".join(failed))
     return 0 if result.passed else 1

@@ -6,9 +6,8 @@ Pure: plan shows the difference between this and live state; apply reconciles to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from bot.core.domain import Approval, EndpointSpec, VariantSpec
+from bot.core.domain import Approval, EndpointSpec, Plan, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request, retraining_key
 from bot.settings import Target
@@ -38,17 +37,17 @@ def execution_name(target: Target, commit: str, request: Request) -> str:
     return f"{target.name}-{commit[:12]}-{retraining_key(request)[:12]}"[:80]
 
 
-def candidate_model(request: Request, plan: dict[str, Any]) -> ChampionModel:
+def candidate_model(request: Request, plan: Plan) -> ChampionModel:
     return ChampionModel(
         experiment_id=request.experiment_id,
-        model_artifact=plan["artifact"],
-        model_key=plan["model_key"],
-        metrics=plan["metrics"],
+        model_artifact=plan.artifact,
+        model_key=plan.model_key,
+        metrics=plan.metrics,
     )
 
 
 def champions(
-    request: Request, plan: dict[str, Any], live: ProductionConfig | None
+    request: Request, plan: Plan, live: ProductionConfig | None
 ) -> tuple[ChampionModel | None, ChampionModel | None]:
     """Champion and previous champion after this request is applied.
 
@@ -72,7 +71,7 @@ def champions(
 
 
 def endpoint_spec(
-    target: Target, request: Request, plan: dict[str, Any], champion: ChampionModel | None
+    target: Target, request: Request, plan: Plan, champion: ChampionModel | None
 ) -> EndpointSpec | None:
     challenger = request.rollout.challenger
     if champion is None:
@@ -80,28 +79,28 @@ def endpoint_spec(
     instance = (challenger.instance_type, challenger.instance_count) if challenger else (
         "ml.m5.xlarge", 1)
     if challenger is None or challenger.promoted or (
-        champion.model_artifact == plan["artifact"]
+        champion.model_artifact == plan.artifact
     ):
         return EndpointSpec(target.endpoint_name, (
             VariantSpec("champion", champion.model_artifact, 100, *instance),))
     share = challenger.traffic_percent
     return EndpointSpec(target.endpoint_name, (
         VariantSpec("champion", champion.model_artifact, 100 - share, *instance),
-        VariantSpec("challenger", plan["artifact"], share, *instance),
+        VariantSpec("challenger", plan.artifact, share, *instance),
     ))
 
 
 def desired(
     target: Target,
     request: Request,
-    plan: dict[str, Any],
+    plan: Plan,
     live_config: ProductionConfig | None,
     commit: str,
     pull_request: int | None,
     approval: Approval,
     retrain_commit: str | None = None,
 ) -> Desired:
-    """Desired state for ``request`` whose stored plan is ``plan`` (its plan.json).
+    """Desired state for ``request`` whose stored plan is ``plan``.
 
     ``retrain_commit`` names the retraining execution (default: ``commit``).
     """
@@ -116,15 +115,15 @@ def desired(
         algorithm=request.algorithm,
         experiment_id=request.experiment_id,
         hyperparameters=request.hyperparameters,
-        metrics=plan["metrics"],
-        test_date=plan["evaluated_at"],
+        metrics=plan.metrics,
+        test_date=plan.evaluated_at,
         approvers=list(approval.approvers),
         approval_source=approval.source,
         commit=commit,
         pull_request=pull_request,
-        content_sha256=plan["content_sha256"],
-        model_artifact=plan["artifact"],
-        model_key=plan["model_key"],
+        content_sha256=plan.content_sha256,
+        model_artifact=plan.artifact,
+        model_key=plan.model_key,
         champion=champion,
         previous_champion=previous,
         challenger_traffic_percent=share,

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ConfigDict
+
+from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.production_config import ProductionConfig
+from bot.core.request import Rollout
 
 
 @dataclass(frozen=True)
@@ -92,31 +98,44 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """The evaluation of one request content: what a reviewer judges and apply relies on.
+    """Everything a plan decides for one request content: what a reviewer judges, what the
+    comment shows and what apply relies on.
 
-    What merging changes depends on live state, so it is read anew on every plan run and
-    added to plan.json beside this (``bot.planning.with_live_changes``).
+    The evaluation part (metrics, comparison, gates) is computed once per content and
+    champion; what merging changes depends on live state, so ``changes``, ``config_before``,
+    ``config_after``, ``rollout`` and ``endpoint_comparison`` are read anew on every plan run
+    (``bot.flows.plan.with_live_changes``). ``bot.report.plan_json`` stores it as plan.json.
     """
 
     target: str
     request_path: str
     content_sha256: str
+    experiment_id: str
     model_key: str
+    artifact: str  # s3:// URI of the reviewed model.tar.gz
+    evaluated_at: str  # ISO 8601, UTC
+    trained: bool  # False when the model was reused from the store
+    champion_identity: str  # what the comparison depended on (see flows.plan)
     evaluation: Evaluation
     champion: Champion
     comparison: Comparison
     gates: tuple[GateResult, ...]
-    artifact: str  # s3:// URI of the reviewed model.tar.gz
-    evaluated_at: str  # ISO 8601, UTC
-    experiment_id: str
-    trained: bool  # False when the model was reused from the store
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    endpoint_comparison: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
     champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+    # What merging changes, from live state at plan time:
+    changes: tuple[Change, ...] = ()
+    rollout: Rollout | None = None
+    config_before: str | None = None  # production config YAML now (None: absent)
+    config_after: str | None = None  # production config YAML after merge
+    endpoint_comparison: EndpointComparison | None = None
 
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.evaluation.metrics
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ class LiveState:
     """What is in AWS now for one target, read by the adapters just before planning/applying."""
 
     ssm: dict[str, str]
-    config: Any  # bot.production_config.ProductionConfig | None
+    config: ProductionConfig | None
     endpoint: EndpointSpec | None
     execution_exists: bool = False
 
@@ -182,3 +201,9 @@ class Outcome:
     pull_request: int | None = None
     retired: bool = False  # the request file was deleted: challenger retired
     caught_up: str | None = None  # missed: the commit whose change no run had applied
+
+
+# Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
+for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
+                GateResult, Change, Plan, VariantSpec, Approval, Outcome):
+    setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

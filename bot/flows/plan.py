@@ -7,19 +7,19 @@ sits behind an adapter, and only this module puts them together.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from bot.core.changes import changes
 from bot.core.desired_state import desired
 from bot.core.domain import Approval, Champion, Evaluation, Plan
+from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Request
-from bot.report.plan_comment import plan_to_json, render_comment
+from bot.report import plan_json, plots
+from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
 
 Progress = Callable[[str], None]
@@ -31,14 +31,14 @@ def _stderr(message: str) -> None:
 
 @dataclass(frozen=True)
 class PlanResult:
-    """What a plan run produced: its plan.json and the comment."""
+    """What a plan run produced: the plan and its comment."""
 
-    plan: dict[str, Any]
+    plan: Plan
     comment: str
 
     @property
     def passed(self) -> bool:
-        return bool(self.plan["passed"])
+        return self.plan.passed
 
 
 def champion_identity(config: ProductionConfig | None) -> str:
@@ -58,7 +58,7 @@ def evaluate_request(
     t: Target, request: Request, request_path: str, repo_root: Path,
     live_config: ProductionConfig | None, progress: Progress,
 ) -> Plan:
-    """Train (or reuse) the candidate and score it and the champion on the test set."""
+    """The evaluation part of the plan; what merging changes is added by ``with_live_changes``."""
     from bot.adapters import data_files as data
     from bot.adapters.aws import artifacts
     from bot.core import comparison as cmp
@@ -128,7 +128,7 @@ def evaluate_request(
         model_key=model_key, evaluation=result, champion=champion, comparison=comparison,
         gates=gates.check(request.gates, result, comparison), artifact=artifact,
         evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
-        notes=tuple(notes),
+        champion_identity=champion_identity(live_config), notes=tuple(notes),
         champion_evaluation=champion_eval,
     )
     return plan
@@ -146,28 +146,27 @@ def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str
 
 
 def with_live_changes(
-    t: Target, request: Request, plan_json: dict[str, Any], live_config: ProductionConfig | None,
+    t: Target, request: Request, plan: Plan, live_config: ProductionConfig | None,
     commit: str, pull_request: int | None, repo_root: Path, request_path: str,
-) -> dict[str, Any]:
-    """Recompute what merging changes from live AWS state (cheap; done on every plan run)."""
+) -> Plan:
+    """``plan`` with what merging changes, from live AWS state (cheap; on every plan run)."""
     from bot.adapters.aws.live import read_live
 
-    want = desired(t, request, plan_json, live_config, commit, pull_request,
+    want = desired(t, request, plan, live_config, commit, pull_request,
                    Approval(("(recorded on merge from approving reviews)",), "pending"),
                    retrain_commit=_retrain_commit(repo_root, request_path, request))
     live = read_live(t, want.pipeline_execution)
-    found = changes(want, live, t.ssm_prefix, t.config_uri)
-    return {
-        **plan_json,
-        "changes": [c.to_json() for c in found],
-        "rollout": request.rollout.model_dump(mode="json"),
-        "config_before": to_yaml(live_config) if live_config is not None else None,
-        "config_after": to_yaml(want.config),
-    }
+    return replace(
+        plan,
+        changes=changes(want, live, t.ssm_prefix, t.config_uri),
+        rollout=request.rollout,
+        config_before=to_yaml(live_config) if live_config is not None else None,
+        config_after=to_yaml(want.config),
+    )
 
 
 def endpoint_comparison(t: Target, request: Request, repo_root: Path,
-                        progress: Progress) -> dict[str, Any] | None:
+                        progress: Progress) -> EndpointComparison | None:
     """Champion vs challenger on the live endpoint, when a challenger is serving."""
     from bot.adapters import data_files as data
     from bot.adapters.aws import endpoint, runtime
@@ -184,7 +183,7 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
         t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
         request.gates.decision_threshold, records,
     )
-    return runtime.to_json(result)
+    return result
 
 
 def make_plan(
@@ -194,46 +193,54 @@ def make_plan(
     """Plan ``path`` and write comment.md, plan.json and the PNGs to ``out_dir`` and S3."""
     from bot.adapters.aws import artifacts, config_store
     from bot.adapters.request_files import load_request
-    from bot.report import plots
 
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)
     t = target(path.stem)
     sha = request.content_sha256()
     live_config = config_store.read(t)
-    cached = artifacts.get_plan(t, sha)
+    cached = _stored_plan(t, sha, progress)
     pngs: dict[str, bytes] = {}
-    if cached is not None and cached.get("champion_identity") == champion_identity(live_config):
+    if cached is not None and cached.champion_identity == champion_identity(live_config):
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-        plan_json = {**cached, "trained": False}
+        plan = replace(cached, trained=False)
     else:
+        cached = None
         plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
-        plan_json = plan_to_json(plan)
-        plan_json["champion_identity"] = champion_identity(live_config)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = plots.write_pngs(plan.evaluation, out_dir, plan.champion_evaluation)
         pngs = {p.name: p.read_bytes() for p in written.values()}
 
-    plan_json = with_live_changes(t, request, plan_json, live_config, commit, pull_request,
-                                  repo_root, request_path)
-    plan_json["endpoint_comparison"] = endpoint_comparison(t, request, repo_root, progress)
+    plan = with_live_changes(t, request, plan, live_config, commit, pull_request,
+                             repo_root, request_path)
+    plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root, progress))
     prefix = artifacts.plan_prefix(t, sha)
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(pngs or _stored_pngs(cached))}}
-    comment = render_comment(plan_json, links)
-    files = {"plan.json": json.dumps(plan_json, indent=2).encode(),
-             "comment.md": comment.encode(), **pngs}
+    comment = render_comment(plan, links)
+    files = {"plan.json": plan_json.to_bytes(plan), "comment.md": comment.encode(), **pngs}
     artifacts.put_plan(t, sha, files)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (out_dir / name).write_bytes(body)
     for name in _stored_pngs(cached) if not pngs else ():
         (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
-    return PlanResult(plan_json, comment)
+    return PlanResult(plan, comment)
 
 
-def _stored_pngs(cached: dict[str, Any] | None) -> list[str]:
-    return ["confusion_matrix.png", "roc_curve.png", "pr_curve.png"] if cached else []
+def _stored_plan(t: Target, sha: str, progress: Progress) -> Plan | None:
+    """The stored plan of this content, if it can be reused; else evaluate afresh."""
+    from bot.adapters.aws import artifacts
+
+    try:
+        return artifacts.get_plan(t, sha)
+    except plan_json.UnreadablePlan as error:
+        progress(f"not reusing the stored plan: {error.message}")
+        return None
+
+
+def _stored_pngs(cached: Plan | None) -> list[str]:
+    return list(plots.FILES.values()) if cached else []
 
 
 def _display(path: Path, repo_root: Path) -> str:

@@ -7,20 +7,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.adapters import git
-from bot.core.domain import Approval
+from bot.core.domain import Approval, Plan
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Request
 from bot.errors import BotError, NotApproved, NotPlanned, is_aws_error
+from bot.report.plan_json import UnreadablePlan
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
     from bot.adapters.github import GitHubHost
 
 NOTHING = "nothing was applied"
-PLAN_FIELDS = ("content_sha256", "model_key", "artifact", "metrics", "evaluated_at")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Item:
     target: Target
     path: str
     request: Request | None  # None: deleted
-    plan: dict[str, Any] | None
+    plan: Plan | None
     request_commit: str  # the last commit up to the range's end that touched the file
     pull_request: int | None = None  # the merged PR of request_commit
     # That PR's approvers (request_commit's author when not on GitHub); set by _approve.
@@ -58,27 +58,29 @@ def prepare(repo: Path, commit: str, path: str, status: str) -> Item:
     request = parse_request(text, path)
     sha = request.content_sha256()
     where = f"{artifacts.plan_prefix(t, sha)}/plan.json"
-    plan = artifacts.get_plan(t, sha)
     nothing = NOTHING
+    try:
+        plan = artifacts.get_plan(t, sha)
+    except UnreadablePlan as error:
+        raise NotPlanned(f"{path} at {commit[:12]}: {error.message}; {nothing}") from None
     if plan is None:
         raise NotPlanned(
             f"{path} at {commit[:12]}: this content (sha256 {sha[:12]}) was never planned, "
             f"no {where}; run plan on its pull request first; {nothing}"
         )
-    if plan.get("passed") is not True:
+    if not plan.passed:
         raise NotPlanned(
             f"{path} at {commit[:12]}: the plan of this content (sha256 {sha[:12]}) did not "
             f"pass its gates ({where}); {nothing}"
         )
-    missing = [f for f in PLAN_FIELDS if f not in plan]
-    if missing or plan["content_sha256"] != sha or plan.get("target", t.name) != t.name:
+    if plan.content_sha256 != sha or plan.target != t.name:
         raise NotPlanned(
-            f"{path} at {commit[:12]}: the stored plan {where} does not belong to this content"
-            f"{' (lacks ' + ', '.join(missing) + ')' if missing else ''}; re-run plan; {nothing}"
+            f"{path} at {commit[:12]}: the stored plan {where} does not belong to this content; "
+            f"re-run plan; {nothing}"
         )
-    if not artifacts.exists(plan["artifact"]):
+    if not artifacts.exists(plan.artifact):
         raise NotPlanned(
-            f"{path} at {commit[:12]}: the reviewed model {plan['artifact']} is missing; "
+            f"{path} at {commit[:12]}: the reviewed model {plan.artifact} is missing; "
             f"re-run plan; {nothing}"
         )
     if request.rollout.pipeline:

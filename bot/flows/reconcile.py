@@ -65,7 +65,7 @@ class Reconciliation:
             "requested_by": git.commit_author(repo, item.request_commit),
             "content_sha256": request.content_sha256() if request else None,
             "experiment_id": request.experiment_id if request else None,
-            "model_artifact": item.plan["artifact"] if item.plan else None,
+            "model_artifact": item.plan.artifact if item.plan else None,
             "pull_request": pull_request,
             "approval": {"approvers": list(approval.approvers), "source": approval.source},
             "retired": request is None,

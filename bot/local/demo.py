@@ -20,7 +20,10 @@ from typing import Any
 
 from bot import cli
 from bot.adapters import git
+from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
+from bot.report import plan_json
+from bot.report.apply_outcome import missed_line, outcomes_from_json
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
@@ -79,7 +82,7 @@ class Journey:
         self.log(f"PR #{number} '{title}' opened by dana (branch {branch})")
         return number
 
-    def plan(self, number: int) -> dict[str, Any]:
+    def plan(self, number: int) -> Plan:
         head = self.git("rev-parse", "HEAD")
         out = self.root / "outputs" / f"plan-pr{number}"
         started = time.monotonic()
@@ -88,19 +91,19 @@ class Journey:
         if code == 2:
             log_file = self.outputs[f"{self.step:02d}-plan-pr{number}"]
             raise BotError(f"plan of PR #{number} failed: see {log_file}")
-        plan: dict[str, Any] = json.loads((out / "plan.json").read_text())
-        gates = ", ".join(f"{g['name']} {'ok' if g['passed'] else 'FAILED'}" for g in plan["gates"])
-        m = plan["metrics"]
+        plan = plan_json.from_bytes((out / "plan.json").read_bytes(), str(out / "plan.json"))
+        gates = ", ".join(f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in plan.gates)
+        m = plan.metrics
         self.log(
             f"plan ({time.monotonic() - started:.1f}s, "
-            f"{'trained' if plan['trained'] else 'model reused'}): "
+            f"{'trained' if plan.trained else 'model reused'}): "
             f"PR AUC {m['pr_auc']:.3f}, ROC AUC {m['auc_roc']:.3f}, recall {m['recall']:.3f}; "
             f"gates: {gates}"
         )
-        self.log(f"  merging would change {len(plan['changes'])} thing(s): "
-                 + ", ".join(sorted({c['target'] for c in plan['changes']})))
-        if plan.get("endpoint_comparison"):
-            self.log(f"  live endpoints: {plan['endpoint_comparison'].get('verdict', '')}")
+        self.log(f"  merging would change {len(plan.changes)} thing(s): "
+                 + ", ".join(sorted({c.target for c in plan.changes})))
+        if plan.endpoint_comparison is not None:
+            self.log(f"  live endpoints: {plan.endpoint_comparison.verdict}")
         comments = self.github.comments(number)
         self.log(f"  PR #{number} has {len(comments)} bot comment(s); status "
                  f"promotion-bot/plan = {self.github.statuses(head)[-1]['state']}"
@@ -120,19 +123,22 @@ class Journey:
         return self.apply(before, after)
 
     def apply(self, before: str, after: str) -> str:
+        outcomes = self.root / "outputs" / f"{self.step:02d}-apply.outcomes.json"
         code = self.bot("apply", "apply", "--repo", str(self.repo), "--before", before,
-                        "--after", after, event={"before": before, "after": after})
+                        "--after", after, "--outcomes", str(outcomes),
+                        event={"before": before, "after": after})
         log_file = self.outputs[f"{self.step:02d}-apply"]
         self.log("apply: " + ("ok" if code == 0 else f"FAILED (exit {code})")
                  + f"; full outcome in {log_file}")
-        for line in summarize_apply(log_file.read_text()):
-            self.log(f"  {line}")
+        if outcomes.is_file():
+            for line in summarize_apply(outcomes_from_json(json.loads(outcomes.read_text()))):
+                self.log(f"  {line}")
         if code != 0:
             raise BotError(f"apply failed: see {self.outputs[f'{self.step:02d}-apply']}")
         self.after_step("apply", self)
         return after
 
-    def promote(self, branch: str, title: str, edit: Callable[[str], str]) -> dict[str, Any]:
+    def promote(self, branch: str, title: str, edit: Callable[[str], str]) -> Plan:
         number = self.open_pull(branch, title, edit)
         plan = self.plan(number)
         self.approve_and_merge(number, branch)
@@ -148,23 +154,33 @@ class Journey:
         self.approve_and_merge(number, branch)
 
 
-def summarize_apply(output: str) -> list[str]:
+def summarize_apply(outcomes: list[Outcome]) -> list[str]:
     """Apply's outcome in a few lines: what changed where, backup, pipeline, endpoint."""
-    counts: dict[str, int] = {}
-    kept = []
-    for line in output.splitlines():
-        words = line.split()
-        if not words:
+    lines = []
+    for o in outcomes:
+        if o.caught_up:
+            lines.append(missed_line(o.path, o.caught_up))
+        if o.noop:
+            lines.append(f"{o.target}: no changes: production already matches")
             continue
-        if " → " in line and words[0] in ("ssm", "s3-config", "pipeline", "endpoint"):
-            counts[words[0]] = counts.get(words[0], 0) + 1
-        elif words[0] in ("approved", "DRIFT", "backup:", "pipeline:", "endpoint", "no",
-                          "request") or "never applied" in line or line.startswith(
-                              "promotion-bot"):
-            kept.append(line.strip())
-    if counts:
-        kept.insert(0, "changed: " + ", ".join(f"{n} {where}" for where, n in counts.items()))
-    return kept
+        counts: dict[str, int] = {}
+        for c in o.changes:
+            counts[c.target] = counts.get(c.target, 0) + 1
+        lines.append(f"{o.target}: changed " + ", ".join(f"{n} {where}"
+                                                         for where, n in counts.items()))
+        lines.append(f"approved by {', '.join(o.approval.approvers)} ({o.approval.source})")
+        if o.retired:
+            lines.append("request file deleted: challenger retired")
+        lines += [f"DRIFT {c.key} overwritten (the hand-made value is in the backup)"
+                  for c in o.drift]
+        if o.backup_key:
+            lines.append(f"backup: {o.backup_key}")
+        if o.execution_arn:
+            lines.append(f"pipeline: {o.execution_arn} {o.execution_status}")
+        if o.endpoint:
+            lines.append(f"endpoint {o.endpoint}: " + ", ".join(
+                f"{v.name} {v.weight}%" for v in o.variants))
+    return lines
 
 
 def set_field(text: str, key: str, value: str) -> str:

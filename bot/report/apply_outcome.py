@@ -119,3 +119,17 @@ def failure_comment(target: str, message: str, backup_keys: list[str]) -> str:
             f"```\n{message}\n```\n\nProduction may be partly updated; every step is "
             "idempotent, so rerunning apply finishes the job. Backups made so far: "
             + (", ".join(f"`{k}`" for k in backup_keys) or "none"))
+
+
+def outcomes_to_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """What apply did, per target, for programs (``apply --outcomes``)."""
+    from pydantic import TypeAdapter
+
+    dumped: list[dict[str, Any]] = TypeAdapter(list[Outcome]).dump_python(outcomes, mode="json")
+    return dumped
+
+
+def outcomes_from_json(data: object) -> list[Outcome]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(list[Outcome]).validate_python(data)

@@ -7,11 +7,14 @@ Layout under ``s3://<target>-models/promotion-bot/``: ``models/<model_key>/model
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
+
+if TYPE_CHECKING:
+    from bot.core.domain import Plan
 
 _CONTENT_TYPES = {
     ".json": "application/json",
@@ -20,8 +23,6 @@ _CONTENT_TYPES = {
     ".gz": "application/gzip",
     ".yaml": "application/yaml",
 }
-
-
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -92,11 +93,17 @@ def plan_prefix(t: Target, sha: str) -> str:
     return f"s3://{t.artifacts_bucket}/{_key(t, 'plans', sha)}"
 
 
-def get_plan(t: Target, sha: str) -> dict[str, Any] | None:
-    """The stored plan.json of content ``sha``; None when that content was never planned."""
+def get_plan(t: Target, sha: str) -> Plan | None:
+    """The stored plan of content ``sha``; None when that content was never planned.
+
+    Raises ``bot.report.plan_json.UnreadablePlan`` for a plan.json it cannot read.
+    """
+    from bot.report import plan_json
+
     key = _key(t, "plans", sha, "plan.json")
     data = _get(t.artifacts_bucket, key, t.region)
-    return None if data is None else _json(data, f"s3://{t.artifacts_bucket}/{key}")
+    return None if data is None else plan_json.from_bytes(
+        data, f"s3://{t.artifacts_bucket}/{key}")
 
 
 def put_plan(t: Target, sha: str, files: dict[str, bytes]) -> str:
@@ -108,10 +115,6 @@ def put_plan(t: Target, sha: str, files: dict[str, bytes]) -> str:
             raise ValueError(f"plan file name {name!r} must be a plain file name")
         _put(t.artifacts_bucket, _key(t, "plans", sha, name), files[name], t.region)
     return plan_prefix(t, sha)
-
-
-def apply_record_uri(t: Target, commit: str) -> str:
-    return f"s3://{t.artifacts_bucket}/{_key(t, 'applies', f'{commit}.json')}"
 
 
 def put_apply_record(t: Target, commit: str, record: dict[str, Any]) -> str:

@@ -1,11 +1,8 @@
-"""The PR comment and plan.json, rendered from frozen plan values."""
+"""The PR comment, rendered from frozen plan values."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import replace
-from typing import Any
 
 from bot.core.domain import (
     Champion,
@@ -18,7 +15,8 @@ from bot.core.domain import (
     MetricComparison,
     Plan,
 )
-from bot.report.plan_comment import _interp, plan_to_json, render_comment
+from bot.core.request import Rollout
+from bot.report.plan_comment import _interp, render_comment
 
 EVALUATION = Evaluation(
     metrics={"accuracy": 0.9995, "precision": 0.9, "recall": 0.8, "f1_score": 0.847,
@@ -39,28 +37,15 @@ PLAN = Plan(
     gates=(GateResult("accuracy >= 0.90", 0.9, 0.9995, True),),
     artifact="s3://fraud-detection-models/x/model.tar.gz",
     evaluated_at="2026-11-25T10:00:00+00:00", experiment_id="exp-new", trained=True,
+    champion_identity="s3://b/old",
 )
 ETA = Change("ssm", "/fraud-detection/hyperparameters/eta", "0.3", "0.15", drift=True)
 
 
-def planned(plan: Plan = PLAN, *changes: Change) -> dict[str, Any]:
-    """plan.json as planning writes it: the evaluation plus what merging changes."""
-    return {**plan_to_json(plan), "changes": [dataclasses.asdict(c) for c in changes or (ETA,)],
-            "config_before": "experiment_id: exp-old\n",
-            "config_after": "experiment_id: exp-new\n"}
-
-
-def test_plan_json_has_the_documented_keys() -> None:
-    data = json.loads(json.dumps(planned()))
-    for key in ("content_sha256", "metrics", "confusion_matrix", "champion", "comparison",
-                "gates", "passed", "changes", "artifact"):
-        assert key in data
-    assert data["confusion_matrix"] == {"tn": 56_850, "fp": 9, "fn": 20, "tp": 80}
-    assert set(data["comparison"]["metrics"]["accuracy"]) >= {
-        "current", "baseline", "difference", "percent_change", "improved", "ci_low", "ci_high"}
-    assert data["gates"][0] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
-                                "passed": True, "detail": ""}
-    assert data["changes"][0]["before"] == "0.3" and data["passed"] is True
+def planned(plan: Plan = PLAN, *changes: Change) -> Plan:
+    """The plan as planning completes it: the evaluation plus what merging changes."""
+    return replace(plan, changes=changes or (ETA,), config_before="experiment_id: exp-old\n",
+                   config_after="experiment_id: exp-new\n")
 
 
 def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
@@ -91,17 +76,17 @@ def test_config_diff_is_a_unified_diff() -> None:
 
 
 def test_interpolation_on_the_grid() -> None:
-    assert _interp([0.0, 1.0], [0.0, 1.0], (0.0, 0.25, 1.0), upper=False) == [0.0, 0.25, 1.0]
+    assert _interp((0.0, 1.0), (0.0, 1.0), (0.0, 0.25, 1.0), upper=False) == [0.0, 0.25, 1.0]
     # Interpolated precision: the best precision at recall at or above each grid point.
-    assert _interp([0.0, 0.5, 1.0], [0.2, 0.9, 0.1], (0.0, 0.6, 1.0), upper=True) == [
+    assert _interp((0.0, 0.5, 1.0), (0.2, 0.9, 0.1), (0.0, 0.6, 1.0), upper=True) == [
         0.9, 0.1, 0.1]
 
 
 def test_endpoint_changes_show_the_rollout_plan_and_the_requested_step() -> None:
     change = Change("endpoint", "fraud-detection-production/challenger", None, "m @ 10%")
-    plan = {**planned(PLAN, change), "rollout": {"challenger": {
+    plan = replace(planned(PLAN, change), rollout=Rollout.model_validate({"challenger": {
         "traffic_percent": 10, "steps": [{"percent": 1, "soak_hours": 24.0},
                                          {"percent": 10, "soak_hours": 24.0},
-                                         {"percent": 100, "soak_hours": 0.0}]}}}
+                                         {"percent": 100, "soak_hours": 0.0}]}}))
     assert ("Rollout plan (share, minimum soak): 1 % (24 h) → **10 % (24 h) ← this request** "
             "→ 100 % = promotion") in render_comment(plan)

@@ -1,0 +1,79 @@
+"""plan.json: the typed plan stored and read back, and what is refused on reading."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from test_plan_comment import PLAN, planned
+
+from bot.core.domain import Change, GateResult
+from bot.core.endpoint_comparison import EndpointComparison, VariantStats
+from bot.core.request import Rollout
+from bot.report import plan_json
+from bot.report.plan_json import UnreadablePlan
+
+WHERE = "s3://models/plans/c/plan.json"
+
+
+def full_plan() -> object:
+    """A plan with every optional part set, so the round trip covers all of it."""
+    stats = VariantStats("champion", 10, 1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.0, 5.0, 7.5, "boom")
+    comparison = EndpointComparison("ep", 10, 0.5, (stats,), 0.9, 1, 0, 1, 1.0, 3000, "fine")
+    return replace(
+        planned(PLAN, Change("ssm", "/t/hyperparameters/eta", None, "0.1"),
+                Change("endpoint", "ep/challenger", {"w": 1}, ["a", 2], drift=True)),
+        champion_evaluation=PLAN.evaluation, notes=("a note",),
+        rollout=Rollout.model_validate({"pipeline": True, "challenger": {"traffic_percent": 1}}),
+        endpoint_comparison=comparison,
+    )
+
+
+def test_a_plan_survives_json_unchanged() -> None:
+    plan = full_plan()
+    text = plan_json.to_bytes(plan)  # type: ignore[arg-type]
+    assert plan_json.from_bytes(text, WHERE) == plan
+    data = json.loads(text)
+    assert data["format"] == plan_json.FORMAT and data["passed"] is True
+    assert data["evaluation"]["confusion_matrix"] == {"tn": 56_850, "fp": 9, "fn": 20, "tp": 80}
+    assert data["gates"][0] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
+                                "passed": True, "detail": ""}
+
+
+def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
+    previous = {"target": "fraud-detection", "content_sha256": "c" * 64, "passed": True,
+                "metrics": {"accuracy": 0.99}, "changes": [], "artifact": "s3://b/m.tar.gz"}
+    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 2; "
+                                             r"re-run plan"):
+        plan_json.from_json(previous, WHERE)
+
+
+def test_an_unknown_format_is_refused() -> None:
+    data = {**plan_json.to_json(PLAN), "format": 99}
+    with pytest.raises(UnreadablePlan, match=f"{WHERE}: plan.json has format 99"):
+        plan_json.from_json(data, WHERE)
+
+
+def test_a_passed_flag_that_contradicts_the_gates_is_refused() -> None:
+    failing = replace(PLAN, gates=(GateResult("recall >= 0.9", 0.9, 0.5, False),))
+    data = {**plan_json.to_json(failing), "passed": True}
+    with pytest.raises(UnreadablePlan, match="says passed=True but its gates say False"):
+        plan_json.from_json(data, WHERE)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d.pop("artifact"),
+    lambda d: d.update(surprise=1),
+    lambda d: d["evaluation"].update(rows="many"),
+])
+def test_a_malformed_plan_names_the_field(edit: object) -> None:
+    data = plan_json.to_json(PLAN)
+    edit(data)  # type: ignore[operator]
+    with pytest.raises(UnreadablePlan, match=f"{WHERE}: plan.json: "):
+        plan_json.from_json(data, WHERE)
+
+
+def test_not_json_is_refused() -> None:
+    with pytest.raises(UnreadablePlan, match="not valid JSON"):
+        plan_json.from_bytes(b"{", WHERE)
