@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.aws.artifacts import split_uri
+from bot.adapters.aws.artifacts import object_version, split_uri
 from bot.adapters.aws.clients import client, error_code
 from bot.core.request import check_data_uri
 from bot.errors import BotError
@@ -156,10 +156,7 @@ def data_version(uri: str, repo_root: Path) -> str:
     if uri.startswith("s3://"):
         bucket, key = split_uri(uri)
         head = _s3_call(uri, client("s3").head_object, Bucket=bucket, Key=key)
-        version = head.get("VersionId")
-        if version and version != "null":
-            return str(version)
-        return str(head["ETag"]).strip('"')
+        return str(object_version(head))
     digest = hashlib.sha256()
     with _repo_file(uri, repo_root).open("rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.core.desired_state import Desired, ssm_values
 from bot.core.domain import Change, EndpointSpec, LiveState
 
@@ -18,20 +16,13 @@ def _variants(spec: EndpointSpec | None) -> dict[str, str]:
 
 
 def ssm_changes(desired: dict[str, str], live: LiveState, prefix: str) -> list[Change]:
-    applied = ssm_values_of(live.config)
+    applied = ssm_values(live.config.hyperparameters) if live.config is not None else None
     return [
         Change("ssm", f"{prefix}/{name}", live.ssm.get(name), desired.get(name),
                drift=applied is not None and applied.get(name) != live.ssm.get(name))
         for name in sorted(set(desired) | set(live.ssm))
         if desired.get(name) != live.ssm.get(name)
     ]
-
-
-def ssm_values_of(config: Any) -> dict[str, str] | None:
-    """What main last applied to SSM, according to the production config."""
-    if config is None:
-        return None
-    return {n: str(v) for n, v in config.hyperparameters.as_dict().items()}
 
 
 def config_changes(desired: Desired, live: LiveState, uri: str) -> list[Change]:
@@ -69,5 +60,3 @@ def changes(desired: Desired, live: LiveState, ssm_prefix: str, config_uri: str
     found += endpoint_changes(desired, live)
     return tuple(found)
 
-
-__all__ = ["changes", "ssm_values"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.core.domain import Approval, EndpointSpec, Plan, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
-from bot.core.request import Request, retraining_key
+from bot.core.request import Hyperparameters, Request, retraining_key
 from bot.settings import Target
 
 
@@ -23,9 +23,9 @@ class Desired:
     endpoint: EndpointSpec | None  # None: leave the endpoint as it is
 
 
-def ssm_values(request: Request) -> dict[str, str]:
+def ssm_values(hyperparameters: Hyperparameters) -> dict[str, str]:
     """Hyperparameters as SSM stores them: strings, by XGBoost name."""
-    return {name: str(value) for name, value in request.hyperparameters.as_dict().items()}
+    return {name: str(value) for name, value in hyperparameters.as_dict().items()}
 
 
 def execution_name(target: Target, commit: str, request: Request) -> str:
@@ -132,5 +132,5 @@ def desired(
         execution_name(target, retrain_commit or commit, request)
         if request.rollout.pipeline else None
     )
-    return Desired(ssm=ssm_values(request), config=config, pipeline_execution=execution,
-                   endpoint=endpoint)
+    return Desired(ssm=ssm_values(request.hyperparameters), config=config,
+                   pipeline_execution=execution, endpoint=endpoint)

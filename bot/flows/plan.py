@@ -87,7 +87,7 @@ def evaluate_request(
     progress(f"evaluating on {request.data.test} ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
-    features = [c for c in test_df.columns if c != target_column]
+    features = training.feature_columns(test_df, target_column)
     y = test_df[target_column].to_numpy()
     threshold = request.gates.decision_threshold
     scores = training.score(booster, test_df, features)

@@ -81,7 +81,7 @@ def bootstrap(
     with ThreadPoolExecutor(max_workers=1) as pool:
         upload = pool.submit(data.write_sample, f"s3://{t.data_bucket}/processed", rows, seed)
         _create_role_and_pipeline(t)
-        ssm.write(t, ssm_values(request))
+        ssm.write(t, ssm_values(request.hyperparameters))
         model, metrics = _champion(rows, seed, progress)
         upload.result()
     versions = {

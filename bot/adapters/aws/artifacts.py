@@ -35,6 +35,15 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def object_version(response: dict[str, Any]) -> str | None:
+    """What identifies an S3 object's content: its VersionId when versioned, else its ETag."""
+    version = response.get("VersionId")
+    if version and version != "null":
+        return str(version)
+    etag = response.get("ETag")
+    return str(etag).strip('"') if etag else None
+
+
 def _prefix(t: Target) -> str:
     return f"{t.artifacts_prefix.strip('/')}/" if t.artifacts_prefix.strip("/") else ""
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from bot.adapters.aws.artifacts import object_version
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.ssm import timestamp
 from bot.core.production_config import ProductionConfig, to_yaml
@@ -107,14 +108,6 @@ def validate(config: ProductionConfig, uri: str) -> str:
     return text
 
 
-def _version(response: dict[str, Any]) -> str | None:
-    version = response.get("VersionId")
-    if version and version != "null":
-        return str(version)
-    etag = response.get("ETag")
-    return str(etag).strip('"') if etag else None
-
-
 def _free_archive_key(t: Target, now: dt.datetime) -> str:
     from botocore.exceptions import ClientError
 
@@ -141,7 +134,7 @@ def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None) -
     body = text.encode("utf-8")
     current = _get(t)
     if current is not None and current["Body"].read() == body:
-        return ConfigWrite(t.config_uri, _version(current), None, changed=False)
+        return ConfigWrite(t.config_uri, object_version(current), None, changed=False)
     s3 = _s3(t)
     archive_uri = None
     if current is not None:
@@ -154,4 +147,4 @@ def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None) -
         archive_uri = f"s3://{t.config_bucket}/{key}"
     put = s3.put_object(Bucket=t.config_bucket, Key=t.config_key, Body=body,
                         ContentType="application/yaml")
-    return ConfigWrite(t.config_uri, _version(put), archive_uri, changed=True)
+    return ConfigWrite(t.config_uri, object_version(put), archive_uri, changed=True)
