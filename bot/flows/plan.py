@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -200,30 +201,36 @@ def make_plan(
     sha = request.content_sha256()
     live_config = config_store.read(t)
     cached = _stored_plan(t, sha, progress)
-    pngs: dict[str, bytes] = {}
-    if cached is not None and cached.champion_identity == champion_identity(live_config):
-        progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-        plan = replace(cached, trained=False)
-    else:
-        cached = None
-        plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = plots.write_pngs(plan.evaluation, out_dir, plan.champion_evaluation)
-        pngs = {p.name: p.read_bytes() for p in written.values()}
+    # Pictures are drawn on a thread: matplotlib is imported while the model trains and the
+    # PNGs are drawn while live state is read, off the critical path.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        drawing: Future[dict[str, Path]] | None = None
+        if cached is not None and cached.champion_identity == champion_identity(live_config):
+            progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
+            plan = replace(cached, trained=False)
+        else:
+            cached = None
+            pool.submit(plots.import_matplotlib)
+            plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
+            drawing = pool.submit(plots.write_pngs, plan.evaluation, out_dir,
+                                  plan.champion_evaluation)
 
-    plan = with_live_changes(t, request, plan, live_config, commit, pull_request,
-                             repo_root, request_path)
-    plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root, progress))
-    prefix = artifacts.plan_prefix(t, sha)
-    links = {"plan.json": f"{prefix}/plan.json",
-             **{name: f"{prefix}/{name}" for name in sorted(pngs or _stored_pngs(cached))}}
-    comment = render_comment(plan, links)
+        plan = with_live_changes(t, request, plan, live_config, commit, pull_request,
+                                 repo_root, request_path)
+        plan = replace(plan,
+                       endpoint_comparison=endpoint_comparison(t, request, repo_root, progress))
+        prefix = artifacts.plan_prefix(t, sha)
+        links = {"plan.json": f"{prefix}/plan.json",
+                 **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
+        comment = render_comment(plan, links)
+        pngs = ({p.name: p.read_bytes() for p in drawing.result().values()}
+                if drawing is not None else {})
     files = {"plan.json": plan_json.to_bytes(plan), "comment.md": comment.encode(), **pngs}
     artifacts.put_plan(t, sha, files)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (out_dir / name).write_bytes(body)
-    for name in _stored_pngs(cached) if not pngs else ():
+    for name in plots.FILES.values() if cached is not None else ():
         (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
     return PlanResult(plan, comment)
 
@@ -239,8 +246,6 @@ def _stored_plan(t: Target, sha: str, progress: Progress) -> Plan | None:
         return None
 
 
-def _stored_pngs(cached: Plan | None) -> list[str]:
-    return list(plots.FILES.values()) if cached else []
 
 
 def _display(path: Path, repo_root: Path) -> str:
@@ -248,5 +253,3 @@ def _display(path: Path, repo_root: Path) -> str:
         return str(path.resolve().relative_to(repo_root.resolve()))
     except ValueError:
         return str(path)
-
-

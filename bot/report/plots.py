@@ -20,6 +20,12 @@ _CANDIDATE, _CHAMPION = "#1f77b4", "#7f7f7f"
 _SIZE, _DPI = (5.0, 4.2), 100
 
 
+def import_matplotlib() -> None:
+    """Import what drawing needs (about a second), e.g. on a thread while a model trains."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def write_pngs(
     evaluation: Evaluation, out_dir: Path, champion: Evaluation | None = None
 ) -> dict[str, Path]:
