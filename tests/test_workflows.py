@@ -100,7 +100,8 @@ def test_no_long_lived_aws_keys_anywhere() -> None:
         for step in steps(job):
             if uses(step, AWS_ACTION):
                 assert set(step["with"]) <= {"role-to-assume", "role-session-name",
-                                             "aws-region"}, (workflow, name)
+                                             "aws-region", "role-duration-seconds"}, (
+                    workflow, name)
                 secret = ROLE_SECRETS[workflow]
                 assert step["with"]["role-to-assume"] == "${{ secrets." + secret + " }}", (
                     workflow, name)
@@ -298,6 +299,10 @@ def test_apply_runs_in_production_one_at_a_time() -> None:
     checkout = [s for s in steps(job) if uses(s, CHECKOUT)]
     assert len(checkout) == 1 and checkout[0]["with"]["fetch-depth"] == 0
     assert "ref" not in checkout[0]["with"]  # the pushed commit of main
+    # The credentials last as long as the job may (an endpoint update can take an hour).
+    (aws,) = [s for s in steps(job) if uses(s, AWS_ACTION)]
+    assert aws["with"]["role-duration-seconds"] == job["timeout-minutes"] * 60 == (
+        stack().properties("ApplyRole")["MaxSessionDuration"])
     (step,) = [s for s in steps(job) if "promotion-bot apply" in str(s.get("run", ""))]
     assert step["run"] == 'promotion-bot apply --before "$BEFORE" --after "$AFTER"'
     assert step["env"]["BEFORE"] == "${{ github.event.before }}"
