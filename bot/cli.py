@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="run against an in-process local AWS (moto) for this one run")
     p.add_argument("--base", metavar="REV", help="git revision main is at (for drift and rollout)")
     p.add_argument("--no-github", action="store_true", help="do not comment even if on GitHub")
+    p.add_argument("--head", metavar="SHA",
+                   help="the pull request's head commit to set the status on (default: the "
+                   "event's, else HEAD); the trusted plan workflow passes it")
+    p.add_argument("--pull-request", metavar="N", type=int,
+                   help="the pull request to comment on (default: the event's)")
     p.add_argument("--rows", type=int, default=284_807,
                    help="with --embedded: rows of sample data to create")
 

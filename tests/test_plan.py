@@ -176,3 +176,22 @@ def test_accuracy_met_by_a_model_that_flags_nothing_is_called_out(
     assert accuracy_gate.passed and result.metrics["recall"] == 0
     assert any("says nothing here" in note for note in result.notes)
     assert "says nothing here" in (tmp_path / "out" / "comment.md").read_text()
+
+
+def test_the_trusted_workflow_names_the_pull_request_and_its_head(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under workflow_run the event has no pull_request: --head and --pull-request say which."""
+    path = request_repo(tmp_path, SHIPPED.read_text().replace("eta: 0.15", "eta: 1.5"))
+    number = github.open_pull(head_sha="d" * 40, author="dana", title="Promote")
+    workflow_run = tmp_path / "workflow_run.json"
+    workflow_run.write_text(json.dumps({"workflow_run": {"head_sha": "d" * 40}}))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(workflow_run))
+    monkeypatch.setenv("GITHUB_SHA", "e" * 40)  # the default branch's tip, not the PR's head
+    code = cli.main(["plan", str(path), "--out", str(tmp_path / "out"), "--head", "d" * 40,
+                     "--pull-request", str(number)])
+    assert code == 2
+    assert "cannot plan this request" in github.comments(number)[0]["body"]
+    assert [s["state"] for s in github.statuses("d" * 40)] == ["pending", "error"]
+    assert github.statuses("e" * 40) == []

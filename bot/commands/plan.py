@@ -121,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
         from bot.adapters.github import GitHubHost, pr_number_from_event
 
         host = GitHubHost.from_env()
-        pull_request = pr_number_from_event(env)
-    commit = head_commit(env)
+        pull_request = args.pull_request or pr_number_from_event(env)
+    commit = args.head or head_commit(env)
     if host is not None and pull_request is not None:
         host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
