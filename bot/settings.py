@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     )
     lock_ttl_seconds: int = 1800
+    #: The KMS asymmetric key (SIGN_VERIFY) that signs stored plans: only the plan role may
+    #: use it for ``kms:Sign``; plan and apply use it for ``kms:Verify``.
+    signing_key: str = "alias/{target}-promotion-bot-plans"
+    signing_algorithm: str = "ECDSA_SHA_256"
+    #: Approving reviews (on the merged head, by people with write access) apply requires.
+    required_approvals: int = Field(default=1, ge=1)
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Target:
     sagemaker_role_arn: str
     xgboost_image: str
     lock_ttl_seconds: int
+    signing_key: str
+    signing_algorithm: str
 
     @property
     def config_uri(self) -> str:
@@ -74,6 +83,6 @@ def target(name: str, s: Settings | None = None) -> Target:
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)
         for k, v in s.model_dump().items()
-        if k != "requests_dir"
+        if k not in ("requests_dir", "required_approvals")
     }
     return Target(name=name, **values)

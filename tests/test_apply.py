@@ -20,6 +20,7 @@ from bot.core.desired_state import execution_name
 from bot.core.domain import Outcome, Plan
 from bot.errors import LockHeld, NotApproved, NotPlanned
 from bot.flows.apply import apply
+from bot.local.bootstrap import create_signing_key
 from bot.local.github import LocalGitHub
 from bot.report.apply_outcome import describe
 from bot.settings import Target, target
@@ -221,6 +222,7 @@ def test_unplanned_content_is_refused_and_nothing_changes(
         store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     churn = target("churn")
     boto3.client("s3").create_bucket(Bucket=churn.artifacts_bucket)
+    create_signing_key(churn)
     other = request_yaml("exp-churn-1")
     store_plan(other, t=churn)  # the other target's file is fine, and still nothing may change
     before = state(aws)
@@ -428,6 +430,7 @@ def churn(aws: Target) -> Target:
     s3 = boto3.client("s3", region_name=t.region)
     for bucket in (t.config_bucket, t.artifacts_bucket, t.data_bucket):
         s3.create_bucket(Bucket=bucket)
+    create_signing_key(t)
     return t
 
 
