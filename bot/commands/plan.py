@@ -81,9 +81,8 @@ def check_rollout(path: Path, base: str | None) -> None:
 
     from bot.adapters import git
     from bot.adapters.request_files import load_request
-    from bot.core.rollout_rules import check_rollout_step
     from bot.errors import InvalidRequest
-    from bot.flows.rollout_history import locate, previous_state
+    from bot.flows.rollout_history import locate, rollout_problems
 
     if base is None:
         base_ref = os.environ.get("GITHUB_BASE_REF")
@@ -101,8 +100,7 @@ def check_rollout(path: Path, base: str | None) -> None:
     else:
         root, relative = locate(path)
     request, lines = load_request(path, display_path=relative)
-    previous, since = previous_state(root, base, relative)
-    problems = check_rollout_step(relative, request, lines, previous, since, datetime.now(UTC))
+    problems = rollout_problems(root, base, relative, request, lines, datetime.now(UTC))
     if problems:
         raise InvalidRequest(problems)
 
