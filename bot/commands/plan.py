@@ -62,9 +62,11 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
 def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str,
                    error: BotError) -> None:
     """Bad input is shown where the author looks: in the plan comment and the status."""
+    from bot.report import markdown as md
+
     body = (
-        f"## ❌ Promotion plan — `{target}`: cannot plan this request\n\n"
-        f"```\n{error.message}\n```\n\nFix the request and push again; nothing was changed.\n"
+        f"## ❌ Promotion plan — {md.code(target)}: cannot plan this request\n\n"
+        f"{md.block(error.message)}\n\nFix the request and push again; nothing was changed.\n"
     )
     host.upsert_comment(pull_request, f"plan:{target}", body)
     first = error.message.splitlines()[0] if error.message else "invalid request"

@@ -126,6 +126,7 @@ class Plan:
     # What merging changes, from live state at plan time:
     changes: tuple[Change, ...] = ()
     rollout: Rollout | None = None
+    description: str = ""  # the request's, shown on the plan (escaped: the author wrote it)
     config_before: str | None = None  # production config YAML now (None: absent)
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None

@@ -157,6 +157,7 @@ def with_live_changes(
         plan,
         changes=changes(want, live, t.ssm_prefix, t.config_uri),
         rollout=request.rollout,
+        description=request.description,
         config_before=to_yaml(live_config) if live_config is not None else None,
         config_after=to_yaml(want.config),
     )
