@@ -96,7 +96,7 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
         if key == author:
             problems.append(f"{what} by {who} does not count: {who} opened the pull request")
             continue
-        if review.bot:
+        if review.bot or is_bot(who, None):
             problems.append(f"{what} by {who} does not count: it is a bot")
             continue
         permission = pull.permissions.get(review.login, pull.permissions.get(key, "none"))

@@ -139,7 +139,8 @@ class Journey:
         if code != 1 or not said:
             raise BotError(f"apply was expected to refuse (exit 1), it exited {code}: "
                            f"see {log_file}")
-        self.log(f"apply: REFUSED (exit 1), nothing changed: {said[-1]}")
+        self.log("apply: REFUSED (exit 1), nothing changed: "
+                 + said[-1].removeprefix("promotion-bot apply: "))
         self.after_step("apply-refused", self)
         return said[-1]
 
