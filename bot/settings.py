@@ -7,6 +7,7 @@ Every name defaults to the seed notebook's and can be overridden with a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -77,8 +78,18 @@ def settings() -> Settings:
     return Settings()
 
 
+#: A target's name is a request file's stem and becomes part of bucket, parameter and
+#: endpoint names: lower-case letters, digits and inner '-' only.
+TARGET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
 def target(name: str, s: Settings | None = None) -> Target:
     """Resolve every ``{target}`` placeholder for the target ``name``."""
+    if not TARGET_NAME.match(name):
+        from bot.errors import BotError
+
+        raise BotError(f"{name!r} cannot be a target: a request file's name (without .yaml) "
+                       "must be lower-case letters, digits and '-', as AWS names need")
     s = s or settings()
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)

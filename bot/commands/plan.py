@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -68,7 +69,8 @@ def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str
         f"## ❌ Promotion plan — {md.code(target)}: cannot plan this request\n\n"
         f"{md.block(error.message)}\n\nFix the request and push again; nothing was changed.\n"
     )
-    host.upsert_comment(pull_request, f"plan:{target}", body)
+    marker = re.sub(r"[^a-z0-9-]|-(?=-)", "_", target.lower()) or "_"  # a bad name too
+    host.upsert_comment(pull_request, f"plan:{marker}", body)
     first = error.message.splitlines()[0] if error.message else "invalid request"
     host.set_status(commit, STATUS_CONTEXT, "error", first)
 

@@ -183,8 +183,6 @@ def verify_model(uri: str) -> str:
 class TamperedModel(BotError):
     """A stored model whose bytes are not the ones its name (and the signed plan) records."""
 
-    exit_code = 1
-
     def __init__(self, uri: str, expected: str, found: str) -> None:
         super().__init__(f"{uri}: the model's bytes have sha256 {found}, but the reviewed model "
                          f"has sha256 {expected}; it was replaced after review")
