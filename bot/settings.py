@@ -79,8 +79,9 @@ def settings() -> Settings:
 
 
 #: A target's name is a request file's stem and becomes part of bucket, parameter and
-#: endpoint names: lower-case letters, digits and inner '-' only.
-TARGET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+#: endpoint names (and the bot's comment markers): lower-case letters and digits in words
+#: joined by single '-', at most 63 characters.
+TARGET_NAME = re.compile(r"^(?=.{1,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 def target(name: str, s: Settings | None = None) -> Target:

@@ -215,3 +215,19 @@ def test_a_request_file_committed_as_a_link_is_refused_at_apply(
     from bot.adapters.aws import config_store, ssm
 
     assert ssm.read(aws) == {} and config_store.read(aws) is None
+
+
+def test_a_target_name_must_be_what_aws_names_take(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.settings import target
+
+    for bad in ("Fraud", "fraud detection", "fraud--x", "<img>", "-x", "x" * 64, ""):
+        with pytest.raises(BotError, match="cannot be a target"):
+            target(bad)
+    assert target("fraud-detection-2").name == "fraud-detection-2"
+    path = tmp_path / "promotion-requests" / "Fraud <b>.yaml"
+    path.parent.mkdir()
+    path.write_text(request_yaml())
+    assert cli.main(["plan", str(path), "--no-github", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be a target" in err
