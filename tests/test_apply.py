@@ -222,7 +222,8 @@ def test_unplanned_content_is_refused_and_nothing_changes(
         first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
         store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     churn = target("churn")
-    boto3.client("s3").create_bucket(Bucket=churn.artifacts_bucket)
+    for bucket in (churn.artifacts_bucket, churn.config_bucket):
+        boto3.client("s3").create_bucket(Bucket=bucket)
     create_signing_key(churn)
     other = request_yaml("exp-churn-1")
     store_plan(other, t=churn)  # the other target's file is fine, and still nothing may change

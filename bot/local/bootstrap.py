@@ -1,6 +1,6 @@
 """Production as it is today, created in the AWS boto3 reaches (the local server): buckets,
-sample data, the retraining state machine, the champion's parameters, model, config and
-endpoint. The champion is trained once and cached on disk."""
+the plan-signing key, sample data, the retraining state machine, the champion's parameters,
+model, config and endpoint. The champion is trained once and cached on disk."""
 
 from __future__ import annotations
 
@@ -53,8 +53,9 @@ def bootstrap(
 ) -> None:
     """Create production as it is today in the AWS that boto3 reaches (the local server).
 
-    Buckets, sample data, role, retraining state machine, the champion's SSM parameters,
-    model and production config, and the endpoint serving it. The sample data uploads on a
+    Buckets, the plan-signing KMS key, sample data, role, retraining state machine, the
+    champion's SSM parameters, model (stored by digest) and production config, and the
+    endpoint serving it. The sample data uploads on a
     thread while the champion trains; the trained champion is cached on disk by everything
     that determines it, so a rerun skips training.
     """

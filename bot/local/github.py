@@ -2,7 +2,9 @@
 
 PyGithub runs unmodified against it (``base_url=server.url``), so tests and the demo
 exercise the same adapter code as a real workflow. State is changed through Python
-helpers (open a pull request, review it, merge it) and read back the same way. The
+helpers (open a pull request, review it, merge it, give someone a role on the repository
+or a team) and read back the same way. Reviews record the head they were given on
+(``commit_id``), collaborator permissions and team memberships answer as GitHub's do. The
 server knows no git objects: any hexadecimal SHA counts as a commit.
 """
 

@@ -95,7 +95,7 @@ def comment(outcome: Outcome) -> str:
                 f"already matches {md.code(o.path)} at `{o.commit[:12]}`.")
     rows = [f"### ✅ promotion-bot applied {md.code(o.target)} at `{o.commit[:12]}`", ""]
     if o.caught_up:
-        rows += [f"> ⏭️ {md.text(missed_line(o.path, o.caught_up))}", ""]
+        rows += [f"> ⏭️ {missed_line(md.code(o.path), o.caught_up)}", ""]
     rows += [_approval_line(o.approval, escape=True), ""]
     if o.retired:
         rows += ["The request file was deleted: challenger retired, champion left in place.", ""]
