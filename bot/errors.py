@@ -49,8 +49,14 @@ class LockHeld(BotError):
     exit_code = 1
 
 
+class RolloutRefused(BotError):
+    """Apply was asked for a staged-rollout step the rollout rules forbid."""
+
+    exit_code = 1
+
+
 class NotApproved(BotError):
-    """Apply found no approving review for a merged change while on GitHub."""
+    """Apply found the merged change not approved by GitHub's rules while on GitHub."""
 
     exit_code = 1
 

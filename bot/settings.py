@@ -7,10 +7,12 @@ Every name defaults to the seed notebook's and can be overridden with a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +38,12 @@ class Settings(BaseSettings):
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     )
     lock_ttl_seconds: int = 1800
+    #: The KMS asymmetric key (SIGN_VERIFY) that signs stored plans: only the plan role may
+    #: use it for ``kms:Sign``; plan and apply use it for ``kms:Verify``.
+    signing_key: str = "alias/{target}-promotion-bot-plans"
+    signing_algorithm: str = "ECDSA_SHA_256"
+    #: Approving reviews (on the merged head, by people with write access) apply requires.
+    required_approvals: int = Field(default=1, ge=1)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class Target:
     sagemaker_role_arn: str
     xgboost_image: str
     lock_ttl_seconds: int
+    signing_key: str
+    signing_algorithm: str
 
     @property
     def config_uri(self) -> str:
@@ -68,12 +78,23 @@ def settings() -> Settings:
     return Settings()
 
 
+#: A target's name is a request file's stem and becomes part of bucket, parameter and
+#: endpoint names (and the bot's comment markers): lower-case letters and digits in words
+#: joined by single '-', at most 63 characters.
+TARGET_NAME = re.compile(r"^(?=.{1,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
 def target(name: str, s: Settings | None = None) -> Target:
     """Resolve every ``{target}`` placeholder for the target ``name``."""
+    if not TARGET_NAME.match(name):
+        from bot.errors import BotError
+
+        raise BotError(f"{name!r} cannot be a target: a request file's name (without .yaml) "
+                       "must be lower-case letters, digits and '-', as AWS names need")
     s = s or settings()
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)
         for k, v in s.model_dump().items()
-        if k != "requests_dir"
+        if k not in ("requests_dir", "required_approvals")
     }
     return Target(name=name, **values)

@@ -72,12 +72,16 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws(fake_credentials: None) -> Iterator[Target]:
-    """moto with production's buckets and retraining state machine; yields the target."""
+    """moto with production's buckets, retraining state machine and plan-signing key; yields
+    the target."""
     import boto3
     from moto import mock_aws
 
+    from bot.local.bootstrap import create_signing_key
+
     t = target(TARGET)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        create_signing_key(t)
         s3 = boto3.client("s3", region_name=t.region)
         for bucket in (t.config_bucket, t.artifacts_bucket, t.data_bucket):
             s3.create_bucket(Bucket=bucket)
@@ -193,15 +197,13 @@ def store_plan(aws: Target) -> Callable[..., Plan]:
 
     def store(text: str, passed: bool = True, accuracy: float = 0.999,
               t: Target | None = None) -> Plan:
-        from bot.report import plan_json
-
         t = t or aws
         request = Request.model_validate(yaml.safe_load(text))
         sha = request.content_sha256()
         model_key = request.model_key({"train": "v1", "test": "v1"})
         artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
         plan = a_plan(request, t.name, passed, accuracy, artifact, model_key)
-        artifacts.put_plan(t, sha, {"plan.json": plan_json.to_bytes(plan)})
+        artifacts.put_plan(t, plan, {})
         return plan
 
     return store

@@ -20,13 +20,15 @@ from bot.core.desired_state import execution_name
 from bot.core.domain import Outcome, Plan
 from bot.errors import LockHeld, NotApproved, NotPlanned
 from bot.flows.apply import apply
+from bot.local.bootstrap import create_signing_key
 from bot.local.github import LocalGitHub
 from bot.report.apply_outcome import describe
 from bot.settings import Target, target
 
 PATH = "promotion-requests/fraud-detection.yaml"
 PIPELINE = "rollout:\n  pipeline: true\n"
-CHALLENGER = "rollout:\n  challenger:\n    traffic_percent: 10\n"
+CHALLENGER = ("rollout:\n  challenger:\n    traffic_percent: 10\n"
+              "    override_reason: these tests start the challenger at 10 %\n")
 FIRST = request_yaml("exp-xgboost-1", eta=0.1, extra="  gamma: 1.0\n", rollout=PIPELINE)
 SECOND = request_yaml("exp-xgboost-2", eta=0.2, max_depth=8)
 SECOND_AS_CHALLENGER = request_yaml("exp-xgboost-2", eta=0.2, max_depth=8, rollout=CHALLENGER)
@@ -220,7 +222,9 @@ def test_unplanned_content_is_refused_and_nothing_changes(
         first: tuple[Outcome, Plan], aws: Target, git_repo: GitRepo,
         store_plan: Callable[..., Plan], capsys: pytest.CaptureFixture[str]) -> None:
     churn = target("churn")
-    boto3.client("s3").create_bucket(Bucket=churn.artifacts_bucket)
+    for bucket in (churn.artifacts_bucket, churn.config_bucket):
+        boto3.client("s3").create_bucket(Bucket=bucket)
+    create_signing_key(churn)
     other = request_yaml("exp-churn-1")
     store_plan(other, t=churn)  # the other target's file is fine, and still nothing may change
     before = state(aws)
@@ -318,6 +322,8 @@ def test_hand_change_is_overwritten_and_reported_as_drift(
 @pytest.fixture
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
     with LocalGitHub(repository="acme/fraud-models") as server:
+        for reviewer in ("bob", "carol"):
+            server.add_collaborator(reviewer, "write")
         yield server
 
 
@@ -358,7 +364,7 @@ def test_merge_without_approval_is_refused_on_github(
     pushed = merge(git_repo, FIRST, "Promote")
     pr = github.open_pull(head_sha=pushed[1], author="dana", title="Promote")
     github.merge_pull(pr, pushed[1])
-    with pytest.raises(NotApproved, match=f"pull request #{pr} .* has no approving review"):
+    with pytest.raises(NotApproved, match=f"PR #{pr}: no review; 0 of 1 required approvals; "):
         apply_range(git_repo, pushed, host)
     assert ssm.read(aws) == {}
 
@@ -428,6 +434,7 @@ def churn(aws: Target) -> Target:
     s3 = boto3.client("s3", region_name=t.region)
     for bucket in (t.config_bucket, t.artifacts_bucket, t.data_bucket):
         s3.create_bucket(Bucket=bucket)
+    create_signing_key(t)
     return t
 
 
@@ -623,5 +630,5 @@ def test_a_missed_change_without_approval_is_skipped_on_github(
     assert ssm.read(aws) == {} and config_store.read(aws) is None
     err = capsys.readouterr().err
     assert f"{PATH} was changed in {c1[:12]} but never applied" in err
-    assert "pull request #1 (commit" in err and "has no approving review" in err
+    assert "PR #1: no review; 0 of 1 required approvals" in err
     assert github.comments(1) == []

@@ -15,6 +15,7 @@ from bot.adapters.github import (
     pr_number_from_event,
     push_range_from_event,
 )
+from bot.core.approvals import judge
 from bot.errors import BotError
 from bot.local.github import LocalGitHub
 
@@ -146,27 +147,65 @@ def test_status_state_must_be_one_github_knows(host: GitHubHost) -> None:
         host.set_status(HEAD, "promotion-bot/plan", "passed", "nope")
 
 
+def approvers(host: GitHubHost, pr: int) -> tuple[str, ...]:
+    return judge(host.pull_reviews(pr), required=1).approvers
+
+
 def test_later_changes_requested_cancels_an_approval(github: LocalGitHub, host: GitHubHost,
                                                      pr: int) -> None:
+    for login in ("erin", "frank", "gus"):
+        github.add_collaborator(login)
     github.review(pr, "erin", "APPROVED")
     github.review(pr, "frank", "APPROVED")
     github.review(pr, "erin", "CHANGES_REQUESTED")
     github.review(pr, "frank", "COMMENTED")  # a comment keeps frank's approval
     github.review(pr, "gus", "COMMENTED")
 
-    assert host.approvers(pr) == ["frank"]
+    assert approvers(host, pr) == ("frank",)
 
     github.review(pr, "erin", "APPROVED")
-    assert host.approvers(pr) == ["erin", "frank"]
+    assert approvers(host, pr) == ("erin", "frank")
 
 
 def test_dismissed_approval_does_not_count(github: LocalGitHub, host: GitHubHost,
                                            pr: int) -> None:
+    github.add_collaborator("zoe")
+    github.add_collaborator("adam", "maintain")
     github.review(pr, "zoe", "APPROVED")
     github.review(pr, "adam", "APPROVED")
     github.review(pr, "zoe", "DISMISSED")
 
-    assert host.approvers(pr) == ["adam"]
+    assert approvers(host, pr) == ("adam",)
+
+
+def test_reviews_carry_what_judging_them_needs(github: LocalGitHub, host: GitHubHost,
+                                               pr: int) -> None:
+    github.add_collaborator("maria", "maintain")
+    github.add_collaborator("tom", "triage")
+    github.review(pr, "maria", "APPROVED")
+    github.set_head(pr, "c" * 40)
+    github.review(pr, "tom", "APPROVED")
+    github.review(pr, "github-actions[bot]", "APPROVED")
+
+    pull = host.pull_reviews(pr)
+
+    assert (pull.number, pull.author, pull.head_sha) == (pr, "dana", "c" * 40)
+    assert [(r.login, r.bot, r.state, r.commit_id) for r in pull.reviews] == [
+        ("maria", False, "APPROVED", HEAD), ("tom", False, "APPROVED", "c" * 40),
+        ("github-actions[bot]", True, "APPROVED", "c" * 40)]
+    # GitHub reports maintain as write and triage as read; bots are not looked up.
+    assert pull.permissions == {"maria": "write", "tom": "read"}
+    assert not any("github-actions" in line for line in github.request_log()
+                   if "/collaborators/" in line)
+
+
+def test_team_membership(github: LocalGitHub, host: GitHubHost) -> None:
+    github.add_team_member("acme/model-risk", "maria")
+
+    assert host.is_team_member("acme/model-risk", "maria") is True
+    assert host.is_team_member("acme/model-risk", "dana") is False
+    assert host.is_team_member("acme/other", "maria") is False
+    assert "GET /orgs/acme/teams/model-risk/memberships/maria" in github.request_log()
 
 
 def test_merged_pull_of_a_commit(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
@@ -181,7 +220,7 @@ def test_merged_pull_of_a_commit(github: LocalGitHub, host: GitHubHost, pr: int)
 
 
 def test_pull_author(host: GitHubHost, pr: int) -> None:
-    assert host.pull_author(pr) == "dana"
+    assert host.pull_reviews(pr).author == "dana"
 
 
 def test_wrong_token_is_a_clear_error_without_the_token(github: LocalGitHub, pr: int) -> None:
@@ -200,28 +239,29 @@ def test_wrong_token_is_a_clear_error_without_the_token(github: LocalGitHub, pr:
 
 def test_missing_pull_request_is_a_clear_error(host: GitHubHost) -> None:
     with pytest.raises(BotError, match=r"pull request #404 not found in acme/fraud-models"):
-        host.pull_author(404)
+        host.pull_reviews(404)
 
 
 def test_unknown_repository_is_a_clear_error(github: LocalGitHub) -> None:
     host = GitHubHost(TOKEN, "acme/nope", base_url=github.url)
     with pytest.raises(BotError, match=r"not found in acme/nope \(404"):
-        host.approvers(1)
+        host.pull_reviews(1)
 
 
 def test_a_passing_server_error_is_retried(github: LocalGitHub, host: GitHubHost,
                                            pr: int) -> None:
     github.fail_next(502)
+    github.add_collaborator("erin")
     github.review(pr, "erin", "APPROVED")
 
-    assert host.approvers(pr) == ["erin"]
+    assert approvers(host, pr) == ("erin",)
 
 
 def test_an_outage_is_a_clear_error(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
     github.fail_next(503, count=10)
 
     with pytest.raises(BotError, match=r"GitHub failed on reviews of pull request #1 .*503"):
-        host.approvers(pr)
+        host.pull_reviews(pr)
 
 
 def test_a_failed_comment_post_is_not_retried(github: LocalGitHub, host: GitHubHost,
@@ -243,7 +283,7 @@ def test_unreachable_github_is_a_clear_error() -> None:
     server.stop()
 
     with pytest.raises(BotError, match="cannot reach"):
-        GitHubHost(TOKEN, REPO, base_url=url).pull_author(1)
+        GitHubHost(TOKEN, REPO, base_url=url).pull_reviews(1)
 
 
 def test_from_env_needs_token_and_repository() -> None:
@@ -264,7 +304,7 @@ def test_from_env_reaches_the_local_server(github: LocalGitHub, pr: int) -> None
     host = GitHubHost.from_env({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO,
                                 "GITHUB_API_URL": github.url})
     assert host is not None
-    assert host.pull_author(pr) == "dana"
+    assert host.pull_reviews(pr).author == "dana"
 
 
 def test_bad_repository_name_is_a_clear_error() -> None:

@@ -64,7 +64,14 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
     journey = demo.run(tmp_path / "demo", rows=4000, log=lambda _: None, after_step=after)
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
-    assert len(applies) == 7 and len(plans) == 7
+    assert len(applies) == 7 and len(plans) == 8  # the forged plan's PR was planned twice
+    # The forged plan: apply refused it and changed nothing; the re-plan signed it anew.
+    [refused] = [i for i, (step, _) in enumerate(seen) if step == "apply-refused"]
+    assert seen[refused][1] == seen[refused - 1][1]
+    [said] = [path.read_text() for name, path in journey.outputs.items()
+              if name.endswith("-apply-refused")]
+    assert "is not the plan that was signed (plan_sha256: signed" in said
+    assert "nothing was applied" in said and "Traceback" not in said
     # Planning changes nothing in production.
     assert plans[0]["ssm"] != SEED and plans[0]["backups"] == 0
 

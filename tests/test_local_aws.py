@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import signal
 import threading
@@ -240,8 +241,9 @@ def test_local_aws_serves_production_set_up_by_bootstrap(
         "subsample": "1.0", "colsample_bytree": "1.0"}.items()}
     assert config.champion is not None
     assert config.champion.model_artifact == config.model_artifact
-    assert config.model_artifact.startswith(
-        f"s3://{T.artifacts_bucket}/promotion-bot/models/{config.model_key}/")
+    digest = hashlib.sha256(model).hexdigest()  # stored by the digest of its bytes
+    assert config.model_artifact == (
+        f"s3://{T.artifacts_bucket}/promotion-bot/models/sha256/{digest}/model.tar.gz")
     assert config.approvers == ["data-science-team"]
     assert config.approval_source == "seed"
     assert config.commit == "0000000"

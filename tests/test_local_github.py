@@ -225,3 +225,27 @@ def test_url_only_while_running() -> None:
         assert url.startswith("http://127.0.0.1:")
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "/user", timeout=2)
+
+
+def test_collaborator_permission_as_github_reports_it(github: LocalGitHub) -> None:
+    github.add_collaborator("maria", "maintain")
+    status, body, _ = call(github, "GET", f"/repos/{REPO}/collaborators/maria/permission")
+    assert status == 200
+    assert (body["permission"], body["role_name"]) == ("write", "maintain")
+    assert body["user"]["login"] == "maria" and body["user"]["permissions"] == {
+        "admin": False, "maintain": True, "push": True, "triage": True, "pull": True}
+    _, outsider, _ = call(github, "GET", f"/repos/{REPO}/collaborators/eve/permission")
+    assert (outsider["permission"], outsider["role_name"]) == ("none", "none")
+    with pytest.raises(ValueError, match="role must be one of"):
+        github.add_collaborator("x", "owner")
+
+
+def test_team_membership_and_bot_users(github: LocalGitHub) -> None:
+    github.add_team_member("acme/model-risk", "Maria")
+    status, body, _ = call(github, "GET", "/orgs/acme/teams/model-risk/memberships/maria")
+    assert status == 200 and (body["state"], body["role"]) == ("active", "member")
+    assert call(github, "GET", "/orgs/acme/teams/model-risk/memberships/dana")[0] == 404
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t")
+    github.review(pr, "github-actions[bot]", "APPROVED")
+    _, [review], _ = call(github, "GET", f"/repos/{REPO}/pulls/{pr}/reviews")
+    assert review["user"]["type"] == "Bot" and review["commit_id"] == SHA

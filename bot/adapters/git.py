@@ -108,12 +108,26 @@ def changed_requests(
     return sorted(found.items())
 
 
+class NotAFile(BotError):
+    """A path that git records as something else than a regular file (a link, a folder)."""
+
+
 def show(repo: Path | str, rev: str, path: str) -> str | None:
-    """The content of ``path`` at ``rev``; None when the file does not exist there."""
+    """The content of ``path`` at ``rev``; None when the file does not exist there.
+
+    A symbolic link (mode 120000), a folder or a submodule is refused with ``NotAFile``:
+    its "content" would be another file's, chosen by whoever committed the link.
+    """
     commit = rev_parse(repo, rev)
     listed = output(repo, "ls-tree", "-z", "--full-tree", commit, "--", path)
     if not listed.strip("\0"):
         return None
+    mode = listed.split(" ", 1)[0]
+    if mode not in ("100644", "100755"):
+        kind = {"120000": "a symbolic link", "040000": "a folder",
+                "160000": "a submodule"}.get(mode, f"not a regular file (mode {mode})")
+        raise NotAFile(f"{path} at {commit[:12]} is {kind} in git (mode {mode}), not a regular "
+                       "file; request files must be files in the repository, not links")
     return output(repo, "show", f"{commit}:{path}")
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from github import Github
     from github.Repository import Repository
 
+    from bot.core.approvals import PullReviews
+
 T = TypeVar("T")
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -103,24 +105,47 @@ class GitHubHost:
 
         self._call(f"status {context} of commit {sha[:12]}", run)
 
-    def approvers(self, pr: int) -> list[str]:
-        """Logins whose latest review of ``pr`` approves it, sorted.
+    def pull_reviews(self, pr: int) -> PullReviews:
+        """``pr``'s author, head, reviews (oldest first, with the commit each was given on)
+        and each human reviewer's permission on the repository: what ``bot.core.approvals``
+        judges."""
+        from bot.core.approvals import PullReviews, Review, is_bot
 
-        A later "changes requested" or a dismissal cancels an approval; a plain comment
-        review does not, as on GitHub itself.
-        """
-
-        def run() -> list[str]:
-            latest: dict[str, str] = {}
-            for review in self._repo().get_pull(pr).get_reviews():
-                user = review.user
-                if user is None or review.state not in ("APPROVED", "CHANGES_REQUESTED",
-                                                          "DISMISSED"):
-                    continue
-                latest[user.login] = review.state
-            return sorted(login for login, state in latest.items() if state == "APPROVED")
+        def run() -> PullReviews:
+            pull = self._repo().get_pull(pr)
+            reviews = tuple(
+                Review(str(r.user.login), is_bot(str(r.user.login), r.user.type), str(r.state),
+                       r.commit_id)
+                for r in pull.get_reviews() if r.user is not None)
+            author = str(pull.user.login)
+            people = sorted({r.login for r in reviews
+                             if not r.bot and r.login.lower() != author.lower()})
+            return PullReviews(
+                number=pr, author=author, head_sha=str(pull.head.sha), reviews=reviews,
+                permissions={login: self._permission(login) for login in people},
+                base_sha=pull.base.sha, merge_sha=pull.merge_commit_sha)
 
         return self._call(f"reviews of pull request #{pr}", run)
+
+    def is_team_member(self, team: str, login: str) -> bool:
+        """Whether ``login`` is an active member of ``team`` (``org/slug``), as CODEOWNERS'
+        ``@org/slug`` owners are checked. Reading memberships needs the token to have the
+        organization's members:read."""
+        from github import GithubException
+
+        org, _, slug = team.partition("/")
+
+        def run() -> bool:
+            try:
+                membership = self._github().get_organization(org).get_team_by_slug(
+                    slug).get_team_membership(login)
+            except GithubException as error:
+                if error.status == 404:
+                    return False
+                raise
+            return str(membership.state) == "active"
+
+        return self._call(f"membership of {login} in team @{team}", run)
 
     def pull_for_commit(self, sha: str) -> int | None:
         """The merged pull request that brought ``sha`` in, or None (e.g. a direct push)."""
@@ -134,11 +159,6 @@ class GitHubHost:
             return int(merged[0].number) if merged else None
 
         return self._call(f"pull requests of commit {sha[:12]}", run)
-
-    def pull_author(self, pr: int) -> str:
-        """The login of the person who opened ``pr``."""
-        return self._call(f"pull request #{pr}",
-                          lambda: str(self._repo().get_pull(pr).user.login))
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -164,6 +184,18 @@ class GitHubHost:
 
     def _repo(self) -> Repository:
         return self._github().get_repo(self.repository)
+
+    def _permission(self, login: str) -> str:
+        """``login``'s permission on the repository: admin, write, read or none (maintain
+        counts as write, triage as read, as GitHub reports them)."""
+        from github import GithubException
+
+        try:
+            return str(self._repo().get_collaborator_permission(login))
+        except GithubException as error:
+            if error.status == 404:  # no such user
+                return "none"
+            raise
 
     def _is_ours(self, user: Any) -> bool:
         """Whether a comment author is this bot, so a human quoting the marker is left alone."""

@@ -58,12 +58,28 @@ class Document:
 
 
 def load_file(path: Path, display_path: str) -> Document:
-    """Load one YAML file, checking its size before reading it."""
+    """Load one YAML file, checking its size before reading it.
+
+    A symbolic link is refused, not followed: a link committed as a request file could
+    make the bot read any file of the machine it runs on.
+    """
+    import stat
+
     try:
-        size = os.stat(path).st_size
-        if size > MAX_BYTES:
-            raise InvalidRequest([_too_big(display_path, size)])
-        with open(path, "rb") as file:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise InvalidRequest([Problem(
+                display_path, None, "", f"is a symbolic link (to {os.readlink(path)!r}), not a "
+                "file; request files must be regular files in the repository")])
+        # O_NOFOLLOW: a link swapped in after the check is refused by the kernel too.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+        with os.fdopen(descriptor, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise InvalidRequest([Problem(display_path, None, "",
+                                              "is not a regular file")])
+            if size > MAX_BYTES:
+                raise InvalidRequest([_too_big(display_path, size)])
             data = file.read(MAX_BYTES + 1)
     except OSError as error:
         raise InvalidRequest(

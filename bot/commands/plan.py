@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -62,11 +63,14 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
 def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str,
                    error: BotError) -> None:
     """Bad input is shown where the author looks: in the plan comment and the status."""
+    from bot.report import markdown as md
+
     body = (
-        f"## ❌ Promotion plan — `{target}`: cannot plan this request\n\n"
-        f"```\n{error.message}\n```\n\nFix the request and push again; nothing was changed.\n"
+        f"## ❌ Promotion plan — {md.code(target)}: cannot plan this request\n\n"
+        f"{md.block(error.message)}\n\nFix the request and push again; nothing was changed.\n"
     )
-    host.upsert_comment(pull_request, f"plan:{target}", body)
+    marker = re.sub(r"[^a-z0-9-]|-(?=-)", "_", target.lower()) or "_"  # a bad name too
+    host.upsert_comment(pull_request, f"plan:{marker}", body)
     first = error.message.splitlines()[0] if error.message else "invalid request"
     host.set_status(commit, STATUS_CONTEXT, "error", first)
 
@@ -81,9 +85,8 @@ def check_rollout(path: Path, base: str | None) -> None:
 
     from bot.adapters import git
     from bot.adapters.request_files import load_request
-    from bot.core.rollout_rules import check_rollout_step
     from bot.errors import InvalidRequest
-    from bot.flows.rollout_history import locate, previous_state
+    from bot.flows.rollout_history import locate, rollout_problems
 
     if base is None:
         base_ref = os.environ.get("GITHUB_BASE_REF")
@@ -101,8 +104,7 @@ def check_rollout(path: Path, base: str | None) -> None:
     else:
         root, relative = locate(path)
     request, lines = load_request(path, display_path=relative)
-    previous, since = previous_state(root, base, relative)
-    problems = check_rollout_step(relative, request, lines, previous, since, datetime.now(UTC))
+    problems = rollout_problems(root, base, relative, request, lines, datetime.now(UTC))
     if problems:
         raise InvalidRequest(problems)
 

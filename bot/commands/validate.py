@@ -16,9 +16,8 @@ from pathlib import Path
 from bot.adapters import git
 from bot.adapters.request_files import load_request
 from bot.core.request import Request
-from bot.core.rollout_rules import check_rollout_step
 from bot.errors import BotError, InvalidRequest, Problem
-from bot.flows.rollout_history import locate, previous_state
+from bot.flows.rollout_history import locate, rollout_problems
 from bot.settings import settings
 
 RolloutCheck = Callable[[str, Request, dict[str, int]], list[Problem]]
@@ -63,8 +62,7 @@ def rollout_check(base: str, paths: list[str]) -> RolloutCheck:
 
     def check(path: str, request: Request, lines: dict[str, int]) -> list[Problem]:
         root, relative = where[path]
-        previous, since = previous_state(root, commits[root], relative)
-        return check_rollout_step(path, request, lines, previous, since, now)
+        return rollout_problems(root, commits[root], relative, request, lines, now, path)
 
     return check
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Rollout
 
@@ -125,6 +126,7 @@ class Plan:
     # What merging changes, from live state at plan time:
     changes: tuple[Change, ...] = ()
     rollout: Rollout | None = None
+    description: str = ""  # the request's, shown on the plan (escaped: the author wrote it)
     config_before: str | None = None  # production config YAML now (None: absent)
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None
@@ -136,6 +138,12 @@ class Plan:
     @property
     def metrics(self) -> dict[str, float]:
         return self.evaluation.metrics
+
+    @property
+    def model_sha256(self) -> str | None:
+        """The sha256 of the reviewed model's bytes, which its content-addressed URI names
+        (None for a URI of another layout, which apply refuses)."""
+        return model_digest(self.artifact)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ class Data(Strict):
     train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
     test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
     target_column: str = Field(
-        default="Class", min_length=1, description="The label column: 1 is fraud, 0 is legit."
+        default="Class", min_length=1, max_length=200,
+        description="The label column: 1 is fraud, 0 is legit.",
     )
 
     @field_validator("train", "test")
@@ -89,9 +90,26 @@ class Data(Strict):
         check_data_uri(value)
         return value
 
+    @field_validator("target_column")
+    @classmethod
+    def _printable_column(cls, value: str) -> str:
+        check_printable(value)
+        return value
+
+
+def check_printable(value: str, allowed: str = "") -> None:
+    """Refuse control and invisible format characters (a line break, a bidi override...),
+    except those in ``allowed``: a value shown to reviewers must look like what it is."""
+    import unicodedata
+
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise ValueError(f"must not contain control characters such as {char!r}")
+
 
 def check_data_uri(value: str) -> None:
     """Refuse anything but ``s3://bucket/key`` or a relative path that stays in the repo."""
+    check_printable(value)
     if value.startswith("s3://"):
         bucket, _, key = value[len("s3://"):].partition("/")
         if not bucket or not key:
@@ -176,8 +194,9 @@ class Challenger(Strict):
         default=1, ge=1, le=10, description="Instances behind the challenger variant (1..10)."
     )
     override_reason: str | None = Field(
-        default=None, min_length=10,
-        description="Why a step is skipped or a soak shortened; shown in bold on the plan.",
+        default=None, min_length=10, max_length=500,
+        description="Why a step is skipped or a soak shortened, one line of at most 500 "
+        "characters; shown on the plan.",
     )
     comparison_records: int = Field(
         default=100, ge=1, le=10_000,
@@ -198,6 +217,13 @@ class Challenger(Strict):
         steps = info.data.get("steps")
         if steps is not None and value not in (percents := [s.percent for s in steps]):
             raise ValueError(f"must be one of the rollout steps {percents} (got {value})")
+        return value
+
+    @field_validator("override_reason")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_printable(value)
         return value
 
     @property
@@ -223,7 +249,8 @@ class Request(Strict):
         "'.', '_' or '-', at most 80 characters.",
     )
     description: str = Field(
-        default="", max_length=2000, description="Why this promotion; shown on the plan."
+        default="", max_length=2000,
+        description="Why this promotion, at most 2000 characters; shown on the plan.",
     )
     algorithm: Literal["xgboost"] = Field(description="The training algorithm; only xgboost.")
     hyperparameters: Hyperparameters = Field(
@@ -237,6 +264,12 @@ class Request(Strict):
         default_factory=Rollout,
         description="Retraining pipeline and challenger endpoint wishes (10.1, 11.1).",
     )
+
+    @field_validator("description")
+    @classmethod
+    def _printable_text(cls, value: str) -> str:
+        check_printable(value, allowed="\n\t")
+        return value
 
     def content_sha256(self) -> str:
         """Hash of the normalized content: same meaning, same hash, whatever the formatting."""

@@ -59,20 +59,21 @@ def apply(
 
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)
-    items = [prepare(repo, commit, path, status) for path, status in found]
+    items = [prepare(repo, commit, path, status, now) for path, status in found]
     names = [i.target.name for i in items if i.request is not None]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise NotPlanned(f"more than one request file for target(s) {', '.join(twice)} in "
                          f"{commit[:12]}; keep one file per target; {NOTHING}")
-    at_commit = requests_at(repo, commit)
+    at_commit = requests_at(repo, commit, warn)
     # x.yml renamed to x.yaml: the target lives on in the other file, nothing is retired.
     alive = {PurePosixPath(p).stem for p in at_commit}
     items = [i for i in items if i.request is not None or i.target.name not in alive]
     pulls: dict[str, int | None] = {}
-    items = [approve(repo, i, host, pulls) for i in items]  # NotApproved: nothing changed
+    # NotApproved: nothing changed
+    items = [approve(repo, i, host, pulls, commit) for i in items]
     items += missed_items(repo, commit, at_commit, {p for p, _ in found}, set(names), host, pulls,
-                     warn)
+                     warn, now)
     if not items:
         return []
     if host is not None:

@@ -64,9 +64,13 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         for commit in commits:
             applies = tuple(r for r in records
                             if commit.sha in (r.get("request_commit"), r.get("commit")))
-            text = git.show(repo, commit.sha, path)
             sha = experiment = plan = None
             note = unavailable
+            linked = False
+            try:
+                text = git.show(repo, commit.sha, path)
+            except git.NotAFile:
+                text, linked, note = None, True, "not a regular file at this commit (a link?)"
             if text is not None:
                 try:
                     request = parse_request_text(text, path)[0]
@@ -83,7 +87,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
                 pull_request=_pull_request(commit, applies), content_sha256=sha,
                 experiment_id=experiment, plan=plan, applies=applies,
                 reverts=by_sha.get(reverted or "") or _find(repo, reverted),
-                deleted=text is None, note=note,
+                deleted=text is None and not linked, note=note,
             ))
     return entries
 

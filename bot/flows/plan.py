@@ -83,7 +83,7 @@ def evaluate_request(
     else:
         progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
         booster = training.load_model(stored)
-        artifact = artifacts.model_uri(t, model_key)
+        artifact = artifacts.model_uri(t, stored)
 
     progress(f"evaluating on {request.data.test} ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
@@ -98,7 +98,7 @@ def evaluate_request(
     if live_config is not None and live_config.champion is not None:
         model = live_config.champion
         progress(f"re-scoring the champion {model.experiment_id} on the same test set ...")
-        champion_booster = training.load_model(artifacts.read_object(model.model_artifact))
+        champion_booster = training.load_model(artifacts.read_model(model.model_artifact))
         champion_scores = training.score(champion_booster, test_df, features)
         champion_eval = evaluation.evaluate(y, champion_scores, threshold)
         comparison = cmp.paired(y, scores, champion_scores, threshold)
@@ -121,9 +121,6 @@ def evaluate_request(
             f"\"legit\" for everything scores {result.majority_accuracy:.4f}. "
             "Judge the model on recall, precision and PR AUC."
         )
-    challenger = request.rollout.challenger
-    if challenger is not None and challenger.override_reason:
-        notes.append(f"**Rollout override: {challenger.override_reason}**")
     plan = Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
         model_key=model_key, evaluation=result, champion=champion, comparison=comparison,
@@ -161,6 +158,7 @@ def with_live_changes(
         plan,
         changes=changes(want, live, t.ssm_prefix, t.config_uri),
         rollout=request.rollout,
+        description=request.description,
         config_before=to_yaml(live_config) if live_config is not None else None,
         config_after=to_yaml(want.config),
     )
@@ -225,8 +223,9 @@ def make_plan(
         comment = render_comment(plan, links)
         pngs = ({p.name: p.read_bytes() for p in drawing.result().values()}
                 if drawing is not None else {})
-    files = {"plan.json": plan_json.to_bytes(plan), "comment.md": comment.encode(), **pngs}
-    artifacts.put_plan(t, sha, files)
+    files = {"comment.md": comment.encode(), **pngs}
+    artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+    files["plan.json"] = plan_json.to_bytes(plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (out_dir / name).write_bytes(body)

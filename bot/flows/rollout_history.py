@@ -15,8 +15,19 @@ from pathlib import Path
 from bot.adapters import git
 from bot.adapters.request_files import parse_request_text
 from bot.core.request import Request, retraining_key
-from bot.core.rollout_rules import _same_challenger
-from bot.errors import BotError, InvalidRequest
+from bot.core.rollout_rules import _same_challenger, check_rollout_step
+from bot.errors import BotError, InvalidRequest, Problem
+
+
+def rollout_problems(repo: Path, base: str | None, path: str, request: Request,
+                     lines: dict[str, int], now: datetime, shown: str | None = None
+                     ) -> list[Problem]:
+    """The staged-rollout rules for ``request`` (the file ``path`` of ``repo``) moving on
+    from the request at ``base`` and its history; ``base`` None: nothing serves it yet, so a
+    challenger starts at the first step. The one check behind ``validate --base``, ``plan``
+    and ``apply``; problems name the file as ``shown`` (default ``path``)."""
+    previous, since = previous_state(repo, base, path) if base is not None else (None, None)
+    return check_rollout_step(shown or path, request, lines, previous, since, now)
 
 
 def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, datetime | None]:
@@ -70,12 +81,12 @@ def _versions(repo: Path, rev: str, path: str, *, skip_invalid: bool
     """The versions of ``path`` that landed on ``rev``'s line, newest first, until a deletion
     (or, unless ``skip_invalid``, a version that does not parse)."""
     for sha, committed in git.landed(repo, rev, path):
-        text = git.show(repo, sha, path)
-        if text is None:
-            return
         try:
+            text = git.show(repo, sha, path)
+            if text is None:
+                return
             request, _ = parse_request_text(text, path)
-        except InvalidRequest:
+        except (InvalidRequest, git.NotAFile):
             if skip_invalid:
                 continue
             return

@@ -1,6 +1,6 @@
 """Production as it is today, created in the AWS boto3 reaches (the local server): buckets,
-sample data, the retraining state machine, the champion's parameters, model, config and
-endpoint. The champion is trained once and cached on disk."""
+the plan-signing key, sample data, the retraining state machine, the champion's parameters,
+model, config and endpoint. The champion is trained once and cached on disk."""
 
 from __future__ import annotations
 
@@ -53,8 +53,9 @@ def bootstrap(
 ) -> None:
     """Create production as it is today in the AWS that boto3 reaches (the local server).
 
-    Buckets, sample data, role, retraining state machine, the champion's SSM parameters,
-    model and production config, and the endpoint serving it. The sample data uploads on a
+    Buckets, the plan-signing KMS key, sample data, role, retraining state machine, the
+    champion's SSM parameters, model (stored by digest) and production config, and the
+    endpoint serving it. The sample data uploads on a
     thread while the champion trains; the trained champion is cached on disk by everything
     that determines it, so a rerun skips training.
     """
@@ -75,6 +76,7 @@ def bootstrap(
         _create_bucket(s3, bucket, t.region)
     s3.put_bucket_versioning(Bucket=t.config_bucket,
                              VersioningConfiguration={"Status": "Enabled"})
+    create_signing_key(t)
     request = champion_request(t)
 
     progress(f"writing {rows:,} rows of sample data to s3://{t.data_bucket}/processed/ ...")
@@ -106,6 +108,23 @@ def bootstrap(
                        wait_delay=0.0)
     progress(f"production is set up in {time.monotonic() - started:.1f}s: champion "
              f"{request.experiment_id}, PR AUC {metrics['pr_auc']:.3f}")
+
+
+def create_signing_key(t: Target) -> str:
+    """The plan-signing key: asymmetric (ECC P-256), for signing and verifying, under the
+    alias the settings name. Returns its key id."""
+    from bot.adapters.aws.clients import client
+
+    if not t.signing_key.startswith("alias/"):
+        raise BotError(f"the embedded default creates the signing key under an alias; "
+                       f"PROMOTION_BOT_SIGNING_KEY is {t.signing_key!r}")
+    kms = client("kms", t.region)
+    key = kms.create_key(
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
+        Description=f"promotion-bot: signs the stored plans of {t.name} (plan role only)",
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=t.signing_key, TargetKeyId=key)
+    return str(key)
 
 
 def champion_request(t: Target) -> Request:

@@ -1,8 +1,10 @@
 """The whole journey on the embedded default, with real git, moto's server and a local GitHub.
 
 Request PR → plan comment → approval → merge → apply → a second promotion → revert → apply →
-staged rollout 1 % → 10 % → 50 % → promoted → history. Every step runs the same command a
-GitHub Actions workflow runs; only the outside systems are local.
+staged rollout 1 % → 10 % (with a forged plan that apply refuses) → 50 % → promoted →
+history. Every step runs the same command a GitHub Actions workflow runs; only the outside
+systems are local. Plans are signed with the embedded KMS key, models stored by digest,
+approvals counted by GitHub's rules (maria has write access and is a code owner).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bot.report.apply_outcome import missed_line, outcomes_from_json
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
+CODE_OWNERS = "acme/model-risk"
 
 
 def _say(message: str) -> None:
@@ -112,6 +115,11 @@ class Journey:
         return plan
 
     def approve_and_merge(self, number: int, branch: str) -> str:
+        before, after = self.approve_then_merge(number, branch)
+        return self.apply(before, after)
+
+    def approve_then_merge(self, number: int, branch: str) -> tuple[str, str]:
+        """maria approves the PR's head and merges it; returns the pushed range."""
         self.github.review(number, "maria", "APPROVED")
         self.log(f"maria approves PR #{number}")
         before = self.git("rev-parse", "main")
@@ -120,7 +128,39 @@ class Journey:
         after = self.git("rev-parse", "HEAD")
         self.github.merge_pull(number, after)
         self.log(f"PR #{number} merged as {after[:8]}")
-        return self.apply(before, after)
+        return before, after
+
+    def refused_apply(self, before: str, after: str) -> str:
+        """Run apply on ``before..after`` expecting a refusal; return its one line."""
+        code = self.bot("apply-refused", "apply", "--repo", str(self.repo), "--before", before,
+                        "--after", after, event={"before": before, "after": after})
+        log_file = self.outputs[f"{self.step:02d}-apply-refused"]
+        said = log_file.read_text().strip().splitlines()
+        if code != 1 or not said:
+            raise BotError(f"apply was expected to refuse (exit 1), it exited {code}: "
+                           f"see {log_file}")
+        self.log("apply: REFUSED (exit 1), nothing changed: "
+                 + said[-1].removeprefix("promotion-bot apply: "))
+        self.after_step("apply-refused", self)
+        return said[-1]
+
+    def forge_plan(self, plan: Plan) -> None:
+        """What someone who can push a branch could do with the plan role's S3 access: store
+        a model of their own and rewrite the reviewed plan.json to deploy it."""
+        from dataclasses import replace
+
+        from bot.adapters.aws import artifacts
+        from bot.adapters.aws.clients import client
+        from bot.settings import target
+
+        t = target(plan.target)
+        theirs = artifacts.store_model(t, artifacts.read_model(plan.artifact) + b"\0mallory")
+        bucket, key = artifacts.split_uri(
+            f"{artifacts.plan_prefix(t, plan.content_sha256)}/plan.json")
+        client("s3", t.region).put_object(Bucket=bucket, Key=key,
+                                          Body=plan_json.to_bytes(replace(plan, artifact=theirs)))
+        self.log(f"mallory stores her own model and rewrites s3://{bucket}/{key} to deploy it "
+                 f"(plan.sig left as it was)")
 
     def apply(self, before: str, after: str) -> str:
         outcomes = self.root / "outputs" / f"{self.step:02d}-apply.outcomes.json"
@@ -228,7 +268,18 @@ def journey(j: Journey, seed_request: str) -> None:
     j.header("It misbehaves: git revert of the second promotion, merged like any PR")
     j.revert(promotion_2, "revert-deeper")
 
-    for share in (10, 50, 100):
+    j.header("Rollout: challenger to 10 %, and a forged plan that apply refuses")
+    number = j.open_pull("rollout-10", "Rollout challenger to 10%", rollout_to(10))
+    plan = j.plan(number)
+    before, after = j.approve_then_merge(number, "rollout-10")
+    j.forge_plan(plan)
+    j.refused_apply(before, after)
+    j.log(f"the team re-runs the plan job of PR #{number}: the stored plan does not verify, "
+          "so it is evaluated afresh and signed again")
+    j.plan(number)
+    j.apply(before, after)
+
+    for share in (50, 100):
         j.header(f"Rollout: challenger to {share} %" + (" = promotion to champion"
                                                       if share == 100 else ""))
         j.promote(f"rollout-{share}", f"Rollout challenger to {share}%", rollout_to(share))
@@ -267,6 +318,10 @@ def init_repo(root: Path) -> Path:
     run("config", "user.email", "dana@example.com")
     (repo / "promotion-requests").mkdir()
     (repo / "promotion-requests" / ".gitkeep").write_text("")
+    (repo / ".github").mkdir()
+    (repo / ".github" / "CODEOWNERS").write_text(
+        "# Promotions need an approval by the model-risk team.\n"
+        f"/promotion-requests/ @{CODE_OWNERS}\n")
     (repo / "README.md").write_text("# fraud-models\nPromotion requests live in "
                                     "promotion-requests/; promotion-bot plans and applies them.\n")
     run("add", "-A")
@@ -294,6 +349,10 @@ def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[A
         started = time.monotonic()
         bootstrap(rows=rows, progress=lambda m: log(f"  {m}"))
         log(f"production set up in {time.monotonic() - started:.1f}s")
+        github.add_collaborator("maria", "write")
+        github.add_team_member(CODE_OWNERS, "maria")
+        log(f"maria has write access to acme/fraud-models and is in @{CODE_OWNERS}, which "
+            "CODEOWNERS names for promotion-requests/")
         env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": "acme/fraud-models",
                "GITHUB_API_URL": github.url}
         with _environ(env):

@@ -2,7 +2,9 @@
 
 PyGithub runs unmodified against it (``base_url=server.url``), so tests and the demo
 exercise the same adapter code as a real workflow. State is changed through Python
-helpers (open a pull request, review it, merge it) and read back the same way. The
+helpers (open a pull request, review it, merge it, give someone a role on the repository
+or a team) and read back the same way. Reviews record the head they were given on
+(``commit_id``), collaborator permissions and team memberships answer as GitHub's do. The
 server knows no git objects: any hexadecimal SHA counts as a commit.
 """
 
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 Json = dict[str, Any]
 
@@ -28,6 +30,14 @@ REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED")
 STATUS_STATES = ("error", "failure", "pending", "success")
 _DOCS = "https://docs.github.com/rest"
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
+#: Repository roles: the ``permission`` GitHub reports for each, and what it may do.
+_PERMISSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "admin": ("admin", ("admin", "maintain", "push", "triage", "pull")),
+    "maintain": ("write", ("maintain", "push", "triage", "pull")),
+    "write": ("write", ("push", "triage", "pull")),
+    "triage": ("read", ("triage", "pull")),
+    "read": ("read", ("pull",)),
+}
 
 
 def _now() -> str:
@@ -88,6 +98,8 @@ class LocalGitHub:
         self._pulls: dict[int, _Pull] = {}
         self._comments: dict[int, Json] = {}
         self._statuses: dict[str, list[Json]] = {}
+        self._roles: dict[str, str] = {}  # login (lower case) -> repository role
+        self._teams: dict[str, set[str]] = {}  # "org/slug" (lower case) -> member logins
         self._failures: list[tuple[int, str | None]] = []
         self._log: list[str] = []
         self._server: _Server | None = None
@@ -153,10 +165,6 @@ class LocalGitHub:
             pull.commits.append(sha)
             pull.updated_at = _now()
 
-    def add_commit_to_pull(self, pr: int, sha: str) -> None:
-        """The same as ``set_head``: a new commit on the branch is its new head."""
-        self.set_head(pr, sha)
-
     def merge_pull(self, pr: int, merge_sha: str) -> None:
         """Merge the pull request; ``merge_sha`` is the commit it made on the base branch."""
         _check_sha(merge_sha)
@@ -191,6 +199,20 @@ class LocalGitHub:
                 "pull_request_url": f"{self._api()}/pulls/{pr}",
             })
             return review_id
+
+    def add_collaborator(self, login: str, role: str = "write") -> None:
+        """Give ``login`` a role on the repository (admin, maintain, write, triage, read)."""
+        if role not in _PERMISSIONS:
+            raise ValueError(f"role must be one of {sorted(_PERMISSIONS)}, not {role!r}")
+        with self._lock:
+            self._roles[login.lower()] = role
+
+    def add_team_member(self, team: str, login: str) -> None:
+        """Make ``login`` an active member of ``team`` (``org/slug``)."""
+        if team.count("/") != 1:
+            raise ValueError(f"team {team!r} is not ORG/SLUG")
+        with self._lock:
+            self._teams.setdefault(team.lower(), set()).add(login.lower())
 
     def add_comment(self, pr: int, body: str, user: str = "octocat") -> int:
         """A comment written by someone other than the bot (e.g. a reviewer); returns its id."""
@@ -250,6 +272,9 @@ class LocalGitHub:
             if self.installation_token:
                 raise ApiError(403, "Resource not accessible by integration")
             return 200, self._user(self.bot_login, "Bot"), {}
+        team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", path)
+        if team and method == "GET":
+            return self._team_membership(*team.groups())
         match = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
         if not match or f"{match[1]}/{match[2]}".lower() != self.repository.lower():
             raise ApiError(404, "Not Found")
@@ -279,6 +304,7 @@ class LocalGitHub:
             ("GET", r"/commits/([^/]+)/statuses", self._list_statuses),
             ("GET", r"/commits/([^/]+)/status", self._combined_status),
             ("GET", r"/commits/([^/]+)/pulls", self._commit_pulls),
+            ("GET", r"/collaborators/([^/]+)/permission", self._permission),
         ]
 
     # -- endpoints -----------------------------------------------------------------------
@@ -373,6 +399,26 @@ class LocalGitHub:
                  or (p.merge_commit_sha or "").lower() == sha]
         return self._page(f"/commits/{sha}/pulls", query, pulls)
 
+    def _permission(self, query: dict[str, str], payload: Json, login: str
+                    ) -> tuple[int, Any, dict[str, str]]:
+        """As GitHub: ``permission`` is admin, write, read or none (maintain reads as write,
+        triage as read); ``role_name`` is the role itself."""
+        role = self._roles.get(unquote(login).lower(), "none")
+        user = self._user(unquote(login))
+        user["permissions"] = {name: name in _PERMISSIONS.get(role, ("none", ()))[1]
+                               for name in ("admin", "maintain", "push", "triage", "pull")}
+        user["role_name"] = role
+        return 200, {"permission": _PERMISSIONS.get(role, ("none", ()))[0], "role_name": role,
+                     "user": user}, {}
+
+    def _team_membership(self, org: str, slug: str, login: str
+                         ) -> tuple[int, Any, dict[str, str]]:
+        team = f"{unquote(org)}/{unquote(slug)}".lower()
+        if unquote(login).lower() not in self._teams.get(team, set()):
+            raise ApiError(404, "Not Found")
+        return 200, {"url": f"{self.url}/orgs/{org}/teams/{slug}/memberships/{login}",
+                     "role": "member", "state": "active"}, {}
+
     # -- shapes --------------------------------------------------------------------------
 
     def _api(self) -> str:
@@ -381,7 +427,8 @@ class LocalGitHub:
     def _web(self, pr: int) -> str:
         return f"{self.url}/{self.repository}/pull/{pr}"
 
-    def _user(self, login: str, kind: str = "User") -> Json:
+    def _user(self, login: str, kind: str | None = None) -> Json:
+        kind = kind or ("Bot" if login.endswith("[bot]") else "User")
         return {
             "login": login, "id": _stable_id(login), "node_id": f"U_{_stable_id(login)}",
             "avatar_url": f"{self.url}/avatars/{login}", "url": f"{self.url}/users/{login}",

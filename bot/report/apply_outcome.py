@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from bot.core.domain import Approval, Change, Outcome
+from bot.report import markdown as md
 
 if TYPE_CHECKING:
     pass
@@ -39,10 +40,13 @@ def change_lines(change: Change | dict[str, Any]) -> list[tuple[str, str, Any, A
     return [(where, key, before, after)]
 
 
-def _approval_line(approval: Approval) -> str:
+def _approval_line(approval: Approval, escape: bool = False) -> str:
     how = {"github-reviews": "approving reviews on GitHub",
            "commit-author": "merge commit author: no GitHub context"}.get(
         approval.source, approval.source)
+    if escape:  # a commit author's name is whatever the committer wrote
+        return (f"approved by: {', '.join(md.text(a, 120) for a in approval.approvers)} "
+                f"({md.text(how)})")
     return f"approved by: {', '.join(approval.approvers)} ({how})"
 
 
@@ -87,17 +91,18 @@ def comment(outcome: Outcome) -> str:
     """The outcome as the merged PR's comment (Markdown)."""
     o = outcome
     if o.noop:
-        return (f"### promotion-bot apply: `{o.target}`\n\nNo changes: production already "
-                f"matches `{o.path}` at `{o.commit[:12]}`.")
-    rows = [f"### ✅ promotion-bot applied `{o.target}` at `{o.commit[:12]}`", ""]
+        return (f"### promotion-bot apply: {md.code(o.target)}\n\nNo changes: production "
+                f"already matches {md.code(o.path)} at `{o.commit[:12]}`.")
+    rows = [f"### ✅ promotion-bot applied {md.code(o.target)} at `{o.commit[:12]}`", ""]
     if o.caught_up:
-        rows += [f"> ⏭️ {missed_line(o.path, o.caught_up)}", ""]
-    rows += [_approval_line(o.approval), ""]
+        rows += [f"> ⏭️ {missed_line(md.code(o.path), o.caught_up)}", ""]
+    rows += [_approval_line(o.approval, escape=True), ""]
     if o.retired:
         rows += ["The request file was deleted: challenger retired, champion left in place.", ""]
     rows += ["| where | what | before | after |", "| --- | --- | --- | --- |"]
-    rows += [f"| {where}{' ⚠️ drift' if c.drift else ''} | `{what}` | `{shorten(before, 80)}` "
-             f"| `{shorten(after, 80)}` |"
+    rows += [f"| {where}{' ⚠️ drift' if c.drift else ''} | {md.code(what, cell=True)} | "
+             f"{md.code(shorten(before, 80), cell=True)} | "
+             f"{md.code(shorten(after, 80), cell=True)} |"
              for c in o.changes for where, what, before, after in change_lines(c)]
     rows.append("")
     if o.drift:
@@ -109,16 +114,16 @@ def comment(outcome: Outcome) -> str:
               if o.execution_arn else None),
              ("endpoint", f"{o.endpoint}: " + ", ".join(
                  f"{v.name} {v.weight}%" for v in o.variants) if o.endpoint else None)]
-    rows += [f"- **{label}:** `{value}`" for label, value in facts if value]
+    rows += [f"- **{label}:** {md.code(value)}" for label, value in facts if value]
     return "\n".join(rows)
 
 
 def failure_comment(target: str, message: str, backup_keys: list[str]) -> str:
     """The merged PR's comment when apply stopped half-way."""
-    return (f"### ❌ promotion-bot apply of `{target}` stopped\n\n"
-            f"```\n{message}\n```\n\nProduction may be partly updated; every step is "
+    return (f"### ❌ promotion-bot apply of {md.code(target)} stopped\n\n"
+            f"{md.block(message)}\n\nProduction may be partly updated; every step is "
             "idempotent, so rerunning apply finishes the job. Backups made so far: "
-            + (", ".join(f"`{k}`" for k in backup_keys) or "none"))
+            + (", ".join(md.code(k) for k in backup_keys) or "none"))
 
 
 def outcomes_to_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.domain import Curve, Plan
 from bot.core.endpoint_comparison import EndpointComparison
+from bot.report import markdown as md
 
 METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -103,7 +104,7 @@ def comparison_section(plan: Plan) -> str:
         "so differences carry no confidence interval"
     )
     rows = [
-        f"Champion: `{champion.experiment_id}` — {how}.",
+        f"Champion: {md.code(champion.experiment_id)} — {how}.",
         "",
         "| metric | candidate | champion | difference | change | 95 % CI of difference "
         "| improved |",
@@ -137,8 +138,7 @@ def confusion_section(plan: Plan) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "*(absent)*"
-    text = str(value)
-    return f"`{text}`" if len(text) < 120 else f"`{text[:117]}…`"
+    return md.code(value, 118, cell=True)
 
 
 def changes_section(plan: Plan) -> str:
@@ -159,7 +159,8 @@ def changes_section(plan: Plan) -> str:
         out += ["| what | now | after merge |", "| --- | --- | --- |"]
         for c in mine:
             drift = " ⚠️ drift" if c.drift else ""
-            out.append(f"| `{c.key}`{drift} | {_show(c.before)} | {_show(c.after)} |")
+            out.append(f"| {md.code(c.key, cell=True)}{drift} | {_show(c.before)} | "
+                       f"{_show(c.after)} |")
         out.append("")
     drifted = [c for c in changes if c.drift]
     if drifted:
@@ -191,7 +192,7 @@ def config_diff(plan: Plan) -> str:
                                         "production-model-config.yaml (after merge)"))
     n = sum(1 for c in plan.changes if c.target == "s3-config")
     return (f"<details><summary>{n} field(s) change — YAML diff</summary>\n\n"
-            f"```diff\n{diff}```\n</details>\n")
+            f"{md.block(diff, 'diff')}\n</details>\n")
 
 
 def endpoint_comparison_section(comparison: EndpointComparison) -> str:
@@ -221,18 +222,24 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     passed = plan.passed
     failed = [g.name for g in plan.gates if not g.passed]
     head = (
-        f"## {'✅' if passed else '❌'} Promotion plan — `{plan.target}` · "
-        f"`{plan.experiment_id}`\n\n"
+        f"## {'✅' if passed else '❌'} Promotion plan — {md.code(plan.target)} · "
+        f"{md.code(plan.experiment_id)}\n\n"
         + (f"**All {len(plan.gates)} gates pass.** " if passed
            else f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. ")
         + f"Merging changes **{len(plan.changes)}** thing(s) in AWS, listed below.\n\n"
-        f"<sub>request `{plan.request_path}` · content `{plan.content_sha256[:12]}` · "
-        f"model `{plan.model_key[:12]}` "
+        f"<sub>request {md.code(plan.request_path)} · content `{plan.content_sha256[:12]}` · "
+        f"model `{(plan.model_sha256 or plan.model_key)[:12]}` "
         f"({'trained for this plan' if plan.trained else 'reused, not retrained'}) · "
         f"evaluated {plan.evaluated_at}</sub>"
     )
     sections = [head]
-    sections += [f"> ⚠️ {note}" for note in plan.notes]
+    if plan.description.strip():
+        sections.append(f"**Description** (by the request's author):\n\n"
+                        f"{md.quote(plan.description)}")
+    challenger = plan.rollout.challenger if plan.rollout else None
+    if challenger is not None and challenger.override_reason:
+        sections.append(f"> ⚠️ **Rollout override:** {md.text(challenger.override_reason)}")
+    sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
     sections += [
         "### Gates", gates_section(plan),
         "### Candidate vs champion", comparison_section(plan),
@@ -247,7 +254,7 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     if links:
         sections.append(
             "<details><summary>Artifacts</summary>\n\n"
-            + "\n".join(f"- {name}: `{uri}`" for name, uri in links.items())
+            + "\n".join(f"- {md.text(name)}: {md.code(uri)}" for name, uri in links.items())
             + "\n</details>"
         )
     return "\n\n".join(sections) + "\n"

@@ -1,7 +1,16 @@
-"""Models, plans and apply records stored by hash in S3, so what was reviewed is what deploys.
+"""Models, plans and apply records stored in S3, so what was reviewed is what deploys.
 
-Layout under ``s3://<target>-models/promotion-bot/``: ``models/<model_key>/model.tar.gz``,
-``plans/<content_sha256>/{plan.json,comment.md,*.png}`` and ``applies/<commit>.json``.
+Layout under ``s3://<target>-models/promotion-bot/``:
+
+- ``models/sha256/<sha256 of the bytes>/model.tar.gz``: content-addressed and written once
+  (``If-None-Match: *``); an existing object is never overwritten, and whoever reads a model
+  can check its bytes against its name (apply does, before deploying);
+- ``models/keys/<model_key>.json``: which model was trained for a model key (what plan
+  reuses instead of retraining), a statement signed with the plan-signing key;
+- ``plans/<content_sha256>/{plan.json,plan.sig,comment.md,*.png}``: the latest plan of a
+  content and its signature. A re-plan of the same content rewrites them (a new champion
+  means a new comparison); without the key nobody else can write a plan that verifies;
+- ``applies/<commit>.json``: what apply did.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.clients import client, error_code
+from bot.core import integrity
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -66,13 +76,24 @@ def _get(bucket: str, key: str, region: str | None = None) -> bytes | None:
     return body
 
 
-def _put(bucket: str, key: str, data: bytes, region: str | None = None) -> str:
+def _put(bucket: str, key: str, data: bytes, region: str | None = None, *,
+         once: bool = False) -> bool:
+    """Write an object; with ``once``, only if none exists (False: one was there already)."""
+    from botocore.exceptions import ClientError
+
     suffix = key[key.rfind("."):] if "." in key else ""
-    client("s3", region).put_object(
-        Bucket=bucket, Key=key, Body=data,
-        ContentType=_CONTENT_TYPES.get(suffix, "application/octet-stream"),
-    )
-    return f"s3://{bucket}/{key}"
+    condition = {"IfNoneMatch": "*"} if once else {}
+    try:
+        client("s3", region).put_object(
+            Bucket=bucket, Key=key, Body=data,
+            ContentType=_CONTENT_TYPES.get(suffix, "application/octet-stream"), **condition,
+        )
+    except ClientError as error:
+        # 412: the object exists; 409: another writer is creating it at this moment.
+        if once and error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True
 
 
 def _json(data: bytes, uri: str) -> dict[str, Any]:
@@ -85,16 +106,96 @@ def _json(data: bytes, uri: str) -> dict[str, Any]:
     return value
 
 
-def model_uri(t: Target, model_key: str) -> str:
-    return f"s3://{t.artifacts_bucket}/{_key(t, 'models', model_key, 'model.tar.gz')}"
+def model_uri(t: Target, data: bytes) -> str:
+    """Where the model ``data`` is (or would be) stored: named by the sha256 of its bytes."""
+    return f"s3://{t.artifacts_bucket}/{_model_key(t, integrity.sha256_hex(data))}"
+
+
+def _model_key(t: Target, digest: str) -> str:
+    return _key(t, "models", "sha256", digest, "model.tar.gz")
+
+
+def _index_key(t: Target, model_key: str) -> str:
+    return _key(t, "models", "keys", f"{model_key}.json")
 
 
 def get_model(t: Target, model_key: str) -> bytes | None:
-    return _get(t.artifacts_bucket, _key(t, "models", model_key, "model.tar.gz"), t.region)
+    """The model trained for ``model_key``, if a signed index names one whose bytes match;
+    None otherwise (never trained, or the index or the bytes cannot be trusted: retrain)."""
+    from bot.adapters.aws import signing
+
+    key = _index_key(t, model_key)
+    index = _get(t.artifacts_bucket, key, t.region)
+    if index is None:
+        return None
+    try:
+        statement = signing.verify(t, index, f"s3://{t.artifacts_bucket}/{key}")
+    except signing.BadSignature:
+        return None
+    digest = statement.get("model_sha256")
+    if (statement.get("kind") != integrity.MODEL or statement.get("target") != t.name
+            or statement.get("model_key") != model_key or not isinstance(digest, str)):
+        return None
+    data = _get(t.artifacts_bucket, _model_key(t, digest), t.region)
+    if data is None or integrity.sha256_hex(data) != digest:
+        return None
+    return data
 
 
 def put_model(t: Target, model_key: str, data: bytes) -> str:
-    return _put(t.artifacts_bucket, _key(t, "models", model_key, "model.tar.gz"), data, t.region)
+    """Store a trained model (once, by digest) and the signed index entry for ``model_key``."""
+    from bot.adapters.aws import signing
+
+    uri = store_model(t, data)
+    statement = integrity.model_statement(target=t.name, model_key=model_key,
+                                          model_sha256=integrity.sha256_hex(data), model_uri=uri)
+    _put(t.artifacts_bucket, _index_key(t, model_key), signing.sign(t, statement).to_bytes(),
+         t.region)
+    return uri
+
+
+def store_model(t: Target, data: bytes) -> str:
+    """Write ``data`` under its digest unless it is there already; never overwrite.
+
+    An object already under that name with other bytes was written by someone else than
+    the bot: refused, naming both digests.
+    """
+    digest = integrity.sha256_hex(data)
+    key = _model_key(t, digest)
+    uri = f"s3://{t.artifacts_bucket}/{key}"
+    if not _put(t.artifacts_bucket, key, data, t.region, once=True):
+        verify_model(uri)
+    return uri
+
+
+def read_model(uri: str) -> bytes:
+    """The model at ``uri``; when the URI names a digest, only if the bytes have it."""
+    data = read_object(uri)
+    expected = integrity.model_digest(uri)
+    if expected is not None:
+        found = integrity.sha256_hex(data)
+        if found != expected:
+            raise TamperedModel(uri, expected, found)
+    return data
+
+
+def verify_model(uri: str) -> str:
+    """Recompute the sha256 of the model at ``uri`` and check it against the one its name
+    records; return it. ``BotError`` for a URI that names no digest, ``TamperedModel`` for
+    bytes that are not the reviewed ones."""
+    if integrity.model_digest(uri) is None:
+        raise BotError(f"{uri}: not a content-addressed model (models/sha256/<digest>/"
+                       "model.tar.gz), so its bytes cannot be checked; re-run plan")
+    return integrity.sha256_hex(read_model(uri))
+
+
+class TamperedModel(BotError):
+    """A stored model whose bytes are not the ones its name (and the signed plan) records."""
+
+    def __init__(self, uri: str, expected: str, found: str) -> None:
+        super().__init__(f"{uri}: the model's bytes have sha256 {found}, but the reviewed model "
+                         f"has sha256 {expected}; it was replaced after review")
+        self.uri, self.expected, self.found = uri, expected, found
 
 
 def plan_prefix(t: Target, sha: str) -> str:
@@ -103,33 +204,79 @@ def plan_prefix(t: Target, sha: str) -> str:
 
 
 def get_plan(t: Target, sha: str) -> Plan | None:
-    """The stored plan of content ``sha``; None when that content was never planned.
+    """The stored plan of content ``sha``, once its signature verifies; None when that content
+    was never planned.
 
-    Raises ``bot.report.plan_json.UnreadablePlan`` for a plan.json it cannot read.
+    Raises ``bot.report.plan_json.UnreadablePlan`` for a plan.json it cannot read or trust:
+    no plan.sig, a signature that does not verify with the plan-signing key, or a plan.json
+    that is not the one signed.
     """
+    from bot.adapters.aws import signing
     from bot.report import plan_json
 
     key = _key(t, "plans", sha, "plan.json")
+    where = f"s3://{t.artifacts_bucket}/{key}"
     data = _get(t.artifacts_bucket, key, t.region)
-    return None if data is None else plan_json.from_bytes(
-        data, f"s3://{t.artifacts_bucket}/{key}")
+    if data is None:
+        return None
+    sig_key = _key(t, "plans", sha, "plan.sig")
+    envelope = _get(t.artifacts_bucket, sig_key, t.region)
+    if envelope is None:
+        raise plan_json.UnreadablePlan(
+            f"{where} is not signed (no plan.sig beside it): it was not stored by the plan job")
+    try:
+        statement = signing.verify(t, envelope, f"s3://{t.artifacts_bucket}/{sig_key}")
+    except signing.BadSignature as error:
+        raise plan_json.UnreadablePlan(
+            f"{where} is not signed by the plan job: {error.message}") from None
+    differs = integrity.mismatch(statement, {
+        "kind": integrity.PLAN, "target": t.name, "content_sha256": sha,
+        "plan_sha256": integrity.sha256_hex(data)})
+    if differs is not None:
+        raise plan_json.UnreadablePlan(
+            f"{where} is not the plan that was signed ({differs}): it was changed after plan")
+    plan = plan_json.from_bytes(data, where)
+    differs = integrity.mismatch(statement, _decisions(plan))
+    if differs is not None:  # only a bug makes these differ: plan_sha256 covers them
+        raise plan_json.UnreadablePlan(f"{where} disagrees with its signature ({differs})")
+    return plan
 
 
-def put_plan(t: Target, sha: str, files: dict[str, bytes]) -> str:
-    """Store a plan's files (plan.json last, so a plan is complete once it is visible)."""
-    if "plan.json" not in files:
-        raise ValueError("a stored plan needs plan.json")
-    for name in sorted(files, key=lambda n: n == "plan.json"):
-        if "/" in name or name in ("", ".", ".."):
+def _decisions(plan: Plan) -> dict[str, Any]:
+    return {"model_sha256": plan.model_sha256, "model": plan.artifact, "passed": plan.passed,
+            "gates": [[g.name, g.passed] for g in plan.gates]}
+
+
+def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
+    """Store a plan: ``files`` (comment, plots), plan.json, and plan.sig last, so a plan is
+    complete once its signature is visible. Returns the plan's prefix."""
+    from bot.adapters.aws import signing
+    from bot.report import plan_json
+
+    if plan.model_sha256 is None:
+        raise ValueError(f"a stored plan needs a content-addressed model, not {plan.artifact}")
+    body = plan_json.to_bytes(plan)
+    statement = integrity.plan_statement(
+        target=t.name, content_sha256=plan.content_sha256, plan_sha256=integrity.sha256_hex(body),
+        model_sha256=plan.model_sha256, model_uri=plan.artifact, passed=plan.passed,
+        gates=[(g.name, g.passed) for g in plan.gates])
+    envelope = signing.sign(t, statement).to_bytes()
+    named = {**files, "plan.json": body, "plan.sig": envelope}
+    for name in sorted(files):
+        if "/" in name or name in ("", ".", "..") or name in ("plan.json", "plan.sig"):
             raise ValueError(f"plan file name {name!r} must be a plain file name")
-        _put(t.artifacts_bucket, _key(t, "plans", sha, name), files[name], t.region)
-    return plan_prefix(t, sha)
+    for name in [*sorted(files), "plan.json", "plan.sig"]:
+        _put(t.artifacts_bucket, _key(t, "plans", plan.content_sha256, name), named[name],
+             t.region)
+    return plan_prefix(t, plan.content_sha256)
 
 
 def put_apply_record(t: Target, commit: str, record: dict[str, Any]) -> str:
     """Store what apply did at ``commit`` (the audit trail ``history`` prints)."""
     data = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
-    return _put(t.artifacts_bucket, _key(t, "applies", f"{commit}.json"), data, t.region)
+    key = _key(t, "applies", f"{commit}.json")
+    _put(t.artifacts_bucket, key, data, t.region)
+    return f"s3://{t.artifacts_bucket}/{key}"
 
 
 def get_apply_record(t: Target, commit: str) -> dict[str, Any] | None:

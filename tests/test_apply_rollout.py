@@ -1,0 +1,129 @@
+"""Apply enforces the staged-rollout rules itself, however plan was run (issue #9: a 1 % →
+100 % jump without ``override_reason`` planned without ``--base`` was promoted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+
+import pytest
+from conftest import GitRepo, request_yaml
+
+from bot import cli
+from bot.adapters.aws import config_store, endpoint
+from bot.core.domain import Plan
+from bot.errors import RolloutRefused
+from bot.flows.apply import apply
+from bot.settings import Target
+
+PATH = "promotion-requests/fraud-detection.yaml"
+
+
+def at(share: int, override: str = "") -> str:
+    reason = f"    override_reason: {override}\n" if override else ""
+    return request_yaml("exp-xgboost-1", rollout=(
+        f"rollout:\n  challenger:\n{reason}    traffic_percent: {share}\n"))
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
+                                                                 wait_delay=0.01))
+
+
+@pytest.fixture
+def serving_one_percent(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+                        store_champion: None) -> str:
+    """A challenger at the first step (1 %), applied; returns the commit."""
+    store_plan(at(1))
+    start = git_repo.head()
+    git_repo.commit({PATH: at(1)}, "Challenger at 1 %")
+    apply(git_repo.path, start, "HEAD", None)
+    config = config_store.read(aws)
+    assert config is not None and config.challenger_traffic_percent == 1
+    return git_repo.head()
+
+
+@pytest.fixture
+def store_champion(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan]) -> None:
+    """A champion in production, so that a challenger serves beside it."""
+    champion = request_yaml("exp-champion", eta=0.3)
+    store_plan(champion)
+    start = git_repo.head()
+    git_repo.commit({PATH: champion}, "Champion")
+    apply(git_repo.path, start, "HEAD", None)
+
+
+def test_a_jump_from_1_to_100_percent_is_refused_at_apply(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store_plan(at(100))  # planned without --base: the plan passed
+    git_repo.commit({PATH: at(100)}, "Promote now")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # soaked long enough
+
+    with pytest.raises(RolloutRefused) as caught:
+        apply(git_repo.path, serving_one_percent, "HEAD", None, now=later)
+    assert caught.value.message == (
+        f"{PATH}:15: rollout.challenger.traffic_percent: skips a step: from 1% the next step is "
+        "10% (got 100%); set override_reason to do it anyway (apply checks the rollout rules "
+        "against what production serves); nothing was applied")
+    capsys.readouterr()
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before",
+                     serving_one_percent]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skips a step" in err and "must soak 24h" in err
+    config = config_store.read(aws)
+    assert config is not None and config.challenger_traffic_percent == 1
+
+
+def test_the_same_jump_with_an_override_reason_is_applied(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    text = at(100, "incident 42, the champion is broken")
+    store_plan(text)
+    git_repo.commit({PATH: text}, "Promote now, on purpose")
+    [outcome] = apply(git_repo.path, serving_one_percent, "HEAD", None)
+    assert [(v.name, v.weight) for v in outcome.variants] == [("champion", 100)]
+
+
+def test_the_next_step_after_its_soak_is_applied_and_too_early_is_refused(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    store_plan(at(10))
+    git_repo.commit({PATH: at(10)}, "Challenger at 10 %")
+    with pytest.raises(RolloutRefused, match=r"the 1% step must soak 24h before the next step; "
+                                             r"it has soaked 0min"):
+        apply(git_repo.path, serving_one_percent, "HEAD", None)
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+    [outcome] = apply(git_repo.path, serving_one_percent, "HEAD", None, now=tomorrow)
+    assert [(v.name, v.weight) for v in outcome.variants] == [("champion", 90),
+                                                             ("challenger", 10)]
+
+
+def test_a_new_challenger_starts_at_the_first_step(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        store_champion: None) -> None:
+    store_plan(at(50))
+    start = git_repo.head()
+    git_repo.commit({PATH: at(50)}, "Straight to 50 %")
+    with pytest.raises(RolloutRefused, match=r"a new challenger starts at the first step, 1% "
+                                             r"\(got 50%\)"):
+        apply(git_repo.path, start, "HEAD", None)
+
+
+def test_a_step_whose_run_was_cancelled_counts_from_what_production_serves(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    """1 % applied; the 10 % change's run never ran; 50 % is pushed: production would jump
+    from 1 % to 50 %, which the rules forbid even though git's previous version says 10 %."""
+    for share in (10, 50):
+        store_plan(at(share))
+    git_repo.commit({PATH: at(10)}, "10 % (its apply run was cancelled)")
+    ten = git_repo.head()
+    git_repo.commit({PATH: at(50)}, "50 %")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    with pytest.raises(RolloutRefused, match=r"from 1% the next step is 10% \(got 50%\)"):
+        apply(git_repo.path, ten, "HEAD", None, now=later)

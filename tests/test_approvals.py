@@ -1,0 +1,256 @@
+"""Approvals by GitHub's rules, in the bot itself: the pure rule, CODEOWNERS, and apply
+against the local GitHub server (each attack of issue #9 refused, nothing changed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import GitRepo, request_yaml
+
+from bot import cli
+from bot.adapters.aws import config_store, ssm
+from bot.adapters.github import GitHubHost
+from bot.core.approvals import PullReviews, Review, judge
+from bot.core.codeowners import owners
+from bot.core.domain import Plan
+from bot.errors import NotApproved
+from bot.flows.apply import apply
+from bot.local.github import LocalGitHub
+from bot.settings import Target, settings
+
+HEAD, OLD = "4d5e6f" + "0" * 34, "1a2b3c" + "0" * 34
+PATH = "promotion-requests/fraud-detection.yaml"
+REQUEST = request_yaml("exp-xgboost-1")
+
+
+def pull(*reviews: Review, permissions: dict[str, str] | None = None) -> PullReviews:
+    return PullReviews(7, "dana", HEAD, reviews,
+                       permissions if permissions is not None else {
+                           "maria": "write", "bob": "admin", "eve": "read", "dana": "write"})
+
+
+def approved(login: str, commit: str = HEAD, bot: bool = False) -> Review:
+    return Review(login, bot, "APPROVED", commit)
+
+
+# -- the rule --------------------------------------------------------------------------
+
+
+def test_an_approval_of_the_merged_head_by_a_writer_counts() -> None:
+    verdict = judge(pull(approved("maria")), required=1)
+    assert verdict.approved and verdict.approvers == ("maria",)
+
+
+def test_a_stale_approval_does_not_count() -> None:
+    verdict = judge(pull(approved("maria", OLD)), required=1)
+    assert not verdict.approved
+    assert verdict.refusal() == ("PR #7: approval by maria was given on 1a2b3c0, not the merged "
+                                 "head 4d5e6f0; 0 of 1 required approvals")
+
+
+def test_the_authors_own_approval_does_not_count() -> None:
+    verdict = judge(pull(approved("dana")), required=1)
+    assert verdict.refusal() == ("PR #7: approval by dana does not count: dana opened the pull "
+                                 "request; 0 of 1 required approvals")
+
+
+def test_a_bots_approval_does_not_count() -> None:
+    verdict = judge(pull(approved("github-actions[bot]", bot=True),
+                         approved("renovate[bot]")), required=1)
+    assert not verdict.approved
+    assert "approval by github-actions[bot] does not count: it is a bot" in verdict.refusal()
+    assert "approval by renovate[bot] does not count: it is a bot" in verdict.refusal()
+
+
+def test_an_outsiders_approval_does_not_count_and_a_writers_changes_requested_block() -> None:
+    verdict = judge(pull(Review("bob", False, "CHANGES_REQUESTED", OLD), approved("eve"),
+                         approved("maria")), required=1)
+    assert not verdict.approved and verdict.blocked
+    assert verdict.approvers == ("maria",)
+    assert verdict.refusal() == (
+        "PR #7: bob requested changes and has not approved since; approval by eve does not "
+        "count: eve has read access, not write; 1 of 1 required approvals")
+
+
+def test_only_the_latest_state_counts() -> None:
+    comment = Review("maria", False, "COMMENTED", HEAD)
+    assert judge(pull(Review("maria", False, "CHANGES_REQUESTED", OLD), approved("maria"),
+                      comment), required=1).approved
+    dismissed = judge(pull(approved("maria"), Review("maria", False, "DISMISSED", HEAD)),
+                      required=1)
+    assert dismissed.refusal() == ("PR #7: the review by maria was dismissed; 0 of 1 required "
+                                   "approvals")
+    # A dismissed change request no longer blocks.
+    assert judge(pull(Review("bob", False, "DISMISSED", HEAD), approved("maria")),
+                 required=1).approved
+
+
+def test_required_approvals_is_a_number() -> None:
+    assert not judge(pull(approved("maria")), required=2).approved
+    assert judge(pull(approved("maria"), approved("bob")), required=2).approvers == (
+        "bob", "maria")
+
+
+def test_a_code_owner_must_approve_when_codeowners_names_one() -> None:
+    both = pull(approved("maria"), approved("bob"))
+    assert judge(both, 1, frozenset({"bob"}), "@acme/model-risk").approved
+    refused = judge(pull(approved("maria")), 1, frozenset(), "@acme/model-risk")
+    assert refused.refusal() == ("PR #7: no approval by a code owner of the request file "
+                                 "(@acme/model-risk); 1 of 1 required approvals")
+
+
+def test_no_review_at_all() -> None:
+    assert judge(pull(), 1).refusal() == "PR #7: no review; 0 of 1 required approvals"
+
+
+def test_codeowners_last_matching_line_wins() -> None:
+    text = ("# owners\n* @everyone\n/promotion-requests/ @acme/model-risk  # the risk team\n"
+            "promotion-requests/churn.yaml @carol\ndocs/ @writers\n*.md @docs\n")
+    assert owners(text, PATH) == ("@acme/model-risk",)
+    assert owners(text, "promotion-requests/churn.yaml") == ("@carol",)
+    assert owners(text, "README.md") == ("@docs",)
+    assert owners(text, "docs/a/b.txt") == ("@writers",)
+    assert owners(text, "src/x.py") == ("@everyone",)
+    assert owners("**/fraud-*.yaml @fraud\n/promotion-requests/x.yml\n", PATH) == ("@fraud",)
+    assert owners("/promotion-requests/*.yaml @a\n/promotion-requests/ \n", PATH) == ()
+    assert owners("other/ @a\n", PATH) == ()
+
+
+# -- apply on GitHub -------------------------------------------------------------------
+
+
+@pytest.fixture
+def github() -> Iterator[LocalGitHub]:
+    with LocalGitHub(repository="acme/fraud-models") as server:
+        for login, role in (("maria", "write"), ("bob", "admin"), ("dana", "write"),
+                            ("eve", "read")):
+            server.add_collaborator(login, role)
+        yield server
+
+
+@pytest.fixture
+def merged(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+           github: LocalGitHub) -> tuple[str, str, int]:
+    """The request merged by a PR whose reviewed head is the merge's only commit."""
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    head = git_repo.commit({PATH: REQUEST}, "Promote exp-xgboost-1")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    return before, after, pr
+
+
+def refused(git_repo: GitRepo, merged: tuple[str, str, int], github: LocalGitHub,
+            aws: Target, capsys: pytest.CaptureFixture[str]) -> str:
+    """Merge, apply: refused with one line and nothing changed; returns the line."""
+    before, after, pr = merged
+    github.merge_pull(pr, after)
+    host = GitHubHost(github.token, github.repository, github.url)
+    with pytest.raises(NotApproved) as caught:
+        apply(git_repo.path, before, after, host)
+    assert ssm.read(aws) == {} and config_store.read(aws) is None
+    assert github.comments(pr) == [] and github.statuses(after) == []
+    env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": github.repository,
+           "GITHUB_API_URL": github.url}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        capsys.readouterr()
+        assert cli.main(["apply", "--repo", str(git_repo.path), "--before", before,
+                         "--after", after]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert ssm.read(aws) == {}
+    return caught.value.message
+
+
+def test_stale_approval_is_refused_at_apply(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub,
+        merged: tuple[str, str, int], capsys: pytest.CaptureFixture[str]) -> None:
+    pr = merged[2]
+    head = git_repo.git("rev-parse", "promote")
+    github.set_head(pr, "f" * 40)  # what the branch held when maria approved
+    github.review(pr, "maria", "APPROVED")
+    github.set_head(pr, head)  # a later push (100 % traffic, a lower gate...) was merged
+    message = refused(git_repo, merged, github, aws, capsys)
+    assert message == (f"{PATH}: PR #{pr}: approval by maria was given on fffffff, not the "
+                       f"merged head {head[:7]}; 0 of 1 required approvals; nothing was applied")
+
+
+def test_self_approval_is_refused_at_apply(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub,
+        merged: tuple[str, str, int], capsys: pytest.CaptureFixture[str]) -> None:
+    github.review(merged[2], "dana", "APPROVED")
+    assert "approval by dana does not count: dana opened the pull request; 0 of 1" in refused(
+        git_repo, merged, github, aws, capsys)
+
+
+def test_bot_approval_is_refused_at_apply(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub,
+        merged: tuple[str, str, int], capsys: pytest.CaptureFixture[str]) -> None:
+    github.add_collaborator("github-actions[bot]", "write")
+    github.review(merged[2], "github-actions[bot]", "APPROVED")
+    assert "approval by github-actions[bot] does not count: it is a bot; 0 of 1" in refused(
+        git_repo, merged, github, aws, capsys)
+
+
+def test_outstanding_changes_requested_refuse_at_apply(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub,
+        merged: tuple[str, str, int], capsys: pytest.CaptureFixture[str]) -> None:
+    github.review(merged[2], "bob", "CHANGES_REQUESTED")
+    github.review(merged[2], "eve", "APPROVED")
+    github.review(merged[2], "mallory", "APPROVED")  # not a collaborator at all
+    message = refused(git_repo, merged, github, aws, capsys)
+    assert message == (
+        f"{PATH}: PR #{merged[2]}: bob requested changes and has not approved since; approval "
+        "by eve does not count: eve has read access, not write; approval by mallory does not "
+        "count: mallory has none access, not write; 0 of 1 required approvals; nothing was "
+        "applied")
+
+
+def test_codeowners_on_the_base_require_a_code_owners_approval(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
+                    "Code owners")
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    # The branch tries to name its own owners: GitHub (and apply) read the base's file.
+    head = git_repo.commit({PATH: REQUEST, ".github/CODEOWNERS": "* @maria\n"}, "Promote")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    github.review(pr, "maria", "APPROVED")
+    message = refused(git_repo, (before, after, pr), github, aws, capsys)
+    assert "no approval by a code owner of the request file (@acme/model-risk); 1 of 1" in message
+
+    github.add_team_member("acme/model-risk", "bob")
+    github.review(pr, "bob", "APPROVED")
+    host = GitHubHost(github.token, github.repository, github.url)
+    [outcome] = apply(git_repo.path, before, after, host)
+    assert outcome.approval.approvers == ("bob", "maria")
+    config = config_store.read(aws)
+    assert config is not None and config.approvers == ["bob", "maria"]
+
+
+def test_two_approvals_when_the_setting_says_so(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, merged: tuple[str, str, int],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PROMOTION_BOT_REQUIRED_APPROVALS", "2")
+    settings.cache_clear()
+    try:
+        github.review(merged[2], "maria", "APPROVED")
+        assert refused(git_repo, merged, github, aws, capsys).endswith(
+            "1 of 2 required approvals; nothing was applied")
+        github.review(merged[2], "bob", "APPROVED")
+        host = GitHubHost(github.token, github.repository, github.url)
+        [outcome] = apply(git_repo.path, merged[0], merged[1], host)
+        assert outcome.approval.approvers == ("bob", "maria")
+    finally:
+        settings.cache_clear()

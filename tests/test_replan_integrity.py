@@ -1,0 +1,142 @@
+"""A re-plan trusts nothing in S3 it cannot verify (issue #9): a forged or unsigned stored
+plan, or a forged model index, is evaluated afresh on the embedded default; a swapped
+champion model is refused."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bot import cli
+from bot.adapters.aws import artifacts, config_store
+from bot.core.domain import GateResult
+from bot.local.aws_server import LocalAWS
+from bot.local.bootstrap import bootstrap
+from bot.report import plan_json
+from bot.settings import target
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = (ROOT / "promotion-requests" / "fraud-detection.yaml").read_text()
+T = target("fraud-detection")
+
+
+@pytest.fixture(scope="module")
+def production() -> Iterator[LocalAWS]:
+    with LocalAWS() as aws:
+        bootstrap(rows=3000, progress=lambda _: None)
+        yield aws
+
+
+@pytest.fixture(autouse=True)
+def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_BASE_REF"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def request_file(tmp_path: Path, rounds: int) -> Path:
+    """A small request (a few rounds: quick to train) in a fresh git repository."""
+    text = SHIPPED.replace("num_round: 150", f"num_round: {rounds}").replace(
+        "max_depth: 7", "max_depth: 3")
+    path = tmp_path / "repo" / "promotion-requests" / "fraud-detection.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    subprocess.run(["git", "init", "-q", str(path.parents[1])], check=True)
+    return path
+
+
+def plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Run ``plan``; return its stderr and the stored plan.json."""
+    capsys.readouterr()
+    code = cli.main(["plan", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code in (0, 1), err
+    return err, (out / "plan.json").read_text()
+
+
+def put(uri: str, body: bytes) -> None:
+    bucket, key = artifacts.split_uri(uri)
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def test_a_forged_stored_plan_is_evaluated_afresh(
+        production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    path = request_file(tmp_path, rounds=7)
+    _, honest = plan(path, tmp_path / "first", capsys)
+    stored = plan_json.from_bytes(honest.encode(), "plan.json")
+    prefix = artifacts.plan_prefix(T, stored.content_sha256)
+    forged = replace(stored, gates=(GateResult("accuracy >= 0.10", 0.1, 0.99, True),),
+                     experiment_id="forged")
+    put(f"{prefix}/plan.json", plan_json.to_bytes(forged))
+
+    err, again = plan(path, tmp_path / "second", capsys)
+
+    assert "not reusing the stored plan: " in err and "is not the plan that was signed" in err
+    assert "reusing the stored evaluation" not in err and "evaluating on" in err
+    replanned = plan_json.from_bytes(again.encode(), "plan.json")
+    assert replanned.gates == stored.gates and replanned.experiment_id == stored.experiment_id
+    assert artifacts.get_plan(T, stored.content_sha256) == replanned  # signed again
+
+    err, _ = plan(path, tmp_path / "third", capsys)  # and now reused, as before
+    assert "reusing the stored evaluation" in err
+
+
+def test_an_unsigned_stored_plan_is_evaluated_afresh(
+        production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = request_file(tmp_path, rounds=8)
+    _, honest = plan(path, tmp_path / "first", capsys)
+    stored = plan_json.from_bytes(honest.encode(), "plan.json")
+    bucket, key = artifacts.split_uri(
+        f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
+    boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+
+    err, _ = plan(path, tmp_path / "second", capsys)
+
+    assert "not reusing the stored plan: " in err and "is not signed (no plan.sig" in err
+    assert "evaluating on" in err
+    assert artifacts.get_plan(T, stored.content_sha256) is not None
+
+
+def test_a_forged_model_index_is_not_reused(
+        production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = request_file(tmp_path, rounds=9)
+    _, honest = plan(path, tmp_path / "first", capsys)
+    stored = plan_json.from_bytes(honest.encode(), "plan.json")
+    theirs = artifacts.store_model(T, artifacts.read_object(stored.artifact) + b"\0backdoor")
+    index = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/models/keys/"
+             f"{stored.model_key}.json")
+    put(index, artifacts.read_object(index).replace(
+        str(stored.model_sha256).encode(), theirs.split("/")[-2].encode()))
+    bucket, key = artifacts.split_uri(
+        f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
+    boto3.client("s3").delete_object(Bucket=bucket, Key=key)  # so the model is looked up
+
+    err, again = plan(path, tmp_path / "second", capsys)
+
+    assert "training xgboost" in err and "reusing the model" not in err
+    assert plan_json.from_bytes(again.encode(), "plan.json").artifact != theirs
+
+
+def test_a_swapped_champion_model_is_refused_by_plan(
+        production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    live = config_store.read(T)
+    assert live is not None and live.champion is not None
+    uri = live.champion.model_artifact
+    original = artifacts.read_object(uri)
+    put(uri, b"swapped")
+    try:
+        capsys.readouterr()
+        code = cli.main(["plan", str(request_file(tmp_path, rounds=10)),
+                         "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+    finally:
+        put(uri, original)
+    assert code == 2
+    assert "the model's bytes have sha256" in err and "replaced after review" in err
+    assert err.strip().splitlines()[-1].startswith("promotion-bot plan: ")
+    assert "Traceback" not in err
