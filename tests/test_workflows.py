@@ -702,18 +702,20 @@ def bucket_policy_statements(s: Stack, bucket: str) -> dict[str, dict[str, Any]]
     return {st["Sid"]: st for st in s.properties(policy)["PolicyDocument"]["Statement"]}
 
 
-def test_models_and_plans_are_written_once_with_if_none_match() -> None:
+def test_models_are_written_once_and_plans_only_by_the_plan_role() -> None:
     t = default_target()
     s = stack()
-    write_once = sorted(f"arn:aws:s3:::{t.artifacts_bucket}/{t.artifacts_prefix}/{p}/*"
-                        for p in ("models", "plans"))
+    where = f"arn:aws:s3:::{t.artifacts_bucket}/{t.artifacts_prefix}"
     puts = [(resources, condition) for a, resources, condition in grants(s, "PlanRole")
             if a == "s3:PutObject"]
-    assert puts == [(write_once, {"StringEquals": {"s3:if-none-match": "*"}})]
-    # The bucket refuses any other write there, whoever makes it.
-    deny = bucket_policy_statements(s, "ModelsBucket")["ModelsAndPlansAreWriteOnceForEveryone"]
+    # Model bytes: never over an existing object. Plans and the model index: rewritten by
+    # re-plans, trusted only through their signature (the plan role alone may sign).
+    assert puts == [([f"{where}/models/sha256/*"], {"StringEquals": {"s3:if-none-match": "*"}}),
+                    (sorted([f"{where}/models/keys/*", f"{where}/plans/*"]), {})]
+    # The bucket refuses any other write of model bytes, whoever makes it.
+    deny = bucket_policy_statements(s, "ModelsBucket")["ModelsAreWriteOnceForEveryone"]
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
-    assert sorted(deny["Resource"]) == write_once
+    assert deny["Resource"] == [f"{where}/models/sha256/*"]
     assert deny["Condition"] == {"StringNotEquals": {"s3:if-none-match": "*"}}
     # Nobody else may write there at all.
     for role in s.of_type("AWS::IAM::Role"):
@@ -722,7 +724,8 @@ def test_models_and_plans_are_written_once_with_if_none_match() -> None:
         for action, resources, _ in grants(s, role):
             if action.startswith("s3:Put"):
                 assert not any(fnmatch.fnmatchcase(r, w) or fnmatch.fnmatchcase(w, r)
-                               for r in resources for w in write_once), (role, resources)
+                               for r in resources for w in (f"{where}/models/*",
+                                                            f"{where}/plans/*")), (role, resources)
 
 
 def test_the_bots_buckets_are_versioned_private_and_tls_only() -> None:
