@@ -84,13 +84,48 @@ def curves_section(plan: Plan) -> str:
     return f"Lines: {legend}.\n\n" + "\n\n".join(parts)
 
 
+VERDICT_LABELS = {
+    "better": "▲ better",
+    "worse": "▼ worse",
+    "inconclusive": "≈ inconclusive",
+    "not tested": "not tested",
+}
+
+
 def gates_section(plan: Plan) -> str:
+    from bot.core.gates import power_note
+
     rows = ["| gate | threshold | value | result |", "| --- | ---: | ---: | --- |"]
     for g in plan.gates:
-        result = "✅ pass" if g.passed else "❌ **fail**"
+        if not g.evaluated:
+            result = "⚪ **not evaluated**" + ("" if g.passed else ", ❌ **fail**")
+        else:
+            result = "✅ pass" if g.passed else "❌ **fail**"
         detail = f" — {g.detail}" if g.detail else ""
         rows.append(f"| {g.name} | {_fmt(g.threshold)} | {_fmt(g.value)} | {result}{detail} |")
+    notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
+             for g in plan.gates if (note := power_note(g))]
+    if notes:
+        rows += ["", "What this test set can detect:", "", *notes]
     return "\n".join(rows)
+
+
+def verdict_line(plan: Plan) -> str:
+    """The declared primary metric's verdict, in one sentence."""
+    name = plan.primary_metric
+    m = plan.comparison.metrics.get(name) if name else None
+    if name is None or m is None:
+        return ""
+    label = METRIC_LABELS.get(name, name)
+    if m.ci_low is None or m.ci_high is None:
+        return (f"Primary metric {label}: {m.current:.4f} vs {m.baseline:.4f} recorded for the "
+                "champion — **not tested** (unpaired: no interval).")
+    words = {"better": "**▲ better** than the champion",
+             "worse": "**▼ worse** than the champion",
+             "inconclusive": "**≈ inconclusive**: this test set cannot tell it from the champion",
+             }[m.verdict]
+    return (f"Primary metric {label}: {words} (difference {m.difference:+.4f}, "
+            f"95 % CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}]).")
 
 
 def comparison_section(plan: Plan) -> str:
@@ -100,16 +135,19 @@ def comparison_section(plan: Plan) -> str:
         f"{comparison.method}"
         if comparison.paired
         else f"**unpaired**: against recorded metrics ({champion.source}), "
-        "so differences carry no confidence interval"
+        "so differences carry no confidence interval and are **not tested**"
     )
     rows = [
         f"Champion: `{champion.experiment_id}` — {how}.",
         "",
         "| metric | candidate | champion | difference | change | 95 % CI of difference "
-        "| improved |",
-        "| --- | ---: | ---: | ---: | ---: | :---: | :---: |",
+        "| verdict |",
+        "| --- | ---: | ---: | ---: | ---: | :---: | :--- |",
     ]
+    secondary_better = False
     for name, label in METRIC_LABELS.items():
+        if name == plan.primary_metric:
+            label += " (primary)"
         m = comparison.metrics.get(name)
         if m is None:
             rows.append(f"| {label} | {_fmt(plan.metrics.get(name))} | — | — | — | — | — |")
@@ -118,11 +156,25 @@ def comparison_section(plan: Plan) -> str:
               if m.ci_low is not None and m.ci_high is not None else "—")
         if m.p_value is not None:
             ci += f" (DeLong p={m.p_value:.3g})"
+        secondary_better |= m.verdict == "better" and name != plan.primary_metric
         rows.append(
             f"| {label} | {m.current:.4f} | {m.baseline:.4f} | {m.difference:+.4f} | "
-            f"{m.percent_change:+.2f} % | {ci} | {'✅' if m.improved else '—'} |"
+            f"{m.percent_change:+.2f} % | {ci} | {VERDICT_LABELS[m.verdict]} |"
         )
+    rows += ["", "▲ better / ▼ worse: the 95 % interval of the difference lies above / below "
+             "0; ≈ inconclusive: it holds 0, so this test set cannot tell the two apart."]
+    if secondary_better:
+        rows.append(SECONDARY_NOTE)
     return "\n".join(rows)
+
+
+#: Measured by benchmarks/verdicts.py: an equal candidate shows ▲ on at least one of the
+#: six metrics in this share of runs, although each metric alone stays under 5 %.
+SECONDARY_NOTE = (
+    "A ▲ on a secondary metric is not a claim: six metrics give six chances, so an equal "
+    "candidate shows one somewhere more often than any one metric does. Claims rest on the "
+    "primary metric, declared in the request before the plan is seen."
+)
 
 
 def confusion_section(plan: Plan) -> str:
@@ -232,6 +284,8 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
         f"evaluated {plan.evaluated_at}</sub>"
     )
     sections = [head]
+    if verdict_line(plan):
+        sections.append(verdict_line(plan))
     sections += [f"> ⚠️ {note}" for note in plan.notes]
     sections += [
         "### Gates", gates_section(plan),
