@@ -19,7 +19,7 @@ Margin = Annotated[float, Field(ge=0, le=1)]
 
 #: Gates every request gets unless it sets ``max_drop`` itself: a candidate the test data
 #: shows to rank frauds clearly worse than the champion is refused (docs/request-format.md).
-DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02}
+DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall": 0.05}
 
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
@@ -156,7 +156,7 @@ class Gates(Strict):
         default_factory=lambda: dict(DEFAULT_MAX_DROP),  # type: ignore[arg-type]
         description="Per metric, a margin: fail when the data shows the candidate worse than "
         "the champion by more than it (the 95 % CI of the difference lies below -margin). "
-        f"Default {DEFAULT_MAX_DROP}.",
+        "Default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_DROP.items()) + ".",
     )
     non_inferior: dict[Metric, Margin] = Field(
         default_factory=dict,
@@ -231,8 +231,9 @@ class Challenger(Strict):
         description="Why a step is skipped or a soak shortened; shown in bold on the plan.",
     )
     comparison_records: int = Field(
-        default=100, ge=1, le=10_000,
-        description="Test records sent to each live variant when a rollout PR is planned.",
+        default=20_000, ge=1, le=1_000_000,
+        description="Legit test records sampled for the live comparison when a rollout PR is "
+        "planned; every fraud of the test set is sent too, to both variants.",
     )
 
     @field_validator("steps")

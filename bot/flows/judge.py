@@ -12,7 +12,7 @@ fall back to the champion's recorded metrics (unpaired), saying which columns ch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.core.domain import Champion, Comparison, Evaluation, GateResult
@@ -20,8 +20,11 @@ from bot.core.request import Gates
 from bot.errors import BotError
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
     import xgboost
+
+    from bot.core.training import Scores
 
 Progress = Callable[[str], None]
 
@@ -57,20 +60,15 @@ def judge(
     it, or when the test data lacks a column the champion reads, ``champion.metrics`` (its
     recorded values) are the baseline (unpaired, no verdicts).
     """
-    from bot.core import comparison as cmp
-    from bot.core import evaluation, training
-    from bot.core import gates as gate_checks
+    from bot.core import training
 
     if target_column not in test_df.columns:
         raise BotError(f"the test data has no target column {target_column!r}")
     y = test_df[target_column].to_numpy()
-    threshold = gates.decision_threshold
     data_columns = training.feature_columns(test_df, target_column)
     scores = training.predict(candidate, test_df, data_columns)
-    result = evaluation.evaluate(y, scores.probability, threshold, scores.ranking)
 
     notes: list[str] = []
-    champion_eval: Evaluation | None = None
     columns = _champion_columns(champion_booster, data_columns)
     if champion_booster is not None and columns is not None:
         missing = [c for c in columns if c not in test_df.columns]
@@ -85,18 +83,40 @@ def judge(
             )
         if missing:
             champion_booster = None
+    champion_scores = None
     if champion_booster is not None:
         progress(f"re-scoring the champion {champion.experiment_id} on the same test set ...")
         champion_scores = training.predict(champion_booster, test_df, data_columns)
-        champion_eval = evaluation.evaluate(y, champion_scores.probability, threshold,
+    judged = judge_scores(gates, y, scores, champion, champion_scores)
+    return replace(judged, notes=(*notes, *judged.notes))
+
+
+def judge_scores(
+    gates: Gates,
+    labels: npt.ArrayLike,
+    candidate: Scores,
+    champion: Champion,
+    champion_scores: Scores | None,
+) -> Judgement:
+    """``judge`` once both models have scored the test rows (pure): evaluate, compare, gate."""
+    from bot.core import comparison as cmp
+    from bot.core import evaluation
+    from bot.core import gates as gate_checks
+
+    threshold = gates.decision_threshold
+    result = evaluation.evaluate(labels, candidate.probability, threshold, candidate.ranking)
+    champion_eval: Evaluation | None = None
+    if champion_scores is not None:
+        champion_eval = evaluation.evaluate(labels, champion_scores.probability, threshold,
                                             champion_scores.ranking)
-        comparison = cmp.paired(y, scores.probability, champion_scores.probability, threshold,
-                                ranking=(scores.ranking, champion_scores.ranking))
+        comparison = cmp.paired(labels, candidate.probability, champion_scores.probability,
+                                threshold, ranking=(candidate.ranking, champion_scores.ranking))
         champion = Champion(champion.experiment_id, champion.source, champion_eval.metrics,
                             champion.model_artifact)
     else:
         comparison = cmp.unpaired(result.metrics, champion.metrics)
 
+    notes = []
     if gate_checks.accuracy_is_uninformative(result):
         notes.append(
             f"Accuracy {result.metrics['accuracy']:.4f} says nothing here: only "

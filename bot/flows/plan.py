@@ -18,7 +18,7 @@ from bot.core.desired_state import desired
 from bot.core.domain import Approval, Champion, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
-from bot.core.request import Request
+from bot.core.request import Challenger, Request
 from bot.report import plan_json, plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -170,13 +170,14 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     if live is None or live.variant("challenger") is None:
         return None
     challenger = request.rollout.challenger
-    records = challenger.comparison_records if challenger is not None else 100
-    progress(f"comparing live variants on {records} test records ...")
+    legit = (challenger.comparison_records if challenger is not None
+             else Challenger.model_fields["comparison_records"].default)
+    progress(f"comparing live variants on every test fraud and {legit:,} legit records ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
     result = runtime.compare_endpoints(
         t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
-        request.gates.decision_threshold, records,
+        request.gates.decision_threshold, legit,
     )
     return result
 

@@ -161,8 +161,10 @@ def comparison_section(plan: Plan) -> str:
             f"| {label} | {m.current:.4f} | {m.baseline:.4f} | {m.difference:+.4f} | "
             f"{m.percent_change:+.2f} % | {ci} | {VERDICT_LABELS[m.verdict]} |"
         )
-    rows += ["", "▲ better / ▼ worse: the 95 % interval of the difference lies above / below "
-             "0; ≈ inconclusive: it holds 0, so this test set cannot tell the two apart."]
+    if comparison.paired:
+        rows += ["", "▲ better / ▼ worse: the 95 % interval of the difference lies above / "
+                 "below 0; ≈ inconclusive: it holds 0, so this test set cannot tell the two "
+                 "apart."]
     if secondary_better:
         rows.append(SECONDARY_NOTE)
     return "\n".join(rows)
@@ -247,19 +249,34 @@ def config_diff(plan: Plan) -> str:
 
 
 def endpoint_comparison_section(comparison: EndpointComparison) -> str:
-    rows = ["| variant | records | errors | mean score | p99 score | flagged | mean latency | "
-            "p95 latency |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    sent = (f"{comparison.records:,} labelled test records to each variant: all "
+            f"{comparison.frauds:,} frauds and a random sample of legit ones, each standing "
+            f"for {comparison.legit_weight:,.1f} of the test set's"
+            if comparison.frauds is not None and comparison.legit_weight is not None
+            else f"{comparison.records:,} unlabelled test records to each variant")
+    rows = [f"Sent {sent}; rates are estimates for the whole test set.", "",
+            "| variant | records | errors | recall | precision | flagged | mean score | "
+            "requests | p95 latency / request |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for v in comparison.variants:
         rows.append(
-            f"| {v.variant} | {v.count} | {v.errors} | {_fmt(v.score_mean)} | "
-            f"{_fmt(v.score_p99)} | {_fmt(v.positive_rate)} | "
-            f"{_fmt(v.latency_mean_ms, 1)} ms | {_fmt(v.latency_p95_ms, 1)} ms |"
+            f"| {v.variant} | {v.records:,} | {v.errors:,} | {_fmt(v.recall, 3)} | "
+            f"{_fmt(v.precision, 3)} | {_fmt(v.flagged_rate)} | {_fmt(v.score_mean)} | "
+            f"{v.requests} | {_fmt(v.latency_p95_ms, 1)} ms |"
         )
+    if comparison.differences:
+        rows += ["", "| challenger − champion | difference | 95 % CI | verdict | detectable "
+                 "(80 % power) |", "| --- | ---: | :---: | :--- | ---: |"]
+        for d in comparison.differences:
+            rows.append(f"| {d.metric} | {d.difference:+.4f} | [{d.ci_low:+.4f}, "
+                        f"{d.ci_high:+.4f}] | {VERDICT_LABELS[d.verdict]} | "
+                        f"{d.detectable:.3f} |")
     extra = []
     if comparison.agreement is not None:
-        extra.append(f"Decisions agree on **{comparison.agreement:.1%}** of records.")
+        extra.append(f"Decisions agree on **{comparison.agreement:.2%}** of the test set.")
     if comparison.mcnemar_p is not None:
-        extra.append(f"McNemar exact test on disagreements: p = {comparison.mcnemar_p:.3g}.")
+        extra.append(f"McNemar exact test on the frauds only one catches: "
+                     f"p = {comparison.mcnemar_p:.3g}.")
     if comparison.verdict:
         extra.append(f"\n> {comparison.verdict}")
     return "\n".join(rows) + "\n\n" + " ".join(extra)
