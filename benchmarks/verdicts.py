@@ -115,7 +115,7 @@ def report(results: list[dict[str, Any]], rows: int, elapsed: float) -> bool:
     frauds = statistics.mean(r["frauds"] for r in results)
     ok = True
 
-    def check(value: float, good: bool) -> str:
+    def check(good: bool) -> str:
         nonlocal ok
         ok &= good
         return "ok" if good else "MISSED"
@@ -133,18 +133,18 @@ def report(results: list[dict[str, Any]], rows: int, elapsed: float) -> bool:
         se = statistics.mean(e["se"][m] for e in equal)
         print(f"  {m:<10} {rate(better, n):>16} {rate(worse, n):>16} {spread:>11.4f} "
               f"{detectable_difference(se) or math.nan:>11.4f}  "
-              f"{check(better / n, better / n <= RATE_TARGET)}")
+              f"{check(better / n <= RATE_TARGET)}")
     anywhere = sum(any(v == "better" for v in e["verdicts"].values()) for e in equal)
     print(f"  some metric called better (six looks): {rate(anywhere, n)}")
     primary = sum(e["primary"] == "better" for e in equal)
     print(f"  better_than_champion on the declared primary metric passes: {rate(primary, n)}  "
-          f"{check(primary / n, primary / n <= RATE_TARGET)}")
+          f"{check(primary / n <= RATE_TARGET)}")
     for gates_name in ("shipped", "default"):
         runs = [r[f"equal/{gates_name}"] for r in results]
         blocked = sum(e["blocked"] for e in runs)
         by = sorted({b for e in runs for b in e["by"]})
         print(f"  {gates_name} gates block it: {rate(blocked, n)}  "
-              f"{check(blocked / n, blocked / n <= RATE_TARGET)}"
+              f"{check(blocked / n <= RATE_TARGET)}"
               + (f"  (by {', '.join(by)})" if by else ""))
 
     print(f"\nClearly worse candidates — blocked (target >= {BLOCK_TARGET:.0%}):")
@@ -154,7 +154,7 @@ def report(results: list[dict[str, Any]], rows: int, elapsed: float) -> bool:
         cells = []
         for gates_name in ("shipped", "default"):
             blocked = sum(r[f"{name}/{gates_name}"]["blocked"] for r in results)
-            cells.append(f"{rate(blocked, n):>16} {check(blocked / n, blocked / n >= BLOCK_TARGET)}")
+            cells.append(f"{rate(blocked, n):>16} {check(blocked / n >= BLOCK_TARGET)}")
         means = [statistics.mean(r[f"{name}/shipped"]["candidate"][m] for r in results)
                  for m in ("auc_roc", "pr_auc", "recall")]
         print(f"  {name:<10} {cells[0]} {cells[1]}   "

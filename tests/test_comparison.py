@@ -280,8 +280,34 @@ def test_a_single_fraud_gives_values_but_no_delong_test() -> None:
     candidate = np.array([0.1, 0.2, 0.3, 0.9, 0.8])
     champion = np.array([0.1, 0.2, 0.3, 0.4, 0.8])
 
-    auc = paired(labels, candidate, champion, n_boot=50).metrics["auc_roc"]
+    result = paired(labels, candidate, champion, n_boot=50)
 
+    auc = result.metrics["auc_roc"]
     assert auc.difference == pytest.approx(-0.25)
     assert auc.p_value is None
-    assert auc.ci_low is not None and auc.ci_low <= auc.difference  # from the bootstrap
+    # Every resample would hold the same single fraud: no interval, no verdict.
+    assert all(m.ci_low is None and m.verdict == "not tested" and m.detectable is None
+               for m in result.metrics.values())
+    assert "no intervals: the test set holds 1 fraud(s)" in result.method
+
+
+@pytest.mark.parametrize(("only_candidate", "expected"), [(5, "inconclusive"), (8, "better")])
+def test_a_few_frauds_caught_by_one_model_only_make_no_verdict(
+    only_candidate: int, expected: str
+) -> None:
+    # McNemar's exact test: 5 to 0 is p = 0.0625, 8 to 0 is p = 0.008. Without the
+    # one-record widening, the percentile interval of 5 to 0 already lies above 0.
+    frauds, legit = 100, 20_000
+    labels = np.array([1] * frauds + [0] * legit)
+    rng = np.random.default_rng(0)
+    champion = np.concatenate([np.where(np.arange(frauds) < 60, 0.9, 0.1),
+                               rng.uniform(0, 0.4, legit)])
+    candidate = champion.copy()
+    candidate[60:60 + only_candidate] = 0.9
+
+    recall = paired(labels, candidate, champion, n_boot=2_000).metrics["recall"]
+
+    assert recall.difference == pytest.approx(only_candidate / frauds)
+    assert recall.verdict == expected
+    assert recall.detectable is not None and recall.se is not None
+    assert recall.detectable == pytest.approx(detectable_difference(recall.se) + 1 / frauds)

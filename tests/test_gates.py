@@ -39,7 +39,8 @@ def paired_comparison(difference: float, low: float, high: float, se: float = 0.
                       metric: str = "pr_auc") -> Comparison:
     compared = MetricComparison(current=0.9, baseline=0.9 - difference, difference=difference,
                                 percent_change=0.0, verdict=verdict((low, high)),
-                                ci_low=low, ci_high=high, se=se)
+                                ci_low=low, ci_high=high, se=se,
+                                detectable=detectable_difference(se))
     return Comparison(paired=True, method="paired", metrics={metric: compared})
 
 
@@ -51,12 +52,13 @@ def request_gates(gates: Gates, ev: Evaluation, comparison: Comparison) -> list[
 
 
 def test_the_format_defaults_are_accuracy_and_the_ranking_metrics() -> None:
-    accuracy, roc, pr = request_gates(Gates(), GOOD, unpaired(GOOD.metrics, {}))
+    accuracy, roc, pr, recall = request_gates(Gates(), GOOD, unpaired(GOOD.metrics, {}))
 
     assert accuracy.name == "accuracy >= 0.90"
     assert accuracy.threshold == 0.9 and accuracy.passed
     assert (roc.metric, roc.threshold) == ("auc_roc", -0.01)
     assert (pr.metric, pr.threshold) == ("pr_auc", -0.02)
+    assert (recall.metric, recall.threshold) == ("recall", -0.05)
 
 
 def test_a_minimum_not_reached_fails() -> None:

@@ -41,6 +41,7 @@ SEED_BASELINE: dict[str, float] = {
 
 _Z_95 = 1.959963984540054  # two-sided 95 %
 _Z_80 = 0.8416212335729143  # 80 % power
+_FEWEST_PER_CLASS = 2  # rows of each class a resampling interval needs
 _BLOCK_VALUES = 2_000_000  # the most values one array of a block of resamples holds
 
 
@@ -74,9 +75,11 @@ def paired(
 
     intervals: dict[str, tuple[float, float]] = {}
     errors: dict[str, float] = {}
-    if n_boot > 0:
+    steps = _steps(labels, flagged)
+    n_pos, n_neg = cells.positive_weights.size, int(cells.counts.sum())
+    # With a single fraud every resample holds that same fraud: no interval can be honest.
+    if n_boot > 0 and n_pos >= _FEWEST_PER_CLASS and n_neg >= _FEWEST_PER_CLASS:
         rng = np.random.default_rng(seed)
-        n_pos, n_neg = cells.positive_weights.size, int(cells.counts.sum())
         differences: dict[str, list[FloatArray]] = {name: [] for name in METRICS}
         # Resamples in blocks, so memory stays small when there are many cells.
         widest = max(cells.counts.size, n_pos, *(view.positions for view in cells.models))
@@ -89,12 +92,14 @@ def paired(
                                                    for k in (0, 1))
             for name in METRICS:
                 differences[name].append(candidate_metrics[name] - champion_metrics[name])
-        steps = _steps(labels, flagged)
         for name in METRICS:
             drawn = np.concatenate(differences[name])
             low, high = np.percentile(drawn, [2.5, 97.5])
             step = steps.get(name, 0.0)
-            intervals[name] = (float(low) - step, float(high) + step)
+            # Rounded: a difference of whole records minus a step is exactly 0, not 1e-17.
+            # (+ 0.0 turns -0.0 into 0.0.)
+            intervals[name] = (round(float(low) - step, 12) + 0.0,
+                               round(float(high) + step, 12) + 0.0)
             errors[name] = float(np.std(drawn, ddof=1)) if drawn.size > 1 else 0.0
 
     auc_candidate, auc_champion, variance = delong(labels, candidate, champion)
@@ -109,13 +114,19 @@ def paired(
     result = {}
     for name in METRICS:
         low_high = intervals.get(name)
+        se = errors.get(name) if low_high else None
         result[name] = _compare(
             float(point[0][name][0]), float(point[1][name][0]),
-            ci=low_high, p_value=p_value if name == "auc_roc" else None, se=errors.get(name),
+            ci=low_high, p_value=p_value if name == "auc_roc" else None, se=se,
+            # The interval is widened by the step, so the step adds to what it can detect.
+            detectable=None if se is None else (_Z_95 + _Z_80) * se + steps.get(name, 0.0),
         )
     method = (f"paired, class-stratified bootstrap of the test rows ({n_boot} resamples), "
               "threshold metrics' intervals widened by one record's step; "
               "DeLong's test for auc_roc")
+    if not intervals:
+        method = (f"paired; no intervals: the test set holds {n_pos} fraud(s) and {n_neg} "
+                  "legit rows, and intervals need at least 2 of each")
     return Comparison(paired=True, method=method, metrics=result)
 
 
@@ -330,7 +341,8 @@ def verdict(ci: tuple[float, float] | None) -> Verdict:
 
 def detectable_difference(se: float | None) -> float | None:
     """The smallest true difference a two-sided 5 % test detects with 80 % power: an
-    interval of this test set excludes 0 for it four times in five."""
+    interval of this test set excludes 0 for it four times in five. (``paired`` adds the
+    threshold metrics' one-record step, by which their intervals are widened.)"""
     return None if se is None else (_Z_95 + _Z_80) * se
 
 
@@ -340,6 +352,7 @@ def _compare(
     ci: tuple[float, float] | None = None,
     p_value: float | None = None,
     se: float | None = None,
+    detectable: float | None = None,
 ) -> MetricComparison:
     difference = current - baseline
     return MetricComparison(
@@ -352,4 +365,5 @@ def _compare(
         ci_high=ci[1] if ci else None,
         p_value=p_value,
         se=se,
+        detectable=detectable,
     )

@@ -68,6 +68,8 @@ class MetricComparison:
     ci_high: float | None = None
     p_value: float | None = None
     se: float | None = None  # standard error of the difference (bootstrap SD; DeLong for AUC)
+    # The smallest true difference this test set detects with 80 % power:
+    detectable: float | None = None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def power_note(gate: GateResult) -> str | None:
                      f"{_number(margin)} and {margin + d:.3f} usually passes unseen.")
         return note[0].upper() + note[1:]
     if gate.kind == "non_inferior":
-        se = d / _DETECTABLE_PER_SE
+        se = d / _DETECTABLE_PER_SE  # (ignores a threshold metric's step: an upper bound)
         equal_passes = 0.5 * math.erfc(-(margin / se - _Z_95) / math.sqrt(2)) if se else 1.0
         note = (f"{smallest}; an equal candidate passes this gate "
                 f"{equal_passes:.0%} of the time.")
@@ -138,11 +138,12 @@ def _max_drop(metric: str, max_drop: float, comparison: Comparison) -> GateResul
     if compared is None:
         return _not_evaluated(name, "max_drop", metric, -max_drop, passed=True)
     if compared.ci_low is None or compared.ci_high is None:
-        # No interval without the champion's scores: the point difference is all there is.
+        # No interval (no champion scores, or too few frauds): the point difference is all.
+        how = "unpaired" if not comparison.paired else "no interval"
         return GateResult(
             name=name, threshold=-max_drop, value=compared.difference,
             passed=compared.difference >= -max_drop,
-            detail=f"unpaired, point difference only: {compared.current:.4f} vs recorded "
+            detail=f"{how}, point difference only: {compared.current:.4f} vs "
                    f"{compared.baseline:.4f} ({compared.difference:+.4f})",
             kind="max_drop", metric=metric,
         )
@@ -153,7 +154,7 @@ def _max_drop(metric: str, max_drop: float, comparison: Comparison) -> GateResul
         passed=compared.ci_high >= -max_drop,
         detail=f"{_interval(compared)}: fails only when the whole interval lies below "
                f"{-max_drop:+.4f}",
-        kind="max_drop", metric=metric, detectable=detectable_difference(compared.se),
+        kind="max_drop", metric=metric, detectable=compared.detectable,
     )
 
 
@@ -176,7 +177,7 @@ def _non_inferior(metric: str, margin: float, comparison: Comparison) -> GateRes
         passed=compared.ci_low > -margin,
         detail=f"{_interval(compared)}: passes only when the whole interval lies above "
                f"{-margin:+.4f}",
-        kind="non_inferior", metric=metric, detectable=detectable_difference(compared.se),
+        kind="non_inferior", metric=metric, detectable=compared.detectable,
     )
 
 
@@ -199,7 +200,7 @@ def _better_than_champion(metric: str, comparison: Comparison) -> GateResult:
         passed=compared.ci_low > 0,
         detail=_interval(compared),
         kind="better_than_champion", metric=metric,
-        detectable=detectable_difference(compared.se),
+        detectable=compared.detectable,
     )
 
 

@@ -102,7 +102,9 @@ def gates_section(plan: Plan) -> str:
         else:
             result = "✅ pass" if g.passed else "❌ **fail**"
         detail = f" — {g.detail}" if g.detail else ""
-        rows.append(f"| {g.name} | {_fmt(g.threshold)} | {_fmt(g.value)} | {result}{detail} |")
+        digits = 0 if g.kind == "guard" else 4  # records flagged: a count
+        rows.append(f"| {g.name} | {_fmt(g.threshold, digits)} | {_fmt(g.value, digits)} | "
+                    f"{result}{detail} |")
     notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
              for g in plan.gates if (note := power_note(g))]
     if notes:
