@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.request import METRICS
-from bot.flows.compare import Compared
 from bot.report.plan_comment import METRIC_LABELS, VERDICT_LABELS
+
+if TYPE_CHECKING:
+    from bot.flows.compare import Compared
 
 
 def to_json(result: Compared) -> dict[str, Any]:

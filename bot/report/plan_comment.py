@@ -120,8 +120,10 @@ def verdict_line(plan: Plan) -> str:
         return ""
     label = METRIC_LABELS.get(name, name)
     if m.ci_low is None or m.ci_high is None:
-        return (f"Primary metric {label}: {m.current:.4f} vs {m.baseline:.4f} recorded for the "
-                "champion — **not tested** (unpaired: no interval).")
+        why = ("too few frauds for an interval" if plan.comparison.paired
+               else "unpaired: no interval")
+        return (f"Primary metric {label}: {m.current:.4f} vs {m.baseline:.4f} for the "
+                f"champion — **not tested** ({why}).")
     words = {"better": "**▲ better** than the champion",
              "worse": "**▼ worse** than the champion",
              "inconclusive": "**≈ inconclusive**: this test set cannot tell it from the champion",
