@@ -48,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=284_807,
                    help="with --embedded: rows of sample data to create")
 
+    p = sub.add_parser(
+        "compare", help="compare two model files on a test file, with the gates plan checks")
+    p.add_argument("candidate", metavar="CANDIDATE",
+                   help="the candidate's model.tar.gz, or an XGBoost JSON/UBJ model file")
+    p.add_argument("champion", metavar="CHAMPION", help="the champion's model file, same forms")
+    p.add_argument("--test", required=True, metavar="DATA",
+                   help="test data: a Parquet file or s3://BUCKET/KEY")
+    p.add_argument("--request", metavar="REQ",
+                   help="take gates and target column from this request (default: the "
+                   "format's defaults)")
+    p.add_argument("--json", action="store_true",
+                   help="print metrics, differences, intervals, verdicts and gates as JSON")
+
     p = sub.add_parser("apply", help="reconcile AWS to the request files changed in a git range")
     p.add_argument("--before", metavar="REV",
                    help="start of the range (default: push event, else HEAD~1)")

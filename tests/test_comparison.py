@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from bot.core.comparison import SEED_BASELINE, _Cells, delong, paired, unpaired
+from bot.core.comparison import (
+    SEED_BASELINE,
+    _Cells,
+    delong,
+    detectable_difference,
+    paired,
+    unpaired,
+    verdict,
+)
 from bot.core.domain import MetricComparison
 from bot.core.evaluation import evaluate
 from bot.core.request import METRICS
@@ -40,7 +48,7 @@ def test_point_values_are_the_evaluations() -> None:
             assert getattr(result.metrics[name], side) == pytest.approx(expected[name], abs=1e-12)
     for compared in result.metrics.values():
         assert compared.difference == pytest.approx(compared.current - compared.baseline)
-        assert compared.improved == (compared.difference > 0)
+        assert compared.verdict == verdict((compared.ci_low, compared.ci_high))  # type: ignore[arg-type]
 
 
 def interval(compared: MetricComparison) -> tuple[float, float]:
@@ -86,7 +94,7 @@ def test_identical_models_differ_by_zero_with_an_interval_around_zero() -> None:
     for compared in result.metrics.values():
         assert compared.difference == 0
         assert compared.percent_change == 0
-        assert compared.improved is False
+        assert compared.verdict == "inconclusive"
         assert compared.ci_low is not None and compared.ci_high is not None
         assert compared.ci_low <= 0 <= compared.ci_high
     assert result.metrics["auc_roc"].p_value == 1.0
@@ -129,7 +137,55 @@ def test_a_clearly_better_candidate_has_an_interval_above_zero() -> None:
 
     for name in ("recall", "auc_roc", "pr_auc"):
         assert interval(result.metrics[name])[0] > 0, name
+        assert result.metrics[name].verdict == "better"
     assert (result.metrics["auc_roc"].p_value or 1.0) < 0.001
+    swapped = paired(labels, champion, candidate)
+    for name in ("recall", "auc_roc", "pr_auc"):
+        assert swapped.metrics[name].verdict == "worse", name
+
+
+@pytest.mark.parametrize(("ci", "expected"), [
+    ((0.001, 0.2), "better"), ((-0.2, -0.001), "worse"), ((-0.1, 0.1), "inconclusive"),
+    ((0.0, 0.1), "inconclusive"), ((0.0, 0.0), "inconclusive"), (None, "not tested"),
+])
+def test_the_verdict_reads_where_the_interval_lies(
+    ci: tuple[float, float] | None, expected: str
+) -> None:
+    assert verdict(ci) == expected
+
+
+def test_the_standard_error_is_the_spread_of_the_difference() -> None:
+    labels, candidate, champion = two_models(10_000, seed=2)
+
+    result = paired(labels, candidate, champion, n_boot=1_000)
+
+    _, _, variance = delong(labels, candidate, champion)
+    assert result.metrics["auc_roc"].se == pytest.approx(np.sqrt(variance))
+    for name in METRICS:
+        compared = result.metrics[name]
+        low, high = interval(compared)
+        assert compared.se is not None and compared.se > 0
+        # For a roughly normal difference the 95 % interval spans about 4 standard errors.
+        assert 2.5 * compared.se < high - low < 5.5 * compared.se, name
+    assert detectable_difference(0.01) == pytest.approx(0.028, abs=1e-4)
+
+
+def test_ranking_comes_from_the_margins_when_probabilities_saturate() -> None:
+    # A confident model's float32 probabilities collapse to one value; its margins do not.
+    labels, candidate, champion = two_models(5_000, seed=6)
+    margins = np.log(candidate + 1e-3) - 40.0  # far below 0: probabilities underflow
+    saturated = np.full(labels.size, 3e-39)
+
+    plain = paired(labels, saturated, champion, n_boot=100)
+    ranked = paired(labels, saturated, champion, n_boot=100, ranking=(margins, champion))
+
+    assert plain.metrics["auc_roc"].current == 0.5
+    assert ranked.metrics["auc_roc"].current == pytest.approx(sk.roc_auc_score(labels, margins))
+    assert ranked.metrics["pr_auc"].current == pytest.approx(
+        sk.average_precision_score(labels, margins))
+    assert ranked.metrics["recall"].current == 0.0  # the threshold metrics read probabilities
+    assert evaluate(labels, saturated, 0.5, ranking=margins).metrics["auc_roc"] == \
+        pytest.approx(ranked.metrics["auc_roc"].current)
 
 
 def test_delong_matches_its_definition() -> None:
@@ -201,8 +257,8 @@ def test_unpaired_compares_the_metrics_both_have() -> None:
     recall = result.metrics["recall"]
     assert recall.difference == pytest.approx(0.05)
     assert recall.percent_change == pytest.approx(0.05 / 0.85 * 100)
-    assert recall.improved is True
-    assert result.metrics["precision"].improved is False
+    # No interval without the champion's scores: a higher value is not a verdict.
+    assert all(c.verdict == "not tested" for c in result.metrics.values())
     assert all(c.ci_low is None and c.ci_high is None and c.p_value is None
                for c in result.metrics.values())
 
@@ -224,8 +280,34 @@ def test_a_single_fraud_gives_values_but_no_delong_test() -> None:
     candidate = np.array([0.1, 0.2, 0.3, 0.9, 0.8])
     champion = np.array([0.1, 0.2, 0.3, 0.4, 0.8])
 
-    auc = paired(labels, candidate, champion, n_boot=50).metrics["auc_roc"]
+    result = paired(labels, candidate, champion, n_boot=50)
 
+    auc = result.metrics["auc_roc"]
     assert auc.difference == pytest.approx(-0.25)
     assert auc.p_value is None
-    assert auc.ci_low is not None and auc.ci_low <= auc.difference  # from the bootstrap
+    # Every resample would hold the same single fraud: no interval, no verdict.
+    assert all(m.ci_low is None and m.verdict == "not tested" and m.detectable is None
+               for m in result.metrics.values())
+    assert "no intervals: the test set holds 1 fraud(s)" in result.method
+
+
+@pytest.mark.parametrize(("only_candidate", "expected"), [(5, "inconclusive"), (8, "better")])
+def test_a_few_frauds_caught_by_one_model_only_make_no_verdict(
+    only_candidate: int, expected: str
+) -> None:
+    # McNemar's exact test: 5 to 0 is p = 0.0625, 8 to 0 is p = 0.008. Without the
+    # one-record widening, the percentile interval of 5 to 0 already lies above 0.
+    frauds, legit = 100, 20_000
+    labels = np.array([1] * frauds + [0] * legit)
+    rng = np.random.default_rng(0)
+    champion = np.concatenate([np.where(np.arange(frauds) < 60, 0.9, 0.1),
+                               rng.uniform(0, 0.4, legit)])
+    candidate = champion.copy()
+    candidate[60:60 + only_candidate] = 0.9
+
+    recall = paired(labels, candidate, champion, n_boot=2_000).metrics["recall"]
+
+    assert recall.difference == pytest.approx(only_candidate / frauds)
+    assert recall.verdict == expected
+    assert recall.detectable is not None and recall.se is not None
+    assert recall.detectable == pytest.approx(detectable_difference(recall.se) + 1 / frauds)

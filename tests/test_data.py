@@ -64,6 +64,75 @@ def test_frauds_differ_from_legit_on_a_few_components_only() -> None:
     assert (shift[components] < 0.5).sum() >= 15
 
 
+@pytest.fixture(scope="module")
+def full_size() -> pd.DataFrame:
+    return data.generate_sample(rows=284_807, seed=5)
+
+
+def test_components_are_heavy_tailed_like_the_public_sets(full_size: pd.DataFrame) -> None:
+    from scipy.stats import kurtosis
+
+    legit = full_size[full_size["Class"] == 0]
+    excess = kurtosis(legit[[f"V{i}" for i in range(1, 29)]])  # a Gaussian's is 0
+
+    assert (excess > 2.0).all(), excess.round(2)
+
+
+def test_time_has_a_daily_cycle_and_frauds_keep_odd_hours(full_size: pd.DataFrame) -> None:
+    hour = (full_size["Time"] % 86_400) // 3_600
+    night = hour.between(1, 6)  # 1 am to 7 am: a quarter of the day
+    is_fraud = full_size["Class"] == 1
+
+    assert night[~is_fraud].mean() < 0.10  # far fewer than a uniform Time's 25 %
+    counts = np.bincount(hour[~is_fraud].astype(int), minlength=24)
+    assert counts.max() > 10 * counts.min()
+    assert night[is_fraud].mean() > 2 * night[~is_fraud].mean()
+    assert full_size["Time"].max() <= data.TWO_DAYS
+
+
+def test_frauds_spend_less_on_the_median_but_have_a_long_tail(full_size: pd.DataFrame) -> None:
+    amount = full_size.groupby("Class")["Amount"]
+
+    assert amount.median()[1] < 0.7 * amount.median()[0]  # as in the set: 9.25 vs 22
+    assert amount.mean()[1] > amount.mean()[0]  # 122 vs 88 in the set
+
+
+def test_some_frauds_only_an_interaction_reveals(full_size: pd.DataFrame) -> None:
+    fraud = full_size[full_size["Class"] == 1]
+    legit = full_size[full_size["Class"] == 0]
+    scale = legit[["V2", "V5"]].std()
+
+    # Neither component alone moves for frauds...
+    assert ((fraud[["V2", "V5"]].mean() - legit[["V2", "V5"]].mean()).abs() / scale < 0.3).all()
+
+    # ... but both large with the same sign is far more common among them.
+    def both_large(frame: pd.DataFrame) -> float:
+        v2, v5 = frame["V2"] / scale["V2"], frame["V5"] / scale["V5"]
+        return float(((v2 * v5 > 0) & (v2.abs() > 2) & (v5.abs() > 2)).mean())
+
+    assert both_large(fraud) > 30 * both_large(legit)
+
+
+def test_trees_beat_a_linear_model_as_on_the_public_set() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from bot.core import training
+
+    train, test = data.split(data.generate_sample(rows=60_000, seed=0), seed=0)
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(
+        train.drop(columns="Class"), train["Class"])
+    trees = training.train({"objective": "binary:logistic", "num_round": 50, "max_depth": 4,
+                            "eta": 0.3, "max_delta_step": 1, "nthread": 1}, train, "Class")
+
+    linear_auc = roc_auc_score(test["Class"],
+                               linear.predict_proba(test.drop(columns="Class"))[:, 1])
+    trees_auc = roc_auc_score(test["Class"], training.predict(trees, test).ranking)
+    assert trees_auc > linear_auc + 0.03, (trees_auc, linear_auc)
+
+
 def test_full_size_sample_is_generated_quickly() -> None:
     started = time.perf_counter()
     frame = data.generate_sample()

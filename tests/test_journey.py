@@ -61,7 +61,7 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
             assert code == 0 and "no changes" in again
             assert aws_state() == seen[-1][1]
 
-    journey = demo.run(tmp_path / "demo", rows=4000, log=lambda _: None, after_step=after)
+    journey = demo.run(tmp_path / "demo", rows=20_000, log=lambda _: None, after_step=after)
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
     assert len(applies) == 7 and len(plans) == 8  # the forged plan's PR was planned twice
@@ -106,6 +106,20 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
     assert unpromoted["weights"] == {"champion": 50.0, "challenger": 50.0}
     assert unpromoted["models"] == first["models"]
     assert unpromoted["config"]["champion"]["model_artifact"] == first["models"]["champion"]
+
+    # Each rollout step's plan compares the live variants on labelled test records: every
+    # fraud of the test set, paired recall and precision with intervals and verdicts.
+    from bot.report import plan_json
+
+    for number in (4, 5, 6):
+        stored = journey.root / "outputs" / f"plan-pr{number}" / "plan.json"
+        live = plan_json.from_bytes(stored.read_bytes(), str(stored)).endpoint_comparison
+        assert live is not None and live.frauds is not None and live.frauds > 0
+        assert live.records > live.frauds  # and legit records, weighted
+        assert [d.metric for d in live.differences] == ["recall", "precision"]
+        assert all(d.verdict in ("better", "worse", "inconclusive") for d in live.differences)
+        assert "this sample detects recall differences of" in live.verdict
+        assert all(v.requests < v.records for v in live.variants)  # multi-record requests
 
     history = (journey.root / "outputs").glob("*-history.txt")
     assert "maria" in next(history).read_text()

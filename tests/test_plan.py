@@ -27,7 +27,8 @@ SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
 @pytest.fixture(scope="module")
 def production() -> Iterator[LocalAWS]:
     with LocalAWS() as aws:
-        bootstrap(rows=3000, progress=lambda _: None)
+        # 20,000 rows: the test split holds 7 frauds, so a working candidate flags some.
+        bootstrap(rows=20_000, progress=lambda _: None)
         yield aws
 
 
@@ -176,6 +177,72 @@ def test_accuracy_met_by_a_model_that_flags_nothing_is_called_out(
     assert accuracy_gate.passed and result.metrics["recall"] == 0
     assert any("says nothing here" in note for note in result.notes)
     assert "says nothing here" in (tmp_path / "out" / "comment.md").read_text()
+    # ... and the guard, which no request can turn off, fails the plan.
+    guard = result.gates[0]
+    assert guard.kind == "guard" and not guard.passed and result.passed is False
+
+
+def local_data_repo(tmp_path: Path, extra_column: bool = False) -> Path:
+    """The shipped request with its data as repository files, optionally one more column."""
+    from bot.adapters import data_files as data
+
+    text = (SHIPPED.read_text()
+            .replace("s3://fraud-detection-data/processed/train.parquet", "data/train.parquet")
+            .replace("s3://fraud-detection-data/processed/test.parquet", "data/test.parquet")
+            # Content differs with the data: a stored plan is reused by content alone.
+            .replace("num_round: 150", f"num_round: {41 if extra_column else 40}"))
+    path = request_repo(tmp_path, text)
+    train, test = data.split(data.generate_sample(20_000, seed=3), seed=3)
+    (path.parents[1] / "data").mkdir()
+    for name, frame in (("train", train), ("test", test)):
+        if extra_column:  # a new feature: the hour of day, which the champion never saw
+            frame = frame.assign(Hour=(frame["Time"] % 86_400) // 3_600)
+        frame.to_parquet(path.parents[1] / "data" / f"{name}.parquet", index=False)
+    return path
+
+
+def test_a_new_feature_is_compared_paired_on_the_champions_own_columns(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    code, result = plan(local_data_repo(tmp_path, extra_column=True), tmp_path / "out")
+
+    assert code in (0, 1)  # never 2: adding a feature is the commonest reason to promote
+    assert result.comparison.paired is True
+    assert result.evaluation.rows == result.champion_evaluation.rows  # type: ignore[union-attr]
+    note = next(n for n in result.notes if n.startswith("Feature set changed"))
+    assert "the candidate reads 31 columns, the champion 30" in note
+    assert "adds column `Hour`" in note and "stays paired" in note
+
+
+def test_compare_gives_the_plans_verdicts_on_the_same_data(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.adapters.aws import artifacts, config_store
+    from bot.settings import target
+
+    path = local_data_repo(tmp_path)
+    code, planned = plan(path, tmp_path / "out")
+    champion = config_store.read(target("fraud-detection")).champion  # type: ignore[union-attr]
+    assert champion is not None
+    (tmp_path / "candidate.tar.gz").write_bytes(artifacts.read_object(planned.artifact))
+    (tmp_path / "champion.tar.gz").write_bytes(artifacts.read_object(champion.model_artifact))
+    capsys.readouterr()
+
+    compared = cli.main(["compare", str(tmp_path / "candidate.tar.gz"),
+                         str(tmp_path / "champion.tar.gz"), "--test",
+                         str(path.parents[1] / "data" / "test.parquet"),
+                         "--request", str(path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+
+    assert compared == code and out["passed"] is planned.passed
+    assert out["candidate"]["metrics"] == planned.metrics
+    for name, m in planned.comparison.metrics.items():
+        assert {k: out["comparison"][name][k] for k in
+                ("difference", "ci_low", "ci_high", "verdict")} == {
+            "difference": m.difference, "ci_low": m.ci_low, "ci_high": m.ci_high,
+            "verdict": m.verdict}
+    assert [(g["name"], g["passed"]) for g in out["gates"]] == [
+        (g.name, g.passed) for g in planned.gates]
 
 
 def test_the_trusted_workflow_names_the_pull_request_and_its_head(

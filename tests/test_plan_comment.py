@@ -31,13 +31,16 @@ PLAN = Plan(
     content_sha256="c" * 64, model_key="m" * 64, evaluation=EVALUATION,
     champion=Champion("exp-old", "production-config", {"accuracy": 0.999}, "s3://b/old"),
     comparison=Comparison(True, "paired stratified bootstrap", {
-        "accuracy": MetricComparison(0.9995, 0.999, 0.0005, 0.05, True, 0.0001, 0.0009),
-        "auc_roc": MetricComparison(0.97, 0.95, 0.02, 2.1, True, 0.01, 0.03, 0.004),
+        "accuracy": MetricComparison(0.9995, 0.999, 0.0005, 0.05, "better", 0.0001, 0.0009),
+        "recall": MetricComparison(0.8, 0.78, 0.02, 2.6, "inconclusive", -0.04, 0.08,
+                                   se=0.03),
+        "auc_roc": MetricComparison(0.97, 0.95, 0.02, 2.1, "better", 0.01, 0.03, 0.004),
+        "pr_auc": MetricComparison(0.81, 0.86, -0.05, -5.8, "worse", -0.09, -0.01, se=0.02),
     }),
     gates=(GateResult("accuracy >= 0.90", 0.9, 0.9995, True),),
     artifact="s3://fraud-detection-models/x/model.tar.gz",
     evaluated_at="2026-11-25T10:00:00+00:00", experiment_id="exp-new", trained=True,
-    champion_identity="s3://b/old",
+    champion_identity="s3://b/old", primary_metric="pr_auc",
 )
 ETA = Change("ssm", "/fraud-detection/hyperparameters/eta", "0.3", "0.15", drift=True)
 
@@ -56,6 +59,48 @@ def test_comment_is_found_by_its_marker_and_shows_curves_and_drift() -> None:
     assert "Drift:" in comment and "`0.3`" in comment and "`0.15`" in comment
     assert "[+0.0100, +0.0300] (DeLong p=0.004)" in comment
     assert "<details><summary>Artifacts</summary>" in comment
+
+
+def test_each_metric_has_a_verdict_in_symbols_and_words_never_a_check_mark() -> None:
+    comment = render_comment(planned())
+    rows = {line.split("|")[1].strip(): line for line in comment.splitlines()
+            if line.startswith("| ") and line.count("|") == 8}
+
+    assert rows["Accuracy"].endswith("| ▲ better |")
+    assert rows["Recall"].endswith("| ≈ inconclusive |")
+    assert rows["ROC AUC"].endswith("| ▲ better |")
+    assert rows["PR AUC (avg. precision) (primary)"].endswith("| ▼ worse |")
+    assert "✅" not in "".join(rows.values())
+    # The declared primary metric's verdict heads the comment; a ▲ elsewhere is secondary.
+    assert "Primary metric PR AUC (avg. precision): **▼ worse** than the champion" in comment
+    assert "A ▲ on a secondary metric is not a claim" in comment
+
+
+def test_an_unpaired_comparison_gives_no_verdict() -> None:
+    recorded = Comparison(False, "recorded", {
+        "accuracy": MetricComparison(0.9995, 0.952, 0.0475, 4.99, "not tested")})
+    comment = render_comment(planned(replace(PLAN, comparison=recorded)))
+
+    assert "| not tested |" in comment and "▲" not in comment and "✅ |" not in comment
+    assert "**not tested**" in comment
+
+
+def test_gates_show_not_evaluated_and_what_the_test_set_can_detect() -> None:
+    gates = (
+        GateResult("candidate flags fraud", 1.0, 89.0, True, "flags 89 records", kind="guard"),
+        GateResult("pr_auc not clearly more than 0.02 below the champion", -0.02, None, True,
+                   "not evaluated: the champion has no pr_auc value", evaluated=False,
+                   kind="max_drop", metric="pr_auc"),
+        GateResult("recall not clearly more than 0.01 below the champion", -0.01, 0.08, True,
+                   "difference", kind="max_drop", metric="recall", detectable=0.084),
+    )
+    comment = render_comment(planned(replace(PLAN, gates=gates)))
+
+    assert "⚪ **not evaluated** — not evaluated: the champion has no pr_auc value" in comment
+    assert "What this test set can detect:" in comment
+    assert ("- **recall** (max drop): The smallest difference in recall this test set detects "
+            "is 0.084 (80 % power)") in comment
+    assert "Its margin 0.01 is below 0.084" in comment
 
 
 def test_failed_gate_says_do_not_merge() -> None:

@@ -9,7 +9,7 @@ import pytest
 from test_plan_comment import PLAN, planned
 
 from bot.core.domain import Change, GateResult
-from bot.core.endpoint_comparison import EndpointComparison, VariantStats
+from bot.core.endpoint_comparison import EndpointComparison, LiveDifference, VariantStats
 from bot.core.request import Rollout
 from bot.report import plan_json
 from bot.report.plan_json import UnreadablePlan
@@ -19,14 +19,20 @@ WHERE = "s3://models/plans/c/plan.json"
 
 def full_plan() -> object:
     """A plan with every optional part set, so the round trip covers all of it."""
-    stats = VariantStats("champion", 10, 1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.0, 5.0, 7.5, "boom")
-    comparison = EndpointComparison("ep", 10, 0.5, (stats,), 0.9, 1, 0, 1, 1.0, 3000, "fine")
+    stats = VariantStats("champion", 10, 2, 1, 0.1, 0.2, 0.5, 0.25, 4.0, 7.5, 0.8, "boom")
+    recall = LiveDifference("recall", 0.5, 0.75, 0.25, -0.1, 0.5, "inconclusive", 0.3)
+    comparison = EndpointComparison("ep", 10, 0.5, (stats,), 0.9, 4, 2.5, (recall,), 0, 1,
+                                    1.0, "fine")
+    guard = GateResult("flags", 1.0, 3.0, True, "flags 3", kind="guard")
+    drop = GateResult("pr_auc", -0.02, None, True, "not evaluated", evaluated=False,
+                      kind="max_drop", metric="pr_auc", detectable=0.07)
     return replace(
         planned(PLAN, Change("ssm", "/t/hyperparameters/eta", None, "0.1"),
                 Change("endpoint", "ep/challenger", {"w": 1}, ["a", 2], drift=True)),
         champion_evaluation=PLAN.evaluation, notes=("a note",),
         rollout=Rollout.model_validate({"pipeline": True, "challenger": {"traffic_percent": 1}}),
-        endpoint_comparison=comparison,
+        endpoint_comparison=comparison, primary_metric="pr_auc",
+        gates=(guard, *PLAN.gates, drop),
     )
 
 
@@ -37,16 +43,25 @@ def test_a_plan_survives_json_unchanged() -> None:
     data = json.loads(text)
     assert data["format"] == plan_json.FORMAT and data["passed"] is True
     assert data["evaluation"]["confusion_matrix"] == {"tn": 56_850, "fp": 9, "fn": 20, "tp": 80}
-    assert data["gates"][0] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
-                                "passed": True, "detail": ""}
+    assert data["gates"][1] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
+                                "passed": True, "detail": "", "evaluated": True, "kind": "",
+                                "metric": "", "detectable": None}
+    assert data["comparison"]["metrics"]["pr_auc"]["verdict"] == "worse"
 
 
 def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
     previous = {"target": "fraud-detection", "content_sha256": "c" * 64, "passed": True,
                 "metrics": {"accuracy": 0.99}, "changes": [], "artifact": "s3://b/m.tar.gz"}
-    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 2; "
+    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 3; "
                                              r"re-run plan"):
         plan_json.from_json(previous, WHERE)
+
+
+def test_a_plan_from_before_verdicts_is_refused_clearly() -> None:
+    # Format 2's gates compared point differences: its "passed" must not be trusted now.
+    data = {**plan_json.to_json(PLAN), "format": 2}
+    with pytest.raises(UnreadablePlan, match="format 2, this promotion-bot reads format 3"):
+        plan_json.from_json(data, WHERE)
 
 
 def test_an_unknown_format_is_refused() -> None:

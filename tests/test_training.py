@@ -22,6 +22,7 @@ HYPERPARAMETERS: dict[str, str | int | float] = {
     "eta": 0.3,
     "subsample": 0.8,
     "colsample_bytree": 0.8,
+    "max_delta_step": 1,  # bounded leaf steps: rare frauds otherwise swing leaves by logits
 }
 
 
@@ -155,3 +156,56 @@ def test_text_columns_are_a_clear_error(split: tuple[pd.DataFrame, pd.DataFrame]
 
     with pytest.raises(BotError, match="xgboost refused the hyperparameters or data"):
         training.train(HYPERPARAMETERS, frame, "Class")
+
+
+def test_margins_rank_where_float32_probabilities_saturate(
+    split: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    # Without max_delta_step, a few rounds on rare frauds swing leaves by tens of logits:
+    # xgboost's own float32 probabilities then collapse onto a handful of values.
+    wild = training.train({**HYPERPARAMETERS, "max_delta_step": 0, "num_round": 5,
+                           "max_depth": 1, "eta": 1.0, "subsample": 1.0,
+                           "colsample_bytree": 1.0}, split[0], "Class")
+    test = split[1]
+
+    scores = training.predict(wild, test)
+    float32 = wild.inplace_predict(test[wild.feature_names])
+
+    assert scores.ranking.dtype == scores.probability.dtype == np.float64
+    assert np.unique(scores.ranking).size > np.unique(float32).size
+    np.testing.assert_allclose(scores.probability, 1 / (1 + np.exp(-scores.ranking)))
+    np.testing.assert_allclose(scores.probability, float32, atol=1e-6)
+
+
+def test_the_requests_seed_changes_a_subsampled_model(
+    booster: xgboost.Booster, split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    other = training.train({**HYPERPARAMETERS, "seed": 1}, split[0], "Class")
+
+    assert training.package_model(other) != training.package_model(booster)
+
+
+def test_hinge_models_decide_with_their_answers_and_rank_with_their_margins(
+    split: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    hinge = training.train({**HYPERPARAMETERS, "objective": "binary:hinge"}, split[0], "Class")
+
+    scores = training.predict(hinge, split[1])
+
+    assert set(np.unique(scores.probability)) <= {0.0, 1.0}
+    assert np.unique(scores.ranking).size > 2
+
+
+def test_a_model_file_is_a_model_tar_gz_or_xgboosts_own_json_or_ubj(
+    booster: xgboost.Booster, split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    expected = training.score(booster, split[1])
+    files = {"model.tar.gz": training.package_model(booster),
+             "model.json": bytes(booster.save_raw("json")),
+             "model.ubj": bytes(booster.save_raw("ubj"))}
+
+    for name, body in files.items():
+        loaded = training.load_model_file(body, name)
+        np.testing.assert_allclose(training.score(loaded, split[1]), expected, rtol=1e-6)
+    with pytest.raises(BotError, match=r"notes\.txt: neither a model\.tar\.gz nor an XGBoost"):
+        training.load_model_file(b"\xd0 not a model", "notes.txt")

@@ -114,6 +114,12 @@ def test_several_errors_are_all_reported_at_once() -> None:
     ("colsample_bytree", None, "must be a number (got nothing)"),
     ("objective", "multi:softmax", "must be one of 'binary:logistic', 'binary:logitraw' or "
                                    "'binary:hinge' (got 'multi:softmax')"),
+    ("max_delta_step", -1, "must be >= 0 (got -1)"),
+    ("seed", 1.5, "must be a whole number (got 1.5)"),
+    ("seed", -1, "must be >= 0 (got -1)"),
+    ("colsample_bynode", 0, "must be > 0 (got 0)"),
+    ("max_bin", 1, "must be >= 2 (got 1)"),
+    ("grow_policy", "greedy", "must be one of 'depthwise' or 'lossguide' (got 'greedy')"),
 ])
 def test_hyperparameters_are_checked_by_range_in_plain_words(
     name: str, value: object, reason: str
@@ -126,6 +132,18 @@ def test_max_depth_bounds_are_inclusive(value: int) -> None:
     assert problems_in(with_hyperparameter("max_depth", value)) == []
 
 
+def test_the_seed_and_the_leaf_step_reach_xgboost_by_their_names() -> None:
+    body = with_hyperparameter("seed", 7)
+    body["hyperparameters"].update(max_delta_step=1, grow_policy="lossguide", max_leaves=31)
+    body["gates"] = {"non_inferior": {"recall": 0}}
+
+    request, _ = parse_request_text(yaml.safe_dump(body, sort_keys=False), "r.yaml")
+
+    wanted = {"seed": 7, "max_delta_step": 1.0, "grow_policy": "lossguide", "max_leaves": 31}
+    assert {k: request.hyperparameters.as_dict()[k] for k in wanted} == wanted
+    assert request.gates.non_inferior == {"recall": 0.0}
+
+
 def test_whole_numbers_are_fine_where_fractions_are_expected() -> None:
     request, _ = parse_request_text(
         yaml.safe_dump(with_hyperparameter("eta", 1), sort_keys=False), "r.yaml"
@@ -136,7 +154,8 @@ def test_whole_numbers_are_fine_where_fractions_are_expected() -> None:
 def test_unknown_hyperparameter_lists_the_allowed_names() -> None:
     [problem] = problems_in(with_hyperparameter("learning_rate", 0.1))
     assert problem.startswith("hyperparameters.learning_rate: unknown field (allowed: objective, ")
-    assert problem.endswith("lambda, alpha)")
+    assert problem.endswith("lambda, alpha, max_delta_step, seed, colsample_bylevel, "
+                            "colsample_bynode, max_bin, grow_policy, max_leaves)")
 
 
 def test_xgboost_names_are_used_not_python_ones() -> None:

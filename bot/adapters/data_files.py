@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 FRAUD_RATE = 0.00172
 #: Seconds covered by the public data set's ``Time`` column (two days).
 TWO_DAYS = 172_792
+DAY = 86_400
 TARGET = "Class"
 SPLIT_FILES = ("train.parquet", "test.parquet")
 
@@ -32,17 +33,27 @@ _SIGNAL_COLUMNS = (13, 11, 9, 16, 3, 10, 2, 6)
 _SIGNAL_DIRECTIONS = (-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0)
 _SIGNAL_WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.4)
 _SHIFT = 7.0  # size of the fraud shift, in standard deviations, at full strength
-_STEALTHY = 0.07  # frauds that look legit: no model catches them, so ROC AUC stays below 1
+_TAIL_DF = 5.0  # Student's t degrees of freedom of the components: heavy tails, as in the set
+# Kinds of fraud, by share: shifted on the signal components (what a linear model sees);
+# revealed only by an interaction of two components (same sign, both large: invisible to
+# each one alone); card testing (small amounts at night: Time and Amount together); and
+# stealthy ones that look legit, so that no model reaches a ROC AUC of 1.
+_KINDS = {"shifted": 0.65, "interaction": 0.15, "card_testing": 0.13, "stealthy": 0.07}
+_INTERACTION_COLUMNS = (1, 4)  # V2 and V5: no marginal shift, but their product is large
 _DECOYS = 0.0003  # legit rows that look like fraud: the false positives of a good model
 
 
 def generate_sample(rows: int = 284_807, seed: int = 0) -> pd.DataFrame:
     """Synthetic transactions shaped like the public fraud set: learnable, not separable.
 
-    ``Time`` increases over two days, ``V1``..``V28`` are PCA-like components of falling
-    scale, ``Amount`` is log-normal, and exactly ``round(rows * 0.00172)`` rows (at least
-    one) are fraud. Frauds are shifted on a handful of components by a random strength,
-    some not at all, and a few legit rows are shifted too, so the classes overlap.
+    ``V1``..``V28`` are PCA-like components of falling scale with heavy (Student's t)
+    tails; ``Time`` covers two days with a daily cycle (few transactions at night);
+    ``Amount`` is log-normal, frauds' amounts lower than legit ones' on the median (many
+    small test charges) but with a long tail. Exactly ``round(rows * 0.00172)`` rows (at
+    least one) are fraud, of four kinds (``_KINDS``): most are shifted on a handful of
+    components, some only an interaction reveals (two components large with the same sign;
+    small amounts at night), some look legit; a few legit rows look like fraud. As on the
+    public set, trees beat a linear model on it.
     """
     import numpy as np
     import pandas as pd
@@ -54,27 +65,49 @@ def generate_sample(rows: int = 284_807, seed: int = 0) -> pd.DataFrame:
     frauds = rng.choice(rows, n_fraud, replace=False)
     label = np.zeros(rows, dtype=np.int64)
     label[frauds] = 1
+    kind = rng.choice(len(_KINDS), n_fraud, p=list(_KINDS.values()))
+    shifted, interaction, card_testing, _ = (kind == k for k in range(len(_KINDS)))
 
+    # Unit-variance Student's t: excess kurtosis far above a Gaussian's 0.
+    components = rng.standard_t(_TAIL_DF, (rows, 28)) / np.sqrt(_TAIL_DF / (_TAIL_DF - 2))
     columns = np.array(_SIGNAL_COLUMNS)
     shift = _SHIFT * np.array(_SIGNAL_DIRECTIONS) * np.array(_SIGNAL_WEIGHTS)
-    components = rng.standard_normal((rows, 28))
-    visible = rng.random(n_fraud) >= _STEALTHY
-    strength = rng.uniform(0.2, 1.0, n_fraud) * visible
-    components[np.ix_(frauds, columns)] += strength[:, None] * shift + (
-        rng.standard_normal((n_fraud, columns.size)) * 0.8 * visible[:, None]
+    moved = frauds[shifted]
+    strength = rng.uniform(0.4, 1.0, moved.size)
+    components[np.ix_(moved, columns)] += strength[:, None] * shift + (
+        rng.standard_normal((moved.size, columns.size)) * 0.8
     )
+    paired = frauds[interaction]
+    sign = rng.choice((-1.0, 1.0), paired.size)
+    for column in _INTERACTION_COLUMNS:
+        components[paired, column] = sign * rng.uniform(2.5, 4.5, paired.size)
+    testing = frauds[card_testing]
+    components[np.ix_(testing, columns)] += rng.uniform(0.05, 0.25, testing.size)[:, None] * shift
     legit = np.flatnonzero(label == 0)
     decoys = rng.choice(legit, min(legit.size, round(rows * _DECOYS)), replace=False)
     components[np.ix_(decoys, columns)] += rng.uniform(0.2, 0.8, decoys.size)[:, None] * shift
     components *= np.geomspace(1.95, 0.33, 28)  # like PCA: variance falls with the index
 
-    amount = np.exp(rng.normal(3.0, 1.5, rows))
-    amount[frauds[visible]] = np.exp(rng.normal(3.5, 1.8, int(visible.sum())))
+    # Hour of day: legit transactions follow the day (two peaks, a trough from 1 to 7 am);
+    # frauds are spread more evenly, and card testing happens at night.
+    hour = np.where(rng.random(rows) < 0.5, rng.normal(11.5, 3.0, rows),
+                    rng.normal(19.0, 2.8, rows)) % 24
+    hour[frauds] = np.where(rng.random(n_fraud) < 0.4, rng.uniform(0, 24, n_fraud),
+                            hour[frauds])
+    hour[testing] = rng.uniform(1.0, 5.0, testing.size)
+    day = rng.random(rows) < 0.5
+    time = np.minimum(day * DAY + hour * 3600, TWO_DAYS).round()
+
+    amount = np.exp(rng.normal(3.1, 1.3, rows))  # median about 22, as legit's in the set
+    big = frauds[shifted | interaction]
+    amount[big] = np.where(rng.random(big.size) < 0.45, np.exp(rng.normal(0.2, 0.7, big.size)),
+                           np.exp(rng.normal(4.6, 1.4, big.size)))
+    amount[testing] = rng.uniform(0.5, 2.0, testing.size)
     frame = pd.DataFrame(components, columns=[f"V{i}" for i in range(1, 29)])
-    frame.insert(0, "Time", np.sort(rng.uniform(0, TWO_DAYS, rows)).round())
+    frame.insert(0, "Time", time)
     frame["Amount"] = amount.round(2)
     frame[TARGET] = label
-    return frame
+    return frame.sort_values("Time", kind="stable").reset_index(drop=True)
 
 
 def split(

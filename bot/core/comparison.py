@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core.domain import Comparison, MetricComparison
+from bot.core.domain import Comparison, MetricComparison, Verdict
 from bot.core.evaluation import check_labels_and_scores
 from bot.core.request import METRICS
 
@@ -39,7 +39,9 @@ SEED_BASELINE: dict[str, float] = {
     "auc_roc": 0.94,
 }
 
-_Z_95 = 1.959963984540054
+_Z_95 = 1.959963984540054  # two-sided 95 %
+_Z_80 = 0.8416212335729143  # 80 % power
+_FEWEST_PER_CLASS = 2  # rows of each class a resampling interval needs
 _BLOCK_VALUES = 2_000_000  # the most values one array of a block of resamples holds
 
 
@@ -50,24 +52,34 @@ def paired(
     threshold: float = 0.5,
     n_boot: int = 1000,
     seed: int = 0,
+    ranking: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> Comparison:
     """Compare two models' scores on the same rows, with 95 % intervals of each difference.
 
     Intervals come from a paired, class-stratified bootstrap of ``n_boot`` resamples, except
-    for ``auc_roc``, whose interval and p-value come from DeLong's test, so they agree.
+    for ``auc_roc``, whose interval and p-value come from DeLong's test, so they agree. Each
+    metric's verdict says where its interval lies (``verdict``). ``ranking`` (both models'
+    margins) orders the rows for the AUCs; the scores decide the threshold metrics.
     """
     import numpy as np
 
     labels, candidate = check_labels_and_scores(y_true, candidate_scores)
     _, champion = check_labels_and_scores(y_true, champion_scores)
-    cells = _Cells.build(labels, (candidate, champion), threshold)
+    flagged = (candidate >= threshold, champion >= threshold)
+    if ranking is not None:
+        candidate = check_labels_and_scores(labels, ranking[0])[1]
+        champion = check_labels_and_scores(labels, ranking[1])[1]
+    cells = _Cells.build(labels, (candidate, champion), threshold, flagged)
     point = [cells.metrics(k, cells.positive_weights[None, :], cells.counts[None, :])
              for k in (0, 1)]
 
     intervals: dict[str, tuple[float, float]] = {}
-    if n_boot > 0:
+    errors: dict[str, float] = {}
+    steps = _steps(labels, flagged)
+    n_pos, n_neg = cells.positive_weights.size, int(cells.counts.sum())
+    # With a single fraud every resample holds that same fraud: no interval can be honest.
+    if n_boot > 0 and n_pos >= _FEWEST_PER_CLASS and n_neg >= _FEWEST_PER_CLASS:
         rng = np.random.default_rng(seed)
-        n_pos, n_neg = cells.positive_weights.size, int(cells.counts.sum())
         differences: dict[str, list[FloatArray]] = {name: [] for name in METRICS}
         # Resamples in blocks, so memory stays small when there are many cells.
         widest = max(cells.counts.size, n_pos, *(view.positions for view in cells.models))
@@ -81,8 +93,14 @@ def paired(
             for name in METRICS:
                 differences[name].append(candidate_metrics[name] - champion_metrics[name])
         for name in METRICS:
-            low, high = np.percentile(np.concatenate(differences[name]), [2.5, 97.5])
-            intervals[name] = (float(low), float(high))
+            drawn = np.concatenate(differences[name])
+            low, high = np.percentile(drawn, [2.5, 97.5])
+            step = steps.get(name, 0.0)
+            # Rounded: a difference of whole records minus a step is exactly 0, not 1e-17.
+            # (+ 0.0 turns -0.0 into 0.0.)
+            intervals[name] = (round(float(low) - step, 12) + 0.0,
+                               round(float(high) + step, 12) + 0.0)
+            errors[name] = float(np.std(drawn, ddof=1)) if drawn.size > 1 else 0.0
 
     auc_candidate, auc_champion, variance = delong(labels, candidate, champion)
     difference = auc_candidate - auc_champion
@@ -90,27 +108,60 @@ def paired(
     if math.isfinite(variance):
         spread = _Z_95 * math.sqrt(variance)
         intervals["auc_roc"] = (difference - spread, difference + spread)
+        errors["auc_roc"] = math.sqrt(variance)
         p_value = math.erfc(abs(difference) / math.sqrt(2 * variance)) if variance > 0 else 1.0
 
     result = {}
     for name in METRICS:
         low_high = intervals.get(name)
+        se = errors.get(name) if low_high else None
         result[name] = _compare(
             float(point[0][name][0]), float(point[1][name][0]),
-            ci=low_high, p_value=p_value if name == "auc_roc" else None,
+            ci=low_high, p_value=p_value if name == "auc_roc" else None, se=se,
+            # The interval is widened by the step, so the step adds to what it can detect.
+            detectable=None if se is None else (_Z_95 + _Z_80) * se + steps.get(name, 0.0),
         )
-    method = (f"paired, class-stratified bootstrap of the test rows ({n_boot} resamples); "
+    method = (f"paired, class-stratified bootstrap of the test rows ({n_boot} resamples), "
+              "threshold metrics' intervals widened by one record's step; "
               "DeLong's test for auc_roc")
+    if not intervals:
+        method = (f"paired; no intervals: the test set holds {n_pos} fraud(s) and {n_neg} "
+                  "legit rows, and intervals need at least 2 of each")
     return Comparison(paired=True, method=method, metrics=result)
 
 
+def _steps(labels: IntArray, flagged: tuple[npt.NDArray[np.bool_], ...]) -> dict[str, float]:
+    """How far one record's decision moves each threshold metric: a continuity correction.
+
+    A threshold metric's difference moves in whole records: recall by 1/frauds. With a
+    handful of records decided differently the percentile interval is too short: 5 frauds
+    caught by the candidate only and none by the champion give an interval above 0,
+    although McNemar's exact test gives p = 0.0625. Widening each end by one step, as
+    McNemar's continuity correction does, keeps a few records from making a verdict.
+    """
+    truth = labels == 1
+    n, frauds = labels.size, int(truth.sum())
+    tp = [int((f & truth).sum()) for f in flagged]
+    called = [int(f.sum()) for f in flagged]
+    return {
+        "accuracy": 1.0 / n,
+        "recall": 1.0 / frauds,
+        "precision": 1.0 / (min(called) + 1),
+        "f1_score": 2.0 / (min(t + c for t, c in zip(tp, called, strict=True)) + frauds),
+    }
+
+
 def unpaired(current: dict[str, float], baseline: dict[str, float]) -> Comparison:
-    """Point values against the champion's recorded metrics, for metrics both have."""
+    """Point values against the champion's recorded metrics, for metrics both have.
+
+    Without the champion's scores on the same rows there is no interval, so no verdict:
+    every metric is "not tested".
+    """
     names = [n for n in METRICS if n in current and n in baseline]
     names += [n for n in current if n in baseline and n not in names]
     return Comparison(
         paired=False,
-        method="unpaired: against the champion's recorded metrics, no intervals",
+        method="unpaired: against the champion's recorded metrics, no intervals, not tested",
         metrics={n: _compare(float(current[n]), float(baseline[n])) for n in names},
     )
 
@@ -184,19 +235,24 @@ class _Cells:
     models: tuple[_ModelCells, ...]
 
     @classmethod
-    def build(cls, labels: IntArray, models: tuple[FloatArray, ...], threshold: float) -> _Cells:
+    def build(
+        cls, labels: IntArray, models: tuple[FloatArray, ...], threshold: float,
+        flagged: tuple[npt.NDArray[np.bool_], ...] | None = None,
+    ) -> _Cells:
+        """``models`` rank the rows; ``flagged`` (default: score >= threshold) decides."""
         import numpy as np
 
         truth = labels == 1
+        decided = flagged or tuple(scores >= threshold for scores in models)
         keys = np.zeros(int(np.count_nonzero(~truth)), dtype=np.int64)
         sizes = []
-        for scores in models:
+        for scores, flags in zip(models, decided, strict=True):
             distinct = np.unique(scores[truth])
             negatives = scores[~truth]
             left = np.searchsorted(distinct, negatives, side="left")
             tied = np.searchsorted(distinct, negatives, side="right") > left
             sizes.append(2 * (2 * distinct.size + 1))
-            keys = keys * sizes[-1] + 2 * (2 * left + tied) + (negatives >= threshold)
+            keys = keys * sizes[-1] + 2 * (2 * left + tied) + flags[~truth]
         joint, negative_cell, counts = np.unique(keys, return_inverse=True, return_counts=True)
 
         views = []
@@ -211,7 +267,7 @@ class _Cells:
                 positions=2 * distinct.size + 1,
                 positive_order=positive_order,
                 score_starts=_starts(group[positive_order]),
-                positive_flagged=(scores[truth] >= threshold).astype(np.float64),
+                positive_flagged=decided[k][truth].astype(np.float64),
                 cell_order=cell_order,
                 position_starts=starts,
                 occupied=position[cell_order][starts],
@@ -270,11 +326,33 @@ def _starts(ordered: IntArray) -> IntArray:
     return np.concatenate(([0], np.flatnonzero(np.diff(ordered)) + 1)).astype(np.int64)
 
 
+def verdict(ci: tuple[float, float] | None) -> Verdict:
+    """Better when the 95 % interval of the difference lies above 0, worse when below,
+    inconclusive when it holds 0; not tested without an interval."""
+    if ci is None:
+        return "not tested"
+    low, high = ci
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "inconclusive"
+
+
+def detectable_difference(se: float | None) -> float | None:
+    """The smallest true difference a two-sided 5 % test detects with 80 % power: an
+    interval of this test set excludes 0 for it four times in five. (``paired`` adds the
+    threshold metrics' one-record step, by which their intervals are widened.)"""
+    return None if se is None else (_Z_95 + _Z_80) * se
+
+
 def _compare(
     current: float,
     baseline: float,
     ci: tuple[float, float] | None = None,
     p_value: float | None = None,
+    se: float | None = None,
+    detectable: float | None = None,
 ) -> MetricComparison:
     difference = current - baseline
     return MetricComparison(
@@ -282,8 +360,10 @@ def _compare(
         baseline=baseline,
         difference=difference,
         percent_change=difference / baseline * 100 if baseline else 0.0,
-        improved=difference > 0,
+        verdict=verdict(ci),
         ci_low=ci[0] if ci else None,
         ci_high=ci[1] if ci else None,
         p_value=p_value,
+        se=se,
+        detectable=detectable,
     )

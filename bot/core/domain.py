@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
@@ -40,6 +40,7 @@ class Evaluation:
     positives: int
     rows: int
     majority_accuracy: float  # accuracy of always predicting "legit"
+    distinct_scores: int | None = None  # distinct ranking scores (1: a constant model)
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,24 @@ class Champion:
     model_artifact: str | None = None
 
 
+#: What the paired 95 % interval of a difference (candidate minus champion) shows: above 0,
+#: below 0, or containing 0; "not tested" when there is no interval (unpaired comparison).
+Verdict = Literal["better", "worse", "inconclusive", "not tested"]
+
+
 @dataclass(frozen=True)
 class MetricComparison:
     current: float
     baseline: float
     difference: float
     percent_change: float
-    improved: bool
+    verdict: Verdict
     ci_low: float | None = None
     ci_high: float | None = None
     p_value: float | None = None
+    se: float | None = None  # standard error of the difference (bootstrap SD; DeLong for AUC)
+    # The smallest true difference this test set detects with 80 % power:
+    detectable: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,11 @@ class GateResult:
     value: float | None
     passed: bool
     detail: str = ""
+    evaluated: bool = True  # False: the champion has no value for this metric
+    kind: str = ""  # "guard", "minimum", "max_drop", "non_inferior", "better_than_champion"
+    metric: str = ""
+    # Smallest difference this test set detects with 80 % power (from the difference's SE):
+    detectable: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,7 @@ class Plan:
     gates: tuple[GateResult, ...]
     notes: tuple[str, ...] = ()
     champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+    primary_metric: str | None = None  # the request's declared primary metric
     # What merging changes, from live state at plan time:
     changes: tuple[Change, ...] = ()
     rollout: Rollout | None = None

@@ -1,63 +1,91 @@
 """Champion versus challenger on the live endpoint: statistics of the per-record answers
-(pure; ``bot.adapters.aws.runtime`` sends the records)."""
+(pure; ``bot.adapters.aws.runtime`` sends the records).
+
+The records are labelled test records: every fraud of the test set and a random sample of
+the legit ones (class-stratified), each sampled legit record standing for ``legit_weight``
+legit records of the test set. Both variants answer the same records, so their recall and
+precision are compared paired: a class-stratified bootstrap of the records gives a 95 %
+interval of each difference and a verdict, as offline; McNemar's exact test says whether
+the frauds only one variant catches lean one way; the smallest recall difference this
+sample detects (80 % power) is stated, so a reader knows what "no difference" means here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict
 
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
 
-#: Frauds a sample should hold before its decisions say anything about quality.
-ENOUGH_POSITIVES = 30
+#: Bootstrap resamples of the live comparison's intervals (four cells per class: cheap).
+RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """One record sent to one variant: its score, or the error, and how long it took."""
+    """One request (a batch of records) to one variant: a score per record, or the error."""
 
-    score: float | None
+    scores: tuple[float, ...] | None
+    records: int
     latency_ms: float
     error: str | None = None
 
 
 @dataclass(frozen=True)
 class VariantStats:
-    """What one variant answered for the sample."""
+    """What one variant answered for the sample; rates are estimates for the whole test set
+    (legit records weighted by how many each stands for)."""
 
     variant: str
-    count: int
-    errors: int
+    records: int
+    requests: int
+    errors: int  # records whose request failed
     score_mean: float | None
-    score_p50: float | None
-    score_p90: float | None
-    score_p99: float | None
-    score_max: float | None
-    positive_rate: float | None  # share of answered records at or above the threshold
-    latency_mean_ms: float | None
+    flagged_rate: float | None  # share of the test set at or above the threshold
+    recall: float | None
+    precision: float | None
+    latency_mean_ms: float | None  # per request
     latency_p95_ms: float | None
+    ms_per_record: float | None
     first_error: str | None = None
 
 
 @dataclass(frozen=True)
+class LiveDifference:
+    """Challenger minus champion for one metric, with its paired 95 % interval."""
+
+    metric: str
+    champion: float
+    challenger: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    verdict: str  # "better", "worse", "inconclusive" (for the challenger)
+    detectable: float  # smallest difference this sample detects with 80 % power
+
+
+@dataclass(frozen=True)
 class EndpointComparison:
-    """Champion versus challenger on the same records, with a verdict in plain words."""
+    """Champion versus challenger on the same labelled records, with a verdict in words."""
 
     endpoint_name: str
-    records: int
+    records: int  # records sent to each variant
     threshold: float
     variants: tuple[VariantStats, ...]
-    agreement: float | None  # share of records both answered where their decisions agree
-    positives: int | None  # frauds among the records, when labels are known
-    champion_only_right: int | None  # McNemar's b: champion right, challenger wrong
-    challenger_only_right: int | None  # McNemar's c: challenger right, champion wrong
+    agreement: float | None  # share of the test set where both decisions agree (weighted)
+    frauds: int | None  # frauds among the records (all of the test set's), None unlabelled
+    legit_weight: float | None  # test-set legit records each sampled legit one stands for
+    differences: tuple[LiveDifference, ...]
+    frauds_only_champion: int | None  # McNemar's b: frauds only the champion catches
+    frauds_only_challenger: int | None  # McNemar's c: frauds only the challenger catches
     mcnemar_p: float | None
-    records_for_enough_positives: int | None  # records expected to hold ENOUGH_POSITIVES
     verdict: str
 
 
@@ -66,78 +94,163 @@ def summarize(
     results: Mapping[str, Sequence[Invocation]],
     labels: npt.ArrayLike | None,
     threshold: float,
+    legit_weight: float = 1.0,
+    seed: int = 0,
 ) -> EndpointComparison:
-    """The comparison from the raw per-record results of each variant (pure).
+    """The comparison from the raw results of each variant (pure).
 
-    The first two variants in ``champion``, ``challenger`` order (else as given) are compared;
-    ``labels`` may be longer than the sample (the whole test set): its fraud rate sizes the
-    sample that quality judgements would need.
+    ``results`` holds each variant's requests in the order the records were sent; ``labels``
+    are the sent records' labels (None: unlabelled, agreement and latency only). The first
+    two variants in ``champion``, ``challenger`` order (else as given) are compared.
     """
     import numpy as np
-    from scipy.stats import binomtest
 
     names = sorted(results, key=lambda n: {"champion": 0, "challenger": 1}.get(n, 2))
-    records = max((len(results[n]) for n in names), default=0)
-    stats = tuple(_variant_stats(n, results[n], threshold) for n in names)
-    all_labels = None if labels is None else np.asarray(labels).astype(int).ravel()
-    sample_labels = None if all_labels is None else all_labels[:records]
-    positives = None if sample_labels is None else int(sample_labels.sum())
-    needed = None
-    if all_labels is not None and all_labels.sum() > 0:
-        needed = -(-ENOUGH_POSITIVES * all_labels.size // int(all_labels.sum()))
+    scores = {n: _scores(results[n]) for n in names}
+    records = max((s.size for s in scores.values()), default=0)
+    truth = None if labels is None else np.asarray(labels).astype(int).ravel()[:records]
+    weights = np.ones(records) if truth is None else np.where(truth == 1, 1.0, legit_weight)
+    stats = tuple(_variant_stats(n, results[n], scores[n], truth, weights, threshold)
+                  for n in names)
 
     agreement = b = c = p_value = None
+    differences: tuple[LiveDifference, ...] = ()
     if len(names) >= 2:
-        first, second = results[names[0]], results[names[1]]
-        both = [i for i in range(min(len(first), len(second)))
-                if first[i].score is not None and second[i].score is not None]
-        decide = [(_decision(first[i], threshold), _decision(second[i], threshold))
-                  for i in both]
-        if both:
-            agreement = sum(x == y for x, y in decide) / len(both)
-        if sample_labels is not None:
-            labelled = [(d, int(sample_labels[i])) for d, i in zip(decide, both, strict=True)
-                        if i < sample_labels.size]
-            b = sum(x == y and z != y for (x, z), y in labelled)
-            c = sum(z == y and x != y for (x, z), y in labelled)
-            p_value = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+        first, second = scores[names[0]], scores[names[1]]
+        answered = ~np.isnan(first) & ~np.isnan(second)
+        decide = (first >= threshold, second >= threshold)
+        if answered.any():
+            same = decide[0][answered] == decide[1][answered]
+            agreement = float(np.average(same, weights=weights[answered]))
+        if truth is not None and answered.any():
+            fraud = answered & (truth == 1)
+            b = int(np.count_nonzero(fraud & decide[0] & ~decide[1]))
+            c = int(np.count_nonzero(fraud & ~decide[0] & decide[1]))
+            p_value = _mcnemar(b, c)
+            differences = _differences(truth[answered], decide[0][answered],
+                                       decide[1][answered], legit_weight, seed)
     comparison = EndpointComparison(
         endpoint_name=endpoint_name, records=records, threshold=threshold, variants=stats,
-        agreement=agreement, positives=positives, champion_only_right=b,
-        challenger_only_right=c, mcnemar_p=p_value, records_for_enough_positives=needed,
-        verdict="",
+        agreement=agreement, frauds=None if truth is None else int(truth.sum()),
+        legit_weight=None if truth is None else legit_weight, differences=differences,
+        frauds_only_champion=b, frauds_only_challenger=c, mcnemar_p=p_value, verdict="",
     )
     return dataclasses.replace(comparison, verdict=verdict(comparison))
 
 
-def _decision(invocation: Invocation, threshold: float) -> int:
-    return int(invocation.score is not None and invocation.score >= threshold)
-
-
-def _variant_stats(name: str, results: Sequence[Invocation], threshold: float) -> VariantStats:
+def _scores(invocations: Sequence[Invocation]) -> np.ndarray:
+    """One score per record sent, NaN where the request failed."""
     import numpy as np
 
-    scores = np.array([r.score for r in results if r.score is not None], dtype=np.float64)
-    latencies = np.array([r.latency_ms for r in results], dtype=np.float64)
-    errors = [r.error for r in results if r.score is None]
+    parts = [np.asarray(i.scores, dtype=np.float64) if i.scores is not None
+             else np.full(i.records, np.nan) for i in invocations]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
-    def pct(values: Any, q: float) -> float | None:
-        return float(np.percentile(values, q)) if values.size else None
 
+def _mcnemar(b: int, c: int) -> float:
+    """Exact two-sided McNemar test: the binomial test of b successes in b + c at 1/2."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2.0**n
+    return min(1.0, 2 * tail)
+
+
+def _differences(
+    truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray, legit_weight: float,
+    seed: int,
+) -> tuple[LiveDifference, ...]:
+    """Recall and precision of the challenger minus the champion's, with bootstrap intervals.
+
+    Each class is resampled separately (the frauds are all of the test set's, the legit ones
+    a sample), as joint-decision cell counts: (neither, champion only, challenger only, both).
+    """
+    import numpy as np
+
+    from bot.core.comparison import detectable_difference
+    from bot.core.comparison import verdict as interval_verdict
+
+    rng = np.random.default_rng(seed)
+    cells = []
+    for cls in (1, 0):
+        rows = truth == cls
+        code = champion[rows].astype(int) + 2 * challenger[rows].astype(int)
+        observed = np.bincount(code, minlength=4).astype(np.float64)
+        total = int(observed.sum())
+        drawn = (rng.multinomial(total, observed / total, size=RESAMPLES) if total
+                 else np.zeros((RESAMPLES, 4)))
+        cells.append((observed[None, :], drawn))
+    (fraud_seen, fraud_drawn), (legit_seen, legit_drawn) = cells
+    n_frauds = float(fraud_seen.sum())
+    out = []
+    for metric in ("recall", "precision"):
+        values = []
+        for fraud, legit in ((fraud_seen, legit_seen), (fraud_drawn, legit_drawn)):
+            tp = (fraud[:, 1] + fraud[:, 3], fraud[:, 2] + fraud[:, 3])
+            fp = (legit[:, 1] + legit[:, 3], legit[:, 2] + legit[:, 3])
+            per_model = []
+            for k in (0, 1):
+                if metric == "recall":
+                    per_model.append(tp[k] / n_frauds if n_frauds else np.zeros_like(tp[k]))
+                else:
+                    flagged = tp[k] + legit_weight * fp[k]
+                    per_model.append(np.divide(tp[k], flagged, out=np.zeros_like(flagged),
+                                               where=flagged > 0))
+            values.append(per_model)
+        (champion_value, challenger_value), (champion_drawn, challenger_drawn) = values
+        drawn_difference = challenger_drawn - champion_drawn
+        low, high = np.percentile(drawn_difference, [2.5, 97.5])
+        spread = float(np.std(drawn_difference, ddof=1))
+        if metric == "recall" and n_frauds:
+            # No fraud caught by one variant only: the spread is 0, yet a single such fraud
+            # would move recall by 1/frauds; that is the resolution the sample has.
+            spread = max(spread, 1.0 / n_frauds)
+        out.append(LiveDifference(
+            metric=metric, champion=float(champion_value[0]),
+            challenger=float(challenger_value[0]),
+            difference=float(challenger_value[0] - champion_value[0]),
+            ci_low=float(low), ci_high=float(high),
+            verdict=interval_verdict((float(low), float(high))),
+            detectable=float(detectable_difference(spread) or 0.0),
+        ))
+    return tuple(out)
+
+
+def _variant_stats(
+    name: str, invocations: Sequence[Invocation], scores: np.ndarray,
+    truth: np.ndarray | None, weights: np.ndarray, threshold: float,
+) -> VariantStats:
+    import numpy as np
+
+    answered = ~np.isnan(scores)
+    latencies = np.array([i.latency_ms for i in invocations], dtype=np.float64)
+    records = scores.size
+    flagged = answered & (scores >= np.float64(threshold))
+    recall = precision = None
+    if truth is not None and answered.any():
+        fraud = answered & (truth == 1)
+        tp = float(np.count_nonzero(flagged & (truth == 1)))
+        fp = float(weights[flagged & (truth == 0)].sum())
+        recall = tp / np.count_nonzero(fraud) if fraud.any() else None
+        precision = tp / (tp + fp) if tp + fp else 0.0
+    w = weights[answered]
     return VariantStats(
         variant=name,
-        count=len(results),
-        errors=len(errors),
-        score_mean=float(scores.mean()) if scores.size else None,
-        score_p50=pct(scores, 50),
-        score_p90=pct(scores, 90),
-        score_p99=pct(scores, 99),
-        score_max=float(scores.max()) if scores.size else None,
-        positive_rate=float((scores >= threshold).mean()) if scores.size else None,
+        records=records,
+        requests=len(invocations),
+        errors=int(records - np.count_nonzero(answered)),
+        score_mean=float(np.average(scores[answered], weights=w)) if w.size else None,
+        flagged_rate=float(w[flagged[answered]].sum() / w.sum()) if w.size else None,
+        recall=recall,
+        precision=precision,
         latency_mean_ms=float(latencies.mean()) if latencies.size else None,
-        latency_p95_ms=pct(latencies, 95),
-        first_error=next((e for e in errors if e), None),
+        latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else None,
+        ms_per_record=float(latencies.sum() / records) if records else None,
+        first_error=next((i.error for i in invocations if i.error), None),
     )
+
+
+_WORDS = {"better": "▲ better", "worse": "▼ worse", "inconclusive": "≈ inconclusive"}
 
 
 def verdict(c: EndpointComparison) -> str:
@@ -149,42 +262,38 @@ def verdict(c: EndpointComparison) -> str:
     parts = []
     for v in (first, second):
         if v.errors:
-            parts.append(f"{v.errors} of {v.count} requests to {v.variant} failed "
-                         f"({v.first_error}).")
+            parts.append(f"{v.errors:,} of {v.records:,} records sent to {v.variant} got no "
+                         f"answer ({v.first_error}).")
     if c.agreement is not None:
         parts.append(f"{first.variant} and {second.variant} make the same decision on "
-                     f"{c.agreement:.1%} of the {c.records} records.")
-    if c.positives is None:
+                     f"{c.agreement:.2%} of the test set.")
+    if c.frauds is None:
         parts.append("No labels were given, so this shows agreement and latency, "
                      "not which model is right.")
-    elif c.positives < ENOUGH_POSITIVES:
-        need = (f"; at the test set's fraud rate about {c.records_for_enough_positives:,} "
-                f"records would hold {ENOUGH_POSITIVES}" if c.records_for_enough_positives
-                else "")
-        parts.append(
-            f"Too small to judge quality: the {c.records} records hold {c.positives} "
-            f"fraud{'s' if c.positives != 1 else ''}{need}. Judge quality on the offline "
-            "evaluation; this sample shows that both variants serve and how often they agree."
-        )
-    elif c.mcnemar_p is not None and c.mcnemar_p < 0.05:
-        better, worse = ((first, second) if (c.champion_only_right or 0)
-                         > (c.challenger_only_right or 0) else (second, first))
-        parts.append(
-            f"{better.variant} is right more often where they disagree "
-            f"({c.champion_only_right} vs {c.challenger_only_right} records, McNemar "
-            f"p = {c.mcnemar_p:.3g}); {worse.variant} is worse on this sample."
-        )
-    elif c.mcnemar_p is not None:
-        parts.append(
-            f"No significant difference in correctness ({c.champion_only_right} vs "
-            f"{c.challenger_only_right} records only one gets right, McNemar "
-            f"p = {c.mcnemar_p:.3g})."
-        )
+    elif c.frauds == 0:
+        parts.append("The records hold no fraud: recall cannot be compared.")
+    else:
+        for d in c.differences:
+            parts.append(
+                f"{d.metric.capitalize()}: {second.variant} {d.challenger:.3f} vs "
+                f"{first.variant} {d.champion:.3f}, difference {d.difference:+.3f} "
+                f"(95 % CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]): {second.variant} "
+                f"{_WORDS[d.verdict]}."
+            )
+        recall = next((d for d in c.differences if d.metric == "recall"), None)
+        if recall is not None:
+            caught = (f"Both catch exactly the same of the {c.frauds} frauds"
+                      if c.frauds_only_champion == c.frauds_only_challenger == 0 else
+                      f"Of the {c.frauds} frauds, {c.frauds_only_challenger} are caught only "
+                      f"by {second.variant} and {c.frauds_only_champion} only by "
+                      f"{first.variant} (McNemar p = {c.mcnemar_p:.3g})")
+            parts.append(f"{caught}; this sample detects recall differences of "
+                         f"{recall.detectable:.3f} or more (80 % power).")
     if first.latency_p95_ms is not None and second.latency_p95_ms is not None:
-        parts.append(f"p95 latency: {first.variant} {first.latency_p95_ms:.1f} ms, "
+        parts.append(f"p95 latency per request: {first.variant} {first.latency_p95_ms:.1f} ms, "
                      f"{second.variant} {second.latency_p95_ms:.1f} ms.")
     return " ".join(parts)
 
 
-for _stored in (VariantStats, EndpointComparison):
+for _stored in (VariantStats, LiveDifference, EndpointComparison):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

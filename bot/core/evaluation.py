@@ -16,14 +16,21 @@ CURVE_POINTS = 50
 
 
 def evaluate(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, threshold: float = 0.5
+    y_true: npt.ArrayLike, scores: npt.ArrayLike, threshold: float = 0.5,
+    ranking: npt.ArrayLike | None = None,
 ) -> Evaluation:
-    """Score predictions against the truth; a score at or above ``threshold`` means fraud."""
+    """Score predictions against the truth; a score at or above ``threshold`` means fraud.
+
+    ``ranking`` (the model's margins) orders the rows for ROC and PR AUC and the curves;
+    without it, ``scores`` do.
+    """
     import numpy as np
     from sklearn import metrics
 
     labels, values = check_labels_and_scores(y_true, scores)
     flagged = values >= threshold
+    if ranking is not None:
+        _, values = check_labels_and_scores(labels, ranking)
     tp = int(np.count_nonzero(flagged & (labels == 1)))
     fp = int(np.count_nonzero(flagged)) - tp
     fn = int(np.count_nonzero(labels)) - tp
@@ -46,6 +53,7 @@ def evaluate(
         positives=tp + fn,
         rows=labels.size,
         majority_accuracy=(tn + fp) / labels.size,
+        distinct_scores=int(np.unique(values).size),
     )
 
 

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
 Fraction = Annotated[float, Field(gt=0, le=1)]
+Margin = Annotated[float, Field(ge=0, le=1)]
+
+#: Gates every request gets unless it sets ``max_drop`` itself: a candidate the test data
+#: shows to rank frauds clearly worse than the champion is refused (docs/request-format.md).
+DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall": 0.05}
 
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
@@ -57,11 +62,39 @@ class Hyperparameters(Strict):
     reg_alpha: float | None = Field(
         default=None, ge=0, alias="alpha", description="L1 regularization on weights (>= 0)."
     )
+    max_delta_step: float | None = Field(
+        default=None, ge=0,
+        description="Largest step of a leaf's value (>= 0; 0 means no limit). 1 to 10 keeps "
+        "logistic regression on rare frauds from swinging leaves by tens of logits.",
+    )
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1,
+        description="Random seed of row and column subsampling (the bot's default is 0).",
+    )
+    colsample_bylevel: float | None = Field(
+        default=None, gt=0, le=1, description="Column subsample ratio per tree level, in (0, 1]."
+    )
+    colsample_bynode: float | None = Field(
+        default=None, gt=0, le=1, description="Column subsample ratio per split, in (0, 1]."
+    )
+    max_bin: int | None = Field(
+        default=None, ge=2, le=65_536,
+        description="Histogram bins per feature (the bot trains with tree_method hist).",
+    )
+    grow_policy: Literal["depthwise", "lossguide"] | None = Field(
+        default=None, description="Split the nodes closest to the root first (depthwise), or "
+        "those with the highest loss change (lossguide, with max_leaves).",
+    )
+    max_leaves: int | None = Field(
+        default=None, ge=0, le=2**31 - 1,
+        description="Most leaves per tree (0: no limit); with grow_policy lossguide.",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
     @field_validator("eta", "subsample", "colsample_bytree", "min_child_weight", "gamma",
-                     "scale_pos_weight", "reg_lambda", "reg_alpha", mode="before")
+                     "scale_pos_weight", "reg_lambda", "reg_alpha", "max_delta_step",
+                     "colsample_bylevel", "colsample_bynode", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: object) -> object:
         # YAML writes 1 for 1.0; strict mode would refuse it, a user would not expect that.
@@ -126,19 +159,37 @@ def check_data_uri(value: str) -> None:
 
 
 class Gates(Strict):
-    """What a candidate must reach before it may be merged (6.5)."""
+    """What a candidate must reach before it may be merged (6.5).
+
+    Comparisons with the champion are judged on the 95 % confidence interval of the paired
+    difference (candidate minus champion), never on the point difference alone, so that an
+    equal candidate is neither blocked nor called better by the test set's noise.
+    """
 
     minimum: dict[Metric, Fraction] = Field(
         default_factory=lambda: {"accuracy": 0.90},  # type: ignore[arg-type]
         description="Minimum value per metric; the seed's accuracy >= 0.90 by default.",
     )
-    max_drop: dict[Metric, Annotated[float, Field(ge=0, le=1)]] = Field(
+    max_drop: dict[Metric, Margin] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_DROP),  # type: ignore[arg-type]
+        description="Per metric, a margin: fail when the data shows the candidate worse than "
+        "the champion by more than it (the 95 % CI of the difference lies below -margin). "
+        "Default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_DROP.items()) + ".",
+    )
+    non_inferior: dict[Metric, Margin] = Field(
         default_factory=dict,
-        description="Largest allowed drop versus the champion per metric (absolute).",
+        description="Per metric, a margin: pass only when the data shows the candidate at "
+        "most that much worse than the champion (the 95 % CI lies above -margin). A stronger "
+        "claim than max_drop, for large test sets.",
     )
     better_than_champion: list[Metric] = Field(
         default_factory=list,
         description="Metrics whose 95 % CI of the paired difference must lie above zero.",
+    )
+    primary_metric: Metric = Field(
+        default="pr_auc",
+        description="The metric a claim of improvement rests on, declared before the plan is "
+        "seen; its verdict heads the comment, the others' are secondary.",
     )
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Score at or above which a record is fraud."
@@ -199,8 +250,9 @@ class Challenger(Strict):
         "characters; shown on the plan.",
     )
     comparison_records: int = Field(
-        default=100, ge=1, le=10_000,
-        description="Test records sent to each live variant when a rollout PR is planned.",
+        default=20_000, ge=1, le=1_000_000,
+        description="Legit test records sampled for the live comparison when a rollout PR is "
+        "planned; every fraud of the test set is sent too, to both variants.",
     )
 
     @field_validator("steps")

@@ -18,6 +18,7 @@ import os
 import re
 import tarfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.errors import BotError, first_line
@@ -108,30 +109,90 @@ def load_model(data: bytes) -> xgboost.Booster:
     return booster
 
 
+def load_model_file(data: bytes, name: str) -> xgboost.Booster:
+    """A model file as a data scientist has it: the bot's ``model.tar.gz`` (or SageMaker's),
+    or an XGBoost model saved as JSON or UBJSON."""
+    import xgboost
+
+    if data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar":  # gzip, or a plain tar
+        try:
+            return load_model(data)
+        except BotError as error:
+            raise BotError(f"{name}: {error.message}") from error
+    booster = xgboost.Booster()
+    try:
+        booster.load_model(bytearray(data))
+    except (xgboost.core.XGBoostError, ValueError) as error:  # UnicodeDecodeError too
+        raise BotError(f"{name}: neither a model.tar.gz nor an XGBoost JSON or UBJSON model "
+                       f"({first_line(error)})") from error
+    return booster
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A model's answers for each row, in float64.
+
+    ``probability`` is the probability of fraud, compared with the decision threshold for
+    the threshold metrics (what the SageMaker container answers). ``ranking`` orders the
+    rows for ROC and PR AUC and the curves: the raw margin (log-odds), which keeps apart
+    rows whose float32 probabilities round to the same value (a confident model's
+    probabilities collapse to 0.0 or 1.0, or to one denormal, in float32).
+    """
+
+    probability: npt.NDArray[np.float64]
+    ranking: npt.NDArray[np.float64]
+
+
+def predict(
+    booster: xgboost.Booster,
+    frame: pd.DataFrame,
+    feature_columns: Sequence[str] | None = None,
+) -> Scores:
+    """Probabilities and margins of each row, from the booster's features in its order."""
+    import numpy as np
+
+    features = model_features(booster, frame, feature_columns)
+    import xgboost
+
+    booster.set_param({"nthread": os.cpu_count() or 1})
+    try:
+        margin = np.asarray(
+            booster.inplace_predict(frame[features], predict_type="margin"), dtype=np.float64
+        )
+        objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+        if objective == "binary:hinge":  # answers 0 or 1; the margin still ranks
+            probability = np.asarray(
+                booster.inplace_predict(frame[features], predict_type="value"), dtype=np.float64
+            )
+        else:
+            with np.errstate(over="ignore"):
+                probability = 1.0 / (1.0 + np.exp(-margin))
+    except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
+        raise BotError(f"the model cannot score this data: {first_line(error)}") from error
+    return Scores(probability=probability, ranking=margin)
+
+
 def score(
     booster: xgboost.Booster,
     frame: pd.DataFrame,
     feature_columns: Sequence[str] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """The probability of fraud for each row, from the booster's features in its order."""
-    import numpy as np
+    """The probability of fraud for each row (float64), from the booster's features."""
+    return predict(booster, frame, feature_columns).probability
 
-    features = list(feature_columns or booster.feature_names or [])
+
+def model_features(
+    booster: xgboost.Booster, frame: pd.DataFrame, feature_columns: Sequence[str] | None = None
+) -> list[str]:
+    """The columns a model reads, in its order: the names it was trained with, else those
+    given; a clear error when the data lacks any of them."""
+    features = list(booster.feature_names or feature_columns or [])
     if not features:
         raise BotError("the model has no feature names; name the feature columns")
+    if len(features) != booster.num_features():
+        raise BotError(f"the model reads {booster.num_features()} features, "
+                       f"not the {len(features)} columns given")
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise BotError(f"the data lacks the model's feature columns: {', '.join(missing[:10])}")
-    import xgboost
-
-    booster.set_param({"nthread": os.cpu_count() or 1})
-    try:
-        margin_or_probability = np.asarray(
-            booster.inplace_predict(frame[features], predict_type="value"), dtype=np.float64
-        )
-    except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
-        raise BotError(f"the model cannot score this data: {first_line(error)}") from error
-    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
-    if objective == "binary:logitraw":
-        return np.asarray(1.0 / (1.0 + np.exp(-margin_or_probability)), dtype=np.float64)
-    return margin_or_probability
+    return features

@@ -12,16 +12,20 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.core.changes import changes
 from bot.core.desired_state import desired
-from bot.core.domain import Approval, Champion, Evaluation, Plan
+from bot.core.domain import Approval, Champion, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
-from bot.core.request import Request
+from bot.core.request import Challenger, Request
 from bot.report import plan_json, plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
+
+if TYPE_CHECKING:
+    import xgboost
 
 Progress = Callable[[str], None]
 
@@ -62,8 +66,8 @@ def evaluate_request(
     """The evaluation part of the plan; what merging changes is added by ``with_live_changes``."""
     from bot.adapters import data_files as data
     from bot.adapters.aws import artifacts
-    from bot.core import comparison as cmp
-    from bot.core import evaluation, gates, training
+    from bot.core import training
+    from bot.flows.judge import judge
 
     versions = {
         "train": data.data_version(request.data.train, repo_root),
@@ -87,49 +91,40 @@ def evaluate_request(
 
     progress(f"evaluating on {request.data.test} ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
-    target_column = request.data.target_column
-    features = training.feature_columns(test_df, target_column)
-    y = test_df[target_column].to_numpy()
-    threshold = request.gates.decision_threshold
-    scores = training.score(booster, test_df, features)
-    result = evaluation.evaluate(y, scores, threshold)
+    champion, champion_booster = _champion(live_config)
+    judged = judge(request.gates, test_df, request.data.target_column, booster, champion,
+                   champion_booster, progress)
 
-    champion_eval: Evaluation | None = None
-    if live_config is not None and live_config.champion is not None:
-        model = live_config.champion
-        progress(f"re-scoring the champion {model.experiment_id} on the same test set ...")
-        champion_booster = training.load_model(artifacts.read_model(model.model_artifact))
-        champion_scores = training.score(champion_booster, test_df, features)
-        champion_eval = evaluation.evaluate(y, champion_scores, threshold)
-        comparison = cmp.paired(y, scores, champion_scores, threshold)
-        champion = Champion(model.experiment_id, "production-config", champion_eval.metrics,
-                            model.model_artifact)
-    elif live_config is not None:
-        comparison = cmp.unpaired(result.metrics, live_config.metrics)
-        champion = Champion(live_config.experiment_id, "production config (no model artifact)",
-                            dict(live_config.metrics))
-    else:
-        comparison = cmp.unpaired(result.metrics, cmp.SEED_BASELINE)
-        champion = Champion("seed baseline", "seed notebook's baseline, nothing in production",
-                            dict(cmp.SEED_BASELINE))
-
-    notes = []
-    if gates.accuracy_is_uninformative(result):
-        notes.append(
-            f"Accuracy {result.metrics['accuracy']:.4f} says nothing here: only "
-            f"{result.positives / max(result.rows, 1):.3%} of test rows are fraud, so predicting "
-            f"\"legit\" for everything scores {result.majority_accuracy:.4f}. "
-            "Judge the model on recall, precision and PR AUC."
-        )
+    notes = list(judged.notes)
     plan = Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
-        model_key=model_key, evaluation=result, champion=champion, comparison=comparison,
-        gates=gates.check(request.gates, result, comparison), artifact=artifact,
+        model_key=model_key, evaluation=judged.evaluation, champion=judged.champion,
+        comparison=judged.comparison, gates=judged.gates, artifact=artifact,
         evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
         champion_identity=champion_identity(live_config), notes=tuple(notes),
-        champion_evaluation=champion_eval,
+        champion_evaluation=judged.champion_evaluation,
+        primary_metric=request.gates.primary_metric,
     )
     return plan
+
+
+def _champion(live_config: ProductionConfig | None) -> tuple[Champion, xgboost.Booster | None]:
+    """Who the candidate is compared with: the champion's model when production records it,
+    else its recorded metrics, else the seed notebook's baseline."""
+    from bot.adapters.aws import artifacts
+    from bot.core import comparison as cmp
+    from bot.core import training
+
+    if live_config is None:
+        return Champion("seed baseline", "seed notebook's baseline, nothing in production",
+                        dict(cmp.SEED_BASELINE)), None
+    model = live_config.champion
+    if model is None:
+        return Champion(live_config.experiment_id, "production config (no model artifact)",
+                        dict(live_config.metrics)), None
+    booster = training.load_model(artifacts.read_model(model.model_artifact))
+    return Champion(model.experiment_id, "production-config",
+                    dict(model.metrics or live_config.metrics), model.model_artifact), booster
 
 
 def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str | None:
@@ -174,13 +169,14 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     if live is None or live.variant("challenger") is None:
         return None
     challenger = request.rollout.challenger
-    records = challenger.comparison_records if challenger is not None else 100
-    progress(f"comparing live variants on {records} test records ...")
+    legit = (challenger.comparison_records if challenger is not None
+             else Challenger.model_fields["comparison_records"].default)
+    progress(f"comparing live variants on every test fraud and {legit:,} legit records ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
     result = runtime.compare_endpoints(
         t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
-        request.gates.decision_threshold, records,
+        request.gates.decision_threshold, legit,
     )
     return result
 

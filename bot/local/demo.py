@@ -95,7 +95,9 @@ class Journey:
             log_file = self.outputs[f"{self.step:02d}-plan-pr{number}"]
             raise BotError(f"plan of PR #{number} failed: see {log_file}")
         plan = plan_json.from_bytes((out / "plan.json").read_bytes(), str(out / "plan.json"))
-        gates = ", ".join(f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in plan.gates)
+        failed = [g.name for g in plan.gates if not g.passed]
+        gates = (f"all {len(plan.gates)} pass" if not failed
+                 else f"{len(failed)} of {len(plan.gates)} FAILED: " + "; ".join(failed))
         m = plan.metrics
         self.log(
             f"plan ({time.monotonic() - started:.1f}s, "

@@ -85,13 +85,52 @@ def curves_section(plan: Plan) -> str:
     return f"Lines: {legend}.\n\n" + "\n\n".join(parts)
 
 
+VERDICT_LABELS = {
+    "better": "▲ better",
+    "worse": "▼ worse",
+    "inconclusive": "≈ inconclusive",
+    "not tested": "not tested",
+}
+
+
 def gates_section(plan: Plan) -> str:
+    from bot.core.gates import power_note
+
     rows = ["| gate | threshold | value | result |", "| --- | ---: | ---: | --- |"]
     for g in plan.gates:
-        result = "✅ pass" if g.passed else "❌ **fail**"
+        if not g.evaluated:
+            result = "⚪ **not evaluated**" + ("" if g.passed else ", ❌ **fail**")
+        else:
+            result = "✅ pass" if g.passed else "❌ **fail**"
         detail = f" — {g.detail}" if g.detail else ""
-        rows.append(f"| {g.name} | {_fmt(g.threshold)} | {_fmt(g.value)} | {result}{detail} |")
+        digits = 0 if g.kind == "guard" else 4  # records flagged: a count
+        rows.append(f"| {g.name} | {_fmt(g.threshold, digits)} | {_fmt(g.value, digits)} | "
+                    f"{result}{detail} |")
+    notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
+             for g in plan.gates if (note := power_note(g))]
+    if notes:
+        rows += ["", "What this test set can detect:", "", *notes]
     return "\n".join(rows)
+
+
+def verdict_line(plan: Plan) -> str:
+    """The declared primary metric's verdict, in one sentence."""
+    name = plan.primary_metric
+    m = plan.comparison.metrics.get(name) if name else None
+    if name is None or m is None:
+        return ""
+    label = METRIC_LABELS.get(name, name)
+    if m.ci_low is None or m.ci_high is None:
+        why = ("too few frauds for an interval" if plan.comparison.paired
+               else "unpaired: no interval")
+        return (f"Primary metric {label}: {m.current:.4f} vs {m.baseline:.4f} for the "
+                f"champion — **not tested** ({why}).")
+    words = {"better": "**▲ better** than the champion",
+             "worse": "**▼ worse** than the champion",
+             "inconclusive": "**≈ inconclusive**: this test set cannot tell it from the champion",
+             }[m.verdict]
+    return (f"Primary metric {label}: {words} (difference {m.difference:+.4f}, "
+            f"95 % CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}]).")
 
 
 def comparison_section(plan: Plan) -> str:
@@ -101,16 +140,19 @@ def comparison_section(plan: Plan) -> str:
         f"{comparison.method}"
         if comparison.paired
         else f"**unpaired**: against recorded metrics ({champion.source}), "
-        "so differences carry no confidence interval"
+        "so differences carry no confidence interval and are **not tested**"
     )
     rows = [
         f"Champion: {md.code(champion.experiment_id)} — {how}.",
         "",
         "| metric | candidate | champion | difference | change | 95 % CI of difference "
-        "| improved |",
-        "| --- | ---: | ---: | ---: | ---: | :---: | :---: |",
+        "| verdict |",
+        "| --- | ---: | ---: | ---: | ---: | :---: | :--- |",
     ]
+    secondary_better = False
     for name, label in METRIC_LABELS.items():
+        if name == plan.primary_metric:
+            label += " (primary)"
         m = comparison.metrics.get(name)
         if m is None:
             rows.append(f"| {label} | {_fmt(plan.metrics.get(name))} | — | — | — | — | — |")
@@ -119,11 +161,27 @@ def comparison_section(plan: Plan) -> str:
               if m.ci_low is not None and m.ci_high is not None else "—")
         if m.p_value is not None:
             ci += f" (DeLong p={m.p_value:.3g})"
+        secondary_better |= m.verdict == "better" and name != plan.primary_metric
         rows.append(
             f"| {label} | {m.current:.4f} | {m.baseline:.4f} | {m.difference:+.4f} | "
-            f"{m.percent_change:+.2f} % | {ci} | {'✅' if m.improved else '—'} |"
+            f"{m.percent_change:+.2f} % | {ci} | {VERDICT_LABELS[m.verdict]} |"
         )
+    if comparison.paired:
+        rows += ["", "▲ better / ▼ worse: the 95 % interval of the difference lies above / "
+                 "below 0; ≈ inconclusive: it holds 0, so this test set cannot tell the two "
+                 "apart."]
+    if secondary_better:
+        rows.append(SECONDARY_NOTE)
     return "\n".join(rows)
+
+
+#: Measured by benchmarks/verdicts.py: an equal candidate shows ▲ on at least one of the
+#: six metrics in this share of runs, although each metric alone stays under 5 %.
+SECONDARY_NOTE = (
+    "A ▲ on a secondary metric is not a claim: six metrics give six chances, so an equal "
+    "candidate shows one somewhere more often than any one metric does. Claims rest on the "
+    "primary metric, declared in the request before the plan is seen."
+)
 
 
 def confusion_section(plan: Plan) -> str:
@@ -196,19 +254,34 @@ def config_diff(plan: Plan) -> str:
 
 
 def endpoint_comparison_section(comparison: EndpointComparison) -> str:
-    rows = ["| variant | records | errors | mean score | p99 score | flagged | mean latency | "
-            "p95 latency |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    sent = (f"{comparison.records:,} labelled test records to each variant: all "
+            f"{comparison.frauds:,} frauds and a random sample of legit ones, each standing "
+            f"for {comparison.legit_weight:,.1f} of the test set's"
+            if comparison.frauds is not None and comparison.legit_weight is not None
+            else f"{comparison.records:,} unlabelled test records to each variant")
+    rows = [f"Sent {sent}; rates are estimates for the whole test set.", "",
+            "| variant | records | errors | recall | precision | flagged | mean score | "
+            "requests | p95 latency / request |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for v in comparison.variants:
         rows.append(
-            f"| {v.variant} | {v.count} | {v.errors} | {_fmt(v.score_mean)} | "
-            f"{_fmt(v.score_p99)} | {_fmt(v.positive_rate)} | "
-            f"{_fmt(v.latency_mean_ms, 1)} ms | {_fmt(v.latency_p95_ms, 1)} ms |"
+            f"| {v.variant} | {v.records:,} | {v.errors:,} | {_fmt(v.recall, 3)} | "
+            f"{_fmt(v.precision, 3)} | {_fmt(v.flagged_rate)} | {_fmt(v.score_mean)} | "
+            f"{v.requests} | {_fmt(v.latency_p95_ms, 1)} ms |"
         )
+    if comparison.differences:
+        rows += ["", "| challenger − champion | difference | 95 % CI | verdict | detectable "
+                 "(80 % power) |", "| --- | ---: | :---: | :--- | ---: |"]
+        for d in comparison.differences:
+            rows.append(f"| {d.metric} | {d.difference:+.4f} | [{d.ci_low:+.4f}, "
+                        f"{d.ci_high:+.4f}] | {VERDICT_LABELS[d.verdict]} | "
+                        f"{d.detectable:.3f} |")
     extra = []
     if comparison.agreement is not None:
-        extra.append(f"Decisions agree on **{comparison.agreement:.1%}** of records.")
+        extra.append(f"Decisions agree on **{comparison.agreement:.2%}** of the test set.")
     if comparison.mcnemar_p is not None:
-        extra.append(f"McNemar exact test on disagreements: p = {comparison.mcnemar_p:.3g}.")
+        extra.append(f"McNemar exact test on the frauds only one catches: "
+                     f"p = {comparison.mcnemar_p:.3g}.")
     if comparison.verdict:
         extra.append(f"\n> {comparison.verdict}")
     return "\n".join(rows) + "\n\n" + " ".join(extra)
@@ -233,6 +306,8 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
         f"evaluated {plan.evaluated_at}</sub>"
     )
     sections = [head]
+    if verdict_line(plan):
+        sections.append(verdict_line(plan))
     if plan.description.strip():
         sections.append(f"**Description** (by the request's author):\n\n"
                         f"{md.quote(plan.description)}")

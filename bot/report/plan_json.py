@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from bot.core.domain import Plan
 
 #: The layout of plan.json this bot writes and reads. 1: the untyped layout before it had
-#: a ``format`` field (top-level ``metrics``, ``curves``, ``changes``...).
-FORMAT = 2
+#: a ``format`` field (top-level ``metrics``, ``curves``, ``changes``...). 2: before verdicts
+#: (``improved`` was the point difference's sign, ``max_drop`` compared point differences).
+FORMAT = 3
 
 
 class UnreadablePlan(BotError):

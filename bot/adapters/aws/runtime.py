@@ -1,9 +1,12 @@
-"""The live champion-vs-challenger comparison: the same test records sent to each variant.
+"""The live champion-vs-challenger comparison: the same labelled test records sent to each
+variant.
 
-Each record is its own ``InvokeEndpoint`` request, pinned to a variant with ``TargetVariant``:
-that measures the latency a caller sees per request, and a failing record shows as one error
-instead of failing a batch. A hundred records per variant is a few seconds against SageMaker.
-The statistics are a pure function of the raw per-record results (``summarize``).
+Every fraud of the test set is sent, and a random sample of its legit records; each sampled
+legit record stands for ``legit_weight`` of them, so rates are estimates for the whole test
+set. Records go in multi-record ``text/csv`` requests (the SageMaker XGBoost container
+answers one score per line), pinned to a variant with ``TargetVariant``, each under
+InvokeEndpoint's 6 MB payload limit; a failing request shows as errors for its records. The
+statistics are a pure function of the raw results (``summarize``).
 """
 
 from __future__ import annotations
@@ -19,32 +22,107 @@ from bot.errors import BotError, first_line
 from bot.settings import Target
 
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
     import pandas as pd
+
+#: InvokeEndpoint accepts at most 6 MB per request; batches stay under this many bytes.
+MAX_BATCH_BYTES = 5_000_000
+#: And under this many records, so a slow batch is not a timeout (60 s per request).
+MAX_BATCH_RECORDS = 2_000
+
 
 def compare_endpoints(
     t: Target,
     features: pd.DataFrame,
     labels: npt.ArrayLike | None,
     threshold: float,
-    records: int = 100,
+    legit_records: int = 20_000,
+    seed: int = 0,
 ) -> EndpointComparison:
-    """Send the first ``records`` rows to every live variant and compare the answers.
+    """Send every fraud and ``legit_records`` sampled legit rows to every live variant.
 
-    ``features`` are the model's inputs in its training column order (the container reads
-    CSV by position); ``labels`` (0/1, aligned with ``features``) enable the quality test.
+    ``features`` are the test data's inputs; each variant gets the columns its model was
+    trained with, in its order (the container reads CSV by position), else all of them.
+    ``labels`` (0/1, aligned with ``features``) choose the records and enable the quality
+    comparison; without them ``legit_records`` random rows are sent.
     """
     from bot.adapters.aws import endpoint
 
     live = endpoint.read(t)
     if live is None:
         raise BotError(f"endpoint {t.endpoint_name} does not exist: nothing to compare")
-    sample = features.head(records)
-    lines = [_csv_line(row) for row in sample.itertuples(index=False, name=None)]
+    rows, legit_weight = sample(labels, legit_records, seed, len(features))
+    chosen = features.iloc[rows]
     runtime = client("sagemaker-runtime", t.region)
-    results = {v.name: [_invoke(runtime, live.endpoint_name, v.name, line) for line in lines]
-               for v in live.variants}
-    return summarize(live.endpoint_name, results, labels, threshold)
+    results = {}
+    for variant in live.variants:
+        columns = _model_columns(variant.model_data_url, list(features.columns))
+        missing = [c for c in columns if c not in chosen.columns]
+        if missing:
+            error = f"the test data lacks the model's columns {', '.join(missing[:10])}"
+            results[variant.name] = [Invocation(None, len(rows), 0.0, error)]
+            continue
+        results[variant.name] = [
+            _invoke(runtime, live.endpoint_name, variant.name, body, count)
+            for body, count in batches(chosen[columns])
+        ]
+    sent = None if labels is None else _as_array(labels)[rows]
+    return summarize(live.endpoint_name, results, sent, threshold, legit_weight, seed)
+
+
+def sample(labels: npt.ArrayLike | None, legit_records: int, seed: int, size: int
+           ) -> tuple[npt.NDArray[np.int64], float]:
+    """Rows to send, in the data's order, and how many legit rows each sampled one stands for.
+
+    Every fraud, and ``legit_records`` legit rows drawn without replacement (all if fewer).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        chosen = rng.choice(size, min(size, legit_records), replace=False)
+        return np.sort(chosen).astype(np.int64), 1.0
+    truth = _as_array(labels) == 1
+    frauds, legit = np.flatnonzero(truth), np.flatnonzero(~truth)
+    drawn = rng.choice(legit, min(legit.size, legit_records), replace=False)
+    weight = legit.size / drawn.size if drawn.size else 1.0
+    return np.sort(np.concatenate([frauds, drawn])).astype(np.int64), float(weight)
+
+
+def batches(frame: pd.DataFrame) -> list[tuple[bytes, int]]:
+    """CSV request bodies of at most ``MAX_BATCH_RECORDS`` records and ``MAX_BATCH_BYTES``."""
+    out: list[tuple[bytes, int]] = []
+    lines: list[bytes] = []
+    size = 0
+    for row in frame.itertuples(index=False, name=None):
+        line = _csv_line(row).encode()
+        if lines and (len(lines) >= MAX_BATCH_RECORDS or size + len(line) + 1 > MAX_BATCH_BYTES):
+            out.append((b"\n".join(lines), len(lines)))
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line) + 1
+    if lines:
+        out.append((b"\n".join(lines), len(lines)))
+    return out
+
+
+def _as_array(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    import numpy as np
+
+    return np.asarray(labels).astype(np.int64).ravel()
+
+
+def _model_columns(model_data_url: str, fallback: list[str]) -> list[str]:
+    """The columns a variant's model was trained with, read from its artifact; else all."""
+    from bot.adapters.aws import artifacts
+    from bot.core import training
+
+    try:
+        names = training.load_model(artifacts.read_object(model_data_url)).feature_names
+    except BotError:
+        return fallback
+    return list(names) if names else fallback
 
 
 def _csv_line(values: Sequence[Any]) -> str:
@@ -56,27 +134,28 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _invoke(runtime: Any, endpoint_name: str, variant: str, line: str) -> Invocation:
+def _invoke(runtime: Any, endpoint_name: str, variant: str, body: bytes,
+            records: int) -> Invocation:
     from botocore.exceptions import BotoCoreError, ClientError
 
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(
             EndpointName=endpoint_name, TargetVariant=variant, ContentType="text/csv",
-            Accept="text/csv", Body=line.encode(),
+            Accept="text/csv", Body=body,
         )
-        body = response["Body"].read().decode()
+        answer = response["Body"].read().decode()
     except (ClientError, BotoCoreError) as error:
-        return Invocation(None, _ms_since(started), first_line(error))
+        return Invocation(None, records, _ms_since(started), first_line(error))
     latency = _ms_since(started)
     # The container answers one value per line, or comma-separated (older versions).
-    values = [v for v in body.replace(",", "\n").split() if v]
+    values = [v for v in answer.replace(",", "\n").split() if v]
     try:
-        if len(values) != 1:
-            raise ValueError(f"expected 1 score, got {len(values)}")
-        return Invocation(float(values[0]), latency)
+        if len(values) != records:
+            raise ValueError(f"expected {records} scores, got {len(values)}")
+        return Invocation(tuple(float(v) for v in values), records, latency)
     except ValueError as error:
-        return Invocation(None, latency, f"unreadable answer {body[:80]!r}: {error}")
+        return Invocation(None, records, latency, f"unreadable answer {answer[:80]!r}: {error}")
 
 
 def _ms_since(started: float) -> float:

@@ -1,0 +1,81 @@
+"""Compare two model files offline on a test file, exactly as ``plan`` would.
+
+Data scientists run it before opening a pull request: the same scoring, evaluation,
+comparison and gates as the plan (``bot.flows.judge``), with the request's gates, or the
+format's defaults without a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.core.domain import Champion
+from bot.core.request import Gates
+from bot.errors import BotError
+from bot.flows.judge import Judgement, Progress, judge
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_TARGET_COLUMN = "Class"
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What ``compare`` found, and what it compared."""
+
+    candidate: str
+    champion: str
+    test: str
+    primary_metric: str
+    judgement: Judgement
+
+    @property
+    def passed(self) -> bool:
+        return self.judgement.passed
+
+
+def compare(candidate: Path, champion: Path, test: str, request: Path | None = None,
+            progress: Progress = lambda _: None) -> Compared:
+    """Judge the ``candidate`` model file against the ``champion`` one on ``test``."""
+    from bot.core import training
+
+    gates, target_column = Gates(), DEFAULT_TARGET_COLUMN
+    if request is not None:
+        from bot.adapters.request_files import load_request
+
+        if not request.is_file():
+            raise BotError(f"{request}: no such request file")
+        parsed, _ = load_request(request, display_path=str(request))
+        gates, target_column = parsed.gates, parsed.data.target_column
+    boosters = [training.load_model_file(_read(path), str(path))
+                for path in (candidate, champion)]
+    progress(f"evaluating on {test} ...")
+    test_df = _load_test(test, target_column)
+    judgement = judge(gates, test_df, target_column, boosters[0],
+                      Champion(champion.name, f"model file {champion}", {}), boosters[1],
+                      progress)
+    return Compared(str(candidate), str(champion), test, gates.primary_metric, judgement)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BotError(f"{path}: no such model file") from None
+    except OSError as error:
+        raise BotError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def _load_test(test: str, target_column: str) -> pd.DataFrame:
+    """The test table from an ``s3://`` URI or a local Parquet file."""
+    from bot.adapters import data_files as data
+
+    if test.startswith("s3://"):
+        return data.load_table(test, Path("."), target_column)
+    path = Path(test).expanduser().resolve()
+    if not path.is_file():
+        raise BotError(f"{test}: no such test file")
+    return data.load_table(path.name, path.parent, target_column)

@@ -1,0 +1,173 @@
+"""Judge a candidate against the champion on one test set: score both, evaluate, compare, gate.
+
+The one code path behind ``promotion-bot plan`` (``bot.flows.plan``) and ``promotion-bot
+compare`` (``bot.flows.compare``), so both reach the same verdicts on the same data.
+
+Each model is scored on the columns it was trained with (its booster knows them): a
+candidate with a new feature is compared paired with a champion re-scored on its own
+columns. Only when the test data lacks a column the champion needs does the comparison
+fall back to the champion's recorded metrics (unpaired), saying which columns changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from bot.core.domain import Champion, Comparison, Evaluation, GateResult
+from bot.core.request import Gates
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import pandas as pd
+    import xgboost
+
+    from bot.core.training import Scores
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the test set says about the candidate, alone and against the champion."""
+
+    evaluation: Evaluation
+    champion: Champion
+    comparison: Comparison
+    gates: tuple[GateResult, ...]
+    notes: tuple[str, ...] = ()
+    champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def judge(
+    gates: Gates,
+    test_df: pd.DataFrame,
+    target_column: str,
+    candidate: xgboost.Booster,
+    champion: Champion,
+    champion_booster: xgboost.Booster | None,
+    progress: Progress = lambda _: None,
+) -> Judgement:
+    """Evaluate ``candidate`` on ``test_df``, compare it with ``champion`` and check ``gates``.
+
+    With ``champion_booster`` the champion is re-scored on the same rows (paired); without
+    it, or when the test data lacks a column the champion reads, ``champion.metrics`` (its
+    recorded values) are the baseline (unpaired, no verdicts).
+    """
+    from bot.core import training
+
+    if target_column not in test_df.columns:
+        raise BotError(f"the test data has no target column {target_column!r}")
+    y = test_df[target_column].to_numpy()
+    data_columns = training.feature_columns(test_df, target_column)
+    scores = training.predict(candidate, test_df, data_columns)
+
+    notes: list[str] = []
+    columns = _champion_columns(champion_booster, data_columns)
+    if champion_booster is not None and columns is not None:
+        missing = [c for c in columns if c not in test_df.columns]
+        note = _feature_note(training.model_features(candidate, test_df, data_columns),
+                             columns, missing)
+        if note:
+            notes.append(note)
+        if missing and not champion.metrics:
+            raise BotError(
+                f"the test data lacks the champion's columns {', '.join(missing[:10])}, and no "
+                "recorded metrics of the champion are known: nothing to compare with"
+            )
+        if missing:
+            champion_booster = None
+    champion_scores = None
+    if champion_booster is not None:
+        progress(f"re-scoring the champion {champion.experiment_id} on the same test set ...")
+        champion_scores = training.predict(champion_booster, test_df, data_columns)
+    judged = judge_scores(gates, y, scores, champion, champion_scores)
+    return replace(judged, notes=(*notes, *judged.notes))
+
+
+def judge_scores(
+    gates: Gates,
+    labels: npt.ArrayLike,
+    candidate: Scores,
+    champion: Champion,
+    champion_scores: Scores | None,
+) -> Judgement:
+    """``judge`` once both models have scored the test rows (pure): evaluate, compare, gate."""
+    from bot.core import comparison as cmp
+    from bot.core import evaluation
+    from bot.core import gates as gate_checks
+
+    threshold = gates.decision_threshold
+    result = evaluation.evaluate(labels, candidate.probability, threshold, candidate.ranking)
+    champion_eval: Evaluation | None = None
+    if champion_scores is not None:
+        champion_eval = evaluation.evaluate(labels, champion_scores.probability, threshold,
+                                            champion_scores.ranking)
+        comparison = cmp.paired(labels, candidate.probability, champion_scores.probability,
+                                threshold, ranking=(candidate.ranking, champion_scores.ranking))
+        champion = Champion(champion.experiment_id, champion.source, champion_eval.metrics,
+                            champion.model_artifact)
+    else:
+        comparison = cmp.unpaired(result.metrics, champion.metrics)
+
+    notes = []
+    if gate_checks.accuracy_is_uninformative(result):
+        notes.append(
+            f"Accuracy {result.metrics['accuracy']:.4f} says nothing here: only "
+            f"{result.positives / max(result.rows, 1):.3%} of test rows are fraud, so predicting "
+            f"\"legit\" for everything scores {result.majority_accuracy:.4f}. "
+            "Judge the model on recall, precision and PR AUC."
+        )
+    return Judgement(
+        evaluation=result, champion=champion, comparison=comparison,
+        gates=gate_checks.check(gates, result, comparison), notes=tuple(notes),
+        champion_evaluation=champion_eval,
+    )
+
+
+def _champion_columns(booster: xgboost.Booster | None, data_columns: list[str]
+                      ) -> list[str] | None:
+    """The columns the champion was trained with; the data's when its model has no names."""
+    if booster is None:
+        return None
+    names = list(booster.feature_names or [])
+    if names:
+        return names
+    if booster.num_features() != len(data_columns):
+        raise BotError(f"the champion's model has no feature names and reads "
+                       f"{booster.num_features()} features, not the test data's "
+                       f"{len(data_columns)} columns")
+    return data_columns
+
+
+def _feature_note(candidate: list[str], champion: list[str], missing: list[str]) -> str:
+    """What changed in the feature set, and how the comparison copes; empty if nothing."""
+    added = [c for c in candidate if c not in champion]
+    removed = [c for c in champion if c not in candidate]
+    if not added and not removed:
+        return ""
+    parts = []
+    if added:
+        parts.append(f"adds {_columns(added)}")
+    if removed:
+        parts.append(f"drops {_columns(removed)}")
+    text = (f"Feature set changed: the candidate reads {len(candidate)} columns, the champion "
+            f"{len(champion)}; the candidate {' and '.join(parts)}. ")
+    if missing:
+        return text + (f"The test data lacks the champion's {_columns(missing)}, so the "
+                       "champion cannot be re-scored: the comparison is unpaired, against its "
+                       "recorded metrics, and gives no verdicts.")
+    return text + ("The champion was re-scored on its own columns of the same test rows, so "
+                   "the comparison stays paired.")
+
+
+def _columns(names: list[str]) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:10])
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"column{'s' if len(names) != 1 else ''} {shown}{more}"
