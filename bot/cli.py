@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local-aws", help="run moto's server on 127.0.0.1 with production set up")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--rows", type=int, default=284_807, help="rows of sample data to create")
+    p.add_argument("--faults", metavar="FILE",
+                   help="YAML fault plan: which calls fail, how and how often (see "
+                        "bot/local/faults.py)")
 
     p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")
     p.add_argument("--check", action="store_true", help="fail if schemas/ is out of date")

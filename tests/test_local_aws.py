@@ -159,7 +159,12 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
 
     assert statuses == ["Creating", "InService"]
     assert updating["EndpointStatus"] == "Updating"
+    # As on SageMaker, the old config serves until the new one is InService.
+    assert updating["EndpointConfigName"] == "c-old"
+    assert updating["PendingDeploymentSummary"]["EndpointConfigName"] == "c-new"
+    assert [v["VariantName"] for v in updating["ProductionVariants"]] == ["champion"]
     assert updated["EndpointStatus"] == "InService"
+    assert "PendingDeploymentSummary" not in updated
     assert updated["EndpointConfigName"] == "c-new"
     assert [(v["VariantName"], v["CurrentWeight"], v["CurrentInstanceCount"])
             for v in updated["ProductionVariants"]] == [("champion", 3.0, 2),
@@ -167,8 +172,13 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
 
     sm.update_endpoint_weights_and_capacities(EndpointName="e", DesiredWeightsAndCapacities=[
         {"VariantName": "challenger", "DesiredWeight": 1.0}])
+    shifting = sm.describe_endpoint(EndpointName="e")
     variants = sm.describe_endpoint(EndpointName="e")["ProductionVariants"]
 
+    assert shifting["EndpointStatus"] == "Updating"
+    assert [(v["VariantName"], v["CurrentWeight"], v["DesiredWeight"])
+            for v in shifting["ProductionVariants"]] == [("champion", 3.0, 3.0),
+                                                        ("challenger", 0.0, 1.0)]
     assert [(v["VariantName"], v["CurrentWeight"], v["DesiredWeight"], v["CurrentInstanceCount"])
             for v in variants] == [("champion", 3.0, 3.0, 2), ("challenger", 1.0, 1.0, 1)]
     with pytest.raises(ClientError, match="Could not find endpoint configuration"):
@@ -291,7 +301,7 @@ def test_local_aws_command_serves_until_ctrl_c(
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=stop_when_serving, daemon=True).start()
 
-    code = command.run(argparse.Namespace(port=0, rows=10))
+    code = command.run(argparse.Namespace(port=0, rows=10, faults=None))
 
     out = capsys.readouterr()
     assert code == 0
