@@ -236,7 +236,7 @@ class GitHubHost:
                     raise BotError(self._scrub(
                         f"GitHub: cannot reach {self.base_url} for {what} ({reason}, "
                         f"{attempt} tries)")) from None
-            self._pause(self.backoff * 2 ** (attempt - 1))
+            self._pause(float(self.backoff * 2 ** (attempt - 1)))
 
     def _rate_limit_wait(self, error: Any, limit: str, attempt: int) -> float:
         """How long GitHub asks to wait: ``Retry-After``, else until ``X-RateLimit-Reset`` when
@@ -250,7 +250,7 @@ class GitHubHost:
             return max(0.0, int(reset) - time.time()) + 1.0
         if limit == "primary":
             return 3600.0  # no reset time given: GitHub's hour
-        return self.secondary_wait * 2 ** (attempt - 1)
+        return float(self.secondary_wait * 2 ** (attempt - 1))
 
     def _wait_or_give_up(self, what: str, wait: float, limit: str, error: Any) -> None:
         left = self.max_wait - self.waited

@@ -10,9 +10,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
-from bot.settings import settings
-
 from bot.local.moto_gaps import install_moto_extensions
+from bot.settings import settings
 
 if TYPE_CHECKING:
     from bot.local.faults import FaultPlan, Injector

@@ -271,7 +271,8 @@ def _xml(text: str) -> str:
 
 # -- GitHub ---------------------------------------------------------------------------------
 
-def github_error(rule: Rule, now: float | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+def github_error(rule: Rule, now: float | None = None
+                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The answer of ``rule`` as GitHub writes it: (status, JSON body, headers)."""
     now = time.time() if now is None else now
     docs = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"

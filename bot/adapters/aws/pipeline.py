@@ -6,11 +6,10 @@ name, so a rerun of apply finds the execution it started instead of starting ano
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bot.adapters.aws.clients import client, error_code

@@ -3,6 +3,8 @@
 Each record is its own ``InvokeEndpoint`` request, pinned to a variant with ``TargetVariant``:
 that measures the latency a caller sees per request, and a failing record shows as one error
 instead of failing a batch. A hundred records per variant is a few seconds against SageMaker.
+Throttled requests are retried by the client's retry policy; one still throttled after it is
+counted as throttled (SageMaker's request rate), never as an error of the model.
 The statistics are a pure function of the raw per-record results (``summarize``).
 """
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Frauds a sample should hold before its decisions say anything about quality.
 ENOUGH_POSITIVES = 30
+#: Error codes of a request refused for its rate.
+THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Invocation:
     score: float | None
     latency_ms: float
     error: str | None = None
+    throttled: bool = False  # refused for the request rate, not answered by the model
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class VariantStats:
     latency_mean_ms: float | None
     latency_p95_ms: float | None
     first_error: str | None = None
+    throttled: int = 0  # requests SageMaker refused for the request rate (not in ``errors``)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ def _missing(value: Any) -> bool:
 def _invoke(runtime: Any, endpoint_name: str, variant: str, line: str) -> Invocation:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from bot.adapters.aws.clients import error_code
+
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(
@@ -115,7 +123,10 @@ def _invoke(runtime: Any, endpoint_name: str, variant: str, line: str) -> Invoca
             Accept="text/csv", Body=line.encode(),
         )
         body = response["Body"].read().decode()
-    except (ClientError, BotoCoreError) as error:
+    except ClientError as error:
+        return Invocation(None, _ms_since(started), first_line(error),
+                          throttled=error_code(error) in THROTTLED)
+    except BotoCoreError as error:
         return Invocation(None, _ms_since(started), first_line(error))
     latency = _ms_since(started)
     # The container answers one value per line, or comma-separated (older versions).
@@ -190,7 +201,7 @@ def _variant_stats(name: str, results: Sequence[Invocation], threshold: float) -
 
     scores = np.array([r.score for r in results if r.score is not None], dtype=np.float64)
     latencies = np.array([r.latency_ms for r in results], dtype=np.float64)
-    errors = [r.error for r in results if r.score is None]
+    errors = [r.error for r in results if r.score is None and not r.throttled]
 
     def pct(values: Any, q: float) -> float | None:
         return float(np.percentile(values, q)) if values.size else None
@@ -208,6 +219,7 @@ def _variant_stats(name: str, results: Sequence[Invocation], threshold: float) -
         latency_mean_ms=float(latencies.mean()) if latencies.size else None,
         latency_p95_ms=pct(latencies, 95),
         first_error=next((e for e in errors if e), None),
+        throttled=sum(1 for r in results if r.score is None and r.throttled),
     )
 
 
@@ -222,6 +234,9 @@ def verdict(c: EndpointComparison) -> str:
         if v.errors:
             parts.append(f"{v.errors} of {v.count} requests to {v.variant} failed "
                          f"({v.first_error}).")
+        if v.throttled:
+            parts.append(f"{v.throttled} of {v.count} requests to {v.variant} were throttled "
+                         "by SageMaker (its request rate, not the model) and are left out.")
     if c.agreement is not None:
         parts.append(f"{first.variant} and {second.variant} make the same decision on "
                      f"{c.agreement:.1%} of the {c.records} records.")
