@@ -19,12 +19,18 @@ TARGET = "fraud-detection"
 
 @pytest.fixture(autouse=True)
 def fresh_clients() -> Iterator[None]:
-    """Each test starts without boto3 clients cached by an earlier one."""
+    """Each test starts without boto3 clients or settings cached by an earlier one, and
+    without a fault plan left active."""
     from bot.adapters.aws import clients
+    from bot.local import faults
+    from bot.settings import settings
 
     clients.forget()
+    settings.cache_clear()
     yield
+    faults.activate(None)
     clients.forget()
+    settings.cache_clear()
 
 
 FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]

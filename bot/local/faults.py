@@ -116,6 +116,7 @@ class Injector:
         self._fired = [0] * len(plan.rules)
         self._lock = threading.Lock()
         self._log: list[Injected] = []
+        self._released = threading.Event()
 
     def pick(self, service: str, operation: str, kinds: frozenset[str]) -> Rule | None:
         """The rule that fails this call, if one does.
@@ -144,6 +145,15 @@ class Injector:
         """Every failure injected so far, oldest first."""
         with self._lock:
             return list(self._log)
+
+    def delay(self, rule: Rule) -> None:
+        """Hold the answer ``rule.delay`` seconds, or until ``release``."""
+        if rule.delay:
+            self._released.wait(rule.delay)
+
+    def release(self) -> None:
+        """End every delay now and from now on: slow answers held "until released" go out."""
+        self._released.set()
 
 
 # -- AWS ------------------------------------------------------------------------------------
@@ -189,8 +199,7 @@ def wrap_aws(service: str, handler: Handler) -> Handler:
         rule = injector.pick(service, operation, AWS_KINDS)
         if rule is None:
             return handler(request, full_url, headers)
-        if rule.delay:
-            time.sleep(rule.delay)
+        injector.delay(rule)
         if rule.kind == "slow":
             return handler(request, full_url, headers)
         if rule.after:

@@ -15,7 +15,6 @@ import itertools
 import json
 import re
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,8 +247,8 @@ class LocalGitHub:
         injector = self._faults
         rule = None if injector is None else injector.pick("github", f"{method} {path}",
                                                            GITHUB_KINDS)
-        if rule is not None and rule.delay:
-            time.sleep(rule.delay)  # outside the lock: a slow answer holds up no other
+        if injector is not None and rule is not None:
+            injector.delay(rule)  # outside the lock: a slow answer holds up no other
         with self._lock:
             self._log.append(f"{method} {target}")
             try:

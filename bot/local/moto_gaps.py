@@ -62,8 +62,14 @@ def _install_faults() -> None:
     """Put the fault plan in front of every handler of the services the bot calls."""
     import importlib
 
+    from moto.s3.responses import S3Response
+
     from bot.local.faults import wrap_aws
 
+    # moto reloads its S3 URL table on every request, so S3's handlers are wrapped where the
+    # table takes them from.
+    for name in ("bucket_dispatch", "ambiguous_dispatch", "key_dispatch"):
+        setattr(S3Response, name, staticmethod(wrap_aws("s3", getattr(S3Response, name))))
     for module_name, service in _FAULTY_SERVICES:
         urls = importlib.import_module(f"moto.{module_name}.urls")
         for path, handler in list(urls.url_paths.items()):

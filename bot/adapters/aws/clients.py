@@ -38,7 +38,7 @@ def config() -> Any:
 
     s = settings()
     return Config(
-        retries={"mode": s.aws_retry_mode, "max_attempts": s.aws_max_attempts},
+        retries={"mode": s.aws_retry_mode, "total_max_attempts": s.aws_max_attempts},
         connect_timeout=s.aws_connect_timeout_seconds,
         read_timeout=s.aws_read_timeout_seconds,
     )
