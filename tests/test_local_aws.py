@@ -26,7 +26,8 @@ from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.production_config import ProductionConfig
 from bot.errors import BotError
-from bot.local import aws_server, bootstrap, moto_gaps
+from bot.local import aws_server, bootstrap, faults, moto_gaps
+from bot.local.faults import FaultPlan, Rule
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -183,6 +184,32 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
             for v in variants] == [("champion", 3.0, 3.0, 2), ("challenger", 1.0, 1.0, 1)]
     with pytest.raises(ClientError, match="Could not find endpoint configuration"):
         sm.update_endpoint(EndpointName="e", EndpointConfigName="c-none")
+
+
+def test_the_old_config_answers_until_the_update_is_done(
+    served: dict[str, str], models: dict[str, bytes]
+) -> None:
+    features = small_frame(5, 7)[FEATURES]
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    promoted = EndpointSpec(T.endpoint_name, (VariantSpec("champion", served["new"], 100),))
+    endpoint._ensure_model(sm, T, served["new"])
+    endpoint._ensure_config(sm, T, promoted, endpoint.config_name(T, promoted))
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", polls=3),))
+
+    with faults.injected(plan):
+        sm.update_endpoint(EndpointName=T.endpoint_name,
+                           EndpointConfigName=endpoint.config_name(T, promoted))
+        during = []
+        while (status := sm.describe_endpoint(EndpointName=T.endpoint_name)[
+                "EndpointStatus"]) != "InService":
+            during.append((status, invoke(csv(features), TargetVariant="champion")[1]))
+        _, after = invoke(csv(features), TargetVariant="champion")
+
+    assert [s for s, _ in during] == ["Updating"] * 3
+    for _, scores in during:
+        np.testing.assert_array_equal(scores, direct(models["old"], features))
+    np.testing.assert_array_equal(after, direct(models["new"], features))
 
 
 def test_installing_the_extensions_twice_changes_nothing() -> None:
