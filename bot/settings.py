@@ -114,8 +114,8 @@ def settings() -> Settings:
         return Settings()
     except ValidationError as error:
         problems = "; ".join(
-            f"PROMOTION_BOT_{'_'.join(map(str, e['loc'])).upper() or '(settings)'}: "
-            f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+            ("PROMOTION_BOT_" + "_".join(map(str, e["loc"])).upper() + ": " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in error.errors())
         raise BotError(f"settings: {problems}") from None
 
 
