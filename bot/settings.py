@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     # AWS: one retry policy and bounded timeouts for every boto3 client.
     aws_retry_mode: str = "adaptive"
-    aws_max_attempts: int = 8
+    aws_max_attempts: int = 6
     aws_connect_timeout_seconds: float = 5.0
     aws_read_timeout_seconds: float = 10.0
     # Attempts of one call that times out: a silent endpoint fails fast instead of per attempt.
