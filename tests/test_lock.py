@@ -107,9 +107,9 @@ def test_a_holder_whose_expired_lock_was_taken_over_learns_who_has_it(aws: Targe
     expiring = dataclasses.replace(aws, lock_ttl_seconds=1, lock_heartbeat_seconds=3600)
     with lock.acquire(expiring, "alice", warn=quiet.append) as held:
         time.sleep(1.1)  # the heartbeat would renew it only in an hour: it expires
-        with lock.acquire(aws, "bob", warn=quiet.append, commit="c2"):
-            with pytest.raises(LockLost) as lost:
-                held.check()
+        with lock.acquire(aws, "bob", warn=quiet.append, commit="c2"), \
+                pytest.raises(LockLost) as lost:
+            held.check()
     assert "bob since" in lost.value.message and lost.value.commit == "c2"
     assert quiet[0].startswith("took over the expired apply lock of fraud-detection")
 
@@ -119,8 +119,9 @@ def test_a_lock_shorter_than_the_endpoint_wait_is_refused(
     monkeypatch.setenv("PROMOTION_BOT_LOCK_TTL_SECONDS", "1800")
     assert cli.main(["break-lock", "fraud-detection"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("promotion-bot break-lock: settings: lock_ttl_seconds (1800) must be longer than endpoint_wait_seconds (3600): "
-                   "a lock that expires while apply waits lets a second apply take it over")
+    assert err == ("promotion-bot break-lock: settings: lock_ttl_seconds (1800) must be longer "
+                   "than endpoint_wait_seconds (3600): a lock that expires while apply waits "
+                   "lets a second apply take it over")
 
 
 def test_a_setting_that_is_not_a_number_is_one_line(
