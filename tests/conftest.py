@@ -164,29 +164,35 @@ def request_yaml(experiment: str = "exp-xgboost-1", eta: float = 0.1, max_depth:
     )
 
 
-@pytest.fixture
-def store_plan(aws: Target) -> Callable[..., dict[str, Any]]:
-    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
+def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999
+             ) -> dict[str, Any]:
+    """Store what ``plan`` stores for the request ``text`` of target ``t``; return plan.json."""
     import yaml
 
     from bot.adapters.aws import artifacts
 
+    request = Request.model_validate(yaml.safe_load(text))
+    sha = request.content_sha256()
+    model_key = request.model_key({"train": "v1", "test": "v1"})
+    artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
+    plan = {
+        "target": t.name, "request_path": f"promotion-requests/{t.name}.yaml",
+        "content_sha256": sha, "model_key": model_key, "artifact": artifact,
+        "metrics": {"accuracy": accuracy, "recall": 0.8},
+        "evaluated_at": "2024-01-15T10:00:00+00:00", "passed": passed,
+        "gates": [], "changes": [], "comparison": {}, "champion": {},
+        "confusion_matrix": {"tn": 1, "fp": 0, "fn": 0, "tp": 1},
+    }
+    artifacts.put_plan(t, sha, {"plan.json": json.dumps(plan).encode()})
+    return plan
+
+
+@pytest.fixture
+def store_plan(aws: Target) -> Callable[..., dict[str, Any]]:
+    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
+
     def store(text: str, passed: bool = True, accuracy: float = 0.999,
               t: Target | None = None) -> dict[str, Any]:
-        t = t or aws
-        request = Request.model_validate(yaml.safe_load(text))
-        sha = request.content_sha256()
-        model_key = request.model_key({"train": "v1", "test": "v1"})
-        artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
-        plan = {
-            "target": t.name, "request_path": f"promotion-requests/{t.name}.yaml",
-            "content_sha256": sha, "model_key": model_key, "artifact": artifact,
-            "metrics": {"accuracy": accuracy, "recall": 0.8},
-            "evaluated_at": "2024-01-15T10:00:00+00:00", "passed": passed,
-            "gates": [], "changes": [], "comparison": {}, "champion": {},
-            "confusion_matrix": {"tn": 1, "fp": 0, "fn": 0, "tp": 1},
-        }
-        artifacts.put_plan(t, sha, {"plan.json": json.dumps(plan).encode()})
-        return plan
+        return put_plan(t or aws, text, passed, accuracy)
 
     return store
