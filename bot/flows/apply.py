@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from bot.adapters import git
 from bot.core.desired_state import Desired, desired
 from bot.core.domain import Outcome
-from bot.errors import BotError, LockHeld, NotPlanned
+from bot.errors import BotError, LockHeld, LockLost, NotPlanned
 from bot.flows.preflight import NOTHING, approve, missed_items, prepare, requests_at
 from bot.flows.reconcile import Reconciliation, retired
 from bot.report.apply_outcome import comment, failure_comment, missed_line, status_note
@@ -187,6 +187,18 @@ def _comment(host: GitHubHost, pull_request: int, name: str, body: str,
     return True
 
 
+def _finished_by_another(run: Reconciliation) -> bool:
+    """Whether another run completed this apply since this run started (it took the lock)."""
+    from bot.adapters.aws import artifacts
+
+    try:
+        record = artifacts.get_apply_record(run.t, run.commit) or {}
+    except Exception:  # not knowing is not finished: this run says it failed
+        return False
+    return record.get("status") == "complete" and (
+        record.get("updated_at") != run.previous.get("updated_at"))
+
+
 def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request: int | None,
             error: BaseException) -> None:
     """Say where apply stopped; best effort, the error that stopped it matters more.
@@ -202,7 +214,8 @@ def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request:
         # The holder's record is the holder's to write.
         with contextlib.suppress(Exception):
             run.save("failed", error=message)
-    if isinstance(error, LockHeld) and error.commit == commit:
+    if isinstance(error, LockHeld) and (error.commit == commit or (
+            isinstance(error, LockLost) and _finished_by_another(run))):
         return
     host = statuses.host
     if host is None:
