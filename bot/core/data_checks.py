@@ -40,7 +40,7 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
     if not (pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels)):
         examples = ", ".join(repr(v) for v in pd.unique(labels.dropna())[:_SHOWN])
         problems.append(problem(target_column, f"labels must be the numbers 0 (legit) and 1 "
-                                               f"(fraud), not {labels.dtype} values such as "
+                                               f"(fraud), not {_kind(labels)} such as "
                                                f"{examples}; {label_hint}"))
     else:
         values = labels.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -67,7 +67,7 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
         values = frame[column]
         if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
             problems.append(problem(str(column), f"features must be numbers, not "
-                                                 f"{values.dtype} values"))
+                                                 f"{_kind(values)}"))
             continue
         infinite = int(np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).sum())
         if infinite:
@@ -75,3 +75,11 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
                                                  "value; replace them (leave a value empty "
                                                  "for missing)"))
     return problems
+
+
+def _kind(values: pd.Series) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        return "text"
+    return f"{values.dtype} values"
