@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole journey on the embedded default")
     p.add_argument("--dir", metavar="DIR", help="where to leave the repository and outputs")
     p.add_argument("--rows", type=int, default=284_807, help="rows of sample data")
+    p.add_argument("--faults", metavar="FILE",
+                   help="YAML fault plan: AWS and GitHub fail by it during the journey")
     return parser
 
 

@@ -183,6 +183,18 @@ def injected(plan: FaultPlan) -> Iterator[Injector]:
         globals()["_active"] = previous
 
 
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No failures for the ``with`` block (a test reading state back); the same plan, with its
+    counts, resumes after it."""
+    global _active
+    previous, _active = _active, None
+    try:
+        yield
+    finally:
+        _active = previous
+
+
 Handler = Callable[[Any, str, Any], Any]
 
 

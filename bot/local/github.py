@@ -229,6 +229,11 @@ class LocalGitHub:
             self._faults = Injector(plan) if plan is not None and plan.rules else None
             return self._faults
 
+    def injector(self) -> Injector | None:
+        """The fault plan in use, which counts what it injected; None without one."""
+        with self._lock:
+            return self._faults
+
     def request_log(self) -> list[str]:
         """Every request received, as ``METHOD /path?query``, oldest first."""
         with self._lock:
