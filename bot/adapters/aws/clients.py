@@ -26,10 +26,29 @@ def client(service: str, region: str | None = None) -> Any:
            *(os.environ.get(name) for name in _CONFIGURING))
     found = _clients.get(key)
     if found is None:
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        _share_loader(boto3.DEFAULT_SESSION)
         found = _clients[key] = boto3.client(service, region_name=key[1], config=config())
         service_id = found.meta.service_model.service_id.hyphenize()
         found.meta.events.register_first(f"needs-retry.{service_id}", _timeouts_retried_once)
     return found
+
+
+def _share_loader(session: Any) -> None:
+    """Give ``session`` the process's botocore data loader, so service models (megabytes of
+    JSON) are parsed once per process, not again for every new session."""
+    global _loader
+    import botocore.loaders
+
+    core = session._session
+    if _loader is None:
+        _loader = botocore.loaders.create_loader(core.get_config_variable("data_path"))
+    if core.get_component("data_loader") is not _loader:
+        core.register_component("data_loader", _loader)
+
+
+_loader: Any = None
 
 
 def config() -> Any:
