@@ -131,7 +131,7 @@ def _response_classes() -> tuple[Any, Any]:
             endpoint = self._endpoint(name)
             _advance(endpoint)
             response = dict(self.sagemaker_backend.describe_endpoint(name))
-            change = getattr(endpoint, _CHANGE, None)
+            change = _change(endpoint)
             if change is not None and change.config is not None:
                 response["PendingDeploymentSummary"] = {
                     "EndpointConfigName": change.config,
@@ -234,9 +234,6 @@ def _variants(config_variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return variants
 
 
-_CHANGE = "_promotion_bot_change"
-
-
 @dataclass
 class _Change:
     """An endpoint change under way: what it deploys and how it ends (by the fault plan)."""
@@ -248,6 +245,21 @@ class _Change:
     outcome: str = "InService"
     reason: str | None = None
     resume: str | None = None  # endpoint-state: the status to go back to
+
+
+#: The change under way per endpoint ARN (kept off moto's objects, which it serialises whole).
+_changes: dict[str, _Change] = {}
+
+
+def _change(endpoint: Any) -> _Change | None:
+    return _changes.get(endpoint.arn)
+
+
+def _set_change(endpoint: Any, change: _Change | None) -> None:
+    if change is None:
+        _changes.pop(endpoint.arn, None)
+    else:
+        _changes[endpoint.arn] = change
 
 
 def _fault(operation: str) -> Any:
@@ -264,7 +276,7 @@ def _begin(endpoint: Any, status: str, rule: Any, change: _Change | None) -> Non
     if rule is not None:
         change.polls, change.outcome, change.reason = rule.polls, rule.outcome, rule.reason
     endpoint.endpoint_status = status
-    setattr(endpoint, _CHANGE, change)
+    _set_change(endpoint, change)
 
 
 def _state_fault(endpoint: Any) -> None:
@@ -272,7 +284,7 @@ def _state_fault(endpoint: Any) -> None:
     from bot.local.faults import active
 
     injector = active()
-    rule = None if injector is None or getattr(endpoint, _CHANGE, None) is not None else (
+    rule = None if injector is None or _change(endpoint) is not None else (
         injector.pick("sagemaker", "DescribeEndpoint", frozenset({"endpoint-state"})))
     if rule is None or rule.state is None:
         return
@@ -282,13 +294,13 @@ def _state_fault(endpoint: Any) -> None:
     change = _Change(polls=rule.polls, outcome="resume", reason=rule.reason,
                      resume=endpoint.endpoint_status)
     endpoint.endpoint_status = rule.state
-    setattr(endpoint, _CHANGE, change)
+    _set_change(endpoint, change)
 
 
 def _advance(endpoint: Any) -> None:
     """One DescribeEndpoint's worth of progress of the change under way, if any."""
     _state_fault(endpoint)
-    change: _Change | None = getattr(endpoint, _CHANGE, None)
+    change: _Change | None = _change(endpoint)
     if change is None:
         return
     if change.polls is None:
@@ -296,7 +308,7 @@ def _advance(endpoint: Any) -> None:
     if change.polls > 0:
         change.polls -= 1
         return
-    setattr(endpoint, _CHANGE, None)
+    _set_change(endpoint, None)
     if change.outcome == "resume":
         endpoint.endpoint_status = change.resume or "InService"
         return
@@ -319,7 +331,7 @@ def _advance(endpoint: Any) -> None:
                 variant["DesiredInstanceCount"] = variant["CurrentInstanceCount"]
         endpoint.failure_reason = reason
         endpoint.endpoint_status = "RollingBack"
-        setattr(endpoint, _CHANGE, _Change(polls=0, outcome="resume", resume="InService"))
+        _set_change(endpoint, _Change(polls=0, outcome="resume", resume="InService"))
         return
     endpoint.endpoint_status, endpoint.failure_reason = change.outcome, reason
 
