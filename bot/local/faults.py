@@ -169,18 +169,20 @@ def activate(plan: FaultPlan | None) -> Injector | None:
 
 
 def active() -> Injector | None:
+    """The injector the local AWS answers by now, if any (it counts what it injected)."""
     return _active
 
 
 @contextlib.contextmanager
 def injected(plan: FaultPlan) -> Iterator[Injector]:
     """Faults for the ``with`` block; the injector tells what was injected."""
+    global _active
     previous = _active
     injector = activate(plan) or Injector(plan)
     try:
         yield injector
     finally:
-        globals()["_active"] = previous
+        _active = previous
 
 
 @contextlib.contextmanager

@@ -36,7 +36,8 @@ _boosters_lock = threading.Lock()
 
 
 def install_moto_extensions() -> None:
-    """Add UpdateEndpoint, weight-0 variants and a real InvokeEndpoint to moto (idempotent).
+    """Add UpdateEndpoint, weight-0 variants, a real InvokeEndpoint, ListTags of deleted
+    resources and the fault plan in front of every service the bot uses (idempotent).
 
     Both ``mock_aws`` (per request) and the server (per app it builds) look handlers up in
     ``moto.<service>.urls.url_paths``, so replacing the handlers there serves both.
