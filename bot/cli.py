@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local-aws", help="run moto's server on 127.0.0.1 with production set up")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--rows", type=int, default=284_807, help="rows of sample data to create")
+    p.add_argument("--faults", metavar="FILE",
+                   help="YAML fault plan: which calls fail, how and how often (see "
+                        "bot/local/faults.py)")
 
     p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")
     p.add_argument("--check", action="store_true", help="fail if schemas/ is out of date")
@@ -97,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole journey on the embedded default")
     p.add_argument("--dir", metavar="DIR", help="where to leave the repository and outputs")
     p.add_argument("--rows", type=int, default=284_807, help="rows of sample data")
+    p.add_argument("--faults", metavar="FILE",
+                   help="YAML fault plan: AWS and GitHub fail by it during the journey")
     return parser
 
 
@@ -104,7 +109,9 @@ def describe(error: Exception) -> str:
     """One line for an unexpected failure: outside systems' errors say what failed."""
     origin = type(error).__module__.split(".")[0]
     if origin in ("botocore", "boto3"):
-        return f"AWS request failed: {error}"
+        from bot.adapters.aws.clients import explain
+
+        return f"AWS request failed: {explain(error)}"
     if origin == "github":
         return f"GitHub request failed: {type(error).__name__}"
     return (f"internal error ({type(error).__name__}: {error}); "

@@ -44,9 +44,18 @@ class NotPlanned(BotError):
 
 
 class LockHeld(BotError):
-    """Another apply holds the target's lock."""
+    """Another apply holds the target's lock; ``commit`` is the commit it applies, if known."""
 
     exit_code = 1
+
+    def __init__(self, message: str, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.commit = commit
+
+
+class LockLost(LockHeld):
+    """This apply held the lock and lost it (expired and taken over, or broken): it stopped
+    before writing anything more, and leaves the outcome to whoever holds the lock now."""
 
 
 class RolloutRefused(BotError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,13 +37,52 @@ class Settings(BaseSettings):
     xgboost_image: str = (
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     )
-    lock_ttl_seconds: int = 1800
     #: The KMS asymmetric key (SIGN_VERIFY) that signs stored plans: only the plan role may
     #: use it for ``kms:Sign``; plan and apply use it for ``kms:Verify``.
     signing_key: str = "alias/{target}-promotion-bot-plans"
     signing_algorithm: str = "ECDSA_SHA_256"
     #: Approving reviews (on the merged head, by people with write access) apply requires.
     required_approvals: int = Field(default=1, ge=1)
+
+    # How long SageMaker may take to bring the endpoint InService before apply gives up.
+    endpoint_wait_seconds: float = 3600.0
+    # The apply lock outlives the longest wait, and a heartbeat renews it while apply works.
+    lock_ttl_seconds: int = 5400
+    lock_heartbeat_seconds: float = 60.0
+
+    # AWS: one retry policy and bounded timeouts for every boto3 client.
+    aws_retry_mode: str = "adaptive"
+    aws_max_attempts: int = 6
+    aws_connect_timeout_seconds: float = 5.0
+    aws_read_timeout_seconds: float = 10.0
+    # Attempts of one call that times out: a silent endpoint fails fast instead of per attempt.
+    aws_timeout_attempts: int = 2
+
+    # GitHub: how long one command may wait in all for rate limits, and how it retries.
+    github_max_wait_seconds: float = 300.0
+    github_secondary_wait_seconds: float = 60.0
+    github_attempts: int = 5
+    github_backoff_seconds: float = 1.0
+    github_timeout_seconds: float = 15.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.lock_ttl_seconds <= self.endpoint_wait_seconds:
+            raise ValueError(
+                f"lock_ttl_seconds ({self.lock_ttl_seconds}) must be longer than "
+                f"endpoint_wait_seconds ({self.endpoint_wait_seconds:g}): a lock that expires "
+                "while apply waits lets a second apply take it over")
+        if not 0 < self.lock_heartbeat_seconds * 3 <= self.lock_ttl_seconds:
+            raise ValueError(
+                f"lock_heartbeat_seconds ({self.lock_heartbeat_seconds:g}) must be positive and "
+                f"at most a third of lock_ttl_seconds ({self.lock_ttl_seconds})")
+        if self.aws_retry_mode not in ("standard", "adaptive", "legacy"):
+            raise ValueError(f"aws_retry_mode must be standard, adaptive or legacy, not "
+                             f"{self.aws_retry_mode!r}")
+        for name in ("aws_max_attempts", "aws_timeout_attempts", "github_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        return self
 
 
 @dataclass(frozen=True)
@@ -67,6 +106,7 @@ class Target:
     lock_ttl_seconds: int
     signing_key: str
     signing_algorithm: str
+    lock_heartbeat_seconds: float = 60.0
 
     @property
     def config_uri(self) -> str:
@@ -75,7 +115,21 @@ class Target:
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    return Settings()
+    """The settings of this process, read once from the environment (a bad value: BotError)."""
+    from pydantic import ValidationError
+
+    from bot.errors import BotError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            ("PROMOTION_BOT_" + "_".join(map(str, e["loc"])).upper() + ": " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise BotError(f"settings: {problems}") from None
+
+
+_TARGET_FIELDS = frozenset(Target.__dataclass_fields__) - {"name"}
 
 
 #: A target's name is a request file's stem and becomes part of bucket, parameter and
@@ -95,6 +149,6 @@ def target(name: str, s: Settings | None = None) -> Target:
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)
         for k, v in s.model_dump().items()
-        if k not in ("requests_dir", "required_approvals")
+        if k in _TARGET_FIELDS
     }
     return Target(name=name, **values)

@@ -20,12 +20,18 @@ TARGET = "fraud-detection"
 
 @pytest.fixture(autouse=True)
 def fresh_clients() -> Iterator[None]:
-    """Each test starts without boto3 clients cached by an earlier one."""
+    """Each test starts without boto3 clients or settings cached by an earlier one, and
+    without a fault plan left active."""
     from bot.adapters.aws import clients
+    from bot.local import faults
+    from bot.settings import settings
 
     clients.forget()
+    settings.cache_clear()
     yield
+    faults.activate(None)
     clients.forget()
+    settings.cache_clear()
 
 
 FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
@@ -188,22 +194,27 @@ def a_plan(request: Request, t: str = "fraud-detection", passed: bool = True,
     )
 
 
-@pytest.fixture
-def store_plan(aws: Target) -> Callable[..., Plan]:
-    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
+def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999) -> Plan:
+    """Store what ``plan`` stores (signed) for the request ``text`` of target ``t``."""
     import yaml
 
     from bot.adapters.aws import artifacts
 
+    request = Request.model_validate(yaml.safe_load(text))
+    sha = request.content_sha256()
+    model_key = request.model_key({"train": "v1", "test": "v1"})
+    artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
+    plan = a_plan(request, t.name, passed, accuracy, artifact, model_key)
+    artifacts.put_plan(t, plan, {})
+    return plan
+
+
+@pytest.fixture
+def store_plan(aws: Target) -> Callable[..., Plan]:
+    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
+
     def store(text: str, passed: bool = True, accuracy: float = 0.999,
               t: Target | None = None) -> Plan:
-        t = t or aws
-        request = Request.model_validate(yaml.safe_load(text))
-        sha = request.content_sha256()
-        model_key = request.model_key({"train": "v1", "test": "v1"})
-        artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
-        plan = a_plan(request, t.name, passed, accuracy, artifact, model_key)
-        artifacts.put_plan(t, plan, {})
-        return plan
+        return put_plan(t or aws, text, passed, accuracy)
 
     return store

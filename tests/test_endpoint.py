@@ -12,6 +12,8 @@ from moto import mock_aws
 from bot.adapters.aws import clients, endpoint
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
+from bot.local import faults
+from bot.local.faults import FaultPlan, Rule
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -200,15 +202,133 @@ def test_weights_that_do_not_take_effect_fail_the_apply(
         reconcile(spec(("champion", OLD, 50), ("challenger", NEW, 50)))
 
 
-def test_a_failed_endpoint_is_a_clear_error(aws: Any) -> None:
-    from moto.sagemaker.models import sagemaker_backends
+def states(sm: Any, count: int) -> list[str]:
+    return [sm.describe_endpoint(EndpointName=T.endpoint_name)["EndpointStatus"]
+            for _ in range(count)]
 
+
+def test_an_endpoint_that_fails_to_be_created_is_a_clear_error(aws: Any) -> None:
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="CreateEndpoint",
+                                 kind="endpoint", polls=2, outcome="Failed",
+                                 reason="image not found"),))
+    with faults.injected(plan), pytest.raises(BotError) as caught:
+        reconcile(spec(("champion", OLD, 100)))
+
+    assert caught.value.message == (
+        f"endpoint {T.endpoint_name} is Failed: image not found; SageMaker allows only "
+        "DeleteEndpoint on a failed endpoint: delete it, then rerun apply to recreate it")
+
+
+def test_an_update_keeps_the_old_config_serving_until_it_rolls_back(aws: Any) -> None:
     reconcile(spec(("champion", OLD, 100)))
-    live = sagemaker_backends["123456789012"]["us-east-1"].endpoints[T.endpoint_name]
-    live.endpoint_status, live.failure_reason = "Failed", "image not found"
+    before = endpoint.read(T)
+    config = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", polls=2, outcome="RolledBack",
+                                 reason="the new variant failed its health check"),))
+    with faults.injected(plan) as injector:
+        with pytest.raises(BotError) as caught:
+            reconcile(spec(("champion", NEW, 100)))
+        assert len(injector.injected()) == 1
 
-    with pytest.raises(BotError, match="Failed: image not found"):
+    assert caught.value.message.startswith(
+        f"endpoint {T.endpoint_name} is InService but still on config {config}, not ")
+    assert caught.value.message.endswith(
+        "the update was rolled back: the new variant failed its health check; production "
+        "serves what it served before; rerun apply to try again")
+    assert endpoint.read(T) == before
+    assert reconcile(spec(("champion", NEW, 100))).variants == spec(("champion", NEW, 100)
+                                                                     ).variants  # a rerun
+
+
+def test_the_states_of_an_update_that_rolls_back(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    wanted = spec(("champion", OLD, 90), ("challenger", NEW, 10))
+    endpoint._ensure_model(aws, T, NEW)
+    endpoint._ensure_config(aws, T, wanted, endpoint.config_name(T, wanted))
+    old = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", polls=2, outcome="RolledBack"),))
+    with faults.injected(plan):
+        aws.update_endpoint(EndpointName=T.endpoint_name,
+                            EndpointConfigName=endpoint.config_name(T, wanted))
+        updating = aws.describe_endpoint(EndpointName=T.endpoint_name)
+        seen = states(aws, 3)
+
+    assert (updating["EndpointStatus"], updating["EndpointConfigName"]) == ("Updating", old)
+    assert updating["PendingDeploymentSummary"]["EndpointConfigName"] == endpoint.config_name(
+        T, wanted)
+    assert seen == ["Updating", "RollingBack", "InService"]
+    after = aws.describe_endpoint(EndpointName=T.endpoint_name)
+    assert after["EndpointConfigName"] == old and "FailureReason" in after
+
+
+def test_a_weight_change_that_rolls_back_says_so(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+    plan = FaultPlan(rules=(Rule(service="sagemaker",
+                                 operation="UpdateEndpointWeightsAndCapacities",
+                                 kind="endpoint", outcome="RolledBack",
+                                 reason="autoscaling could not add instances"),))
+    with faults.injected(plan), pytest.raises(
+            BotError, match=r"does not serve what was asked after reconciling \(the change was "
+                            r"rolled back: autoscaling could not add instances\): live "
+                            r"champion=.*@90%"):
+        reconcile(spec(("champion", OLD, 50), ("challenger", NEW, 50)))
+
+
+def test_an_update_whose_rollback_failed_stops_apply_until_a_person_fixes_it(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", outcome="UpdateRollbackFailed",
+                                 reason="rollback timed out"),))
+    with faults.injected(plan), pytest.raises(BotError) as caught:
         reconcile(spec(("champion", NEW, 100)))
+    with pytest.raises(BotError) as again:  # a rerun does not make it worse
+        reconcile(spec(("champion", NEW, 100)))
+
+    for error in (caught.value, again.value):
+        assert error.message == (
+            f"endpoint {T.endpoint_name} is UpdateRollbackFailed: rollback timed out; both the "
+            "update and its automatic rollback failed, so it serves a mix of the old and new "
+            "configs: update it to one config in the SageMaker console (or delete it), then "
+            "rerun apply")
+
+
+def test_maintenance_is_waited_out_before_the_update(aws: Any, calls: list[str]) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    calls.clear()
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="DescribeEndpoint",
+                                 kind="endpoint-state", state="SystemUpdating", polls=3,
+                                 times=1),))
+    with faults.injected(plan) as injector:
+        outcome = reconcile(spec(("champion", NEW, 100)))
+
+    assert len(injector.injected()) == 1
+    assert endpoint.read(T) == spec(("champion", NEW, 100))
+    assert outcome.status == "InService"
+    update = calls.index("UpdateEndpoint")
+    assert calls[:update].count("DescribeEndpoint") >= 4  # 3 in maintenance, then InService
+
+
+def test_an_endpoint_out_of_service_is_a_clear_error(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="DescribeEndpoint",
+                                 kind="endpoint-state", state="OutOfService", polls=None,
+                                 times=1),))
+    with faults.injected(plan), pytest.raises(
+            BotError, match=r"is OutOfService; it takes no requests: bring it back or delete "
+                            r"it, then rerun apply"):
+        reconcile(spec(("champion", NEW, 100)))
+
+
+def test_an_update_slower_than_the_wait_is_a_clear_error(aws: Any) -> None:
+    reconcile(spec(("champion", OLD, 100)))
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", polls=1000),))
+    with faults.injected(plan), pytest.raises(
+            BotError, match=r"still Updating after 0 s \(PROMOTION_BOT_ENDPOINT_WAIT_SECONDS\); "
+                            r"rerun apply to continue once it is InService"):
+        endpoint.reconcile(T, spec(("champion", NEW, 100)), wait_delay=0, wait_timeout=0)
 
 
 def test_names_are_valid_sagemaker_names() -> None:
@@ -224,24 +344,3 @@ def test_a_spec_whose_weights_do_not_add_up_is_refused(aws: Any) -> None:
     with pytest.raises(BotError, match="add up to 100"):
         reconcile(spec(("champion", OLD, 60), ("challenger", NEW, 10)))
     assert endpoint.read(T) is None
-
-
-def test_an_update_that_rolls_back_fails_the_apply(
-    aws: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reconcile(spec(("champion", OLD, 100)))
-    current = aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointConfigName"]
-
-    def rolling_back_client(service: str, region: str | None = None) -> Any:
-        sm = boto3.client(service, region_name=region or "us-east-1")  # not the shared one
-
-        def stay_on_current(params: dict[str, Any], **_: Any) -> None:
-            params["EndpointConfigName"] = current
-
-        sm.meta.events.register("provide-client-params.sagemaker.UpdateEndpoint",
-                                stay_on_current)
-        return sm
-
-    monkeypatch.setattr(endpoint, "client", rolling_back_client)
-    with pytest.raises(BotError, match="rolled back"):
-        reconcile(spec(("champion", NEW, 100)))

@@ -10,6 +10,7 @@ import pytest
 
 from bot.adapters.github import (
     GitHubHost,
+    RateLimited,
     comment_marker,
     pr_head_from_event,
     pr_number_from_event,
@@ -17,6 +18,7 @@ from bot.adapters.github import (
 )
 from bot.core.approvals import judge
 from bot.errors import BotError
+from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
 
 TOKEN = "ghs_local-secret-token-0123456789"
@@ -248,8 +250,8 @@ def test_unknown_repository_is_a_clear_error(github: LocalGitHub) -> None:
         host.pull_reviews(1)
 
 
-def test_a_passing_server_error_is_retried(github: LocalGitHub, host: GitHubHost,
-                                           pr: int) -> None:
+def test_a_passing_server_error_is_retried(github: LocalGitHub, pr: int) -> None:
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, backoff=0.01)
     github.fail_next(502)
     github.add_collaborator("erin")
     github.review(pr, "erin", "APPROVED")
@@ -257,24 +259,108 @@ def test_a_passing_server_error_is_retried(github: LocalGitHub, host: GitHubHost
     assert approvers(host, pr) == ("erin",)
 
 
-def test_an_outage_is_a_clear_error(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+def test_an_outage_is_a_clear_error(github: LocalGitHub, pr: int) -> None:
     github.fail_next(503, count=10)
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, backoff=0.01, attempts=3)
 
-    with pytest.raises(BotError, match=r"GitHub failed on reviews of pull request #1 .*503"):
+    with pytest.raises(BotError, match=r"GitHub failed on reviews of pull request #1 in "
+                                       r"acme/fraud-models \(503: Server Error, 3 tries\)"):
         host.pull_reviews(pr)
+    assert len(github.request_log()) == 3
 
 
-def test_a_failed_comment_post_is_not_retried(github: LocalGitHub, host: GitHubHost,
-                                              pr: int) -> None:
-    # GitHub may have made the comment before failing: sending the POST again could make two.
-    github.fail_next(502, method="POST")
+def test_a_comment_whose_answer_was_lost_is_not_made_twice(github: LocalGitHub,
+                                                            pr: int) -> None:
+    # GitHub made the comment, then the answer was lost (502): the upsert runs again, finds
+    # the comment by its marker and leaves one.
+    github.inject(FaultPlan(rules=(Rule(service="github",
+                                        operation="POST /repos/*/issues/*/comments",
+                                        kind="server-error", after=True, times=1),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, backoff=0.01)
 
-    with pytest.raises(BotError, match="502"):
-        host.upsert_comment(pr, "fraud-detection", "plan")
+    first = host.upsert_comment(pr, "fraud-detection", "plan")
 
+    assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\nplan"]
+    assert first == github.comments(pr)[0]["id"]
     assert sum(line.startswith("POST ") for line in github.request_log()) == 1
-    assert host.upsert_comment(pr, "fraud-detection", "plan") > 0
-    assert len(bot_comments(github, pr)) == 1
+
+
+def test_a_secondary_rate_limit_on_a_status_is_waited_out_and_the_status_set(
+        github: LocalGitHub) -> None:
+    injector = github.inject(FaultPlan(rules=(Rule(
+        service="github", operation="POST /repos/*/statuses/*", kind="rate-limit",
+        limit="secondary", retry_after=1, times=1),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url)
+
+    host.set_status(HEAD, "promotion-bot/plan", "success", "all gates pass")
+
+    assert injector is not None and len(injector.injected()) == 1
+    assert [s["state"] for s in github.statuses(HEAD)] == ["success"]
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 2
+    assert host.waited == 1.0  # as Retry-After asked
+
+
+def test_a_primary_rate_limit_waits_for_the_reset(github: LocalGitHub, pr: int) -> None:
+    github.review(pr, "erin", "APPROVED")
+    github.inject(FaultPlan(rules=(Rule(service="github", operation="GET *", kind="rate-limit",
+                                        limit="primary", reset_in=1, times=1),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url)
+
+    assert host.approvers(pr) == ["erin"]
+    assert 1.0 <= host.waited <= 3.0  # until X-RateLimit-Reset (whole seconds), plus one
+
+
+def test_a_secondary_rate_limit_without_retry_after_waits_longer_each_time(
+        github: LocalGitHub, pr: int) -> None:
+    github.inject(FaultPlan(rules=(Rule(service="github", operation="GET *", kind="rate-limit",
+                                        times=2),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, secondary_wait=0.05)
+
+    assert host.pull_author(pr) == "dana"
+    assert host.waited == pytest.approx(0.05 + 0.1)
+
+
+@pytest.mark.parametrize(("limit", "asked"), [("secondary", "3600"), ("primary", "3601")])
+def test_a_rate_limit_longer_than_the_cap_is_a_rate_limit_error_at_once(
+        github: LocalGitHub, pr: int, limit: str, asked: str) -> None:
+    github.inject(FaultPlan(rules=(Rule(service="github", operation="POST *", kind="rate-limit",
+                                        limit=limit, retry_after=3600, reset_in=3600),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, max_wait=300)
+
+    with pytest.raises(RateLimited) as caught:
+        host.set_status(HEAD, "promotion-bot/apply", "success", "applied")
+
+    message = caught.value.message
+    assert f"GitHub {limit} rate limit on status promotion-bot/apply of commit" in message
+    assert f"wait {asked} s" in message and "300 s wait cap" in message
+    assert "PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS" in message
+    assert "permission" not in message and "\n" not in message and TOKEN not in message
+    assert host.waited == 0
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+
+
+def test_the_wait_cap_holds_for_all_calls_of_a_run_together(github: LocalGitHub,
+                                                            pr: int) -> None:
+    limited = FaultPlan(rules=(Rule(service="github", operation="GET *", kind="rate-limit",
+                                    retry_after=1, times=1),))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url, max_wait=1.5)
+
+    github.inject(limited)
+    assert host.pull_author(pr) == "dana"  # waits 1 s of the 1.5
+    github.inject(limited)
+    with pytest.raises(RateLimited, match=r"more than the 0.5 s left of this run's 1.5 s wait cap"):
+        host.pull_author(pr)
+
+
+def test_a_refusal_that_is_not_a_rate_limit_is_not_retried(github: LocalGitHub) -> None:
+    github.inject(FaultPlan(rules=(Rule(service="github", operation="POST *", kind="error",
+                                        status=403,
+                                        message="Resource not accessible by integration"),)))
+    host = GitHubHost(TOKEN, REPO, base_url=github.url)
+
+    with pytest.raises(BotError, match="the token may lack a permission"):
+        host.set_status(HEAD, "promotion-bot/plan", "pending", "planning")
+    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
 
 
 def test_unreachable_github_is_a_clear_error() -> None:
@@ -282,8 +368,8 @@ def test_unreachable_github_is_a_clear_error() -> None:
     url = server.url
     server.stop()
 
-    with pytest.raises(BotError, match="cannot reach"):
-        GitHubHost(TOKEN, REPO, base_url=url).pull_reviews(1)
+    with pytest.raises(BotError, match=r"cannot reach .* \(ConnectionError, 3 tries\)"):
+        GitHubHost(TOKEN, REPO, base_url=url, attempts=3, backoff=0.01).pull_reviews(1)
 
 
 def test_from_env_needs_token_and_repository() -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
-from bot.local import demo
-from bot.settings import target
+from bot.local import demo, faults
+from bot.local.faults import FaultPlan
+from bot.settings import settings, target
+
+ROOT = Path(__file__).resolve().parent.parent
 
 T = target("fraud-detection")
 SEED = {"objective": "binary:logistic", "num_round": "150", "max_depth": "7", "eta": "0.15",
@@ -46,22 +51,58 @@ def aws_state() -> dict[str, Any]:
     }
 
 
-def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> None:
-    seen: list[tuple[str, dict[str, Any]]] = []
+@dataclass
+class Run:
+    """A journey and what AWS (and GitHub) looked like after each step."""
+
+    journey: demo.Journey
+    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    again: tuple[int, str] = (0, "")  # the first apply, run a second time
+    again_changed: bool = False
+    comments: dict[int, list[str]] = field(default_factory=dict)  # PR → comment markers
+    injected: list[tuple[str, str]] = field(default_factory=list)  # (service, kind)
+
+
+def run_journey(directory: Path, plan: FaultPlan | None = None) -> Run:
+    """The demo's journey at 20,000 rows (a test set with frauds), AWS read back after every
+    step."""
+    run = Run(journey=None)  # type: ignore[arg-type]
+
+    def state() -> dict[str, Any]:
+        with faults.paused():  # the test's own reads are not the bot's to survive
+            return aws_state()
 
     def after(step: str, journey: demo.Journey) -> None:
-        seen.append((step, aws_state()))
-        if step == "apply" and len([s for s, _ in seen if s == "apply"]) == 1:
+        run.seen.append((step, state()))
+        if step == "apply" and len([s for s, _ in run.seen if s == "apply"]) == 1:
             # Applying the same range again changes nothing and says so.
             before, after_sha = journey.git("rev-parse", "main~1"), journey.git("rev-parse",
                                                                                  "main")
             code = journey.bot("apply-again", "apply", "--repo", str(journey.repo), "--before",
                                before, "--after", after_sha)
-            again = journey.outputs[f"{journey.step:02d}-apply-again"].read_text()
-            assert code == 0 and "no changes" in again
-            assert aws_state() == seen[-1][1]
+            run.again = (code, journey.outputs[f"{journey.step:02d}-apply-again"].read_text())
+            run.again_changed = state() != run.seen[-1][1]
+        github = journey.github
+        run.comments = {n: sorted(c["body"].splitlines()[0] for c in github.comments(n))
+                        for n in range(1, 9)}
+        aws_faults, github_faults = faults.active(), github.injector()
+        run.injected = [(i.service, i.kind) for injector in (aws_faults, github_faults)
+                        if injector is not None for i in injector.injected()]
 
-    journey = demo.run(tmp_path / "demo", rows=20_000, log=lambda _: None, after_step=after)
+    run.journey = demo.run(directory, rows=20_000, log=lambda _: None, after_step=after,
+                           faults=plan)
+    return run
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_journey(tmp_path_factory.mktemp("clean") / "demo")
+
+
+def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
+    seen, journey = clean.seen, clean.journey
+    code, again = clean.again
+    assert code == 0 and "no changes" in again and not clean.again_changed
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
     assert len(applies) == 7 and len(plans) == 8  # the forged plan's PR was planned twice
@@ -107,6 +148,12 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
     assert unpromoted["models"] == first["models"]
     assert unpromoted["config"]["champion"]["model_artifact"] == first["models"]["champion"]
 
+    history = (journey.root / "outputs").glob("*-history.txt")
+    assert "maria" in next(history).read_text()
+    comment = json.loads(
+        (journey.root / "outputs" / "plan-pr1" / "plan.json").read_text())["content_sha256"]
+    assert len(comment) == 64
+
     # Each rollout step's plan compares the live variants on labelled test records: every
     # fraud of the test set, paired recall and precision with intervals and verdicts.
     from bot.report import plan_json
@@ -121,8 +168,28 @@ def test_demo_journey_changes_production_exactly_as_planned(tmp_path: Path) -> N
         assert "this sample detects recall differences of" in live.verdict
         assert all(v.requests < v.records for v in live.variants)  # multi-record requests
 
-    history = (journey.root / "outputs").glob("*-history.txt")
-    assert "maria" in next(history).read_text()
-    comment = json.loads(
-        (journey.root / "outputs" / "plan-pr1" / "plan.json").read_text())["content_sha256"]
-    assert len(comment) == 64
+
+def comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """A production state without what differs between two runs of the journey by nature:
+    the commits (git hashes carry their time) and the time of each evaluation."""
+    config = {k: v for k, v in state["config"].items() if k not in ("commit", "test_date")}
+    return {**state, "config": config}
+
+
+def test_the_journey_ends_the_same_while_aws_and_github_keep_failing(
+        clean: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMOTION_BOT_GITHUB_BACKOFF_SECONDS", "0.1")
+    settings.cache_clear()
+    plan = FaultPlan.load(ROOT / "docs" / "chaos-faults.yaml")
+
+    chaos = run_journey(tmp_path / "chaos", plan)
+
+    kinds = {kind for _, kind in chaos.injected}
+    services = {service for service, _ in chaos.injected}
+    assert {"throttle", "server-error", "rate-limit"} <= kinds, chaos.injected
+    assert {"s3", "sagemaker", "github"} <= services and len(chaos.injected) >= 20
+    assert [step for step, _ in chaos.seen] == [step for step, _ in clean.seen]
+    for (step, state), (_, expected) in zip(chaos.seen, clean.seen, strict=True):
+        assert comparable(state) == comparable(expected), step
+    assert chaos.comments == clean.comments  # one plan and one apply comment per PR
+    assert chaos.again[0] == 0 and not chaos.again_changed

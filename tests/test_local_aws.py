@@ -27,7 +27,8 @@ from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.production_config import ProductionConfig
 from bot.errors import BotError
-from bot.local import aws_server, bootstrap, moto_gaps
+from bot.local import aws_server, bootstrap, faults, moto_gaps
+from bot.local.faults import FaultPlan, Rule
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -160,7 +161,12 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
 
     assert statuses == ["Creating", "InService"]
     assert updating["EndpointStatus"] == "Updating"
+    # As on SageMaker, the old config serves until the new one is InService.
+    assert updating["EndpointConfigName"] == "c-old"
+    assert updating["PendingDeploymentSummary"]["EndpointConfigName"] == "c-new"
+    assert [v["VariantName"] for v in updating["ProductionVariants"]] == ["champion"]
     assert updated["EndpointStatus"] == "InService"
+    assert "PendingDeploymentSummary" not in updated
     assert updated["EndpointConfigName"] == "c-new"
     assert [(v["VariantName"], v["CurrentWeight"], v["CurrentInstanceCount"])
             for v in updated["ProductionVariants"]] == [("champion", 3.0, 2),
@@ -168,12 +174,43 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
 
     sm.update_endpoint_weights_and_capacities(EndpointName="e", DesiredWeightsAndCapacities=[
         {"VariantName": "challenger", "DesiredWeight": 1.0}])
+    shifting = sm.describe_endpoint(EndpointName="e")
     variants = sm.describe_endpoint(EndpointName="e")["ProductionVariants"]
 
+    assert shifting["EndpointStatus"] == "Updating"
+    assert [(v["VariantName"], v["CurrentWeight"], v["DesiredWeight"])
+            for v in shifting["ProductionVariants"]] == [("champion", 3.0, 3.0),
+                                                        ("challenger", 0.0, 1.0)]
     assert [(v["VariantName"], v["CurrentWeight"], v["DesiredWeight"], v["CurrentInstanceCount"])
             for v in variants] == [("champion", 3.0, 3.0, 2), ("challenger", 1.0, 1.0, 1)]
     with pytest.raises(ClientError, match="Could not find endpoint configuration"):
         sm.update_endpoint(EndpointName="e", EndpointConfigName="c-none")
+
+
+def test_the_old_config_answers_until_the_update_is_done(
+    served: dict[str, str], models: dict[str, bytes]
+) -> None:
+    features = small_frame(5, 7)[FEATURES]
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    promoted = EndpointSpec(T.endpoint_name, (VariantSpec("champion", served["new"], 100),))
+    endpoint._ensure_model(sm, T, served["new"])
+    endpoint._ensure_config(sm, T, promoted, endpoint.config_name(T, promoted))
+    plan = FaultPlan(rules=(Rule(service="sagemaker", operation="UpdateEndpoint",
+                                 kind="endpoint", polls=3),))
+
+    with faults.injected(plan):
+        sm.update_endpoint(EndpointName=T.endpoint_name,
+                           EndpointConfigName=endpoint.config_name(T, promoted))
+        during = []
+        while (status := sm.describe_endpoint(EndpointName=T.endpoint_name)[
+                "EndpointStatus"]) != "InService":
+            during.append((status, invoke(csv(features), TargetVariant="champion")[1]))
+        _, after = invoke(csv(features), TargetVariant="champion")
+
+    assert [s for s, _ in during] == ["Updating"] * 3
+    for _, scores in during:
+        np.testing.assert_array_equal(scores, direct(models["old"], features))
+    np.testing.assert_array_equal(after, direct(models["new"], features))
 
 
 def test_installing_the_extensions_twice_changes_nothing() -> None:
@@ -293,7 +330,7 @@ def test_local_aws_command_serves_until_ctrl_c(
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=stop_when_serving, daemon=True).start()
 
-    code = command.run(argparse.Namespace(port=0, rows=10))
+    code = command.run(argparse.Namespace(port=0, rows=10, faults=None))
 
     out = capsys.readouterr()
     assert code == 0

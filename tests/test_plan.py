@@ -17,6 +17,7 @@ from bot import cli
 from bot.core.domain import Plan
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
+from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
 from bot.report import plan_json
 
@@ -262,3 +263,46 @@ def test_the_trusted_workflow_names_the_pull_request_and_its_head(
     assert "cannot plan this request" in github.comments(number)[0]["body"]
     assert [s["state"] for s in github.statuses("d" * 40)] == ["pending", "error"]
     assert github.statuses("e" * 40) == []
+
+
+def test_a_plan_whose_comment_github_refuses_does_not_stay_pending(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS", "5")
+    path = request_repo(tmp_path)
+    number = github.open_pull(head_sha="d" * 40, author="dana", title="Promote")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "d" * 40))
+    github.inject(FaultPlan(rules=(Rule(service="github", operation="POST */comments",
+                                        kind="rate-limit", retry_after=600),)))
+
+    code = cli.main(["plan", str(path), "--out", str(tmp_path / "out")])
+
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert last.startswith(f"promotion-bot plan: GitHub secondary rate limit on comment on "
+                           f"pull request #{number} in acme/fraud-models: it asks to wait 600 s")
+    assert last.endswith("the plan comment was not posted (the plan is in "
+                         f"{tmp_path / 'out'}) and the status promotion-bot/plan says error")
+    assert [s["state"] for s in github.statuses("d" * 40)] == ["pending", "error"]
+    assert (tmp_path / "out" / "plan.json").is_file()
+
+
+def test_a_status_write_refused_for_a_while_is_retried(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = request_repo(tmp_path)
+    number = github.open_pull(head_sha="e" * 40, author="dana", title="Promote")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "e" * 40))
+    injector = github.inject(FaultPlan(rules=(Rule(
+        service="github", operation="POST */statuses/*", kind="rate-limit", limit="primary",
+        reset_in=1, skip=1, times=1),)))  # "pending" goes through, the final one waits
+
+    code, result = plan(path, tmp_path / "out")
+
+    assert code == (0 if result["passed"] else 1)
+    assert injector is not None and len(injector.injected()) == 1
+    assert [s["state"] for s in github.statuses("e" * 40)] == [
+        "pending", "success" if result["passed"] else "failure"]
+    assert len(github.comments(number)) == 1

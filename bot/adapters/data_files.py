@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bot.adapters.aws.artifacts import object_version, split_uri
 from bot.adapters.aws.clients import client, error_code
 from bot.core.request import check_data_uri
-from bot.errors import BotError
+from bot.errors import BotError, InvalidRequest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +158,9 @@ def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
 def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> pd.DataFrame:
     """Read a Parquet table from ``s3://bucket/key`` or a path inside ``repo_root``.
 
-    With ``target_column`` given, a table without that column is refused here, by name.
+    With ``target_column`` given, the table must be fit to train or evaluate a model on
+    (``bot.core.data_checks``): a table without that column, empty, with one class, labels
+    that are not 0/1 or infinite features is refused here, one line per problem.
     """
     import pandas as pd
     import pyarrow
@@ -178,6 +180,12 @@ def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> p
             f"{uri}: has no target column {target_column!r} "
             f"(columns: {', '.join(map(str, frame.columns[:40]))})"
         )
+    if target_column is not None:
+        from bot.core.data_checks import check_table
+
+        problems = check_table(frame, target_column, uri)
+        if problems:
+            raise InvalidRequest(problems)
     return frame
 
 

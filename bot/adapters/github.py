@@ -2,12 +2,20 @@
 
 Everything above this module is independent of GitHub; everything here is a thin adapter
 over PyGithub. PyGithub is imported lazily so that the CLI starts fast.
+
+Every verb is safe to run again (the comment is found by its marker and edited, a status is
+replaced by the next one of its context), so a verb that fails on a rate limit, a server
+error or a dropped connection is run again whole, reads and writes alike. Rate limits are
+waited out as GitHub asks (``Retry-After``, else ``X-RateLimit-Reset``, else a minute,
+doubling), within one total wait per command (``PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS``).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
@@ -35,16 +43,38 @@ def comment_marker(marker: str) -> str:
     return f"<!-- promotion-bot:{marker} -->"
 
 
-class GitHubHost:
-    """One repository on GitHub (or GitHub Enterprise, or the local server) through PyGithub."""
+class RateLimited(BotError):
+    """GitHub's rate limit would keep the bot waiting longer than it may wait."""
 
-    def __init__(self, token: str, repository: str, base_url: str | None = None) -> None:
+
+class GitHubHost:
+    """One repository on GitHub (or GitHub Enterprise, or the local server) through PyGithub.
+
+    ``max_wait`` caps the seconds all rate limits together may keep this host waiting;
+    ``secondary_wait`` is the first wait on a secondary limit that names none; ``attempts``
+    and ``backoff`` bound the retries of server errors and lost connections. Each defaults to
+    its ``PROMOTION_BOT_GITHUB_*`` setting.
+    """
+
+    def __init__(self, token: str, repository: str, base_url: str | None = None, *,
+                 max_wait: float | None = None, secondary_wait: float | None = None,
+                 attempts: int | None = None, backoff: float | None = None) -> None:
+        from bot.settings import settings
+
         if not token:
             raise BotError("GitHub: no token given (set GITHUB_TOKEN)")
         if repository.count("/") != 1 or not all(repository.split("/")):
             raise BotError(f"GitHub: repository {repository!r} is not OWNER/NAME")
+        s = settings()
         self.repository = repository
         self.base_url = (base_url or DEFAULT_API_URL).rstrip("/")
+        self.max_wait = s.github_max_wait_seconds if max_wait is None else max_wait
+        self.secondary_wait = (s.github_secondary_wait_seconds if secondary_wait is None
+                               else secondary_wait)
+        self.attempts = s.github_attempts if attempts is None else attempts
+        self.backoff = s.github_backoff_seconds if backoff is None else backoff
+        self.timeout = s.github_timeout_seconds
+        self.waited = 0.0  # seconds spent waiting for GitHub so far
         self._token = token
         self._client: Github | None = None
         self._login: str | None = None
@@ -164,22 +194,16 @@ class GitHubHost:
 
     def _github(self) -> Github:
         if self._client is None:
-            from github import Auth, Github, GithubRetry
+            from github import Auth, Github
 
-            # Writes are not retried: a retried POST after a lost answer would comment twice.
-            retry_methods = frozenset({"GET", "HEAD", "PATCH"})
+            # No retries below this class: ``_call`` retries whole verbs, which is safe for
+            # writes too, and waits for rate limits within the total cap.
+            throttle: dict[str, Any] = {}
             if _is_loopback(self.base_url):
-                # A loopback server is a local stand-in with no rate limits to respect.
-                self._client = Github(
-                    auth=Auth.Token(self._token), base_url=self.base_url, lazy=True,
-                    retry=GithubRetry(total=2, backoff_factor=0, allowed_methods=retry_methods,
-                                      raise_on_status=False),
-                    seconds_between_requests=None, seconds_between_writes=None)
-            else:
-                self._client = Github(
-                    auth=Auth.Token(self._token), base_url=self.base_url, lazy=True,
-                    retry=GithubRetry(total=3, backoff_factor=1, allowed_methods=retry_methods,
-                                      raise_on_status=False))
+                # A loopback server is a local stand-in: no pacing of requests needed.
+                throttle = {"seconds_between_requests": None, "seconds_between_writes": None}
+            self._client = Github(auth=Auth.Token(self._token), base_url=self.base_url,
+                                  lazy=True, retry=None, timeout=int(self.timeout), **throttle)
         return self._client
 
     def _repo(self) -> Repository:
@@ -215,29 +239,70 @@ class GitHubHost:
         try:
             return str(self._github().get_user().login)
         except GithubException as error:
-            if error.status in (403, 404):
+            if error.status in (403, 404) and _rate_limit(error) is None:
                 return None
             raise
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
-        """Run one PyGithub conversation, turning its failures into one-line ``BotError``s."""
+        """Run one PyGithub conversation, again after a rate limit, a server error or a lost
+        connection; its failures as one-line ``BotError``s."""
         from github import GithubException
         from requests import RequestException
 
-        try:
-            return action()
-        except GithubException as error:
-            raise BotError(self._scrub(self._explain(what, error))) from None
-        except RequestException as error:
-            reason = type(error).__name__
-            raise BotError(self._scrub(
-                f"GitHub: cannot reach {self.base_url} for {what} ({reason})")) from None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return action()
+            except GithubException as error:
+                limit = _rate_limit(error)
+                if limit is not None:
+                    wait = self._rate_limit_wait(error, limit, attempt)
+                    self._wait_or_give_up(what, wait, limit, error)
+                    continue
+                if int(error.status) < 500 or attempt >= self.attempts:
+                    raise BotError(self._scrub(self._explain(what, error, attempt))) from None
+            except RequestException as error:
+                if attempt >= self.attempts:
+                    reason = type(error).__name__
+                    raise BotError(self._scrub(
+                        f"GitHub: cannot reach {self.base_url} for {what} ({reason}, "
+                        f"{attempt} tries)")) from None
+            self._pause(float(self.backoff * 2 ** (attempt - 1)))
 
-    def _explain(self, what: str, error: Any) -> str:
+    def _rate_limit_wait(self, error: Any, limit: str, attempt: int) -> float:
+        """How long GitHub asks to wait: ``Retry-After``, else until ``X-RateLimit-Reset`` when
+        nothing remains, else (secondary) a minute, doubling with every further refusal."""
+        headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+        retry_after = _seconds_after(headers.get("retry-after"))
+        if retry_after is not None:
+            return retry_after
+        reset = headers.get("x-ratelimit-reset")
+        if headers.get("x-ratelimit-remaining") == "0" and reset and reset.isdigit():
+            return max(0.0, int(reset) - time.time()) + 1.0
+        if limit == "primary":
+            return 3600.0  # no reset time given: GitHub's hour
+        return float(self.secondary_wait * 2 ** (attempt - 1))
+
+    def _wait_or_give_up(self, what: str, wait: float, limit: str, error: Any) -> None:
+        left = self.max_wait - self.waited
+        if wait > left:
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+            raise RateLimited(self._scrub(
+                f"GitHub {limit} rate limit on {what} in {self.repository}: it asks to wait "
+                f"{_secs(wait)} s (until {until}), more than the {_secs(max(left, 0))} s left of "
+                f"this run's {_secs(self.max_wait)} s wait cap "
+                "(PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS); try again later"))
+        self._pause(wait)
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self.waited += seconds
+            time.sleep(seconds)
+
+    def _explain(self, what: str, error: Any, attempts: int = 1) -> str:
         status = int(error.status)
-        data = error.data if isinstance(error.data, dict) else {}
-        said = " ".join(str(data.get("message") or error.message or "").split())
-        said = f": {said}" if said else ""
+        said = _said(error)
         if status == 401:
             return (f"GitHub rejected the token ({status}{said}) for {what} in "
                     f"{self.repository}; check GITHUB_TOKEN")
@@ -248,7 +313,9 @@ class GitHubHost:
             return (f"GitHub: {what} not found in {self.repository} ({status}{said}); "
                     "check the repository, the number and the token's access")
         if status >= 500:
-            return f"GitHub failed on {what} in {self.repository} ({status}{said}); try again"
+            tries = f", {attempts} tries" if attempts > 1 else ""
+            return (f"GitHub failed on {what} in {self.repository} ({status}{said}{tries}); "
+                    "try again")
         return f"GitHub refused {what} in {self.repository} ({status}{said})"
 
     def _scrub(self, message: str) -> str:
@@ -299,6 +366,54 @@ def _event(env: Mapping[str, str]) -> dict[str, Any] | None:
     except (OSError, ValueError) as error:
         raise BotError(f"{path}: cannot read the GitHub event: {error}") from None
     return event if isinstance(event, dict) else None
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
+
+
+def _said(error: Any) -> str:
+    data = error.data if isinstance(error.data, dict) else {}
+    said = " ".join(str(data.get("message") or getattr(error, "message", "") or "").split())
+    return f": {said[:200]}" if said else ""
+
+
+def _rate_limit(error: Any) -> str | None:
+    """"primary" or "secondary" when ``error`` is GitHub refusing for a rate limit, else None.
+
+    GitHub answers 403 or 429: a primary limit has ``X-RateLimit-Remaining: 0``, a secondary
+    one says so in its message (or sends ``Retry-After``).
+    """
+    status = int(error.status)
+    if status not in (403, 429):
+        return None
+    headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+    data = error.data if isinstance(error.data, dict) else {}
+    message = " ".join(str(data.get("message") or "").lower().split())
+    if "secondary rate limit" in message or message.endswith(
+            ("please retry your request again later.",
+             "please wait a few minutes before you try again.")):
+        return "secondary"
+    if message.startswith("api rate limit exceeded") or headers.get(
+            "x-ratelimit-remaining") == "0":
+        return "primary"
+    if "retry-after" in headers or status == 429:
+        return "secondary"
+    return None
+
+
+def _seconds_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
 
 def _fit_comment(text: str) -> str:

@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
         outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report)
     except Exception as error:
         if is_aws_error(error):
+            from bot.adapters.aws.clients import explain
+
             raise BotError(
-                f"AWS failed during apply: {error}. Production may be partly updated; every "
-                "step is idempotent, so rerunning apply finishes the job"
+                f"AWS failed during apply: {explain(error)}. Production may be partly updated; "
+                "every step is idempotent, so rerunning apply finishes the job"
             ) from error
         raise
     if args.outcomes:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from bot.local import demo
+    from bot.local.faults import FaultPlan
 
-    demo.run(Path(args.dir) if args.dir else None, args.rows)
+    faults = FaultPlan.load(Path(args.faults)) if args.faults else None
+    demo.run(Path(args.dir) if args.dir else None, args.rows, faults=faults)
     return 0

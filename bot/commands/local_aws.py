@@ -10,15 +10,23 @@ import threading
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from bot.local.aws_server import LocalAWS
     from bot.local.bootstrap import bootstrap
+    from bot.local.faults import FaultPlan
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    plan = FaultPlan.load(Path(args.faults)) if args.faults else None  # bad file: before serving
     with LocalAWS(port=args.port) as aws:
         say(f"local AWS (moto) listening on {aws.url}")
         bootstrap(rows=args.rows, progress=say)
+        if plan is not None:
+            aws.inject(plan)
+            say(f"injecting failures from {args.faults}: {len(plan.rules)} rule(s), "
+                f"seed {plan.seed}")
         say("\nPoint the bot (or any boto3 code) at it from another shell:\n")
         print("\n".join(aws.export_lines()), flush=True)
         say("\nServing until Ctrl-C; requests are logged below.")

@@ -62,7 +62,10 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
 
 def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str,
                    error: BotError) -> None:
-    """Bad input is shown where the author looks: in the plan comment and the status."""
+    """Bad input is shown where the author looks: in the plan comment and the status.
+
+    The status is set even when the comment cannot be written, so it never stays pending.
+    """
     from bot.report import markdown as md
 
     body = (
@@ -70,9 +73,23 @@ def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str
         f"{md.block(error.message)}\n\nFix the request and push again; nothing was changed.\n"
     )
     marker = re.sub(r"[^a-z0-9-]|-(?=-)", "_", target.lower()) or "_"  # a bad name too
-    host.upsert_comment(pull_request, f"plan:{marker}", body)
     first = error.message.splitlines()[0] if error.message else "invalid request"
-    host.set_status(commit, STATUS_CONTEXT, "error", first)
+    try:
+        host.upsert_comment(pull_request, f"plan:{marker}", body)
+    finally:
+        host.set_status(commit, STATUS_CONTEXT, "error", first)
+
+
+def final_status(host: GitHubHost, commit: str, state: str, description: str) -> None:
+    """The plan's last status; if GitHub refuses it, one more try as ``error`` (so that a
+    status does not stay pending when only that write failed), then the refusal."""
+    try:
+        host.set_status(commit, STATUS_CONTEXT, state, description)
+    except BotError as error:
+        with contextlib.suppress(BotError):
+            host.set_status(commit, STATUS_CONTEXT, "error", description)
+        raise BotError(f"{error.message}; the status {STATUS_CONTEXT} of {commit[:12]} may "
+                       "still say pending: rerun the plan") from None
 
 
 def check_rollout(path: Path, base: str | None) -> None:
@@ -134,17 +151,27 @@ def run(args: argparse.Namespace) -> int:
                                pull_request=pull_request)
     except BotError as error:
         if host is not None and pull_request is not None:
-            report_failure(host, pull_request, commit, path.stem, error)
+            with contextlib.suppress(BotError):  # the plan's own error is the one to show
+                report_failure(host, pull_request, commit, path.stem, error)
         raise
-    except Exception:
+    except BaseException:
         if host is not None and pull_request is not None:  # never leave the status pending
-            host.set_status(commit, STATUS_CONTEXT, "error", "plan failed; see the workflow log")
+            with contextlib.suppress(BotError):
+                host.set_status(commit, STATUS_CONTEXT, "error",
+                                "plan failed; see the workflow log")
         raise
     print(result.comment)
     print(f"wrote comment.md, plan.json and plots to {out_dir}", file=sys.stderr)
     if host is not None and pull_request is not None:
-        host.upsert_comment(pull_request, f"plan:{result.plan.target}", result.comment)
+        try:
+            host.upsert_comment(pull_request, f"plan:{result.plan.target}", result.comment)
+        except BotError as error:
+            # Reviewers must see the plan before merging: not a pass without its comment.
+            final_status(host, commit, "error", "the plan comment could not be posted; rerun "
+                                                "the plan")
+            raise BotError(f"{error.message}; the plan comment was not posted (the plan is in "
+                           f"{out_dir}) and the status {STATUS_CONTEXT} says error") from None
         failed = [g.name for g in result.plan.gates if not g.passed]
-        host.set_status(commit, STATUS_CONTEXT, "success" if result.passed else "failure",
-                        "all gates pass" if result.passed else "failed: " + ", ".join(failed))
+        final_status(host, commit, "success" if result.passed else "failure",
+                     "all gates pass" if result.passed else "failed: " + ", ".join(failed))
     return 0 if result.passed else 1

@@ -36,6 +36,7 @@ class Invocation:
     records: int
     latency_ms: float
     error: str | None = None
+    throttled: bool = False  # refused for the request rate, not answered by the model
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class VariantStats:
     latency_p95_ms: float | None
     ms_per_record: float | None
     first_error: str | None = None
+    throttled: int = 0  # records SageMaker refused for the request rate (not in ``errors``)
 
 
 @dataclass(frozen=True)
@@ -234,11 +236,12 @@ def _variant_stats(
         recall = tp / np.count_nonzero(fraud) if fraud.any() else None
         precision = tp / (tp + fp) if tp + fp else 0.0
     w = weights[answered]
+    throttled = sum(i.records for i in invocations if i.scores is None and i.throttled)
     return VariantStats(
         variant=name,
         records=records,
         requests=len(invocations),
-        errors=int(records - np.count_nonzero(answered)),
+        errors=int(records - np.count_nonzero(answered)) - throttled,
         score_mean=float(np.average(scores[answered], weights=w)) if w.size else None,
         flagged_rate=float(w[flagged[answered]].sum() / w.sum()) if w.size else None,
         recall=recall,
@@ -246,7 +249,8 @@ def _variant_stats(
         latency_mean_ms=float(latencies.mean()) if latencies.size else None,
         latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else None,
         ms_per_record=float(latencies.sum() / records) if records else None,
-        first_error=next((i.error for i in invocations if i.error), None),
+        first_error=next((i.error for i in invocations if i.error and not i.throttled), None),
+        throttled=throttled,
     )
 
 
@@ -264,6 +268,10 @@ def verdict(c: EndpointComparison) -> str:
         if v.errors:
             parts.append(f"{v.errors:,} of {v.records:,} records sent to {v.variant} got no "
                          f"answer ({v.first_error}).")
+        if v.throttled:
+            parts.append(f"{v.throttled:,} of {v.records:,} records sent to {v.variant} were "
+                         "throttled by SageMaker (its request rate, not the model) and are "
+                         "left out.")
     if c.agreement is not None:
         parts.append(f"{first.variant} and {second.variant} make the same decision on "
                      f"{c.agreement:.2%} of the test set.")

@@ -11,6 +11,11 @@ merges the middle one's run is cancelled before it starts. So apply also takes e
 request file at the range's end whose content production does not serve yet ("missed") and
 applies it too. A missed file that cannot be applied (no passing plan, no approval, its
 lock held) is skipped with a warning: it never blocks the files of the range.
+
+GitHub is told, never obeyed: a commit status or comment that cannot be written is a
+warning (and said in the outcome), never a reason to stop or fail an apply that changed
+production. A run that loses the lock to another run of the same commit leaves the status
+to that run, so the last status of a commit is always the winner's.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from typing import TYPE_CHECKING
 from bot.adapters import git
 from bot.core.desired_state import Desired, desired
 from bot.core.domain import Outcome
-from bot.errors import LockHeld, NotPlanned
+from bot.errors import BotError, LockHeld, LockLost, NotPlanned
 from bot.flows.preflight import NOTHING, approve, missed_items, prepare, requests_at
 from bot.flows.reconcile import Reconciliation, retired
-from bot.report.apply_outcome import comment, failure_comment, missed_line
+from bot.report.apply_outcome import comment, failure_comment, missed_line, status_note
 from bot.settings import settings
 
 if TYPE_CHECKING:
@@ -76,22 +81,23 @@ def apply(
                      warn, now)
     if not items:
         return []
-    if host is not None:
-        ranged = ", ".join(i.target.name for i in items if not i.missed)
-        missed = ", ".join(i.target.name for i in items if i.missed)
-        host.set_status(commit, STATUS_CONTEXT, "pending", "; ".join(
-            [*([f"applying {ranged}"] if ranged else []),
-             *([f"catching up {missed} (changes no run applied)"] if missed else [])]))
+    ranged = ", ".join(i.target.name for i in items if not i.missed)
+    missed = ", ".join(i.target.name for i in items if i.missed)
+    statuses = _Statuses(host, commit, warn)
+    pending = "; ".join([*([f"applying {ranged}"] if ranged else []),
+                         *([f"catching up {missed} (changes no run applied)"] if missed else [])])
     owner = f"{lock.default_owner()} applying {commit[:12]}"
     outcomes: list[Outcome] = []
     skipped: list[str] = []
+    commented: list[tuple[int, str, Outcome]] = []
     for item in items:
         t, pull_request = item.target, item.pull_request
         run = Reconciliation(repo, item, commit, before, now)
         locked = False
         try:
-            with lock.acquire(t, owner) as held:
+            with lock.acquire(t, owner, commit=commit) as held:
                 locked = True
+                statuses.pending(pending)  # once this run holds a lock: a loser writes nothing
                 request, plan = item.request, item.plan
                 if request is not None and plan is not None:
                     retrain = retrain_commit(repo, commit, item.path, request) or commit
@@ -105,15 +111,16 @@ def apply(
                     live = read_live(t, None)
                     want = retired(t, live)
                 outcome = run.reconcile(want, live, held)
-                commented = run.record["commented"]
+                said = run.record["commented"]
                 if host is not None and pull_request is not None and (
-                        not outcome.noop or not commented):
-                    host.upsert_comment(pull_request, f"apply:{t.name}", comment(outcome))
-                    commented = True
-                run.finish(outcome, commented)
+                        not outcome.noop or not said):
+                    said = _comment(host, pull_request, t.name, comment(outcome), warn)
+                    if said:
+                        commented.append((pull_request, t.name, outcome))
+                run.finish(outcome, said)
         except LockHeld as error:
             if not item.missed or locked:
-                _failed(run, host, commit, pull_request, error)
+                _failed(run, statuses, commit, pull_request, error)
                 raise
             # Nothing changed yet: someone else is applying this target; the next run catches
             # up again.
@@ -122,35 +129,99 @@ def apply(
             skipped.append(t.name)
             continue
         except BaseException as error:
-            _failed(run, host, commit, pull_request, error)
+            _failed(run, statuses, commit, pull_request, error)
             raise
         outcomes.append(outcome)
         if report is not None:
             report(outcome)
-    if host is not None:
-        done = [o for o in outcomes if not o.noop]
-        host.set_status(commit, STATUS_CONTEXT, "success", (
-            f"applied {', '.join(o.target for o in done)}" if done
-            else "no changes: production already matches")
-            + (f"; skipped {', '.join(skipped)} (locked)" if skipped else ""))
+    done = [o for o in outcomes if not o.noop]
+    set_ = statuses.set("success", (
+        f"applied {', '.join(o.target for o in done)}" if done
+        else "no changes: production already matches")
+        + (f"; skipped {', '.join(skipped)} (locked)" if skipped else ""))
+    if host is not None and not set_ and statuses.failed:
+        # Say it where people look: the outcome comments of this run get the note.
+        for number, name, outcome in commented:
+            _comment(host, number, name, comment(outcome) + status_note(statuses.failed), warn)
     return outcomes
 
 
-def _failed(run: Reconciliation, host: GitHubHost | None, commit: str, pull_request: int | None,
+class _Statuses:
+    """apply's commit statuses, best effort: GitHub failing never stops or fails an apply.
+
+    A status that cannot be written is a warning; ``failed`` keeps why, for the outcome.
+    """
+
+    def __init__(self, host: GitHubHost | None, commit: str, warn: Callable[[str], None]
+                 ) -> None:
+        self.host, self.commit, self.warn = host, commit, warn
+        self.failed: str | None = None
+        self._pending = False
+
+    def pending(self, description: str) -> None:
+        if not self._pending:
+            self._pending = True
+            self.set("pending", description)
+
+    def set(self, state: str, description: str) -> bool:
+        if self.host is None:
+            return True
+        try:
+            self.host.set_status(self.commit, STATUS_CONTEXT, state, description)
+        except BotError as error:
+            self.failed = error.message
+            self.warn(f"could not set the commit status {STATUS_CONTEXT} of "
+                      f"{self.commit[:12]} to {state}: {error.message}")
+            return False
+        return True
+
+
+def _comment(host: GitHubHost, pull_request: int, name: str, body: str,
+             warn: Callable[[str], None]) -> bool:
+    """Post the outcome on the pull request; a warning (and a later retry) when GitHub fails."""
+    try:
+        host.upsert_comment(pull_request, f"apply:{name}", body)
+    except BotError as error:
+        warn(f"could not comment the outcome of {name} on pull request #{pull_request}: "
+             f"{error.message}; the next apply run comments it")
+        return False
+    return True
+
+
+def _finished_by_another(run: Reconciliation) -> bool:
+    """Whether another run completed this apply since this run started (it took the lock)."""
+    from bot.adapters.aws import artifacts
+
+    try:
+        record = artifacts.get_apply_record(run.t, run.commit) or {}
+    except Exception:  # not knowing is not finished: this run says it failed
+        return False
+    return record.get("status") == "complete" and (
+        record.get("updated_at") != run.previous.get("updated_at"))
+
+
+def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request: int | None,
             error: BaseException) -> None:
-    """Say where apply stopped; best effort, the error that stopped it matters more."""
+    """Say where apply stopped; best effort, the error that stopped it matters more.
+
+    A run that lost the lock to a run of the same commit says nothing on GitHub: the holder
+    writes that commit's status and comment. When AWS cannot be reached, the apply record
+    is left as it is (writing it would wait for the same timeout).
+    """
+    from bot.adapters.aws.clients import unreachable
+
     message = f"{type(error).__name__}: {error}"
-    if not isinstance(error, LockHeld):  # the holder's record is the holder's to write
+    if not isinstance(error, LockHeld) and not unreachable(error):
+        # The holder's record is the holder's to write.
         with contextlib.suppress(Exception):
             run.save("failed", error=message)
+    if isinstance(error, LockHeld) and (error.commit == commit or (
+            isinstance(error, LockLost) and _finished_by_another(run))):
+        return
+    host = statuses.host
     if host is None:
         return
-    with contextlib.suppress(Exception):
-        host.set_status(commit, STATUS_CONTEXT, "failure",
-                        f"{run.t.name}: {message}; rerun apply to finish")
+    statuses.set("failure", f"{run.t.name}: {message}; rerun apply to finish")
     if pull_request is not None:
-        with contextlib.suppress(Exception):
-            host.upsert_comment(pull_request, f"apply:{run.t.name}", failure_comment(
-                run.t.name, message, run.record["backup_keys"]))
-
-
+        _comment(host, pull_request, run.t.name, failure_comment(
+            run.t.name, message, run.record["backup_keys"]), statuses.warn)

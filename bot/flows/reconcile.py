@@ -1,5 +1,10 @@
 """Reconcile one target to its desired state, in order SSM → config → pipeline → endpoint,
-keeping the apply record up to date after every step so that a rerun resumes."""
+keeping the apply record up to date after every step so that a rerun resumes.
+
+A rerun after a crash resumes the same apply: it keeps the SSM backup taken before that
+apply's first write (never a backup of the half-written state it finds), and its outcome
+lists every change of the apply, made by this run or by the one that stopped.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters import git
 from bot.core.changes import changes as planned_changes
+from bot.core.changes import ssm_changes
 from bot.core.desired_state import Desired
 from bot.core.domain import Approval, Change, EndpointSpec, LiveState, Outcome, VariantSpec
+from bot.flows.preflight import Item
 from bot.settings import Target
 
 if TYPE_CHECKING:
-    pass
-
-from bot.flows.preflight import Item
+    from bot.adapters.aws.lock import Lock
 
 
 def retired(t: Target, live: LiveState) -> Desired | None:
@@ -76,8 +81,16 @@ class Reconciliation:
             "backup_keys": list(self.previous.get("backup_keys", [])),
             "commented": bool(self.previous.get("commented")) and not carried,
         }
-        self.carried_backup = self.record["backup_keys"][-1] if (
-            carried and self.record["backup_keys"]) else None
+        # Resuming an unfinished apply: the backup its first write was made after, and the
+        # changes it made before it stopped.
+        self.carried_backup: str | None = None
+        self.carried_changes: list[Change] = []
+        if carried and self.previous:
+            self.carried_backup = self.previous.get("resumable_backup") or (
+                self.record["backup_keys"][-1] if self.record["backup_keys"] else None)
+            self.carried_changes = [Change(**c) for c in self.previous.get("run_changes", [])]
+            self.record["resumable_backup"] = self.carried_backup
+        self.record["run_changes"] = [c.to_json() for c in self.carried_changes]
         self.applied: list[Change] = []
 
     def save(self, status: str, **fields: Any) -> None:
@@ -90,8 +103,10 @@ class Reconciliation:
         self.applied += found
         self.record["changes"] += [c.to_json() for c in found]
         self.record["drift"] += [c.to_json() for c in found if c.drift]
+        self.record["run_changes"] += [c.to_json() for c in found]
 
-    def reconcile(self, want: Desired | None, live: LiveState, held: Any) -> Outcome:
+    def reconcile(self, want: Desired | None, live: LiveState, held: Lock) -> Outcome:
+        """Make the target match ``want``; ``held`` is checked (and renewed) before each write."""
         from bot.adapters.aws import config_store, endpoint, pipeline, ssm
 
         t = self.t
@@ -107,14 +122,26 @@ class Reconciliation:
 
         backup_key = None
         if want is not None and want.ssm != live.ssm:
-            backup_key = ssm.backup(t, live.ssm, self.now)
-            self.save("in-progress", backup_keys=[*self.record["backup_keys"], backup_key])
+            held.check()
+            if self.carried_backup is not None:
+                # The interrupted run backed up the values before its first write; what is
+                # live now is half written and must not become "the backup".
+                backup_key = self.carried_backup
+                before = ssm.load_backup(t, backup_key)
+            else:
+                backup_key = ssm.backup(t, live.ssm, self.now)
+                before = live.ssm
+                self.save("in-progress", backup_keys=[*self.record["backup_keys"], backup_key],
+                          resumable_backup=backup_key)
             ssm.write(t, want.ssm)
-            self.did(of("ssm"))
+            found = ssm_changes(want.ssm, replace(live, ssm=before), t.ssm_prefix)
+            if resuming and live.config is not None and live.config.commit == self.commit:
+                found = [replace(c, drift=False) for c in found]
+            self.did(found)
             self.save("in-progress")
-            held.refresh()
 
-        written = config_store.write(t, want.config, self.now) if want is not None else None
+        written = config_store.write(t, want.config, self.now, before_write=held.check) \
+            if want is not None else None
         if written is not None and written.changed:
             self.did(of("s3-config"))
             self.save("in-progress", config_version=written.version,
@@ -122,7 +149,8 @@ class Reconciliation:
 
         arn = status = None
         if want is not None and want.pipeline_execution:
-            arn, started = pipeline.start(t, want.pipeline_execution, self._payload(want))
+            arn, started = pipeline.start(t, want.pipeline_execution, self._payload(want),
+                                          before_write=held.check)
             status = str(pipeline.status(arn)["status"])
             if started:
                 self.did(of("pipeline") or [
@@ -133,8 +161,7 @@ class Reconciliation:
         variants: tuple[VariantSpec, ...] = ()
         actions: tuple[str, ...] = ()
         if want is not None and want.endpoint is not None:
-            held.refresh()
-            result = endpoint.reconcile(t, want.endpoint)
+            result = endpoint.reconcile(t, want.endpoint, guard=held.check, alive=held.alive)
             endpoint_name, variants, actions = result.endpoint_name, result.variants, \
                 result.actions
             if actions:
@@ -142,16 +169,17 @@ class Reconciliation:
         elif live.endpoint is not None:
             endpoint_name, variants = live.endpoint.endpoint_name, live.endpoint.variants
 
+        done = _merged([*self.carried_changes, *self.applied])
         return Outcome(
             target=t.name, path=self.item.path, commit=self.commit,
-            content_sha256=self.record["content_sha256"], changes=tuple(self.applied),
-            drift=tuple(c for c in self.applied if c.drift),
+            content_sha256=self.record["content_sha256"], changes=done,
+            drift=tuple(c for c in done if c.drift),
             backup_key=backup_key or self.carried_backup,
             config_version=written.version if written else None,
             config_archive=written.archive_uri if written else None,
             execution_arn=arn, execution_status=status, endpoint=endpoint_name,
             variants=tuple(variants), endpoint_actions=tuple(actions),
-            noop=not self.applied,
+            noop=not done,
             approval=Approval(tuple(self.record["approval"]["approvers"]),
                               self.record["approval"]["source"]),
             pull_request=self.record["pull_request"], retired=self.item.request is None,
@@ -185,3 +213,14 @@ class Reconciliation:
         )
 
 
+
+
+def _merged(changes: list[Change]) -> tuple[Change, ...]:
+    """One change per thing changed, in order: a thing changed twice (by the run that stopped
+    and by this one) keeps its first ``before`` and its last ``after``."""
+    merged: dict[tuple[str, str], Change] = {}
+    for change in changes:
+        first = merged.get((change.target, change.key))
+        merged[(change.target, change.key)] = change if first is None else replace(
+            change, before=first.before, drift=first.drift or change.drift)
+    return tuple(merged.values())

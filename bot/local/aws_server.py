@@ -10,12 +10,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
+from bot.local.moto_gaps import install_moto_extensions
 from bot.settings import settings
 
 if TYPE_CHECKING:
-    pass
-
-from bot.local.moto_gaps import install_moto_extensions
+    from bot.local.faults import FaultPlan, Injector
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Environment variables LocalAWS sets (or clears) while it runs, restored afterwards.
@@ -30,6 +29,7 @@ class LocalAWS:
     """
 
     def __init__(self, port: int = 0, quiet: bool = True) -> None:
+        """``faults`` are injected with ``inject`` once production is set up."""
         self.port = port
         self.quiet = quiet
         self.url = ""
@@ -78,6 +78,9 @@ class LocalAWS:
 
         from moto.core.config import default_user_config
 
+        from bot.local import faults
+
+        faults.activate(None)
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
@@ -96,6 +99,12 @@ class LocalAWS:
             _reset_boto3_session()
             if self._saved_log_level is not None:
                 logging.getLogger("werkzeug").setLevel(self._saved_log_level)
+
+    def inject(self, plan: FaultPlan | None) -> Injector | None:
+        """Answer by ``plan`` from now on (None: no failures); the injector counts them."""
+        from bot.local import faults
+
+        return faults.activate(plan)
 
     def environment(self) -> dict[str, str]:
         """What boto3 needs to reach this server."""

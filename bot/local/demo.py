@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import cli
 from bot.adapters import git
@@ -26,6 +26,9 @@ from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
 from bot.report import plan_json
 from bot.report.apply_outcome import missed_line, outcomes_from_json
+
+if TYPE_CHECKING:
+    from bot.local.faults import FaultPlan
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
@@ -68,6 +71,9 @@ class Journey:
             event_path.write_text(json.dumps(event))
             env["GITHUB_EVENT_PATH"] = str(event_path)
         buffer = io.StringIO()
+        from bot.adapters.aws import clients
+
+        clients.forget()  # each command starts afresh, as each workflow step is a new process
         with _environ(env), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             code = cli.main(list(argv))
         out.write_text(buffer.getvalue())
@@ -340,8 +346,10 @@ def seed_request_text() -> str:
 
 
 @contextlib.contextmanager
-def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[Any]:
-    """Moto's server with production set up, and a local GitHub, for the journey's length."""
+def environment(root: Path, rows: int, log: Callable[[str], None],
+                faults: FaultPlan | None = None) -> Iterator[Any]:
+    """Moto's server with production set up, and a local GitHub, for the journey's length;
+    both fail by ``faults`` once production is set up."""
     from bot.local.aws_server import LocalAWS
     from bot.local.bootstrap import bootstrap
     from bot.local.github import LocalGitHub
@@ -355,6 +363,10 @@ def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[A
         github.add_team_member(CODE_OWNERS, "maria")
         log(f"maria has write access to acme/fraud-models and is in @{CODE_OWNERS}, which "
             "CODEOWNERS names for promotion-requests/")
+        if faults is not None:
+            aws.inject(faults)
+            github.inject(faults)
+            log(f"injecting failures: {len(faults.rules)} rule(s), seed {faults.seed}")
         env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": "acme/fraud-models",
                "GITHUB_API_URL": github.url}
         with _environ(env):
@@ -362,13 +374,15 @@ def environment(root: Path, rows: int, log: Callable[[str], None]) -> Iterator[A
 
 
 def run(directory: Path | None, rows: int, log: Callable[[str], None] = _say,
-        after_step: Callable[[str, Journey], None] | None = None) -> Journey:
+        after_step: Callable[[str, Journey], None] | None = None,
+        faults: FaultPlan | None = None) -> Journey:
+    """The whole journey in ``directory``; with ``faults``, while AWS and GitHub fail by them."""
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="promotion-bot-demo-"))
     if root.exists() and any(root.iterdir()):
         raise BotError(f"{root} is not empty: choose a new --dir")
     root.mkdir(parents=True, exist_ok=True)
     log(f"promotion-bot demo: everything is kept in {root}")
-    with environment(root, rows, log) as github:
+    with environment(root, rows, log, faults) as github:
         init_repo(root)
         j = Journey(root, github, log, after_step or (lambda n, j: None))
         journey(j, seed_request_text())

@@ -6,6 +6,9 @@ helpers (open a pull request, review it, merge it, give someone a role on the re
 or a team) and read back the same way. Reviews record the head they were given on
 (``commit_id``), collaborator permissions and team memberships answer as GitHub's do. The
 server knows no git objects: any hexadecimal SHA counts as a commit.
+A fault plan
+(``bot.local.faults``, operations written ``METHOD /path``) makes it answer as GitHub does
+when it is in trouble: rate limits with their headers, server errors, slow or lost answers.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+if TYPE_CHECKING:
+    from bot.local.faults import FaultPlan, Injector
 
 Json = dict[str, Any]
 
@@ -83,8 +89,9 @@ class LocalGitHub:
 
     def __init__(self, token: str = "local-token", repository: str = "acme/fraud-models", *,
                  bot_login: str = "promotion-bot[bot]", host: str = "127.0.0.1", port: int = 0,
-                 installation_token: bool = False) -> None:
-        """``installation_token`` makes ``GET /user`` answer 403, as for an Actions token."""
+                 installation_token: bool = False, faults: FaultPlan | None = None) -> None:
+        """``installation_token`` makes ``GET /user`` answer 403, as for an Actions token;
+        ``faults`` makes it fail by that plan (see ``inject``)."""
         if repository.count("/") != 1:
             raise ValueError(f"repository {repository!r} is not OWNER/NAME")
         self.token = token
@@ -101,9 +108,11 @@ class LocalGitHub:
         self._roles: dict[str, str] = {}  # login (lower case) -> repository role
         self._teams: dict[str, set[str]] = {}  # "org/slug" (lower case) -> member logins
         self._failures: list[tuple[int, str | None]] = []
+        self._faults: Injector | None = None
         self._log: list[str] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.inject(faults)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -235,6 +244,19 @@ class LocalGitHub:
         with self._lock:
             self._failures.extend([(status, method)] * count)
 
+    def inject(self, plan: FaultPlan | None) -> Injector | None:
+        """Answer by ``plan`` from now on (None: no failures); the injector counts them."""
+        from bot.local.faults import Injector
+
+        with self._lock:
+            self._faults = Injector(plan) if plan is not None and plan.rules else None
+            return self._faults
+
+    def injector(self) -> Injector | None:
+        """The fault plan in use, which counts what it injected; None without one."""
+        with self._lock:
+            return self._faults
+
     def request_log(self) -> list[str]:
         """Every request received, as ``METHOD /path?query``, oldest first."""
         with self._lock:
@@ -245,22 +267,33 @@ class LocalGitHub:
     def handle(self, method: str, target: str, authorization: str | None,
                body: bytes) -> tuple[int, Any, dict[str, str]]:
         """Answer one request: (status, JSON body or None, extra headers)."""
+        from bot.local.faults import GITHUB_KINDS, github_error
+
         split = urlsplit(target)
         path = split.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        injector = self._faults
+        rule = None if injector is None else injector.pick("github", f"{method} {path}",
+                                                           GITHUB_KINDS)
+        if injector is not None and rule is not None:
+            injector.delay(rule)  # outside the lock: a slow answer holds up no other
         with self._lock:
             self._log.append(f"{method} {target}")
             try:
                 if not self._authorized(authorization):
                     raise ApiError(401, "Bad credentials")
+                if rule is not None and rule.kind != "slow" and not rule.after:
+                    return github_error(rule)
                 for i, (status, only) in enumerate(self._failures):
                     if only in (None, method):
                         del self._failures[i]
                         raise ApiError(status, "Server Error" if status >= 500 else "Error")
                 payload = _parse(body) if method in ("POST", "PATCH") else {}
-                return self._route(method, path, query, payload)
+                answer = self._route(method, path, query, payload)
             except ApiError as error:
-                return error.status, error.body, {}
+                answer = error.status, error.body, {}
+            # A lost answer: the request took effect, the client hears the failure.
+            return github_error(rule) if rule is not None and rule.after else answer
 
     def _authorized(self, authorization: str | None) -> bool:
         scheme, _, value = (authorization or "").partition(" ")

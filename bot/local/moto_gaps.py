@@ -2,16 +2,22 @@
 production set up as it is today.
 
 moto 5.2 has no ``UpdateEndpoint``, reports no weight for a variant created with weight 0,
-and answers ``InvokeEndpoint`` with canned text. ``install_moto_extensions`` points moto's
-own URL dispatch tables at subclasses of its response classes that add those, serving real
-predictions of the variant's ``model.tar.gz`` from moto's S3. The bot's boto3 code never
-knows it talks to moto.
+answers ``InvokeEndpoint`` with canned text and crashes on ``ListTags`` of a deleted resource.
+``install_moto_extensions`` points moto's own URL dispatch tables at subclasses of its
+response classes that add those, serving real predictions of the variant's ``model.tar.gz``
+from moto's S3, and puts the fault plan of ``bot.local.faults`` in front of every service
+the bot uses. The bot's boto3 code never knows it talks to moto.
+
+Endpoints change as SageMaker's do: an update keeps the old config serving (with a
+``PendingDeploymentSummary``) until the new one is InService, and a fault plan can make it
+take longer, roll back, fail, or report maintenance states.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
@@ -19,7 +25,9 @@ from bot.errors import BotError
 if TYPE_CHECKING:
     pass
 
-_TRANSITIONAL = ("Creating", "Updating")
+#: The services whose handlers answer by the fault plan: moto's module and the service name.
+_FAULTY_SERVICES = (("s3", "s3"), ("ssm", "ssm"), ("stepfunctions", "stepfunctions"),
+                    ("sagemaker", "sagemaker"), ("sagemakerruntime", "sagemaker-runtime"))
 
 _install_lock = threading.Lock()
 _installed = False
@@ -28,7 +36,8 @@ _boosters_lock = threading.Lock()
 
 
 def install_moto_extensions() -> None:
-    """Add UpdateEndpoint, weight-0 variants and a real InvokeEndpoint to moto (idempotent).
+    """Add UpdateEndpoint, weight-0 variants, a real InvokeEndpoint, ListTags of deleted
+    resources and the fault plan in front of every service the bot uses (idempotent).
 
     Both ``mock_aws`` (per request) and the server (per app it builds) look handlers up in
     ``moto.<service>.urls.url_paths``, so replacing the handlers there serves both.
@@ -46,7 +55,26 @@ def install_moto_extensions() -> None:
         for path in runtime_urls.url_paths:
             if path.endswith("/invocations$"):
                 runtime_urls.url_paths[path] = runtime_response.dispatch
+        _install_faults()
         _installed = True
+
+
+def _install_faults() -> None:
+    """Put the fault plan in front of every handler of the services the bot calls."""
+    import importlib
+
+    from moto.s3.responses import S3Response
+
+    from bot.local.faults import wrap_aws
+
+    # moto reloads its S3 URL table on every request, so S3's handlers are wrapped where the
+    # table takes them from.
+    for name in ("bucket_dispatch", "ambiguous_dispatch", "key_dispatch"):
+        setattr(S3Response, name, staticmethod(wrap_aws("s3", getattr(S3Response, name))))
+    for module_name, service in _FAULTY_SERVICES:
+        urls = importlib.import_module(f"moto.{module_name}.urls")
+        for path, handler in list(urls.url_paths.items()):
+            urls.url_paths[path] = wrap_aws(service, handler)
 
 
 def _response_classes() -> tuple[Any, Any]:
@@ -59,10 +87,11 @@ def _response_classes() -> tuple[Any, Any]:
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
     class LocalSageMakerResponse(SageMakerResponse):  # type: ignore[misc]
-        """moto's SageMaker plus UpdateEndpoint, honest weights and Creating/Updating states.
+        """moto's SageMaker plus UpdateEndpoint, honest weights and SageMaker's endpoint states.
 
-        An endpoint reports Creating or Updating once, on the next DescribeEndpoint, and is
-        InService from then on, so a caller's wait loop runs as it would against AWS.
+        A change reports its transitional state (Creating, Updating) on the next
+        DescribeEndpoint and is done on the one after (longer, or failing, by the fault
+        plan), so a caller's wait loop runs as it would against AWS.
         """
 
         def _endpoint(self, name: str) -> Any:
@@ -95,24 +124,35 @@ def _response_classes() -> tuple[Any, Any]:
             endpoint.production_variants = _variants(
                 self._config(endpoint.endpoint_config_name).production_variants
             )
-            endpoint.endpoint_status = "Creating"
+            _begin(endpoint, "Creating", _fault("CreateEndpoint"), None)
             return result
 
         def describe_endpoint(self) -> Any:
-            result = super().describe_endpoint()
-            endpoint = self._endpoint(self._get_param("EndpointName"))
-            if endpoint.endpoint_status in _TRANSITIONAL:
-                endpoint.endpoint_status = "InService"
-            return result
+            name = self._get_param("EndpointName")
+            endpoint = self._endpoint(name)
+            _advance(endpoint)
+            response = dict(self.sagemaker_backend.describe_endpoint(name))
+            change = _change(endpoint)
+            if change is not None and change.config is not None:
+                response["PendingDeploymentSummary"] = {
+                    "EndpointConfigName": change.config,
+                    "ProductionVariants": [
+                        {"VariantName": v["VariantName"], "DesiredWeight": v["DesiredWeight"],
+                         **({"DesiredInstanceCount": v["DesiredInstanceCount"]}
+                            if "DesiredInstanceCount" in v else {})}
+                        for v in change.variants],
+                    "StartTime": change.started,
+                }
+            return ActionResult(response)
 
         def update_endpoint(self) -> Any:
             endpoint = self._endpoint(self._get_param("EndpointName"))
             self._in_service(endpoint)
             name = self._get_param("EndpointConfigName")
             config = self._config(name)
-            endpoint.endpoint_config_name = name
-            endpoint.production_variants = _variants(config.production_variants)
-            endpoint.endpoint_status = "Updating"
+            # The old config keeps serving until the new one is InService.
+            _begin(endpoint, "Updating", _fault("UpdateEndpoint"), _Change(
+                config=name, variants=_variants(config.production_variants), started=utcnow()))
             endpoint.last_modified_time = utcnow()
             return ActionResult({"EndpointArn": endpoint.arn})
 
@@ -133,17 +173,27 @@ def _response_classes() -> tuple[Any, Any]:
                         message=f'The variant name(s) "{name}" is/are not present within '
                         f'endpoint configuration "{endpoint.endpoint_config_name}".'
                     )
+            # Desired now, current once the update is done (or the old values on rollback).
             for change in desired:
                 variant = live[change["VariantName"]]
                 if change.get("DesiredWeight") is not None:
-                    variant["CurrentWeight"] = variant["DesiredWeight"] = float(
-                        change["DesiredWeight"])
+                    variant["DesiredWeight"] = float(change["DesiredWeight"])
                 if change.get("DesiredInstanceCount") is not None:
-                    variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = int(
-                        change["DesiredInstanceCount"])
-            endpoint.endpoint_status = "Updating"
+                    variant["DesiredInstanceCount"] = int(change["DesiredInstanceCount"])
+            _begin(endpoint, "Updating", _fault("UpdateEndpointWeightsAndCapacities"), None)
             endpoint.last_modified_time = utcnow()
             return ActionResult({"EndpointArn": endpoint.arn})
+
+        def list_tags(self) -> Any:
+            # moto crashes (500) on a resource that no longer exists; SageMaker refuses it.
+            arn = self._get_param("ResourceArn")
+            try:
+                found = self.sagemaker_backend._get_resource_from_arn(arn)
+            except Exception:  # moto raises its own errors for ARNs of unknown kinds
+                found = None
+            if found is None:
+                raise ValidationError(message=f"Resource {arn} does not exist.")
+            return super().list_tags()
 
     class LocalRuntimeResponse(SageMakerRuntimeResponse):  # type: ignore[misc]
         """InvokeEndpoint answered by the variant's model, as the XGBoost container would."""
@@ -183,6 +233,108 @@ def _variants(config_variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ServerlessConfig"]
         variants.append(variant)
     return variants
+
+
+@dataclass
+class _Change:
+    """An endpoint change under way: what it deploys and how it ends (by the fault plan)."""
+
+    config: str | None = None  # UpdateEndpoint: the config deployed
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    started: Any = None
+    polls: int | None = 1  # describes left in the transitional state (None: stays)
+    outcome: str = "InService"
+    reason: str | None = None
+    resume: str | None = None  # endpoint-state: the status to go back to
+
+
+#: The change under way per endpoint ARN (kept off moto's objects, which it serialises whole).
+_changes: dict[str, _Change] = {}
+
+
+def _change(endpoint: Any) -> _Change | None:
+    return _changes.get(endpoint.arn)
+
+
+def _set_change(endpoint: Any, change: _Change | None) -> None:
+    if change is None:
+        _changes.pop(endpoint.arn, None)
+    else:
+        _changes[endpoint.arn] = change
+
+
+def _fault(operation: str) -> Any:
+    from bot.local.faults import active
+
+    injector = active()
+    return None if injector is None else injector.pick("sagemaker", operation,
+                                                       frozenset({"endpoint"}))
+
+
+def _begin(endpoint: Any, status: str, rule: Any, change: _Change | None) -> None:
+    """Start a change: ``status`` until it is done, then the rule's outcome (InService)."""
+    change = change or _Change()
+    if rule is not None:
+        change.polls, change.outcome, change.reason = rule.polls, rule.outcome, rule.reason
+    endpoint.endpoint_status = status
+    _set_change(endpoint, change)
+
+
+def _state_fault(endpoint: Any) -> None:
+    """A fault plan's endpoint state (maintenance, out of service...) starting now."""
+    from bot.local.faults import active
+
+    injector = active()
+    rule = None if injector is None or _change(endpoint) is not None else (
+        injector.pick("sagemaker", "DescribeEndpoint", frozenset({"endpoint-state"})))
+    if rule is None or rule.state is None:
+        return
+    if rule.polls is None:  # for good, as a Failed endpoint stays Failed
+        endpoint.endpoint_status, endpoint.failure_reason = rule.state, rule.reason
+        return
+    change = _Change(polls=rule.polls, outcome="resume", reason=rule.reason,
+                     resume=endpoint.endpoint_status)
+    endpoint.endpoint_status = rule.state
+    _set_change(endpoint, change)
+
+
+def _advance(endpoint: Any) -> None:
+    """One DescribeEndpoint's worth of progress of the change under way, if any."""
+    _state_fault(endpoint)
+    change: _Change | None = _change(endpoint)
+    if change is None:
+        return
+    if change.polls is None:
+        return
+    if change.polls > 0:
+        change.polls -= 1
+        return
+    _set_change(endpoint, None)
+    if change.outcome == "resume":
+        endpoint.endpoint_status = change.resume or "InService"
+        return
+    if change.outcome == "InService":
+        if change.config is not None:
+            endpoint.endpoint_config_name = change.config
+            endpoint.production_variants = change.variants
+        for variant in endpoint.production_variants:
+            variant["CurrentWeight"] = variant.get("DesiredWeight", variant.get("CurrentWeight"))
+            if "DesiredInstanceCount" in variant:
+                variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"]
+        endpoint.endpoint_status, endpoint.failure_reason = "InService", None
+        return
+    reason = change.reason or "the new production variants failed their health checks"
+    if change.outcome == "RolledBack":
+        # Rolling back to the config and weights that served all along, then InService.
+        for variant in endpoint.production_variants:
+            variant["DesiredWeight"] = variant.get("CurrentWeight")
+            if "CurrentInstanceCount" in variant:
+                variant["DesiredInstanceCount"] = variant["CurrentInstanceCount"]
+        endpoint.failure_reason = reason
+        endpoint.endpoint_status = "RollingBack"
+        _set_change(endpoint, _Change(polls=0, outcome="resume", resume="InService"))
+        return
+    endpoint.endpoint_status, endpoint.failure_reason = change.outcome, reason
 
 
 class InvocationError(Exception):

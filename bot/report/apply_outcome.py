@@ -118,6 +118,14 @@ def comment(outcome: Outcome) -> str:
     return "\n".join(rows)
 
 
+def status_note(failure: str | None) -> str:
+    """A line for the outcome comment when the commit status could not be written."""
+    if not failure:
+        return ""
+    return ("\n\n> ⚠️ The commit status `promotion-bot/apply` could not be set "
+            f"({failure}); this comment is the outcome.")
+
+
 def failure_comment(target: str, message: str, backup_keys: list[str]) -> str:
     """The merged PR's comment when apply stopped half-way."""
     return (f"### ❌ promotion-bot apply of {md.code(target)} stopped\n\n"

@@ -8,6 +8,7 @@ config the bot could not read again never reaches S3.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -125,16 +126,20 @@ def _free_archive_key(t: Target, now: dt.datetime) -> str:
         moment += dt.timedelta(microseconds=1)
 
 
-def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None) -> ConfigWrite:
+def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None,
+          before_write: Callable[[], None] | None = None) -> ConfigWrite:
     """Validate ``config``, archive the live one with a timestamp, then write ``config``.
 
     Writing what is already there changes nothing (no archive, no new version).
+    ``before_write`` runs once a write is needed, before it (apply's lock check).
     """
     text = validate(config, t.config_uri)
     body = text.encode("utf-8")
     current = _get(t)
     if current is not None and current["Body"].read() == body:
         return ConfigWrite(t.config_uri, object_version(current), None, changed=False)
+    if before_write is not None:
+        before_write()
     s3 = _s3(t)
     archive_uri = None
     if current is not None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,19 @@ from bot.settings import Target
 
 MANAGED_TAG = {"Key": "promotion-bot:managed", "Value": "true"}
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+#: States SageMaker leaves by itself: wait for InService.
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+#: What each state that needs a person means, and what to do about it.
+STUCK = {
+    "Failed": "SageMaker allows only DeleteEndpoint on a failed endpoint: delete it, then rerun "
+              "apply to recreate it",
+    "UpdateRollbackFailed": "both the update and its automatic rollback failed, so it serves a "
+                            "mix of the old and new configs: update it to one config in the "
+                            "SageMaker console (or delete it), then rerun apply",
+    "OutOfService": "it takes no requests: bring it back or delete it, then rerun apply",
+    "Deleting": "it is being deleted: rerun apply once it is gone to recreate it",
+}
+Guard = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -57,13 +70,23 @@ def read(t: Target) -> EndpointSpec | None:
 
 
 def reconcile(
-    t: Target, spec: EndpointSpec, wait_delay: float = 15.0, wait_timeout: float = 3600.0
+    t: Target, spec: EndpointSpec, wait_delay: float = 15.0, wait_timeout: float | None = None,
+    guard: Guard | None = None, alive: Guard | None = None,
 ) -> EndpointOutcome:
     """Make the endpoint serve ``spec``, wait until it is InService, verify, clean up.
 
     Idempotent: with nothing to do it changes nothing. Resumable: every step first looks
-    at what exists, so a rerun after a crash between steps finishes the job.
+    at what exists, so a rerun after a crash between steps finishes the job. ``guard`` runs
+    before every change and ``alive`` before every poll (apply's lock checks: they raise when
+    the lock was lost, so nothing is written and nobody waits without it); ``wait_timeout``
+    defaults to the settings'.
     """
+    from bot.settings import settings
+
+    if wait_timeout is None:
+        wait_timeout = settings().endpoint_wait_seconds
+    check: Guard = guard or (lambda: None)
+    polling: Guard = alive or (lambda: None)
     if spec.endpoint_name != t.endpoint_name:
         raise BotError(
             f"endpoint spec is for {spec.endpoint_name!r}, target {t.name!r} serves "
@@ -73,7 +96,7 @@ def reconcile(
     sm = client("sagemaker", t.region)
     described = _describe_endpoint(sm, spec.endpoint_name)
     if described is not None and described["EndpointStatus"] != "InService":
-        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout)
+        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
     live = _live_spec(sm, described) if described is not None else None
 
     actions: list[str] = []
@@ -81,24 +104,29 @@ def reconcile(
         verified = live
     else:
         weights_only = live is not None and _same_but_weights(live, spec)
+        check()
         if live is not None and weights_only:
             actions += _set_weights(sm, spec, live)
         else:
-            actions += _deploy(sm, t, spec, exists=described is not None)
-        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout)
+            actions += _deploy(sm, t, spec, exists=described is not None, guard=check)
+        described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
         if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
             raise BotError(
                 f"endpoint {spec.endpoint_name} is InService but still on config "
                 f"{described['EndpointConfigName']}, not {config_name(t, spec)}: the update "
-                "was rolled back" + _reason(described)
+                "was rolled back" + _reason(described) + "; production serves what it served "
+                "before; rerun apply to try again"
             )
         verified = _live_spec(sm, described)
         if not _same(verified, spec):
+            rolled_back = " (the change was rolled back" + _reason(described) + ")" if (
+                described.get("FailureReason")) else ""
             raise BotError(
                 f"endpoint {spec.endpoint_name} does not serve what was asked after "
-                f"reconciling: live {_describe_variants(verified)}, "
+                f"reconciling{rolled_back}: live {_describe_variants(verified)}, "
                 f"desired {_describe_variants(spec)}"
             )
+    check()
     actions += _clean_up(sm, t, described["EndpointConfigName"])
     return EndpointOutcome(
         endpoint_name=spec.endpoint_name,
@@ -120,13 +148,14 @@ def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
         f"{v.name} {_weight(live, v.name)}% → {v.weight}%" for v in spec.variants)]
 
 
-def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool) -> list[str]:
+def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard) -> list[str]:
     """Models and endpoint config for ``spec`` (those missing), then switch the endpoint."""
     config = config_name(t, spec)
     actions = []
     for variant in spec.variants:
         actions += _ensure_model(sm, t, variant.model_data_url)
     actions += _ensure_config(sm, t, spec, config)
+    guard()
     if exists:
         sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config)
         actions.append(f"update endpoint {spec.endpoint_name} to config {config}")
@@ -255,32 +284,31 @@ def _reason(described: dict[str, Any]) -> str:
     return f": {reason}" if reason else ""
 
 
-def _wait(sm: Any, name: str, delay: float, timeout: float) -> dict[str, Any]:
+def _wait(sm: Any, name: str, delay: float, timeout: float, guard: Guard) -> dict[str, Any]:
     """Poll until the endpoint is InService; a clear error when it failed or took too long.
 
     Polls back off from half a second up to ``delay``: a weight change is often done in
-    seconds, a new variant takes minutes.
+    seconds, a new variant takes minutes. ``guard`` runs before every poll.
     """
     deadline = time.monotonic() + timeout
     pause = min(0.5, delay)
     while True:
+        guard()
         described = _describe_endpoint(sm, name)
         if described is None:
             raise BotError(f"endpoint {name} disappeared while waiting for it to be InService")
         status = described["EndpointStatus"]
         if status == "InService":
             return described
-        if status == "Failed":
-            raise BotError(
-                f"endpoint {name} is Failed{_reason(described)}. SageMaker allows only "
-                "DeleteEndpoint on a failed endpoint: delete it, then rerun apply to recreate it"
-            )
+        if status in STUCK:
+            raise BotError(f"endpoint {name} is {status}{_reason(described)}; {STUCK[status]}")
         if status not in IN_PROGRESS:
             raise BotError(f"endpoint {name} is {status}{_reason(described)}")
         if time.monotonic() >= deadline:
             raise BotError(
-                f"endpoint {name} still {status} after {timeout:.0f} s; rerun apply to "
-                "continue once it is InService"
+                f"endpoint {name} still {status} after {timeout:.0f} s "
+                "(PROMOTION_BOT_ENDPOINT_WAIT_SECONDS); rerun apply to continue once it is "
+                "InService"
             )
         time.sleep(pause)
         pause = min(pause * 2, delay)
@@ -363,8 +391,16 @@ def _clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
 
 
 def _managed(sm: Any, arn: str) -> bool:
-    tags = [
-        tag for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn)
-        for tag in page["Tags"]
-    ]
+    """Whether the resource carries the bot's tag; one deleted meanwhile is not ours to delete."""
+    from botocore.exceptions import ClientError
+
+    try:
+        tags = [
+            tag for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn)
+            for tag in page["Tags"]
+        ]
+    except ClientError as error:
+        if error_code(error) == "ValidationException":
+            return False
+        raise
     return any(tag["Key"] == MANAGED_TAG["Key"] and tag["Value"] == "true" for tag in tags)

@@ -2,7 +2,10 @@
 
 The lock is created with a conditional put (``If-None-Match: *``), so of two applies that
 race exactly one gets it; an expired lock is taken over with ``If-Match`` on its ETag, so
-two runs cannot both take over the same stale lock.
+two runs cannot both take over the same stale lock. While apply holds it, a heartbeat
+thread renews it (again with ``If-Match``), so it never expires under a run that is alive,
+however long SageMaker takes; a holder whose renewal finds the lock changed has lost it and
+stops before its next write.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import json
 import os
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.aws.clients import client, error_code
-from bot.errors import LockHeld
+from bot.adapters.aws.clients import client, error_code, unreachable
+from bot.errors import LockHeld, LockLost
 from bot.settings import Target
 
 Warn = Callable[[str], None]
@@ -30,8 +34,6 @@ _CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 
 
 def _now() -> dt.datetime:
@@ -63,12 +65,13 @@ def default_owner() -> str:
 
 @dataclass(frozen=True)
 class Holder:
-    """What the lock object says: who holds it since when, until when."""
+    """What the lock object says: who holds it since when, until when, applying which commit."""
 
     owner: str
     acquired_at: str
     expires_at: str
     token: str
+    commit: str = ""
 
     def expired(self, now: dt.datetime) -> bool:
         try:
@@ -80,32 +83,84 @@ class Holder:
         return f"{self.owner} since {self.acquired_at} (expires {self.expires_at})"
 
 
-@dataclass
 class Lock:
-    """A lock this process holds; ``refresh`` extends it during a long apply."""
+    """A lock this process holds: renewed by a heartbeat, checked before every write."""
 
-    target: Target
-    holder: Holder
-    etag: str
+    def __init__(self, target: Target, holder: Holder, etag: str) -> None:
+        self.target = target
+        self.holder = holder
+        self.etag = etag
+        self._mutex = threading.Lock()
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def refresh(self) -> None:
-        """Push the expiry out again; LockHeld when someone took the lock over meanwhile."""
+        """Push the expiry out again; LockLost when someone took the lock over or broke it."""
         from botocore.exceptions import ClientError
 
-        now = _now()
-        holder = Holder(self.holder.owner, self.holder.acquired_at,
-                        (now + dt.timedelta(seconds=self.target.lock_ttl_seconds)).isoformat(),
-                        self.holder.token)
-        try:
-            self.etag = _put(self.target, holder, IfMatch=self.etag)
-        except ClientError as error:
-            if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
-                raise
-            raise LockHeld(
-                f"lost the apply lock of {self.target.name} ({uri(self.target)}): it expired and "
-                "was taken over or broken; stopping, rerun apply to finish"
-            ) from None
-        self.holder = holder
+        self.alive()
+        with self._mutex:
+            now = _now()
+            holder = Holder(self.holder.owner, self.holder.acquired_at,
+                            (now + dt.timedelta(seconds=self.target.lock_ttl_seconds)
+                             ).isoformat(), self.holder.token, self.holder.commit)
+            try:
+                self.etag = _put(self.target, holder, IfMatch=self.etag)
+            except ClientError as error:
+                if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
+                    raise
+                self._lost = (
+                    f"lost the apply lock of {self.target.name} ({uri(self.target)}): it was "
+                    "taken over or broken while this run held it")
+            else:
+                self.holder = holder
+        self.alive()
+
+    def alive(self) -> None:
+        """Raise LockLost if the lock was lost or has expired unrenewed; no AWS call."""
+        reason = self._lost
+        if reason is None and self.holder.expired(_now()):
+            reason = (f"the apply lock of {self.target.name} expired at "
+                      f"{self.holder.expires_at} before it could be renewed")
+        if reason is not None:
+            self._lost = reason
+            current = _read_quietly(self.target)
+            raise LockLost(f"{reason}; stopped before writing anything more"
+                           + (f"; {current.describe()} holds it now" if current else "")
+                           + "; rerun apply to finish if nobody else does",
+                           commit=current.commit if current else None)
+
+    def check(self) -> None:
+        """Before a write: still ours (renewed now), or LockLost."""
+        self.refresh()
+
+    def start_heartbeat(self, interval: float, warn: Warn) -> None:
+        """Renew the lock every ``interval`` seconds on a thread until ``stop_heartbeat``."""
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.refresh()
+                except LockLost:
+                    return
+                except Exception as error:  # AWS hiccup: the next beat tries again
+                    warn(f"could not renew the apply lock of {self.target.name}: "
+                         f"{type(error).__name__}: {error}")
+
+        self._beat = threading.Thread(target=beat, name=f"lock-heartbeat-{self.target.name}",
+                                      daemon=True)
+        self._beat.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+
+    @property
+    def lost(self) -> bool:
+        return self._lost is not None
 
 
 def _put(t: Target, holder: Holder, **condition: str) -> str:
@@ -130,9 +185,16 @@ def _read(t: Target) -> tuple[Holder | None, str | None]:
     try:
         data: Any = json.loads(got["Body"].read())
         return Holder(str(data["owner"]), str(data["acquired_at"]), str(data["expires_at"]),
-                      str(data.get("token", ""))), etag
+                      str(data.get("token", "")), str(data.get("commit", ""))), etag
     except (ValueError, KeyError, TypeError):
         return Holder("(unreadable lock object)", "?", "?", ""), etag
+
+
+def _read_quietly(t: Target) -> Holder | None:
+    try:
+        return _read(t)[0]
+    except Exception:  # only to say who holds it now; the loss is what matters
+        return None
 
 
 def holder(t: Target) -> Holder | None:
@@ -140,12 +202,13 @@ def holder(t: Target) -> Holder | None:
     return _read(t)[0]
 
 
-def _take(t: Target, owner: str, warn: Warn) -> Lock:
+def _take(t: Target, owner: str, commit: str, warn: Warn) -> Lock:
     from botocore.exceptions import ClientError
 
     now = _now()
     mine = Holder(owner, now.isoformat(),
-                  (now + dt.timedelta(seconds=t.lock_ttl_seconds)).isoformat(), uuid.uuid4().hex)
+                  (now + dt.timedelta(seconds=t.lock_ttl_seconds)).isoformat(), uuid.uuid4().hex,
+                  commit)
     for _ in range(5):
         try:
             return Lock(t, mine, _put(t, mine, IfNoneMatch="*"))
@@ -158,7 +221,8 @@ def _take(t: Target, owner: str, warn: Warn) -> Lock:
         if not current.expired(now):
             raise LockHeld(
                 f"{t.name} is being applied by {current.describe()}; lock {uri(t)}. "
-                f"If that run died, remove it with: promotion-bot break-lock {t.name}"
+                f"If that run died, remove it with: promotion-bot break-lock {t.name}",
+                commit=current.commit or None,
             )
         try:
             taken = Lock(t, mine, _put(t, mine, IfMatch=etag))
@@ -172,16 +236,25 @@ def _take(t: Target, owner: str, warn: Warn) -> Lock:
 
 
 @contextmanager
-def acquire(t: Target, owner: str, warn: Warn = _stderr) -> Iterator[Lock]:
-    """Hold the apply lock of ``t`` for the ``with`` block; LockHeld when someone else has it."""
-    lock = _take(t, owner, warn)
+def acquire(t: Target, owner: str, warn: Warn = _stderr, commit: str = "") -> Iterator[Lock]:
+    """Hold the apply lock of ``t`` for the ``with`` block, renewed every
+    ``t.lock_heartbeat_seconds``; LockHeld when someone else has it."""
+    lock = _take(t, owner, commit, warn)
+    lock.start_heartbeat(t.lock_heartbeat_seconds, warn)
     try:
         yield lock
-    except BaseException:
-        # The error that stopped the run matters more than a lock left to expire.
-        with contextlib.suppress(Exception):
-            _release(lock, warn)
+    except BaseException as error:
+        lock.stop_heartbeat()
+        # The error that stopped the run matters more than a lock left to expire; and when
+        # AWS cannot be reached, releasing it would only wait for the same timeout again.
+        if unreachable(error):
+            warn(f"AWS cannot be reached, so the apply lock of {t.name} stays until "
+                 f"{lock.holder.expires_at}; remove it with: promotion-bot break-lock {t.name}")
+        else:
+            with contextlib.suppress(Exception):
+                _release(lock, warn)
         raise
+    lock.stop_heartbeat()
     _release(lock, warn)
 
 
@@ -190,7 +263,7 @@ def _release(lock: Lock, warn: Warn) -> None:
     current, _ = _read(t)
     if current is not None and current.token == lock.holder.token:
         client("s3", t.region).delete_object(Bucket=t.artifacts_bucket, Key=key(t))
-    else:
+    elif not lock.lost:  # a run that knows it lost the lock has said so already
         warn(f"the apply lock of {t.name} was taken over or broken while this run held it")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bot.adapters.aws.clients import client, error_code
@@ -53,14 +54,20 @@ def find_execution(t: Target, name: str) -> str | None:
     return arn
 
 
-def start(t: Target, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
-    """Start the execution ``name`` unless it exists; return its ARN and whether it started now."""
+def start(t: Target, name: str, payload: dict[str, Any],
+          before_write: Callable[[], None] | None = None) -> tuple[str, bool]:
+    """Start the execution ``name`` unless it exists; return its ARN and whether it started now.
+
+    ``before_write`` runs before the start (apply's lock check).
+    """
     from botocore.exceptions import ClientError
 
     machine = state_machine_arn(t)
     existing = find_execution(t, name)
     if existing is not None:
         return existing, False
+    if before_write is not None:
+        before_write()
     try:
         started = _sfn(t.region).start_execution(
             stateMachineArn=machine, name=name, input=json.dumps(payload, sort_keys=True)

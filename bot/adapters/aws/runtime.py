@@ -7,6 +7,8 @@ set. Records go in multi-record ``text/csv`` requests (the SageMaker XGBoost con
 answers one score per line), pinned to a variant with ``TargetVariant``, each under
 InvokeEndpoint's 6 MB payload limit; a failing request shows as errors for its records. The
 statistics are a pure function of the raw results (``summarize``).
+Throttled requests are retried by the client's retry policy; one still throttled after it is
+counted as throttled (SageMaker's request rate), never as an error of the model.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 MAX_BATCH_BYTES = 5_000_000
 #: And under this many records, so a slow batch is not a timeout (60 s per request).
 MAX_BATCH_RECORDS = 2_000
+#: Error codes of a request refused for its rate.
+THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
 
 def compare_endpoints(
@@ -138,6 +142,8 @@ def _invoke(runtime: Any, endpoint_name: str, variant: str, body: bytes,
             records: int) -> Invocation:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from bot.adapters.aws.clients import error_code
+
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(
@@ -145,7 +151,10 @@ def _invoke(runtime: Any, endpoint_name: str, variant: str, body: bytes,
             Accept="text/csv", Body=body,
         )
         answer = response["Body"].read().decode()
-    except (ClientError, BotoCoreError) as error:
+    except ClientError as error:
+        return Invocation(None, records, _ms_since(started), first_line(error),
+                          throttled=error_code(error) in THROTTLED)
+    except BotoCoreError as error:
         return Invocation(None, records, _ms_since(started), first_line(error))
     latency = _ms_since(started)
     # The container answers one value per line, or comma-separated (older versions).
