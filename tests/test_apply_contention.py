@@ -17,6 +17,7 @@ from conftest import GitRepo, request_yaml
 from bot import cli
 from bot.adapters.aws import artifacts, config_store, lock, ssm
 from bot.adapters.github import GitHubHost
+from bot.core.domain import Plan
 from bot.errors import LockHeld, LockLost
 from bot.flows.apply import apply
 from bot.local import faults
@@ -49,13 +50,14 @@ def host(github: LocalGitHub) -> GitHubHost:
 
 
 @pytest.fixture
-def merged(aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+def merged(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
            github: LocalGitHub) -> tuple[str, str, int]:
     """FIRST reviewed, approved and merged; the pushed range and the pull request."""
     store_plan(FIRST)
     before = git_repo.head()
     after = git_repo.commit({PATH: FIRST}, "Promote exp-xgboost-1")
     pr = github.open_pull(head_sha=after, author="dana", title="Promote exp-xgboost-1")
+    github.add_collaborator("bob", "write")
     github.review(pr, "bob", "APPROVED")
     github.merge_pull(pr, after)
     return before, after, pr

@@ -21,6 +21,7 @@ from conftest import GitRepo, put_plan, request_yaml
 from bot import cli
 from bot.adapters.aws import artifacts, lock, ssm
 from bot.local.aws_server import LocalAWS
+from bot.local.bootstrap import create_signing_key
 from bot.local.faults import FaultPlan, Rule
 from bot.settings import Target, target
 
@@ -41,6 +42,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalAWS, Target]]
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=t.config_bucket,
                                  VersioningConfiguration={"Status": "Enabled"})
+        create_signing_key(t)
         yield aws, t
 
 

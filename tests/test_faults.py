@@ -104,8 +104,8 @@ def test_s3_answers_slow_down_and_internal_errors_as_s3_does(moto: Target) -> No
             failed.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalError", 500)
 
     with faults.injected(plan(1)) as injector:  # the bot's own calls go through
-        uri = artifacts.put_model(T, "m1", b"model")
-        assert artifacts.read_object(uri) == b"model"
+        artifacts.put_apply_record(T, "c0ffee", {"status": "complete"})
+        assert artifacts.get_apply_record(T, "c0ffee") == {"status": "complete"}
     assert len(injector.injected()) == 2
 
 

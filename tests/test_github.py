@@ -306,7 +306,7 @@ def test_a_primary_rate_limit_waits_for_the_reset(github: LocalGitHub, pr: int) 
                                         limit="primary", reset_in=1, times=1),)))
     host = GitHubHost(TOKEN, REPO, base_url=github.url)
 
-    assert host.approvers(pr) == ["erin"]
+    assert [r.login for r in host.pull_reviews(pr).reviews] == ["erin"]
     assert 1.0 <= host.waited <= 3.0  # until X-RateLimit-Reset (whole seconds), plus one
 
 
@@ -316,7 +316,7 @@ def test_a_secondary_rate_limit_without_retry_after_waits_longer_each_time(
                                         times=2),)))
     host = GitHubHost(TOKEN, REPO, base_url=github.url, secondary_wait=0.05)
 
-    assert host.pull_author(pr) == "dana"
+    assert host.pull_reviews(pr).author == "dana"
     assert host.waited == pytest.approx(0.05 + 0.1)
 
 
@@ -346,10 +346,10 @@ def test_the_wait_cap_holds_for_all_calls_of_a_run_together(github: LocalGitHub,
     host = GitHubHost(TOKEN, REPO, base_url=github.url, max_wait=1.5)
 
     github.inject(limited)
-    assert host.pull_author(pr) == "dana"  # waits 1 s of the 1.5
+    assert host.pull_reviews(pr).author == "dana"  # waits 1 s of the 1.5
     github.inject(limited)
     with pytest.raises(RateLimited, match=r"more than the 0.5 s left of this run's 1.5 s wait cap"):
-        host.pull_author(pr)
+        host.pull_reviews(pr)
 
 
 def test_a_refusal_that_is_not_a_rate_limit_is_not_retried(github: LocalGitHub) -> None:

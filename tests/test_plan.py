@@ -301,8 +301,8 @@ def test_a_status_write_refused_for_a_while_is_retried(
 
     code, result = plan(path, tmp_path / "out")
 
-    assert code == (0 if result["passed"] else 1)
+    assert code == (0 if result.passed else 1)
     assert injector is not None and len(injector.injected()) == 1
     assert [s["state"] for s in github.statuses("e" * 40)] == [
-        "pending", "success" if result["passed"] else "failure"]
+        "pending", "success" if result.passed else "failure"]
     assert len(github.comments(number)) == 1
