@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.github import (
-    GitHubHost,
-    RateLimited,
-    comment_marker,
+from bot.adapters.github import GitHubHost, RateLimited, comment_marker
+from bot.adapters.workflow_event import (
     pr_head_from_event,
     pr_number_from_event,
     push_range_from_event,

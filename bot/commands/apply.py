@@ -14,7 +14,7 @@ from bot.errors import BotError, is_aws_error
 def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
     """The range to apply: as given, else the push event's, else ``HEAD~1..HEAD``."""
     if before is None and after is None:
-        from bot.adapters.github import push_range_from_event
+        from bot.adapters.workflow_event import push_range_from_event
 
         event = push_range_from_event(os.environ)
         if event is not None:

@@ -33,7 +33,7 @@ def repo_root(path: Path) -> Path:
 def head_commit(env: dict[str, str]) -> str:
     """The PR's head commit on GitHub (not the synthetic merge commit), else HEAD."""
     from bot.adapters import git
-    from bot.adapters.github import pr_head_from_event
+    from bot.adapters.workflow_event import pr_head_from_event
 
     sha = pr_head_from_event(env) or env.get("GITHUB_SHA")
     if sha:
@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     host = None
     pull_request = None
     if not args.no_github and not args.embedded:
-        from bot.adapters.github import GitHubHost, pr_number_from_event
+        from bot.adapters.github import GitHubHost
+        from bot.adapters.workflow_event import pr_number_from_event
 
         host = GitHubHost.from_env()
         pull_request = args.pull_request or pr_number_from_event(env)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws.endpoint_cleanup import MANAGED_TAG, clean_up
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import Target
 
-MANAGED_TAG = {"Key": "promotion-bot:managed", "Value": "true"}
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 #: States SageMaker leaves by itself: wait for InService.
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
@@ -127,7 +127,7 @@ def reconcile(
                 f"desired {_describe_variants(spec)}"
             )
     check()
-    actions += _clean_up(sm, t, described["EndpointConfigName"])
+    actions += clean_up(sm, t, described["EndpointConfigName"])
     return EndpointOutcome(
         endpoint_name=spec.endpoint_name,
         variants=verified.variants,
@@ -357,50 +357,3 @@ def _ensure_config(sm: Any, t: Target, spec: EndpointSpec, name: str) -> list[st
         Tags=[MANAGED_TAG],
     )
     return [f"create endpoint config {name}: {_describe_variants(spec)}"]
-
-
-def _clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
-    """Delete this bot's endpoint configs and models of the target that the endpoint does not use.
-
-    Only names of the bot's own form (``<target>-<16 hex>``) that carry the managed tag are
-    deleted; anything a person made by hand is left alone.
-    """
-    own = re.compile(rf"^{re.escape(t.name)}-[0-9a-f]{{16}}$")
-    in_use = sm.describe_endpoint_config(EndpointConfigName=config_in_use)
-    models_in_use = {v["ModelName"] for v in in_use["ProductionVariants"]}
-    actions = []
-    configs = [
-        c for page in sm.get_paginator("list_endpoint_configs").paginate(NameContains=t.name)
-        for c in page["EndpointConfigs"]
-        if own.match(c["EndpointConfigName"]) and c["EndpointConfigName"] != config_in_use
-    ]
-    for config in configs:
-        if _managed(sm, config["EndpointConfigArn"]):
-            sm.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
-            actions.append(f"delete endpoint config {config['EndpointConfigName']}")
-    models = [
-        m for page in sm.get_paginator("list_models").paginate(NameContains=t.name)
-        for m in page["Models"]
-        if own.match(m["ModelName"]) and m["ModelName"] not in models_in_use
-    ]
-    for model in models:
-        if _managed(sm, model["ModelArn"]):
-            sm.delete_model(ModelName=model["ModelName"])
-            actions.append(f"delete model {model['ModelName']}")
-    return actions
-
-
-def _managed(sm: Any, arn: str) -> bool:
-    """Whether the resource carries the bot's tag; one deleted meanwhile is not ours to delete."""
-    from botocore.exceptions import ClientError
-
-    try:
-        tags = [
-            tag for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn)
-            for tag in page["Tags"]
-        ]
-    except ClientError as error:
-        if error_code(error) == "ValidationException":
-            return False
-        raise
-    return any(tag["Key"] == MANAGED_TAG["Key"] and tag["Value"] == "true" for tag in tags)
