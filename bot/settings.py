@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     )
     lock_ttl_seconds: int = 1800
+    #: The role SageMaker training jobs run as (backend: sagemaker); the plan passes it.
+    training_role_arn: str = "arn:aws:iam::123456789012:role/{target}-sagemaker-training"
+    #: Version of SageMaker's built-in XGBoost algorithm image that training jobs run.
+    training_image_version: str = "3.0-5"
+    #: The full image URI instead (empty: the region's image of that version, from sagemaker-core).
+    training_image: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class Target:
     sagemaker_role_arn: str
     xgboost_image: str
     lock_ttl_seconds: int
+    training_role_arn: str
+    training_image_version: str
+    training_image: str
 
     @property
     def config_uri(self) -> str:
