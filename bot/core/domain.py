@@ -113,6 +113,7 @@ class Plan:
     notes: tuple[str, ...] = field(default_factory=tuple)
     endpoint_comparison: dict[str, Any] | None = None
     champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+    training: dict[str, Any] | None = None  # how this plan trained the model (None: reused)
 
     @property
     def passed(self) -> bool:

@@ -56,49 +56,39 @@ def _now() -> str:
 
 def evaluate_request(
     t: Target, request: Request, request_path: str, repo_root: Path,
-    live_config: ProductionConfig | None, progress: Progress,
+    live_config: ProductionConfig | None, progress: Progress, pull_request: int | None = None,
 ) -> Plan:
     """Train (or reuse) the candidate and score it and the champion on the test set."""
-    from bot.adapters import data_files as data
     from bot.adapters.aws import artifacts
     from bot.core import comparison as cmp
     from bot.core import evaluation, gates, training
+    from bot.flows import candidate, scoring
 
-    versions = {
-        "train": data.data_version(request.data.train, repo_root),
-        "test": data.data_version(request.data.test, repo_root),
-    }
-    model_key = request.model_key(versions)
-    stored = artifacts.get_model(t, model_key)
-    trained = stored is None
-    if stored is None:
-        progress(f"training xgboost on {request.data.train} ...")
-        train_df = data.load_table(request.data.train, repo_root, request.data.target_column)
-        booster = training.train(
-            request.hyperparameters.as_dict(), train_df, request.data.target_column
-        )
-        del train_df
-        artifact = artifacts.put_model(t, model_key, training.package_model(booster))
+    obtained = candidate.obtain(t, request, repo_root, progress, pull_request)
+    model_key, booster, artifact, trained, model_training = (
+        obtained.model_key, obtained.booster, obtained.artifact, obtained.trained,
+        obtained.training)
+
+    champion_config = live_config.champion if live_config is not None else None
+    champion_booster = None
+    if champion_config is not None:
+        progress(f"scoring the candidate and re-scoring the champion "
+                 f"{champion_config.experiment_id} on {request.data.test} ...")
+        champion_booster = training.load_model(
+            artifacts.read_object(champion_config.model_artifact))
     else:
-        progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
-        booster = training.load_model(stored)
-        artifact = artifacts.model_uri(t, model_key)
-
-    progress(f"evaluating on {request.data.test} ...")
-    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
-    target_column = request.data.target_column
-    features = [c for c in test_df.columns if c != target_column]
-    y = test_df[target_column].to_numpy()
+        progress(f"evaluating on {request.data.test} ...")
+    scored = scoring.score_test_set(request.data.test, repo_root, request.data.target_column,
+                                    booster, champion_booster)
+    y, scores = scored.labels, scored.candidate
     threshold = request.gates.decision_threshold
-    scores = training.score(booster, test_df, features)
     result = evaluation.evaluate(y, scores, threshold)
 
     champion_eval: Evaluation | None = None
     if live_config is not None and live_config.champion is not None:
         model = live_config.champion
-        progress(f"re-scoring the champion {model.experiment_id} on the same test set ...")
-        champion_booster = training.load_model(artifacts.read_object(model.model_artifact))
-        champion_scores = training.score(champion_booster, test_df, features)
+        champion_scores = scored.champion
+        assert champion_scores is not None
         champion_eval = evaluation.evaluate(y, champion_scores, threshold)
         comparison = cmp.paired(y, scores, champion_scores, threshold)
         champion = Champion(model.experiment_id, "production-config", champion_eval.metrics,
@@ -129,7 +119,7 @@ def evaluate_request(
         gates=gates.check(request.gates, result, comparison), artifact=artifact,
         evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
         notes=tuple(notes),
-        champion_evaluation=champion_eval,
+        champion_evaluation=champion_eval, training=model_training,
     )
     return plan
 
@@ -178,7 +168,7 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     challenger = request.rollout.challenger
     records = challenger.comparison_records if challenger is not None else 100
     progress(f"comparing live variants on {records} test records ...")
-    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
+    test_df = data.head_table(request.data.test, repo_root, records, request.data.target_column)
     target_column = request.data.target_column
     result = runtime.compare_endpoints(
         t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
@@ -207,7 +197,8 @@ def make_plan(
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
         plan_json = {**cached, "trained": False}
     else:
-        plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
+        plan = evaluate_request(t, request, request_path, repo_root, live_config, progress,
+                                pull_request)
         plan_json = plan_to_json(plan)
         plan_json["champion_identity"] = champion_identity(live_config)
         out_dir.mkdir(parents=True, exist_ok=True)

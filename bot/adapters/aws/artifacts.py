@@ -155,6 +155,12 @@ def exists(uri: str) -> bool:
     return True
 
 
+def write_object(uri: str, data: bytes) -> str:
+    """Store ``data`` at ``uri``."""
+    bucket, key = split_uri(uri)
+    return _put(bucket, key, data)
+
+
 def read_object(uri: str) -> bytes:
     """The bytes at ``uri``; a clear error when the object is missing."""
     bucket, key = split_uri(uri)
