@@ -58,7 +58,9 @@ def _response_classes() -> tuple[Any, Any]:
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-    class LocalSageMakerResponse(SageMakerResponse):  # type: ignore[misc]
+    from bot.local.training_jobs import response_mixin
+
+    class LocalSageMakerResponse(response_mixin(), SageMakerResponse):  # type: ignore[misc]
         """moto's SageMaker plus UpdateEndpoint, honest weights and Creating/Updating states.
 
         An endpoint reports Creating or Updating once, on the next DescribeEndpoint, and is
