@@ -170,8 +170,13 @@ def run(args: argparse.Namespace) -> int:
                                pull_request=pull_request,
                                progress=PlanProgress(host, pull_request, commit, path.stem))
     except BotError as error:
+        from bot.flows.training_job import Superseded
+
         if host is not None and pull_request is not None:
-            report_failure(host, pull_request, commit, path.stem, error)
+            if isinstance(error, Superseded):  # the newer plan owns the comment
+                host.set_status(commit, STATUS_CONTEXT, "error", error.message[:140])
+            else:
+                report_failure(host, pull_request, commit, path.stem, error)
         raise
     except Exception:
         if host is not None and pull_request is not None:  # never leave the status pending

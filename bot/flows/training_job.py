@@ -34,6 +34,11 @@ PROGRESS_EVERY = 60.0
 SHARD_LAYOUT = 1  # bump when the shard format changes, so old shards are not reused
 
 
+class Superseded(BotError):
+    """The plan's training job was stopped by a newer plan (or by hand): the newer plan owns
+    the pull request's comment now."""
+
+
 @dataclass(frozen=True)
 class Shards:
     """The training data as the algorithm reads it: one Parquet object per instance."""
@@ -54,6 +59,8 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
                                              pull_request)
     job = wait(t, job, progress)
     name = job["TrainingJobName"]
+    if job["TrainingJobStatus"] == "Stopped" and job.get("SecondaryStatus") == "Stopped":
+        raise Superseded(f"training job {name} {spec.failure(job)}")
     if job["TrainingJobStatus"] != "Completed":
         raise BotError(f"training job {name} {spec.failure(job)}")
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
