@@ -369,11 +369,12 @@ class _Run(threading.Thread):
                 self._interrupted()
                 return ""
             for host, process in list(running.items()):
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                self.peak_rss_mib = max(self.peak_rss_mib or 0.0,
+                                        _high_water_kib(process.pid) / 1024)
+                pid, status, _ = os.wait4(process.pid, os.WNOHANG)
                 if pid == 0:
                     continue
                 process.returncode = os.waitstatus_to_exitcode(status)
-                self.peak_rss_mib = max(self.peak_rss_mib or 0.0, usage.ru_maxrss / 1024)
                 del running[host]
                 if process.returncode != 0:
                     return _failure(root / host, process.returncode)
@@ -396,6 +397,20 @@ class _Run(threading.Thread):
         s3_backends[self.account][get_partition(self.region)].put_object(
             bucket, key, buffer.getvalue())
         return f"s3://{bucket}/{key}"
+
+
+def _high_water_kib(pid: int) -> int:
+    """A live worker's peak resident set so far (``VmHWM``): what its instance needed.
+
+    (``wait4``'s ``ru_maxrss`` would include this server's own size when it forked.)
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _version_at_least(tag: str, major: int) -> bool:
