@@ -182,7 +182,8 @@ def wait_for_line(lines: queue.Queue[str], text: str) -> None:
 
 
 def running_job(known: set[str]) -> str | None:
-    new = [n for n, j in jobs().items() if n not in known and j["TrainingJobStatus"] == "InProgress"]
+    new = [name for name, job in jobs().items()
+           if name not in known and job["TrainingJobStatus"] == "InProgress"]
     return new[0] if new else None
 
 

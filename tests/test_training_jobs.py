@@ -132,7 +132,7 @@ def test_a_name_is_used_once_and_the_role_must_exist(sagemaker: Any, aws: Target
     uri = put_shards(aws, "data/once", [table(300, 3)])
     with training_jobs.held():
         start(sagemaker, aws, "fraud-detection-once", uri)
-        with pytest.raises(ClientError, match="ResourceInUse.*must be unique"):
+        with pytest.raises(ClientError, match=r"ResourceInUse.*must be unique"):
             start(sagemaker, aws, "fraud-detection-once", uri)
         request = spec.job_request(
             name="fraud-detection-norole", image=IMAGE, role_arn=ROLE + "-missing",
