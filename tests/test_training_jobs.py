@@ -37,8 +37,8 @@ def sagemaker(aws: Target) -> Iterator[Any]:
     boto3.client("iam").create_role(RoleName=ROLE.rsplit("/", 1)[1],
                                     AssumeRolePolicyDocument="{}")
     yield boto3.client("sagemaker", region_name=aws.region)
+    training_jobs.shutdown()  # held jobs end at once, without starting their workers
     training_jobs.release()
-    training_jobs.shutdown()
 
 
 def table(rows: int, seed: int, features: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -210,3 +210,34 @@ def test_the_channel_config_names_parquet_and_shards_only_with_several_instances
     assert two["StoppingCondition"] == {"MaxRuntimeInSeconds": 300}
     assert json.dumps(spec.container_hyperparameters({"num_round": 150, "eta": 1.0}, 0)) == (
         '{"tree_method": "hist", "seed": "0", "num_round": "150", "eta": "1"}')
+
+
+def test_a_newer_plan_stops_only_its_pull_requests_jobs_for_other_models(
+    sagemaker: Any, aws: Target
+) -> None:
+    from bot.flows.training_job import stop_superseded
+
+    uri = put_shards(aws, "data/prs", [table(300, 7)])
+    tags = {"old": {"promotion-bot:pull-request-7": "planned"},
+            "shared": {"promotion-bot:pull-request-7": "planned",
+                       "promotion-bot:pull-request-8": "planned"},
+            "same": {"promotion-bot:pull-request-7": "planned"},
+            "other": {"promotion-bot:pull-request-8": "planned"}}
+    with training_jobs.held():
+        for key, extra in tags.items():
+            request = spec.job_request(
+                name=spec.job_name(aws.name, key * 10), image=IMAGE, role_arn=ROLE,
+                hyperparameters=PARAMS, data_uri=uri,
+                output_uri=f"s3://{aws.artifacts_bucket}/jobs", training=Training(),
+                tags={spec.TAG_MANAGED: "true", spec.TAG_TARGET: aws.name,
+                      spec.TAG_MODEL_KEY: key * 10, **extra})
+            sagemaker.create_training_job(**request)
+        said: list[str] = []
+        stopped = stop_superseded(aws, "same" * 10, 7, said.append)
+        assert stopped == [spec.job_name(aws.name, "old" * 10)]
+        assert stop_superseded(aws, "new" * 10, None, said.append) == []  # no PR: none
+        assert "superseded by this plan of pull request #7" in said[0]
+        states = {key: sagemaker.describe_training_job(TrainingJobName=spec.job_name(
+            aws.name, key * 10))["TrainingJobStatus"] for key in tags}
+    assert states.pop("old") in ("Stopping", "Stopped")
+    assert states == {"shared": "InProgress", "same": "InProgress", "other": "InProgress"}

@@ -61,7 +61,7 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
         from bot.flows import training_job
 
         booster, how = training_job.train(t, request, repo_root, model_key, progress,
-                                          pull_request)
+                                          pull_request, versions["train"])
     else:
         booster, how = train_locally(request, repo_root, progress)
     artifact = artifacts.put_model(t, model_key, training.package_model(booster))

@@ -49,12 +49,13 @@ class Shards:
 
 
 def train(t: Target, request: Request, repo_root: Path, model_key: str, progress: Progress,
-          pull_request: int | None = None) -> tuple[Any, dict[str, Any]]:
+          pull_request: int | None = None, train_version: str | None = None,
+          ) -> tuple[Any, dict[str, Any]]:
     """The booster a training job trained for ``model_key``, and how it was trained."""
     from bot.adapters.aws import artifacts
     from bot.core import training
 
-    shards = prepare_data(t, request, repo_root, progress)
+    shards = prepare_data(t, request, repo_root, progress, train_version)
     attempt, job, attached = start_or_attach(t, request, model_key, shards, progress,
                                              pull_request)
     job = wait(t, job, progress)
@@ -77,14 +78,16 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
     return booster, how
 
 
-def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progress) -> Shards:
+def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progress,
+                 train_version: str | None = None) -> Shards:
     """The training data split into ``instance_count`` Parquet objects, written once."""
     from bot.adapters import data_files as data
     from bot.adapters.aws import artifacts, training_jobs
 
     uri, target_column = request.data.train, request.data.target_column
     count = request.training.instance_count
-    key = sha256_of({"train": uri, "version": data.data_version(uri, repo_root),
+    version = train_version or data.data_version(uri, repo_root)
+    key = sha256_of({"train": uri, "version": version,
                      "target_column": target_column, "shards": count, "layout": SHARD_LAYOUT})
     prefix = (f"s3://{t.artifacts_bucket}/{_prefix(t)}training-data/{key[:32]}")
     manifest_uri = f"{prefix}/manifest.json"
