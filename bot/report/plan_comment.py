@@ -269,7 +269,8 @@ def training_note(plan: dict[str, Any]) -> str:
         return (f"trained by SageMaker training job `{how['job']}` on {how['instance_count']} × "
                 f"{how['instance_type']}, {how['seconds'] / 60:.1f} min, "
                 f"{how['instance_hours']:.3f} instance-hours"
-                + (f" ≈ ${cost:.2f} on demand" if cost is not None else ""))
+                + (f" ≈ ${cost:.2f} on demand" if cost is not None and cost >= 0.01
+                   else f" ≈ ${cost:.4f} on demand" if cost is not None else ""))
     if how.get("backend") == "local":
         return f"trained for this plan in the runner, {how['seconds']:.0f} s"
     return "trained for this plan"
