@@ -110,17 +110,38 @@ def _is_champion(key: str) -> bool:
 
 
 def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MiB) and CPU seconds of one run of ``command``, fresh process."""
+    """Wall seconds, peak RSS (MiB) and CPU seconds of one run of ``command``, fresh process.
+
+    Peak RSS is the process's own high-water mark (``VmHWM``), read while it runs: the
+    ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork.
+    """
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    peak_kib = 0
+    while True:
+        peak_kib = max(peak_kib, high_water_kib(process.pid))
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.02)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 1):  # plan exits 1 when a gate fails: still a plan
         raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
-    # ru_maxrss is in KiB on Linux; CPU time is less disturbed by other work than wall time.
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    # CPU time is less disturbed by other work than wall time.
+    return wall, peak_kib / 1024, usage.ru_utime + usage.ru_stime
+
+
+def high_water_kib(pid: int) -> int:
+    """A live process's peak resident set so far (``VmHWM``, KiB); 0 once it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def main() -> int:

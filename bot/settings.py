@@ -84,6 +84,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} must be at least 1")
         return self
 
+    #: The role SageMaker training jobs run as (backend: sagemaker); the plan passes it.
+    training_role_arn: str = "arn:aws:iam::123456789012:role/{target}-sagemaker-training"
+    #: Version of SageMaker's built-in XGBoost algorithm image that training jobs run.
+    training_image_version: str = "3.0-5"
+    #: The full image URI instead (empty: the region's image of that version, from sagemaker-core).
+    training_image: str = ""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -106,6 +113,9 @@ class Target:
     lock_ttl_seconds: int
     signing_key: str
     signing_algorithm: str
+    training_role_arn: str
+    training_image_version: str
+    training_image: str
     lock_heartbeat_seconds: float = 60.0
 
     @property

@@ -38,6 +38,8 @@ def aws_state() -> dict[str, Any]:
         EndpointConfigName=endpoint["EndpointConfigName"])
     models = {v["VariantName"]: sm.describe_model(ModelName=v["ModelName"])[
         "PrimaryContainer"]["ModelDataUrl"] for v in endpoint_config["ProductionVariants"]}
+    jobs = [sm.describe_training_job(TrainingJobName=j["TrainingJobName"])
+            for j in sm.list_training_jobs()["TrainingJobSummaries"]]
     return {
         "ssm": {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in params},
         "backups": len(backups),
@@ -48,6 +50,9 @@ def aws_state() -> dict[str, Any]:
         "models": models,
         "all_models": len(sm.list_models(NameContains=T.name)["Models"]),
         "all_configs": len(sm.list_endpoint_configs(NameContains=T.name)["EndpointConfigs"]),
+        "training_jobs": {j["TrainingJobName"]: (j["TrainingJobStatus"],
+                                                 j["ResourceConfig"]["InstanceCount"])
+                          for j in jobs},
     }
 
 
@@ -125,6 +130,13 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
 
     assert second["ssm"] == {**SEED, "num_round": "200", "max_depth": "9"}
     assert second["models"]["challenger"] != first["models"]["challenger"]
+    # The second promotion was trained by a (local) training job on two instances, and
+    # that job's model is what the challenger serves.
+    trained_by = json.loads((journey.root / "outputs" / "plan-pr2" / "plan.json").read_text())
+    assert trained_by["training"]["backend"] == "sagemaker"
+    assert plans[0]["training_jobs"] == {}
+    assert plans[1]["training_jobs"] == {trained_by["training"]["job"]: ("Completed", 2)}
+    assert second["models"]["challenger"] == trained_by["artifact"]
     assert second["backups"] == 2 and second["executions"] == 2
 
     # The revert restores the exact previous parameters, config content and challenger.

@@ -2,12 +2,19 @@
 
 The public credit-card fraud set cannot be downloaded here, so ``generate_sample`` makes a
 synthetic one of the same shape and imbalance; loading stays the real code (Parquet from S3).
+
+Big tables are read a batch at a time: ``local_copy`` gives a file on disk (the repository's
+own, or an S3 object streamed to a temporary file) and ``ParquetTable`` reads it in record
+batches, so memory holds one batch, not the table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +25,8 @@ from bot.errors import BotError, InvalidRequest
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow
+    import pyarrow.parquet
 
 #: Share of frauds in the public data set (492 of 284,807).
 FRAUD_RATE = 0.00172
@@ -187,6 +196,89 @@ def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> p
         if problems:
             raise InvalidRequest(problems)
     return frame
+
+
+@contextlib.contextmanager
+def local_copy(uri: str, repo_root: Path) -> Iterator[Path]:
+    """A file on disk holding the data at ``uri``: the repository's file itself, or the S3
+    object streamed to a temporary file (deleted afterwards); never the whole object in memory.
+    """
+    if not uri.startswith("s3://"):
+        yield _repo_file(uri, repo_root)
+        return
+    bucket, key = split_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="promotion-bot-data-") as directory:
+        path = Path(directory) / (Path(key).name or "data")
+        _s3_call(uri, client("s3").download_file, Bucket=bucket, Key=key, Filename=str(path))
+        yield path
+
+
+class ParquetTable:
+    """A Parquet file read in record batches: its columns, row count and batches of columns."""
+
+    def __init__(self, path: Path, uri: str, target_column: str | None = None) -> None:
+        import pyarrow
+        import pyarrow.parquet as pq
+
+        self.uri = uri
+        try:
+            # Buffered, not pre-buffered: a column chunk is read a piece at a time, not whole.
+            self._file: pyarrow.parquet.ParquetFile = pq.ParquetFile(
+                path, buffer_size=1 << 16, pre_buffer=False)
+        except (pyarrow.ArrowException, ValueError, OSError) as error:
+            raise BotError(f"{uri}: not a readable Parquet file ({error})") from error
+        self.columns = [str(name) for name in self._file.schema_arrow.names]
+        self.rows = int(self._file.metadata.num_rows)
+        if target_column is not None and target_column not in self.columns:
+            raise BotError(
+                f"{uri}: has no target column {target_column!r} "
+                f"(columns: {', '.join(self.columns[:40])})"
+            )
+
+    @property
+    def schema(self) -> pyarrow.Schema:
+        return self._file.schema_arrow
+
+    def features(self, target_column: str) -> list[str]:
+        """Every column but the target, in the file's order: a model's inputs."""
+        return [name for name in self.columns if name != target_column]
+
+    def batches(self, columns: Sequence[str], rows: int) -> Iterator[pyarrow.RecordBatch]:
+        """The file's ``columns`` in batches of at most ``rows`` rows, in order."""
+        import pyarrow
+
+        missing = [name for name in columns if name not in self.columns]
+        if missing:
+            raise BotError(f"{self.uri}: lacks the columns {', '.join(missing[:10])}")
+        try:
+            yield from self._file.iter_batches(batch_size=rows, columns=list(columns),
+                                               use_threads=False)
+        except (pyarrow.ArrowException, ValueError, OSError) as error:
+            raise BotError(f"{self.uri}: cannot read its Parquet data ({error})") from error
+
+    def frames(self, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+        """Like ``batches``, as pandas frames."""
+        for batch in self.batches(columns, rows):
+            yield batch.to_pandas()
+
+
+def head_table(uri: str, repo_root: Path, rows: int,
+               target_column: str | None = None) -> pd.DataFrame:
+    """The first ``rows`` rows of the Parquet table at ``uri``, reading no more than needed."""
+    import pandas as pd
+
+    with local_copy(uri, repo_root) as path:
+        table = ParquetTable(path, uri, target_column)
+        frames = []
+        needed = max(rows, 0)
+        for frame in table.frames(table.columns, max(needed, 1)):
+            frames.append(frame.head(needed))
+            needed -= len(frames[-1])
+            if needed <= 0:
+                break
+    if not frames:
+        return pd.DataFrame(columns=table.columns)
+    return pd.concat(frames, ignore_index=True)
 
 
 def data_version(uri: str, repo_root: Path) -> str:

@@ -8,7 +8,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,43 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
               file=sys.stderr)
         bootstrap(rows=rows, progress=lambda m: print(m, file=sys.stderr))
         yield
+
+
+class PlanProgress:
+    """Progress lines on stderr; on a pull request, a plan that runs long (a training job)
+    also shows its latest line in the PR comment and the pending status, at most once a minute.
+
+    The finished plan (or its failure) replaces that comment, as on every run.
+    """
+
+    FIRST_AFTER = 60.0
+    EVERY = 60.0
+
+    def __init__(self, host: GitHubHost | None, pull_request: int | None, commit: str,
+                 target: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.host, self.pull_request, self.commit, self.target = (host, pull_request, commit,
+                                                                  target)
+        self.clock = clock
+        self.started = clock()
+        self.shown: float | None = None
+
+    def __call__(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        if self.host is None or self.pull_request is None:
+            return
+        now = self.clock()
+        if now - self.started < self.FIRST_AFTER or (
+                self.shown is not None and now - self.shown < self.EVERY):
+            return
+        self.shown = now
+        body = (f"## ⏳ Promotion plan — `{self.target}`: in progress\n\n> {message}\n\n"
+                f"<sub>planning for {(now - self.started) / 60:.0f} min; this comment is "
+                "replaced by the plan when it is done.</sub>\n")
+        try:
+            self.host.upsert_comment(self.pull_request, f"plan:{self.target}", body)
+            self.host.set_status(self.commit, STATUS_CONTEXT, "pending", message[:140])
+        except Exception as error:  # progress is best effort: the plan goes on
+            print(f"(could not show progress on the pull request: {error})", file=sys.stderr)
 
 
 def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str,
@@ -149,11 +187,17 @@ def run(args: argparse.Namespace) -> int:
         check_rollout(path, args.base)
         with embedded(args.embedded, args.rows):
             result = make_plan(path, repo_root(path), out_dir, commit=commit,
-                               pull_request=pull_request)
+                               pull_request=pull_request,
+                               progress=PlanProgress(host, pull_request, commit, path.stem))
     except BotError as error:
+        from bot.flows.training_job import Superseded
+
         if host is not None and pull_request is not None:
             with contextlib.suppress(BotError):  # the plan's own error is the one to show
-                report_failure(host, pull_request, commit, path.stem, error)
+                if isinstance(error, Superseded):  # the newer plan owns the comment
+                    host.set_status(commit, STATUS_CONTEXT, "error", error.message[:140])
+                else:
+                    report_failure(host, pull_request, commit, path.stem, error)
         raise
     except BaseException:
         if host is not None and pull_request is not None:  # never leave the status pending

@@ -169,41 +169,55 @@ def unpaired(current: dict[str, float], baseline: dict[str, float]) -> Compariso
 def delong(
     labels: npt.ArrayLike, scores_a: npt.ArrayLike, scores_b: npt.ArrayLike
 ) -> tuple[float, float, float]:
-    """Both ROC AUCs and the variance of their difference (DeLong 1988, fast: Sun & Xu 2014).
+    """Both ROC AUCs and the variance of their difference (DeLong 1988).
+
+    Each positive's component is the share of negatives it outscores (ties half), each
+    negative's the share of positives that outscore it; the AUC is the positives' mean and
+    the variance comes from both components' covariances. The positives (a few hundred) are
+    kept; the negatives are visited in blocks and only sums of their components kept, so
+    memory stays flat however many test rows there are.
 
     The variance is NaN with fewer than two rows of a class: it cannot be estimated.
     """
     import numpy as np
 
-    truth = np.asarray(labels) == 1
-    both = np.vstack([np.asarray(scores_a, dtype=np.float64),
-                      np.asarray(scores_b, dtype=np.float64)])
-    positives, negatives = both[:, truth], both[:, ~truth]
-    m, n = positives.shape[1], negatives.shape[1]
-    ranks_pos = np.vstack([_midranks(row) for row in positives])
-    ranks_neg = np.vstack([_midranks(row) for row in negatives])
-    ranks_all = np.vstack([_midranks(row) for row in np.hstack([positives, negatives])])
-    aucs = ranks_all[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
+    labels_ = np.asarray(labels)
+    scores = [np.asarray(scores_a), np.asarray(scores_b)]
+    truth = labels_ == 1
+    positives = [np.asarray(s[truth], dtype=np.float64) for s in scores]
+    m = positives[0].size
+    n = labels_.size - m
+    ordered = [np.sort(p) for p in positives]
+    below = [np.zeros(m, dtype=np.float64) for _ in scores]  # per positive: negatives under it
+    sums = np.zeros(2)
+    products = np.zeros((2, 2))
+    for start in range(0, labels_.size, _DELONG_BLOCK):
+        negative = labels_[start:start + _DELONG_BLOCK] != 1
+        components = []
+        for k, model in enumerate(scores):
+            values = np.asarray(model[start:start + _DELONG_BLOCK][negative], dtype=np.float64)
+            # This block's negatives under (and tied with) each positive.
+            under = np.sort(values)
+            below[k] += (np.searchsorted(under, positives[k], side="left")
+                         + np.searchsorted(under, positives[k], side="right")) / 2.0
+            left = np.searchsorted(ordered[k], values, side="left")
+            right = np.searchsorted(ordered[k], values, side="right")
+            components.append((m - (left + right) / 2.0) / max(m, 1))
+        stacked = np.vstack(components)
+        sums += stacked.sum(axis=1)
+        products += stacked @ stacked.T
+    v_pos = np.vstack(below) / max(n, 1)
+    aucs = v_pos.mean(axis=1) if m else np.full(2, math.nan)
     if m < 2 or n < 2:
         return float(aucs[0]), float(aucs[1]), math.nan
-    v_pos = (ranks_all[:, :m] - ranks_pos) / n
-    v_neg = 1.0 - (ranks_all[:, m:] - ranks_neg) / m
-    covariance = np.cov(v_pos) / m + np.cov(v_neg) / n
+    negatives_cov = (products - np.outer(sums, sums) / n) / (n - 1)
+    covariance = np.cov(v_pos) / m + negatives_cov / n
     variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
     return float(aucs[0]), float(aucs[1]), max(float(variance), 0.0)
 
 
-def _midranks(values: FloatArray) -> FloatArray:
-    """1-based ranks, ties sharing their average rank."""
-    import numpy as np
-
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(ordered)) + 1))
-    ends = np.append(starts[1:], values.size)
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
+#: Test rows visited at a time by ``delong``.
+_DELONG_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)

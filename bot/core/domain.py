@@ -145,6 +145,7 @@ class Plan:
     config_before: str | None = None  # production config YAML now (None: absent)
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None
+    training: dict[str, Any] | None = None  # how this plan trained the model (None: reused)
 
     @property
     def passed(self) -> bool:

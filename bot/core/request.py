@@ -10,7 +10,14 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
@@ -283,6 +290,54 @@ class Challenger(Strict):
         return self.traffic_percent == 100
 
 
+class Training(Strict):
+    """Where the candidate is trained: in the plan's own process, or by a SageMaker training job.
+
+    ``sagemaker`` runs the built-in XGBoost algorithm on ``instance_count`` instances, the
+    training data split into as many objects (``ShardedByS3Key``), and reads the model back
+    into the same evaluation as a local one.
+    """
+
+    backend: Literal["local", "sagemaker"] = Field(
+        default="local",
+        description="local: train inside the plan's process (the runner); sagemaker: a SageMaker "
+        "training job with the built-in XGBoost algorithm.",
+    )
+    instance_type: str = Field(
+        default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="SageMaker training instance type (sagemaker backend), e.g. ml.m5.2xlarge.",
+    )
+    instance_count: int = Field(
+        default=1, ge=1, le=20,
+        description="Instances that train one model together (sagemaker backend), 1..20; the "
+        "training data is split into this many objects.",
+    )
+    max_runtime_minutes: int = Field(
+        default=60, ge=1, le=1440,
+        description="SageMaker stops the training job after this many minutes (sagemaker "
+        "backend), 1..1440.",
+    )
+    volume_gb: int = Field(
+        default=30, ge=1, le=16384,
+        description="Storage per training instance in GB, holding its share of the data "
+        "(sagemaker backend).",
+    )
+
+    @model_validator(mode="after")
+    def _instances_only_for_sagemaker(self) -> Training:
+        if self.backend == "local":
+            extra = [name for name in ("instance_type", "instance_count", "max_runtime_minutes",
+                                       "volume_gb") if name in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply to backend: sagemaker "
+                                 "(this request trains locally)")
+        return self
+
+    @property
+    def is_default(self) -> bool:
+        return self == Training()
+
+
 class Rollout(Strict):
     """What merging does besides parameters and config: retrain pipeline, challenger."""
 
@@ -316,6 +371,11 @@ class Request(Strict):
         default_factory=Rollout,
         description="Retraining pipeline and challenger endpoint wishes (10.1, 11.1).",
     )
+    training: Training = Field(
+        default_factory=Training,
+        description="Where the candidate is trained: locally (default) or by a SageMaker "
+        "training job.",
+    )
 
     @field_validator("description")
     @classmethod
@@ -324,17 +384,33 @@ class Request(Strict):
         return value
 
     def content_sha256(self) -> str:
-        """Hash of the normalized content: same meaning, same hash, whatever the formatting."""
-        return sha256_of(self.model_dump(mode="json", by_alias=True))
+        """Hash of the normalized content: same meaning, same hash, whatever the formatting.
 
-    def model_key(self, data_versions: dict[str, str]) -> str:
-        """Hash of what determines the trained model, so gate-only edits never retrain."""
-        return sha256_of({
+        Training the default way adds nothing to it, so requests written before ``training``
+        existed keep their hash (and their stored plans).
+        """
+        content = self.model_dump(mode="json", by_alias=True)
+        if self.training.is_default:
+            del content["training"]
+        return sha256_of(content)
+
+    def model_key(self, data_versions: dict[str, str], trainer: str | None = None) -> str:
+        """Hash of what determines the trained model, so gate-only edits never retrain.
+
+        A training job's model also depends on how many instances split the data and on the
+        algorithm image (``trainer``); a local model keeps the key it always had.
+        """
+        key: dict[str, object] = {
             "algorithm": self.algorithm,
             "hyperparameters": self.hyperparameters.as_dict(),
             "target_column": self.data.target_column,
             "data": data_versions,
-        })
+        }
+        if self.training.backend != "local":
+            key["training"] = {"backend": self.training.backend,
+                               "instance_count": self.training.instance_count,
+                               "trainer": trainer}
+        return sha256_of(key)
 
 
 def retraining_key(request: Request) -> str:

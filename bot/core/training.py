@@ -7,6 +7,10 @@ longer write the legacy binary format, so the model is JSON — with one repair:
 writes ``base_score`` as a vector (``"[1.7E-3]"``) that xgboost 1.7 does not parse and
 silently replaces by 0.5, shifting every prediction; a single-target model's vector is
 written back as the scalar that both versions read.
+
+Training reads its data batch by batch into a ``QuantileDMatrix`` (the histogram bins
+``hist`` trains on), so memory holds the binned data, about one byte per value, never the
+table itself; a table of one batch or less trains exactly as it would in one piece.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError, first_line
 
@@ -31,6 +35,12 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "xgboost-model"
 SEED = 0
+#: Rows read, binned and scored at a time: memory per batch, not per table.
+BATCH_ROWS = 65_536
+
+#: One pass over the training data: (features, labels) per batch. Training calls it more than
+#: once (binning needs the data twice), so each call must start from the first batch again.
+Batches = Callable[[], Iterable[tuple["pd.DataFrame", "npt.NDArray[Any]"]]]
 # A one-element base_score vector, "[1.7E-3]", as xgboost 3 writes it.
 _SINGLE_BASE_SCORE = re.compile(rb'"base_score"\s*:\s*"\[([^\],]*)\]"')
 
@@ -50,6 +60,22 @@ def train(
     ``num_round`` is the number of boosting rounds, as in SageMaker and SSM; every other
     name is passed to xgboost as it is (SSM's string values included).
     """
+    if target_column not in train_df.columns:
+        raise BotError(f"the training data has no target column {target_column!r}")
+    features = feature_columns(train_df, target_column)
+
+    def batches() -> Iterable[tuple[pd.DataFrame, npt.NDArray[Any]]]:
+        for start in range(0, max(len(train_df), 1), BATCH_ROWS):
+            chunk = train_df.iloc[start:start + BATCH_ROWS]
+            yield chunk[features], chunk[target_column].to_numpy()
+
+    return train_batches(hyperparameters, batches)
+
+
+def train_batches(
+    hyperparameters: Mapping[str, str | int | float], batches: Batches
+) -> xgboost.Booster:
+    """Train on data read batch by batch (``Batches``); the same model ``train`` makes."""
     import xgboost
 
     params: dict[str, str | int | float] = {
@@ -60,18 +86,42 @@ def train(
     }
     params.update(hyperparameters)
     rounds = int(float(params.pop("num_round", 100)))
-    if target_column not in train_df.columns:
-        raise BotError(f"the training data has no target column {target_column!r}")
-    features = feature_columns(train_df, target_column)
     try:
         # QuantileDMatrix bins the data once for ``hist``: the same model as DMatrix, less memory.
-        matrix = xgboost.QuantileDMatrix(
-            train_df[features], label=train_df[target_column], nthread=int(params["nthread"])
-        )
+        matrix = xgboost.QuantileDMatrix(_batch_iterator(batches), nthread=int(params["nthread"]))
         return xgboost.train(params, matrix, num_boost_round=rounds)
     except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
         raise BotError(f"xgboost refused the hyperparameters or data: {first_line(error)}") \
             from error
+
+
+def _batch_iterator(batches: Batches) -> Any:
+    """An ``xgboost.DataIter`` over ``batches``, starting again from the first on reset."""
+    import xgboost
+
+    class BatchIterator(xgboost.DataIter):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self._batches: Any = None
+            self._rows = 0
+
+        def next(self, input_data: Callable[..., None]) -> bool:
+            if self._batches is None:
+                self._batches = iter(batches())
+                self._rows = 0
+            for features, labels in self._batches:
+                if len(labels):
+                    self._rows += len(labels)
+                    input_data(data=features, label=labels)
+                    return True
+            if self._rows == 0:
+                raise BotError("the training data has no rows")
+            return False
+
+        def reset(self) -> None:
+            self._batches = None
+
+    return BatchIterator()
 
 
 def package_model(booster: xgboost.Booster) -> bytes:
@@ -101,6 +151,13 @@ def load_model(data: bytes) -> xgboost.Booster:
             raw = stream.read() if stream is not None else b""
     except (tarfile.TarError, EOFError, OSError) as error:
         raise BotError(f"not a model.tar.gz: {error}") from error
+    if raw and raw.lstrip()[:1] != b"{":
+        # Both JSON and UBJSON start with "{"; xgboost 1.x's default format does not.
+        raise BotError(
+            f"{MODEL_FILE} is in xgboost's legacy binary format (what SageMaker's XGBoost 1.7 "
+            "algorithm writes), which xgboost 3.1 and later cannot read: train with the 3.0-5 "
+            "image or later"
+        )
     booster = xgboost.Booster()
     try:
         booster.load_model(bytearray(raw))
@@ -170,6 +227,15 @@ def predict(
     except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
         raise BotError(f"the model cannot score this data: {first_line(error)}") from error
     return Scores(probability=probability, ranking=margin)
+
+
+def name_features(booster: xgboost.Booster, names: Sequence[str]) -> xgboost.Booster:
+    """Give a booster trained on unnamed columns (SageMaker's algorithm) its feature names."""
+    if booster.num_features() != len(names):
+        raise BotError(f"the model has {booster.num_features()} features, the training data "
+                       f"{len(names)}")
+    booster.feature_names = [str(name) for name in names]
+    return booster
 
 
 def score(

@@ -61,51 +61,33 @@ def _now() -> str:
 
 def evaluate_request(
     t: Target, request: Request, request_path: str, repo_root: Path,
-    live_config: ProductionConfig | None, progress: Progress,
+    live_config: ProductionConfig | None, progress: Progress, pull_request: int | None = None,
 ) -> Plan:
-    """The evaluation part of the plan; what merging changes is added by ``with_live_changes``."""
+    """The evaluation part of the plan; what merging changes is added by ``with_live_changes``.
+
+    The candidate comes from the store, local training or a SageMaker training job
+    (``bot.flows.candidate``); it and the champion are judged on the test set
+    (``bot.flows.judge``).
+    """
     from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts
-    from bot.core import training
+    from bot.flows import candidate
     from bot.flows.judge import judge
 
-    versions = {
-        "train": data.data_version(request.data.train, repo_root),
-        "test": data.data_version(request.data.test, repo_root),
-    }
-    model_key = request.model_key(versions)
-    stored = artifacts.get_model(t, model_key)
-    trained = stored is None
-    if stored is None:
-        progress(f"training xgboost on {request.data.train} ...")
-        train_df = data.load_table(request.data.train, repo_root, request.data.target_column)
-        booster = training.train(
-            request.hyperparameters.as_dict(), train_df, request.data.target_column
-        )
-        del train_df
-        artifact = artifacts.put_model(t, model_key, training.package_model(booster))
-    else:
-        progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
-        booster = training.load_model(stored)
-        artifact = artifacts.model_uri(t, stored)
-
+    obtained = candidate.obtain(t, request, repo_root, progress, pull_request)
     progress(f"evaluating on {request.data.test} ...")
     test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     champion, champion_booster = _champion(live_config)
-    judged = judge(request.gates, test_df, request.data.target_column, booster, champion,
-                   champion_booster, progress)
-
-    notes = list(judged.notes)
-    plan = Plan(
+    judged = judge(request.gates, test_df, request.data.target_column, obtained.booster,
+                   champion, champion_booster, progress)
+    return Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
-        model_key=model_key, evaluation=judged.evaluation, champion=judged.champion,
-        comparison=judged.comparison, gates=judged.gates, artifact=artifact,
-        evaluated_at=_now(), experiment_id=request.experiment_id, trained=trained,
-        champion_identity=champion_identity(live_config), notes=tuple(notes),
+        model_key=obtained.model_key, evaluation=judged.evaluation, champion=judged.champion,
+        comparison=judged.comparison, gates=judged.gates, artifact=obtained.artifact,
+        evaluated_at=_now(), experiment_id=request.experiment_id, trained=obtained.trained,
+        champion_identity=champion_identity(live_config), notes=judged.notes,
         champion_evaluation=judged.champion_evaluation,
-        primary_metric=request.gates.primary_metric,
+        primary_metric=request.gates.primary_metric, training=obtained.training,
     )
-    return plan
 
 
 def _champion(live_config: ProductionConfig | None) -> tuple[Champion, xgboost.Booster | None]:
@@ -205,7 +187,8 @@ def make_plan(
         else:
             cached = None
             pool.submit(plots.import_matplotlib)
-            plan = evaluate_request(t, request, request_path, repo_root, live_config, progress)
+            plan = evaluate_request(t, request, request_path, repo_root, live_config, progress,
+                                   pull_request)
             drawing = pool.submit(plots.write_pngs, plan.evaluation, out_dir,
                                   plan.champion_evaluation)
 

@@ -236,8 +236,12 @@ def _create_role_and_pipeline(t: Target) -> None:
         "Effect": "Allow", "Action": "sts:AssumeRole",
         "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com"]},
     }]}
-    role = client("iam", t.region).create_role(
-        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam = client("iam", t.region)
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    # The role training jobs run as (training.backend: sagemaker), passed by the plan.
+    training_role = t.training_role_arn.rsplit("/", 1)[-1]
+    if training_role != role_name:
+        iam.create_role(RoleName=training_role, AssumeRolePolicyDocument=json.dumps(trust))
     client("stepfunctions", t.region).create_state_machine(
         name=t.state_machine_name, definition=json.dumps(STATE_MACHINE_DEFINITION),
         roleArn=role["Arn"],

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 REQUEST = "promotion-requests/fraud-detection.yaml"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
 CODE_OWNERS = "acme/model-risk"
+TRAINING_JOB = """
+# Train with a SageMaker training job on two instances instead of in the runner.
+training:
+  backend: sagemaker
+  instance_count: 2
+"""
 
 
 def _say(message: str) -> None:
@@ -105,9 +111,13 @@ class Journey:
         gates = (f"all {len(plan.gates)} pass" if not failed
                  else f"{len(failed)} of {len(plan.gates)} FAILED: " + "; ".join(failed))
         m = plan.metrics
+        how = plan.training or {}
+        trained = ("trained by training job " + str(how.get("job")) + f" on "
+                   f"{how.get('instance_count')} x {how.get('instance_type')}"
+                   if how.get("backend") == "sagemaker" else "trained")
         self.log(
             f"plan ({time.monotonic() - started:.1f}s, "
-            f"{'trained' if plan.trained else 'model reused'}): "
+            f"{trained if plan.trained else 'model reused'}): "
             f"PR AUC {m['pr_auc']:.3f}, ROC AUC {m['auc_roc']:.3f}, recall {m['recall']:.3f}; "
             f"gates: {gates}"
         )
@@ -265,11 +275,12 @@ def journey(j: Journey, seed_request: str) -> None:
     j.header("A data scientist asks for the seed notebook's model in production (PR #1)")
     j.promote("promote-seed", "Promote exp-xgboost-optimized-20240115", lambda _: seed_request)
 
-    j.header("A second promotion: deeper trees, more rounds")
+    j.header("A second promotion: deeper trees, more rounds, trained by a SageMaker training "
+             "job on two instances (here: two worker processes training one model)")
     def second(text: str) -> str:
         text = set_field(text, "experiment_id", "exp-xgboost-deeper-20240201")
         text = set_field(text, "num_round", "200")
-        return set_field(text, "max_depth", "9")
+        return set_field(text, "max_depth", "9") + TRAINING_JOB
     j.promote("promote-deeper", "Promote exp-xgboost-deeper-20240201", second)
     promotion_2 = j.git("rev-parse", "main")
 

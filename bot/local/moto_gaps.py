@@ -86,7 +86,9 @@ def _response_classes() -> tuple[Any, Any]:
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-    class LocalSageMakerResponse(SageMakerResponse):  # type: ignore[misc]
+    from bot.local.training_jobs import response_mixin
+
+    class LocalSageMakerResponse(response_mixin(), SageMakerResponse):  # type: ignore[misc]
         """moto's SageMaker plus UpdateEndpoint, honest weights and SageMaker's endpoint states.
 
         A change reports its transitional state (Creating, Updating) on the next

@@ -287,6 +287,22 @@ def endpoint_comparison_section(comparison: EndpointComparison) -> str:
     return "\n".join(rows) + "\n\n" + " ".join(extra)
 
 
+def training_note(plan: Plan) -> str:
+    """How the candidate was trained: where, on what, how long, at what cost."""
+    how = plan.training or {}
+    if how.get("backend") == "sagemaker":
+        cost = how.get("estimated_cost_usd")
+        return (f"trained by SageMaker training job {md.code(str(how['job']))} on "
+                f"{how['instance_count']} × "
+                f"{how['instance_type']}, {how['seconds'] / 60:.1f} min, "
+                f"{how['instance_hours']:.3f} instance-hours"
+                + (f" ≈ ${cost:.2f} on demand" if cost is not None and cost >= 0.01
+                   else f" ≈ ${cost:.4f} on demand" if cost is not None else ""))
+    if how.get("backend") == "local":
+        return f"trained for this plan in the runner, {how['seconds']:.0f} s"
+    return "trained for this plan"
+
+
 def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     """The one PR comment per target, rebuilt in full on every push.
 
@@ -302,7 +318,7 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
         + f"Merging changes **{len(plan.changes)}** thing(s) in AWS, listed below.\n\n"
         f"<sub>request {md.code(plan.request_path)} · content `{plan.content_sha256[:12]}` · "
         f"model `{(plan.model_sha256 or plan.model_key)[:12]}` "
-        f"({'trained for this plan' if plan.trained else 'reused, not retrained'}) · "
+        f"({training_note(plan) if plan.trained else 'reused, not retrained'}) · "
         f"evaluated {plan.evaluated_at}</sub>"
     )
     sections = [head]

@@ -314,6 +314,13 @@ def exists(uri: str) -> bool:
     return True
 
 
+def write_object(uri: str, data: bytes) -> str:
+    """Store ``data`` at ``uri``."""
+    bucket, key = split_uri(uri)
+    _put(bucket, key, data)
+    return uri
+
+
 def read_object(uri: str) -> bytes:
     """The bytes at ``uri``; a clear error when the object is missing."""
     bucket, key = split_uri(uri)

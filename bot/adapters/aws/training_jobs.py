@@ -1,0 +1,124 @@
+"""SageMaker training jobs through boto3: create, describe, stop, find; the algorithm image.
+
+Every AWS refusal a user can cause (no permission, a role SageMaker cannot assume, a quota)
+becomes one ``BotError`` line naming the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.aws.clients import client, error_code
+from bot.errors import BotError, first_line
+from bot.settings import Target
+
+
+def image_uri(t: Target) -> str:
+    """The built-in XGBoost algorithm image for the target's region.
+
+    ``PROMOTION_BOT_TRAINING_IMAGE`` wins; otherwise sagemaker-core's table of the image per
+    region and version (imported only here: it takes seconds, and only starting a job needs it).
+    """
+    if t.training_image:
+        return t.training_image
+    try:
+        from sagemaker.core import image_uris
+    except ImportError as error:  # pragma: no cover - a dependency of the package
+        raise BotError("sagemaker-core is not installed: set PROMOTION_BOT_TRAINING_IMAGE to "
+                       "the XGBoost image URI") from error
+    try:
+        return str(image_uris.retrieve("xgboost", region=t.region,
+                                       version=t.training_image_version,
+                                       image_scope="training"))
+    except ValueError as error:
+        raise BotError(f"no SageMaker XGBoost image {t.training_image_version} for region "
+                       f"{t.region}: {first_line(error)}") from error
+
+
+def describe(t: Target, name: str) -> dict[str, Any] | None:
+    """The job as DescribeTrainingJob shows it; None when no job has that name."""
+    from botocore.exceptions import ClientError
+
+    try:
+        job: dict[str, Any] = client("sagemaker", t.region).describe_training_job(
+            TrainingJobName=name)
+    except ClientError as error:
+        if error_code(error) == "ValidationException" and "Could not find" in str(error):
+            return None
+        raise _refused(f"training job {name}", error) from None
+    return job
+
+
+def create(t: Target, request: dict[str, Any]) -> bool:
+    """Start the job; False when a job of that name exists already (another plan started it)."""
+    from botocore.exceptions import ClientError
+
+    name = request["TrainingJobName"]
+    try:
+        client("sagemaker", t.region).create_training_job(**request)
+    except ClientError as error:
+        if error_code(error) == "ResourceInUse":
+            return False
+        raise _refused(f"cannot start training job {name}", error) from None
+    return True
+
+
+def stop(t: Target, name: str) -> bool:
+    """Ask SageMaker to stop the job; False when it had ended already."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client("sagemaker", t.region).stop_training_job(TrainingJobName=name)
+    except ClientError as error:
+        if error_code(error) == "ValidationException":
+            return False  # no longer in progress
+        raise _refused(f"cannot stop training job {name}", error) from None
+    return True
+
+
+def running(t: Target, name_prefix: str) -> list[dict[str, Any]]:
+    """Jobs in progress whose name starts with ``name_prefix``, each with its tags."""
+    from botocore.exceptions import ClientError
+
+    sagemaker = client("sagemaker", t.region)
+    found = []
+    try:
+        for page in sagemaker.get_paginator("list_training_jobs").paginate(
+            NameContains=name_prefix, StatusEquals="InProgress"
+        ):
+            for job in page.get("TrainingJobSummaries", []):
+                if not str(job["TrainingJobName"]).startswith(name_prefix):
+                    continue
+                tags = sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
+                found.append({**job, "Tags": {tag["Key"]: tag["Value"] for tag in tags}})
+    except ClientError as error:
+        raise _refused("cannot list training jobs", error) from None
+    return found
+
+
+def upload(path: Path, uri: str) -> None:
+    """Upload a local file to ``s3://bucket/key`` (in parts, streamed from disk)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bot.adapters.aws.artifacts import split_uri
+
+    bucket, key = split_uri(uri)
+    try:
+        client("s3").upload_file(str(path), bucket, key)
+    except (ClientError, BotoCoreError) as error:
+        raise BotError(f"{uri}: cannot upload the training data: {first_line(error)}") from None
+    except Exception as error:  # s3transfer wraps client errors in its own
+        if type(error).__module__.startswith(("boto3", "s3transfer")):
+            raise BotError(f"{uri}: cannot upload the training data: {first_line(error)}") \
+                from None
+        raise
+
+
+def _refused(what: str, error: Exception) -> BotError:
+    code = error_code(error)
+    message = getattr(error, "response", {}).get("Error", {}).get("Message") or str(error)
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return BotError(f"{what}: access denied ({first_line(Exception(message))}); see the "
+                        "IAM section of docs/architecture.md")
+    return BotError(f"{what}: {code or 'error'}: {first_line(Exception(message))}")

@@ -1,0 +1,91 @@
+"""The candidate model of a request: reused from the store, trained here, or by a training job.
+
+Whichever way, the result is the same: a booster with named features, stored (by model key)
+as ``models/<model_key>/model.tar.gz`` in the format the serving container reads, so the
+rest of plan and apply never know where it was trained.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.core.request import Request
+from bot.settings import Target
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import pandas as pd
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model_key: str
+    booster: Any  # xgboost.Booster
+    artifact: str  # s3:// URI of the stored model.tar.gz
+    trained: bool  # False when reused from the store
+    training: dict[str, Any] | None  # how it was trained by this plan (None when reused)
+
+
+def trainer(t: Target, request: Request) -> str | None:
+    """What besides the request determines a training job's model: the algorithm image."""
+    if request.training.backend == "local":
+        return None
+    return t.training_image or f"sagemaker-xgboost:{t.training_image_version}"
+
+
+def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
+           pull_request: int | None = None) -> Candidate:
+    """The request's model: from the store when this model key was trained before, else
+    trained the way ``training.backend`` says, then stored."""
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import artifacts
+    from bot.core import training
+
+    versions = {
+        "train": data.data_version(request.data.train, repo_root),
+        "test": data.data_version(request.data.test, repo_root),
+    }
+    model_key = request.model_key(versions, trainer(t, request))
+    stored = artifacts.get_model(t, model_key)
+    if stored is not None:
+        progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
+        return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
+                         trained=False, training=None)
+    if request.training.backend == "sagemaker":
+        from bot.flows import training_job
+
+        booster, how = training_job.train(t, request, repo_root, model_key, progress,
+                                          pull_request, versions["train"])
+    else:
+        booster, how = train_locally(request, repo_root, progress)
+    artifact = artifacts.put_model(t, model_key, training.package_model(booster))
+    return Candidate(model_key, booster, artifact, trained=True, training=how)
+
+
+def train_locally(request: Request, repo_root: Path,
+                  progress: Progress) -> tuple[Any, dict[str, Any]]:
+    """Train in this process, reading the training data a batch at a time."""
+    from bot.adapters import data_files as data
+    from bot.core import training
+
+    uri, target_column = request.data.train, request.data.target_column
+    progress(f"training xgboost on {uri} ...")
+    started = time.monotonic()
+    with data.local_copy(uri, repo_root) as path:
+        table = data.ParquetTable(path, uri, target_column)
+        features = table.features(target_column)
+
+        def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
+            for frame in table.frames(table.columns, training.BATCH_ROWS):
+                yield frame[features], frame[target_column].to_numpy()
+
+        booster = training.train_batches(request.hyperparameters.as_dict(), batches)
+    seconds = time.monotonic() - started
+    progress(f"trained on {table.rows:,} rows in {seconds:.1f}s")
+    return booster, {"backend": "local", "rows": table.rows, "seconds": round(seconds, 1)}

@@ -1,0 +1,300 @@
+"""Train the candidate with a SageMaker training job: data shards, start or attach, wait, read.
+
+1. The training data is written once per data version and instance count as Parquet shards,
+   label first, one object per instance (``ShardedByS3Key``), streamed batch by batch.
+2. The job's name comes from the model key (``bot.core.training_job.job_name``): a re-plan or
+   a re-run of a killed plan finds the running job and waits for it instead of starting
+   another; a plan of a pull request stops that pull request's jobs for other model keys
+   (its superseded plans), and ``MaxRuntimeInSeconds`` bounds a job nobody waits for.
+3. The model SageMaker writes is read back, given the training data's feature names and
+   returned to the same evaluation as a locally trained one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.core import training_job as spec
+from bot.core.request import Request, sha256_of
+from bot.errors import BotError
+from bot.settings import Target
+
+Progress = Callable[[str], None]
+#: Seconds between DescribeTrainingJob calls: short at first, at most ``POLL_MAX``.
+POLL_FIRST, POLL_MAX = 0.5, 30.0
+#: Seconds between progress lines while nothing changes.
+PROGRESS_EVERY = 60.0
+SHARD_LAYOUT = 1  # bump when the shard format changes, so old shards are not reused
+
+
+class Superseded(BotError):
+    """The plan's training job was stopped by a newer plan (or by hand): the newer plan owns
+    the pull request's comment now."""
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The training data as the algorithm reads it: one Parquet object per instance."""
+
+    data_uri: str  # the channel's S3 prefix, ending in "/"
+    features: list[str]
+    rows: int
+
+
+def train(t: Target, request: Request, repo_root: Path, model_key: str, progress: Progress,
+          pull_request: int | None = None, train_version: str | None = None,
+          ) -> tuple[Any, dict[str, Any]]:
+    """The booster a training job trained for ``model_key``, and how it was trained."""
+    from bot.adapters.aws import artifacts
+    from bot.core import training
+
+    shards = prepare_data(t, request, repo_root, progress, train_version)
+    attempt, job, attached = start_or_attach(t, request, model_key, shards, progress,
+                                             pull_request)
+    job = wait(t, job, progress)
+    name = job["TrainingJobName"]
+    if job["TrainingJobStatus"] == "Stopped" and job.get("SecondaryStatus") == "Stopped":
+        raise Superseded(f"training job {name} {spec.failure(job)}")
+    if job["TrainingJobStatus"] != "Completed":
+        raise BotError(f"training job {name} {spec.failure(job)}")
+    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if not uri:
+        raise BotError(f"training job {name} completed without a model artifact")
+    booster = training.name_features(training.load_model(artifacts.read_object(uri)),
+                                     shards.features)
+    how = {**spec.summary(job, attached, attempt), "rows": shards.rows,
+           "data": shards.data_uri}
+    cost = how["estimated_cost_usd"]
+    progress(f"training job {name} completed: {how['instance_count']} x {how['instance_type']}, "
+             f"{how['billable_seconds']:.0f} billable s each"
+             + (f", about ${cost:.4f}" if cost is not None else ""))
+    return booster, how
+
+
+def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progress,
+                 train_version: str | None = None) -> Shards:
+    """The training data split into ``instance_count`` Parquet objects, written once."""
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import artifacts, training_jobs
+
+    uri, target_column = request.data.train, request.data.target_column
+    count = request.training.instance_count
+    version = train_version or data.data_version(uri, repo_root)
+    key = sha256_of({"train": uri, "version": version,
+                     "target_column": target_column, "shards": count, "layout": SHARD_LAYOUT})
+    prefix = (f"s3://{t.artifacts_bucket}/{_prefix(t)}training-data/{key[:32]}")
+    manifest_uri = f"{prefix}/manifest.json"
+    if artifacts.exists(manifest_uri):
+        manifest = json.loads(artifacts.read_object(manifest_uri))
+        progress(f"reusing the training data shards in {prefix}/data/")
+        return Shards(f"{prefix}/data/", list(manifest["features"]), int(manifest["rows"]))
+    progress(f"writing {uri} as {count} Parquet shard(s) to {prefix}/data/ ...")
+    with data.local_copy(uri, repo_root) as path, \
+            tempfile.TemporaryDirectory(prefix="promotion-bot-shards-") as directory:
+        table = data.ParquetTable(path, uri, target_column)
+        features = table.features(target_column)
+        rows = write_shards(table, target_column, count, Path(directory))
+        for shard in sorted(Path(directory).iterdir()):
+            training_jobs.upload(shard, f"{prefix}/data/{shard.name}")
+    manifest = {"source": uri, "target_column": target_column, "features": features,
+                "rows": sum(rows), "rows_per_shard": rows}
+    artifacts.write_object(manifest_uri, json.dumps(manifest, indent=2).encode())
+    return Shards(f"{prefix}/data/", features, sum(rows))
+
+
+def write_shards(table: Any, target_column: str, count: int, directory: Path) -> list[int]:
+    """Write ``table`` as ``count`` Parquet files, label first, every column float32; each
+    batch is split evenly, so every shard gets a like share of every part of the table.
+    """
+    import numpy as np
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    from bot.core import training
+
+    features = table.features(target_column)
+    schema = table.schema
+    wrong = [f"{name} ({schema.field(name).type})" for name in features
+             if not _numeric(schema.field(name).type)]
+    if wrong:
+        raise BotError(f"{table.uri}: the XGBoost algorithm reads numbers only; not numbers: "
+                       f"{', '.join(wrong[:10])}")
+    if table.rows < count:
+        raise BotError(f"{table.uri}: {table.rows} rows cannot be split across "
+                       f"{count} training instances")
+    columns = [target_column, *features]
+    out = pyarrow.schema([(name, pyarrow.float32()) for name in columns])
+    paths = [directory / f"part-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+    rows = [0] * count
+    writers = [pq.ParquetWriter(path, out) for path in paths]
+    try:
+        for batch in table.batches(columns, training.BATCH_ROWS):
+            labels = batch.column(0).to_numpy(zero_copy_only=False)
+            if not np.isin(labels, (0, 1)).all():
+                raise BotError(f"{table.uri}: the target column {target_column!r} must hold "
+                               "0 (legit) and 1 (fraud) only")
+            cast = pyarrow.RecordBatch.from_arrays(
+                [batch.column(i).cast(pyarrow.float32()) for i in range(len(columns))],
+                schema=out)
+            bounds = np.linspace(0, cast.num_rows, count + 1).astype(int)
+            for index in range(count):
+                part = cast.slice(int(bounds[index]), int(bounds[index + 1] - bounds[index]))
+                if part.num_rows:
+                    writers[index].write_batch(part)
+                    rows[index] += part.num_rows
+    finally:
+        for writer in writers:
+            writer.close()
+    return rows
+
+
+def _numeric(kind: Any) -> bool:
+    import pyarrow
+
+    return bool(pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind)
+                or pyarrow.types.is_boolean(kind))
+
+
+def start_or_attach(
+    t: Target, request: Request, model_key: str, shards: Shards, progress: Progress,
+    pull_request: int | None,
+) -> tuple[int, dict[str, Any], bool]:
+    """The model key's job: attached to when it runs or completed, else started.
+
+    Returns the attempt, the job (as DescribeTrainingJob shows it) and whether it was
+    attached to rather than started by this plan.
+    """
+    from bot.adapters.aws import training_jobs as jobs
+
+    last: dict[str, Any] | None = None
+    for attempt in range(1, spec.MAX_ATTEMPTS + 1):
+        name = spec.job_name(t.name, model_key, attempt)
+        job = jobs.describe(t, name)
+        if job is None:
+            stop_superseded(t, model_key, pull_request, progress)
+            created = jobs.create(t, _job_request(t, request, name, model_key, shards,
+                                                  pull_request))
+            job = jobs.describe(t, name)
+            if job is None:
+                raise BotError(f"training job {name} was started but cannot be found")
+            training = request.training
+            progress(f"started training job {name}: {training.instance_count} x "
+                     f"{training.instance_type}, at most {training.max_runtime_minutes} min"
+                     if created else f"attaching to training job {name}, started meanwhile "
+                     "by another plan")
+            return attempt, job, not created
+        status = job["TrainingJobStatus"]
+        if status == "Stopping":
+            job = wait(t, job, progress)
+            status = job["TrainingJobStatus"]
+        if status == "InProgress":
+            progress(f"attaching to training job {name}, "
+                     f"{spec.progress_line(job, _now()).removeprefix('training ')}")
+            _note_pull_request(t, job, pull_request)
+            stop_superseded(t, model_key, pull_request, progress)
+            return attempt, job, True
+        if status == "Completed":
+            progress(f"training job {name} completed earlier; reading its model")
+            return attempt, job, True
+        last = job
+        progress(f"training job {name} {spec.failure(job)}; trying again")
+    assert last is not None
+    raise BotError(
+        f"{spec.MAX_ATTEMPTS} training jobs of this model ended without a model (the last, "
+        f"{last['TrainingJobName']}, {spec.failure(last)}); change the request or its data")
+
+
+def _job_request(t: Target, request: Request, name: str, model_key: str, shards: Shards,
+                 pull_request: int | None) -> dict[str, Any]:
+    from bot.adapters.aws import training_jobs as jobs
+    from bot.core import training
+
+    tags = {spec.TAG_MANAGED: "true", spec.TAG_TARGET: t.name, spec.TAG_MODEL_KEY: model_key}
+    if pull_request is not None:
+        tags[_pull_request_tag(pull_request)] = "planned"
+    return spec.job_request(
+        name=name, image=jobs.image_uri(t), role_arn=t.training_role_arn,
+        hyperparameters=spec.container_hyperparameters(request.hyperparameters.as_dict(),
+                                                       training.SEED),
+        data_uri=shards.data_uri, output_uri=f"s3://{t.artifacts_bucket}/{_prefix(t)}training-jobs",
+        training=request.training, tags=tags,
+    )
+
+
+def _pull_request_tag(pull_request: int) -> str:
+    return f"{spec.TAG_PULL_REQUEST}-{pull_request}"
+
+
+def _note_pull_request(t: Target, job: dict[str, Any], pull_request: int | None) -> None:
+    """Record that this pull request waits for the job too, so no other stops it."""
+    if pull_request is None:
+        return
+    from bot.adapters.aws.clients import client
+
+    client("sagemaker", t.region).add_tags(
+        ResourceArn=job["TrainingJobArn"],
+        Tags=[{"Key": _pull_request_tag(pull_request), "Value": "planned"}])
+
+
+def stop_superseded(t: Target, model_key: str, pull_request: int | None,
+                    progress: Progress) -> list[str]:
+    """Stop the running jobs this pull request's earlier plans started for other models.
+
+    A job that another pull request also waits for is left alone. Without a pull request
+    (a plan run by hand) nothing is stopped.
+    """
+    if pull_request is None:
+        return []
+    from bot.adapters.aws import training_jobs as jobs
+
+    mine = _pull_request_tag(pull_request)
+    prefix = spec.job_name(t.name, "")
+    stopped = []
+    for job in jobs.running(t, prefix):
+        tags = job["Tags"]
+        others = [key for key in tags
+                  if key.startswith(f"{spec.TAG_PULL_REQUEST}-") and key != mine]
+        if (tags.get(spec.TAG_TARGET) != t.name or mine not in tags or others
+                or tags.get(spec.TAG_MODEL_KEY) == model_key):
+            continue
+        if jobs.stop(t, job["TrainingJobName"]):
+            stopped.append(job["TrainingJobName"])
+            progress(f"stopped training job {job['TrainingJobName']}: superseded by this plan "
+                     f"of pull request #{pull_request}")
+    return stopped
+
+
+def wait(t: Target, job: dict[str, Any], progress: Progress,
+         sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Poll the job until it ends, with a progress line on every change and every minute."""
+    from bot.adapters.aws import training_jobs as jobs
+
+    name = job["TrainingJobName"]
+    delay, said, said_at = POLL_FIRST, "", 0.0
+    while job["TrainingJobStatus"] in spec.RUNNING:
+        stage = str(job.get("SecondaryStatus"))
+        if stage != said or time.monotonic() - said_at >= PROGRESS_EVERY:
+            progress(spec.progress_line(job, _now()))
+            said, said_at = stage, time.monotonic()
+        sleep(delay)
+        delay = min(delay * 1.5, POLL_MAX)
+        found = jobs.describe(t, name)
+        if found is None:
+            raise BotError(f"training job {name} disappeared")
+        job = found
+    return job
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _prefix(t: Target) -> str:
+    return f"{t.artifacts_prefix.strip('/')}/" if t.artifacts_prefix.strip("/") else ""
