@@ -256,6 +256,15 @@ class ParquetTable:
         except (pyarrow.ArrowException, ValueError, OSError) as error:
             raise BotError(f"{self.uri}: cannot read its Parquet data ({error})") from error
 
+    def read(self, columns: Sequence[str]) -> pd.DataFrame:
+        """The file's ``columns`` whole (for a label column: a byte or so a row)."""
+        import pyarrow
+
+        try:
+            return self._file.read(columns=list(columns), use_threads=False).to_pandas()
+        except (pyarrow.ArrowException, ValueError, OSError) as error:
+            raise BotError(f"{self.uri}: cannot read its Parquet data ({error})") from error
+
     def frames(self, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
         """Like ``batches``, as pandas frames."""
         for batch in self.batches(columns, rows):

@@ -61,6 +61,19 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
                 problems.append(problem(target_column, f"all {present.size:,} rows are {only}: "
                                                        "a model needs both classes to be "
                                                        "trained and evaluated"))
+    return problems + check_features(frame, target_column, path)
+
+
+def check_features(frame: pd.DataFrame, target_column: str, path: str) -> list[Problem]:
+    """The problems of the feature columns alone (numbers, finite): checked batch by batch
+    when the table is read in batches."""
+    import numpy as np
+    import pandas as pd
+
+    def problem(field: str, reason: str) -> Problem:
+        return Problem(path, None, field, reason)
+
+    problems = []
     for column in frame.columns:
         if column == target_column:
             continue

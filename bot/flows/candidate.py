@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.core.request import Request
+from bot.errors import InvalidRequest
 from bot.settings import Target
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def train_locally(request: Request, repo_root: Path,
     """Train in this process, reading the training data a batch at a time."""
     from bot.adapters import data_files as data
     from bot.core import training
+    from bot.core.data_checks import check_features, check_table
 
     uri, target_column = request.data.train, request.data.target_column
     progress(f"training xgboost on {uri} ...")
@@ -80,9 +82,16 @@ def train_locally(request: Request, repo_root: Path,
     with data.local_copy(uri, repo_root) as path:
         table = data.ParquetTable(path, uri, target_column)
         features = table.features(target_column)
+        # The labels are checked whole (rows, 0/1, both classes), the features batch by batch.
+        problems = check_table(table.read([target_column]), target_column, uri)
+        if problems:
+            raise InvalidRequest(problems)
 
         def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
             for frame in table.frames(table.columns, training.BATCH_ROWS):
+                found = check_features(frame, target_column, uri)
+                if found:
+                    raise InvalidRequest(found)
                 yield frame[features], frame[target_column].to_numpy()
 
         booster = training.train_batches(request.hyperparameters.as_dict(), batches)
