@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from bot.adapters.aws import config_store
+from bot.core.hyperparameters import Hyperparameters
 from bot.core.production_config import ProductionConfig
-from bot.core.request import Hyperparameters
 from bot.errors import BotError
 from bot.settings import Target
 

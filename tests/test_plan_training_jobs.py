@@ -62,7 +62,7 @@ def request_text(eta: float, instances: int, experiment: str = "exp-job") -> str
 @pytest.fixture(scope="module")
 def production() -> Iterator[LocalAWS]:
     with LocalAWS() as aws:
-        bootstrap(rows=4000, progress=lambda _: None)
+        bootstrap(rows=20_000, progress=lambda _: None)  # a test set with frauds
         yield aws
 
 
@@ -94,8 +94,10 @@ def until(check: Any, what: str, seconds: float = 120) -> Any:
 
 
 def read_plan(out: Path) -> dict[str, Any]:
+    """plan.json's top-level fields, with the candidate's metrics and confusion matrix."""
     plan: dict[str, Any] = json.loads((out / "plan.json").read_text())
-    return plan
+    return {**plan, "metrics": plan["evaluation"]["metrics"],
+            "confusion_matrix": plan["evaluation"]["confusion_matrix"]}
 
 
 @pytest.mark.parametrize("instances", [1, 2])

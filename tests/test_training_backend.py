@@ -192,17 +192,22 @@ def test_the_progress_line_and_cost_of_a_job() -> None:
 
 
 def test_the_comment_says_where_and_at_what_cost_the_model_was_trained() -> None:
+    from dataclasses import replace
+
+    from test_plan_comment import PLAN
+
     from bot.report.plan_comment import training_note
 
-    job = {"training": {"backend": "sagemaker", "job": "fraud-detection-abc",
-                        "instance_count": 4, "instance_type": "ml.m5.2xlarge",
-                        "seconds": 720.0, "instance_hours": 0.8, "estimated_cost_usd": 0.3688}}
+    how = {"backend": "sagemaker", "job": "fraud-detection-abc", "instance_count": 4,
+           "instance_type": "ml.m5.2xlarge", "seconds": 720.0, "instance_hours": 0.8,
+           "estimated_cost_usd": 0.3688}
+    job = replace(PLAN, training=how)
     assert training_note(job) == ("trained by SageMaker training job `fraud-detection-abc` on "
                                   "4 × ml.m5.2xlarge, 12.0 min, 0.800 instance-hours ≈ $0.37 "
                                   "on demand")
-    cheap = {"training": {**job["training"], "estimated_cost_usd": 0.0012}}
+    cheap = replace(PLAN, training={**how, "estimated_cost_usd": 0.0012})
     assert training_note(cheap).endswith("≈ $0.0012 on demand")
-    unpriced = {"training": {**job["training"], "estimated_cost_usd": None}}
+    unpriced = replace(PLAN, training={**how, "estimated_cost_usd": None})
     assert training_note(unpriced).endswith("0.800 instance-hours")
-    assert training_note({"training": {"backend": "local", "seconds": 12.4}}) == (
+    assert training_note(replace(PLAN, training={"backend": "local", "seconds": 12.4})) == (
         "trained for this plan in the runner, 12 s")

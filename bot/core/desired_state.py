@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.domain import Approval, EndpointSpec, Plan, VariantSpec
+from bot.core.hyperparameters import Hyperparameters
 from bot.core.production_config import ChampionModel, ProductionConfig
-from bot.core.request import Hyperparameters, Request, retraining_key
+from bot.core.request import Request, retraining_key
 from bot.settings import Target
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.core.request import Hyperparameters
+from bot.core.hyperparameters import Hyperparameters
 
 
 class ChampionModel(BaseModel):
