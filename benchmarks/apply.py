@@ -102,7 +102,7 @@ def main() -> int:
     from bot.local.bootstrap import bootstrap
 
     with tempfile.TemporaryDirectory() as tmp, LocalAWS():
-        bootstrap(rows=5000, progress=lambda _: None)
+        bootstrap(rows=20_000, progress=lambda _: None)  # a test set with frauds
         repo = Path(tmp) / "repo"
         (repo / "promotion-requests").mkdir(parents=True)
         git(repo, "init", "-q", "-b", "main")
