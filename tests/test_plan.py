@@ -190,7 +190,7 @@ def local_data_repo(tmp_path: Path, extra_column: bool = False) -> Path:
     text = (SHIPPED.read_text()
             .replace("s3://fraud-detection-data/processed/train.parquet", "data/train.parquet")
             .replace("s3://fraud-detection-data/processed/test.parquet", "data/test.parquet")
-            # Content differs with the data: a stored plan is reused by content alone.
+            # Each caller its own content, so no test reuses another's stored plan.
             .replace("num_round: 150", f"num_round: {41 if extra_column else 40}"))
     path = request_repo(tmp_path, text)
     train, test = data.split(data.generate_sample(20_000, seed=3), seed=3)
@@ -306,3 +306,22 @@ def test_a_status_write_refused_for_a_while_is_retried(
     assert [s["state"] for s in github.statuses("e" * 40)] == [
         "pending", "success" if result.passed else "failure"]
     assert len(github.comments(number)) == 1
+
+
+def test_a_replan_after_the_data_changed_under_the_same_path_evaluates_afresh(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    path = local_data_repo(tmp_path)
+    _, first = plan(path, tmp_path / "first")
+    test_file = path.parents[1] / "data" / "test.parquet"
+    frame = pd.read_parquet(test_file)
+    half = frame.iloc[: len(frame) // 2]
+    half.to_parquet(test_file, index=False)  # the same path, other content
+
+    _, again = plan(path, tmp_path / "again")
+
+    assert again.content_sha256 == first.content_sha256
+    assert again.model_key != first.model_key
+    assert again.evaluation.rows == len(half) != first.evaluation.rows

@@ -40,19 +40,25 @@ def trainer(t: Target, request: Request) -> str | None:
     return t.training_image or f"sagemaker-xgboost:{t.training_image_version}"
 
 
-def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
-           pull_request: int | None = None) -> Candidate:
-    """The request's model: from the store when this model key was trained before, else
-    trained the way ``training.backend`` says, then stored."""
+def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str, str]]:
+    """The model key of ``request`` with its data as it is now, and the data versions."""
     from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts
-    from bot.core import training
 
     versions = {
         "train": data.data_version(request.data.train, repo_root),
         "test": data.data_version(request.data.test, repo_root),
     }
-    model_key = request.model_key(versions, trainer(t, request))
+    return request.model_key(versions, trainer(t, request)), versions
+
+
+def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
+           pull_request: int | None = None) -> Candidate:
+    """The request's model: from the store when this model key was trained before, else
+    trained the way ``training.backend`` says, then stored."""
+    from bot.adapters.aws import artifacts
+    from bot.core import training
+
+    model_key, versions = key_of(t, request, repo_root)
     stored = artifacts.get_model(t, model_key)
     if stored is not None:
         progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")

@@ -170,6 +170,7 @@ def make_plan(
     """Plan ``path`` and write comment.md, plan.json and the PNGs to ``out_dir`` and S3."""
     from bot.adapters.aws import artifacts, config_store
     from bot.adapters.request_files import load_request
+    from bot.flows import candidate
 
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)
@@ -181,7 +182,9 @@ def make_plan(
     # PNGs are drawn while live state is read, off the critical path.
     with ThreadPoolExecutor(max_workers=1) as pool:
         drawing: Future[dict[str, Path]] | None = None
-        if cached is not None and cached.champion_identity == champion_identity(live_config):
+        if cached is not None and cached.champion_identity == champion_identity(live_config) \
+                and cached.model_key == candidate.key_of(t, request, repo_root)[0]:
+            # Same content, same champion and the same data: the evaluation still holds.
             progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
             plan = replace(cached, trained=False)
         else:
