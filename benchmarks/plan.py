@@ -72,8 +72,9 @@ def floor(workdir: Path) -> None:
     print(json.dumps({"mean_score": float(scores.mean())}))
 
 
-def setup(workdir: Path, rows: int) -> None:
-    """Sample data as repository files and a request pointing at them (not measured)."""
+def local_request(workdir: Path, rows: int) -> str:
+    """Sample data as repository files in ``workdir/data``, and the shipped request's text
+    pointing at them (not measured)."""
     from bot.adapters import data_files as data
 
     data.write_sample(str(workdir / "data"), rows=rows, seed=0)
@@ -81,6 +82,12 @@ def setup(workdir: Path, rows: int) -> None:
     for name in ("train", "test"):
         text = text.replace(f"s3://fraud-detection-data/processed/{name}.parquet",
                             f"data/{name}.parquet")
+    return text
+
+
+def setup(workdir: Path, rows: int) -> None:
+    """Sample data as repository files and a request pointing at them (not measured)."""
+    text = local_request(workdir, rows)
     (workdir / REQUEST).parent.mkdir(parents=True, exist_ok=True)
     (workdir / REQUEST).write_text(text)
 
@@ -115,6 +122,8 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     Peak RSS is the process's own high-water mark (``VmHWM``), read while it runs: the
     ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork.
     """
+    from bot.local.training_jobs import high_water_kib
+
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -131,17 +140,6 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
         raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
     # CPU time is less disturbed by other work than wall time.
     return wall, peak_kib / 1024, usage.ru_utime + usage.ru_stime
-
-
-def high_water_kib(pid: int) -> int:
-    """A live process's peak resident set so far (``VmHWM``, KiB); 0 once it has exited."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def main() -> int:

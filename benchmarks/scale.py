@@ -32,7 +32,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from plan import REQUEST, floor_command, measure, plan_command  # noqa: E402
+from plan import (  # noqa: E402
+    REQUEST,
+    floor_command,
+    local_request,
+    measure,
+    plan_command,
+)
 
 SEED_ROWS = 284_807
 MEMORY_TARGET = 1.5
@@ -41,13 +47,7 @@ MODES = ("floor", "local", "job x1", "job x2")
 
 def setup(workdir: Path, rows: int) -> None:
     """Sample data as repository files and one request per mode (not measured)."""
-    from bot.adapters import data_files as data
-
-    data.write_sample(str(workdir / "data"), rows=rows, seed=0)
-    text = (REPO / REQUEST).read_text()
-    for name in ("train", "test"):
-        text = text.replace(f"s3://fraud-detection-data/processed/{name}.parquet",
-                            f"data/{name}.parquet")
+    text = local_request(workdir, rows)
     for mode in MODES[1:]:
         request = text
         if mode.startswith("job"):

@@ -370,7 +370,7 @@ class _Run(threading.Thread):
                 return ""
             for host, process in list(running.items()):
                 self.peak_rss_mib = max(self.peak_rss_mib or 0.0,
-                                        _high_water_kib(process.pid) / 1024)
+                                        high_water_kib(process.pid) / 1024)
                 pid, status, _ = os.wait4(process.pid, os.WNOHANG)
                 if pid == 0:
                     continue
@@ -399,8 +399,9 @@ class _Run(threading.Thread):
         return f"s3://{bucket}/{key}"
 
 
-def _high_water_kib(pid: int) -> int:
-    """A live worker's peak resident set so far (``VmHWM``): what its instance needed.
+def high_water_kib(pid: int) -> int:
+    """A live process's peak resident set so far (``VmHWM``, KiB; 0 once it has exited): what
+    a worker's instance needed, or what a benchmarked command used.
 
     (``wait4``'s ``ru_maxrss`` would include this server's own size when it forked.)
     """
