@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     training_image_version: str = "3.0-5"
     #: The full image URI instead (empty: the region's image of that version, from sagemaker-core).
     training_image: str = ""
+    #: Local training reads a table whole, in one pass (the fastest), while its values
+    #: (rows x columns x 8 bytes) fit in this many MiB; a larger one is read in batches
+    #: into the binned matrix, about one byte a value, so memory stays flat as data grows.
+    training_in_memory_mib: float = Field(default=512.0, ge=0)
 
 
 @dataclass(frozen=True)

@@ -151,13 +151,18 @@ def test_split_is_stratified_and_keeps_row_order() -> None:
     assert train["Time"].is_monotonic_increasing and test["Time"].is_monotonic_increasing
 
 
+def read_table(uri: str, repo_root: Path, target_column: str | None = None) -> pd.DataFrame:
+    with data.open_table(uri, repo_root, target_column) as table:
+        return table.read(table.columns)
+
+
 def test_sample_data_written_to_a_directory_loads_back(tmp_path: Path) -> None:
     written = data.write_sample(str(tmp_path / "data"), rows=3_000, seed=0)
 
     assert written == [str(tmp_path / "data" / "train.parquet"),
                        str(tmp_path / "data" / "test.parquet")]
-    train = data.load_table("data/train.parquet", tmp_path, "Class")
-    test = data.load_table("data/test.parquet", tmp_path, "Class")
+    train = read_table("data/train.parquet", tmp_path, "Class")
+    test = read_table("data/test.parquet", tmp_path, "Class")
     assert len(train) + len(test) == 3_000
     assert list(test.columns) == COLUMNS
 
@@ -177,7 +182,7 @@ def test_paths_leading_out_of_the_repository_are_refused(tmp_path: Path, uri: st
     (tmp_path / "outside.parquet").write_bytes(b"secret")
 
     with pytest.raises(BotError):
-        data.load_table(uri, repo)
+        read_table(uri, repo)
     with pytest.raises(BotError):
         data.data_version(uri, repo)
 
@@ -189,7 +194,7 @@ def test_a_link_out_of_the_repository_is_refused(tmp_path: Path) -> None:
     (repo / "data").symlink_to(tmp_path / "elsewhere")
 
     with pytest.raises(BotError, match="outside the repository"):
-        data.load_table("data/train.parquet", repo)
+        read_table("data/train.parquet", repo)
     with pytest.raises(BotError, match="outside the repository"):
         data.data_version("data/train.parquet", repo)
 
@@ -199,11 +204,11 @@ def test_missing_file_not_parquet_and_missing_target_are_clear_errors(tmp_path: 
     pd.DataFrame({"a": [1.0], "b": [2.0]}).to_parquet(tmp_path / "no-target.parquet")
 
     with pytest.raises(BotError, match=r"missing\.parquet: no such file"):
-        data.load_table("missing.parquet", tmp_path)
+        read_table("missing.parquet", tmp_path)
     with pytest.raises(BotError, match=r"notes\.parquet: not a readable Parquet file"):
-        data.load_table("notes.parquet", tmp_path)
+        read_table("notes.parquet", tmp_path)
     with pytest.raises(BotError, match="no target column 'Class'"):
-        data.load_table("no-target.parquet", tmp_path, "Class")
+        read_table("no-target.parquet", tmp_path, "Class")
 
 
 def test_sample_data_written_to_s3_loads_back_like_the_seed(s3: Any) -> None:
@@ -216,7 +221,7 @@ def test_sample_data_written_to_s3_loads_back_like_the_seed(s3: Any) -> None:
                                                 "processed/train.parquet"]
     body = s3.get_object(Bucket="fraud-detection-data", Key="processed/test.parquet")["Body"]
     expected = pd.read_parquet(io.BytesIO(body.read()))
-    loaded = data.load_table(written[1], Path("."), "Class")
+    loaded = read_table(written[1], Path("."), "Class")
     pd.testing.assert_frame_equal(loaded, expected)
 
 
@@ -238,11 +243,11 @@ def test_s3_errors_name_the_uri_and_the_reason(s3: Any) -> None:
     s3.put_object(Bucket="fraud-detection-data", Key="notes.parquet", Body=b"not a table")
 
     with pytest.raises(BotError, match=r"s3://no-such-bucket/train\.parquet: the bucket does"):
-        data.load_table("s3://no-such-bucket/train.parquet", Path("."))
+        read_table("s3://no-such-bucket/train.parquet", Path("."))
     with pytest.raises(BotError, match=r"s3://fraud-detection-data/gone\.parquet: no such"):
-        data.load_table("s3://fraud-detection-data/gone.parquet", Path("."))
+        read_table("s3://fraud-detection-data/gone.parquet", Path("."))
     with pytest.raises(BotError, match="not a readable Parquet file"):
-        data.load_table("s3://fraud-detection-data/notes.parquet", Path("."))
+        read_table("s3://fraud-detection-data/notes.parquet", Path("."))
     with pytest.raises(BotError, match="no such object"):
         data.data_version("s3://fraud-detection-data/gone.parquet", Path("."))
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import FEATURES, request_yaml, small_frame, small_params
+from sklearn.metrics import roc_auc_score
 
 from bot.adapters import data_files as data
 from bot.adapters.aws import training_jobs
@@ -21,10 +22,10 @@ from bot.commands.plan import PlanProgress
 from bot.core import training
 from bot.core import training_job as spec
 from bot.core.request import Request
-from bot.errors import BotError
+from bot.errors import BotError, InvalidRequest
 from bot.flows.training_job import write_shards
 from bot.local.github import LocalGitHub
-from bot.settings import Settings, target
+from bot.settings import Settings, settings, target
 
 SAGEMAKER = "training:\n  backend: sagemaker\n  instance_count: {n}\n"
 
@@ -110,6 +111,56 @@ def test_streamed_training_is_the_training_of_the_whole_table(
     streamed = training.train_batches(small_params(10, 3), batches)
     whole = training.train(small_params(10, 3), frame, "Class")
     assert training.package_model(streamed) == training.package_model(whole)
+
+
+def _local_request(tmp_path: Path, frame: pd.DataFrame) -> Request:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    frame.to_parquet(tmp_path / "data" / "train.parquet", index=False, row_group_size=1000)
+    text = request_yaml().replace("s3://fraud-detection-data/", "data/")
+    return parsed(text.replace("num_round: 100", "num_round: 10"))
+
+
+@pytest.mark.parametrize("batch_rows", [training.BATCH_ROWS, 1500])
+def test_a_table_over_the_memory_setting_is_trained_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int,
+) -> None:
+    from bot.flows import candidate
+
+    request = _local_request(tmp_path, small_frame(5000, 3))
+    said: list[str] = []
+    whole, _ = candidate.train_locally(request, tmp_path, said.append)
+    monkeypatch.setattr(training, "BATCH_ROWS", batch_rows)
+    monkeypatch.setenv("PROMOTION_BOT_TRAINING_IN_MEMORY_MIB", "0.5")  # under 5000 x 31 x 8 B
+    settings.cache_clear()
+    streamed, how = candidate.train_locally(request, tmp_path, said.append)
+
+    assert "batches" not in said[1] and f"read in batches of {batch_rows:,}" in said[3]
+    assert how["rows"] == 5000
+    if batch_rows >= 5000:  # one batch: exactly the whole table's model
+        assert training.package_model(streamed) == training.package_model(whole)
+    else:  # several: bins merged from each batch's sketch, the same model within noise
+        test = small_frame(2000, 4)
+        auc = [roc_auc_score(test["Class"], training.score(model, test))
+               for model in (whole, streamed)]
+        assert abs(auc[0] - auc[1]) < 0.01, auc
+
+
+def test_streamed_training_refuses_a_bad_batch_with_its_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.flows import candidate
+
+    frame = small_frame(5000, 3)
+    frame.loc[4321, "V7"] = np.inf  # in the third batch
+    request = _local_request(tmp_path, frame)
+    monkeypatch.setattr(training, "BATCH_ROWS", 1500)
+    monkeypatch.setenv("PROMOTION_BOT_TRAINING_IN_MEMORY_MIB", "0")
+    settings.cache_clear()
+    with pytest.raises(InvalidRequest) as refused:
+        candidate.train_locally(request, tmp_path, lambda _: None)
+    assert [str(p) for p in refused.value.problems] == [
+        "data/train.parquet: V7: 1 row(s) hold an infinite value; replace them (leave a value "
+        "empty for missing)"]
 
 
 def test_head_table_reads_only_the_first_rows(table_file: tuple[Path, pd.DataFrame]) -> None:

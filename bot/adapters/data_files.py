@@ -3,9 +3,9 @@
 The public credit-card fraud set cannot be downloaded here, so ``generate_sample`` makes a
 synthetic one of the same shape and imbalance; loading stays the real code (Parquet from S3).
 
-Big tables are read a batch at a time: ``local_copy`` gives a file on disk (the repository's
-own, or an S3 object streamed to a temporary file) and ``ParquetTable`` reads it in record
-batches, so memory holds one batch, not the table.
+Big tables are read a batch at a time: ``open_table`` gives a ``ParquetTable`` over a file on
+disk (the repository's own, or an S3 object streamed to a temporary file by ``local_copy``)
+that reads it whole or in record batches, so memory can hold one batch, not the table.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 from bot.adapters.aws.artifacts import object_version, split_uri
 from bot.adapters.aws.clients import client, error_code
 from bot.core.request import check_data_uri
-from bot.errors import BotError, InvalidRequest
+from bot.errors import BotError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
     import pyarrow
     import pyarrow.parquet
@@ -164,40 +166,6 @@ def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
     return [f"s3://{bucket}/{key}" for key in keys]
 
 
-def load_table(uri: str, repo_root: Path, target_column: str | None = None) -> pd.DataFrame:
-    """Read a Parquet table from ``s3://bucket/key`` or a path inside ``repo_root``.
-
-    With ``target_column`` given, the table must be fit to train or evaluate a model on
-    (``bot.core.data_checks``): a table without that column, empty, with one class, labels
-    that are not 0/1 or infinite features is refused here, one line per problem.
-    """
-    import pandas as pd
-    import pyarrow
-
-    if uri.startswith("s3://"):
-        bucket, key = split_uri(uri)
-        response = _s3_call(uri, client("s3").get_object, Bucket=bucket, Key=key)
-        source: Any = io.BytesIO(response["Body"].read())
-    else:
-        source = _repo_file(uri, repo_root)
-    try:
-        frame = pd.read_parquet(source)
-    except (pyarrow.ArrowException, ValueError, OSError) as error:
-        raise BotError(f"{uri}: not a readable Parquet file ({error})") from error
-    if target_column is not None and target_column not in frame.columns:
-        raise BotError(
-            f"{uri}: has no target column {target_column!r} "
-            f"(columns: {', '.join(map(str, frame.columns[:40]))})"
-        )
-    if target_column is not None:
-        from bot.core.data_checks import check_table
-
-        problems = check_table(frame, target_column, uri)
-        if problems:
-            raise InvalidRequest(problems)
-    return frame
-
-
 @contextlib.contextmanager
 def local_copy(uri: str, repo_root: Path) -> Iterator[Path]:
     """A file on disk holding the data at ``uri``: the repository's file itself, or the S3
@@ -211,6 +179,15 @@ def local_copy(uri: str, repo_root: Path) -> Iterator[Path]:
         path = Path(directory) / (Path(key).name or "data")
         _s3_call(uri, client("s3").download_file, Bucket=bucket, Key=key, Filename=str(path))
         yield path
+
+
+@contextlib.contextmanager
+def open_table(uri: str, repo_root: Path, target_column: str | None = None
+               ) -> Iterator[ParquetTable]:
+    """The Parquet table at ``s3://bucket/key`` or a path inside ``repo_root``, to read whole
+    or in batches (``ParquetTable``); with ``target_column``, a table without it is refused."""
+    with local_copy(uri, repo_root) as path:
+        yield ParquetTable(path, uri, target_column)
 
 
 class ParquetTable:
@@ -257,11 +234,12 @@ class ParquetTable:
             raise BotError(f"{self.uri}: cannot read its Parquet data ({error})") from error
 
     def read(self, columns: Sequence[str]) -> pd.DataFrame:
-        """The file's ``columns`` whole (for a label column: a byte or so a row)."""
+        """The file's ``columns`` whole (for a label column: a byte or so a row), read by
+        several threads."""
         import pyarrow
 
         try:
-            return self._file.read(columns=list(columns), use_threads=False).to_pandas()
+            return self._file.read(columns=list(columns)).to_pandas()
         except (pyarrow.ArrowException, ValueError, OSError) as error:
             raise BotError(f"{self.uri}: cannot read its Parquet data ({error})") from error
 
@@ -270,14 +248,30 @@ class ParquetTable:
         for batch in self.batches(columns, rows):
             yield batch.to_pandas()
 
+    def take(self, indices: npt.NDArray[np.int64], columns: Sequence[str], rows: int
+             ) -> pd.DataFrame:
+        """The rows at ``indices`` (sorted, 0-based) of ``columns``, read ``rows`` at a time:
+        memory holds one batch and the rows taken, not the table."""
+        import numpy as np
+        import pandas as pd
+
+        parts, start = [], 0
+        for batch in self.batches(columns, rows):
+            low, high = np.searchsorted(indices, (start, start + batch.num_rows))
+            if high > low:
+                parts.append(batch.take(indices[low:high] - start).to_pandas())
+            start += batch.num_rows
+        if not parts:
+            return pd.DataFrame(columns=list(columns))
+        return pd.concat(parts, ignore_index=True)
+
 
 def head_table(uri: str, repo_root: Path, rows: int,
                target_column: str | None = None) -> pd.DataFrame:
     """The first ``rows`` rows of the Parquet table at ``uri``, reading no more than needed."""
     import pandas as pd
 
-    with local_copy(uri, repo_root) as path:
-        table = ParquetTable(path, uri, target_column)
+    with open_table(uri, repo_root, target_column) as table:
         frames = []
         needed = max(rows, 0)
         for frame in table.frames(table.columns, max(needed, 1)):
@@ -299,11 +293,9 @@ def data_version(uri: str, repo_root: Path) -> str:
         bucket, key = split_uri(uri)
         head = _s3_call(uri, client("s3").head_object, Bucket=bucket, Key=key)
         return str(object_version(head))
-    digest = hashlib.sha256()
     with _repo_file(uri, repo_root).open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        # In C, without the GIL: threads (drawing, imports) do not slow it down.
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _repo_file(uri: str, repo_root: Path) -> Path:

@@ -8,9 +8,10 @@ writes ``base_score`` as a vector (``"[1.7E-3]"``) that xgboost 1.7 does not par
 silently replaces by 0.5, shifting every prediction; a single-target model's vector is
 written back as the scalar that both versions read.
 
-Training reads its data batch by batch into a ``QuantileDMatrix`` (the histogram bins
-``hist`` trains on), so memory holds the binned data, about one byte per value, never the
-table itself; a table of one batch or less trains exactly as it would in one piece.
+Training builds a ``QuantileDMatrix`` (the histogram bins ``hist`` trains on): from a whole
+frame in one pass (``train``), or from data read batch by batch (``train_batches``), so that
+memory holds the binned data, about one byte per value, never the table itself. A table of
+one batch or less trains exactly as it would in one piece.
 """
 
 from __future__ import annotations
@@ -60,22 +61,32 @@ def train(
     ``num_round`` is the number of boosting rounds, as in SageMaker and SSM; every other
     name is passed to xgboost as it is (SSM's string values included).
     """
+    import xgboost
+
     if target_column not in train_df.columns:
         raise BotError(f"the training data has no target column {target_column!r}")
+    if len(train_df) == 0:
+        raise BotError("the training data has no rows")
     features = feature_columns(train_df, target_column)
-
-    def batches() -> Iterable[tuple[pd.DataFrame, npt.NDArray[Any]]]:
-        for start in range(0, max(len(train_df), 1), BATCH_ROWS):
-            chunk = train_df.iloc[start:start + BATCH_ROWS]
-            yield chunk[features], chunk[target_column].to_numpy()
-
-    return train_batches(hyperparameters, batches)
+    return _train(hyperparameters, lambda nthread: xgboost.QuantileDMatrix(
+        train_df[features], label=train_df[target_column].to_numpy(), nthread=nthread))
 
 
 def train_batches(
     hyperparameters: Mapping[str, str | int | float], batches: Batches
 ) -> xgboost.Booster:
-    """Train on data read batch by batch (``Batches``); the same model ``train`` makes."""
+    """Train on data read batch by batch (``Batches``): what ``train`` makes of the whole
+    table, in memory for the binned data only (the bins' edges may differ slightly once the
+    data is more than one batch)."""
+    import xgboost
+
+    return _train(hyperparameters, lambda nthread: xgboost.QuantileDMatrix(
+        _batch_iterator(batches), nthread=nthread))
+
+
+def _train(hyperparameters: Mapping[str, str | int | float],
+           matrix_of: Callable[[int], xgboost.QuantileDMatrix]) -> xgboost.Booster:
+    """Train on the matrix ``matrix_of(nthread)`` builds, with the request's hyperparameters."""
     import xgboost
 
     params: dict[str, str | int | float] = {
@@ -88,8 +99,7 @@ def train_batches(
     rounds = int(float(params.pop("num_round", 100)))
     try:
         # QuantileDMatrix bins the data once for ``hist``: the same model as DMatrix, less memory.
-        matrix = xgboost.QuantileDMatrix(_batch_iterator(batches), nthread=int(params["nthread"]))
-        return xgboost.train(params, matrix, num_boost_round=rounds)
+        return xgboost.train(params, matrix_of(int(params["nthread"])), num_boost_round=rounds)
     except (xgboost.core.XGBoostError, ValueError, TypeError) as error:
         raise BotError(f"xgboost refused the hyperparameters or data: {first_line(error)}") \
             from error
@@ -208,7 +218,7 @@ def predict(
     """Probabilities and margins of each row, from the booster's features in its order."""
     import numpy as np
 
-    features = model_features(booster, frame, feature_columns)
+    features = model_features(booster, list(frame.columns), feature_columns)
     import xgboost
 
     booster.set_param({"nthread": os.cpu_count() or 1})
@@ -248,17 +258,17 @@ def score(
 
 
 def model_features(
-    booster: xgboost.Booster, frame: pd.DataFrame, feature_columns: Sequence[str] | None = None
+    booster: xgboost.Booster, columns: Sequence[str], feature_columns: Sequence[str] | None = None
 ) -> list[str]:
     """The columns a model reads, in its order: the names it was trained with, else those
-    given; a clear error when the data lacks any of them."""
+    given; a clear error when the data's ``columns`` lack any of them."""
     features = list(booster.feature_names or feature_columns or [])
     if not features:
         raise BotError("the model has no feature names; name the feature columns")
     if len(features) != booster.num_features():
         raise BotError(f"the model reads {booster.num_features()} features, "
                        f"not the {len(features)} columns given")
-    missing = [name for name in features if name not in frame.columns]
+    missing = [name for name in features if name not in columns]
     if missing:
         raise BotError(f"the data lacks the model's feature columns: {', '.join(missing[:10])}")
     return features

@@ -77,30 +77,40 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
 
 def train_locally(request: Request, repo_root: Path,
                   progress: Progress) -> tuple[Any, dict[str, Any]]:
-    """Train in this process, reading the training data a batch at a time."""
+    """Train in this process: on the whole table when it fits ``training_in_memory_mib``,
+    else reading the training data a batch at a time."""
     from bot.adapters import data_files as data
     from bot.core import training
     from bot.core.data_checks import check_features, check_table
+    from bot.settings import settings
 
     uri, target_column = request.data.train, request.data.target_column
     progress(f"training xgboost on {uri} ...")
     started = time.monotonic()
+    params = request.hyperparameters.as_dict()
     with data.local_copy(uri, repo_root) as path:
         table = data.ParquetTable(path, uri, target_column)
-        features = table.features(target_column)
+        whole = table.rows * len(table.columns) * 8 <= settings().training_in_memory_mib * 2**20
         # The labels are checked whole (rows, 0/1, both classes), the features batch by batch.
-        problems = check_table(table.read([target_column]), target_column, uri)
+        frame = table.read(table.columns if whole else [target_column])
+        problems = check_table(frame, target_column, uri)
         if problems:
             raise InvalidRequest(problems)
+        if whole:
+            booster = training.train(params, frame, target_column)
+        else:
+            del frame
+            features = table.features(target_column)
 
-        def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
-            for frame in table.frames(table.columns, training.BATCH_ROWS):
-                found = check_features(frame, target_column, uri)
-                if found:
-                    raise InvalidRequest(found)
-                yield frame[features], frame[target_column].to_numpy()
+            def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
+                for part in table.frames(table.columns, training.BATCH_ROWS):
+                    found = check_features(part, target_column, uri)
+                    if found:
+                        raise InvalidRequest(found)
+                    yield part[features], part[target_column].to_numpy()
 
-        booster = training.train_batches(request.hyperparameters.as_dict(), batches)
+            booster = training.train_batches(params, batches)
     seconds = time.monotonic() - started
-    progress(f"trained on {table.rows:,} rows in {seconds:.1f}s")
+    progress(f"trained on {table.rows:,} rows in {seconds:.1f}s"
+             + ("" if whole else f" (read in batches of {training.BATCH_ROWS:,})"))
     return booster, {"backend": "local", "rows": table.rows, "seconds": round(seconds, 1)}

@@ -17,7 +17,9 @@ from bot.errors import BotError
 from bot.flows.judge import Judgement, Progress, judge
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from contextlib import AbstractContextManager
+
+    from bot.adapters.data_files import ParquetTable
 
 DEFAULT_TARGET_COLUMN = "Class"
 
@@ -53,10 +55,10 @@ def compare(candidate: Path, champion: Path, test: str, request: Path | None = N
     boosters = [training.load_model_file(_read(path), str(path))
                 for path in (candidate, champion)]
     progress(f"evaluating on {test} ...")
-    test_df = _load_test(test, target_column)
-    judgement = judge(gates, test_df, target_column, boosters[0],
-                      Champion(champion.name, f"model file {champion}", {}), boosters[1],
-                      progress)
+    with _open_test(test, target_column) as table:
+        judgement = judge(gates, table, target_column, boosters[0],
+                          Champion(champion.name, f"model file {champion}", {}), boosters[1],
+                          progress)
     return Compared(str(candidate), str(champion), test, gates.primary_metric, judgement)
 
 
@@ -69,13 +71,13 @@ def _read(path: Path) -> bytes:
         raise BotError(f"{path}: cannot be read ({error.strerror})") from None
 
 
-def _load_test(test: str, target_column: str) -> pd.DataFrame:
+def _open_test(test: str, target_column: str) -> AbstractContextManager[ParquetTable]:
     """The test table from an ``s3://`` URI or a local Parquet file."""
     from bot.adapters import data_files as data
 
     if test.startswith("s3://"):
-        return data.load_table(test, Path("."), target_column)
+        return data.open_table(test, Path("."), target_column)
     path = Path(test).expanduser().resolve()
     if not path.is_file():
         raise BotError(f"{test}: no such test file")
-    return data.load_table(path.name, path.parent, target_column)
+    return data.open_table(path.name, path.parent, target_column)

@@ -3,27 +3,29 @@
 The one code path behind ``promotion-bot plan`` (``bot.flows.plan``) and ``promotion-bot
 compare`` (``bot.flows.compare``), so both reach the same verdicts on the same data.
 
-Each model is scored on the columns it was trained with (its booster knows them): a
-candidate with a new feature is compared paired with a champion re-scored on its own
-columns. Only when the test data lacks a column the champion needs does the comparison
-fall back to the champion's recorded metrics (unpaired), saying which columns changed.
+The test table is read once, in record batches that both models score, so memory holds
+labels and scores, not the table. Each model is scored on the columns it was trained with
+(its booster knows them): a candidate with a new feature is compared paired with a champion
+re-scored on its own columns. Only when the test data lacks a column the champion needs
+does the comparison fall back to the champion's recorded metrics (unpaired), saying which
+columns changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.domain import Champion, Comparison, Evaluation, GateResult
 from bot.core.request import Gates
-from bot.errors import BotError
+from bot.errors import BotError, InvalidRequest
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    import pandas as pd
     import xgboost
 
+    from bot.adapters.data_files import ParquetTable
     from bot.core.training import Scores
 
 Progress = Callable[[str], None]
@@ -47,33 +49,30 @@ class Judgement:
 
 def judge(
     gates: Gates,
-    test_df: pd.DataFrame,
+    test: ParquetTable,
     target_column: str,
     candidate: xgboost.Booster,
     champion: Champion,
     champion_booster: xgboost.Booster | None,
     progress: Progress = lambda _: None,
 ) -> Judgement:
-    """Evaluate ``candidate`` on ``test_df``, compare it with ``champion`` and check ``gates``.
+    """Evaluate ``candidate`` on the ``test`` table, compare it with ``champion``, check ``gates``.
 
     With ``champion_booster`` the champion is re-scored on the same rows (paired); without
     it, or when the test data lacks a column the champion reads, ``champion.metrics`` (its
-    recorded values) are the baseline (unpaired, no verdicts).
+    recorded values) are the baseline (unpaired, no verdicts). The table is read once, in
+    batches, both models scoring each batch: memory holds the labels and the scores (33
+    bytes a row), never the table.
     """
     from bot.core import training
 
-    if target_column not in test_df.columns:
-        raise BotError(f"the test data has no target column {target_column!r}")
-    y = test_df[target_column].to_numpy()
-    data_columns = training.feature_columns(test_df, target_column)
-    scores = training.predict(candidate, test_df, data_columns)
-
+    data_columns = test.features(target_column)
+    candidate_columns = training.model_features(candidate, data_columns, data_columns)
     notes: list[str] = []
     columns = _champion_columns(champion_booster, data_columns)
     if champion_booster is not None and columns is not None:
-        missing = [c for c in columns if c not in test_df.columns]
-        note = _feature_note(training.model_features(candidate, test_df, data_columns),
-                             columns, missing)
+        missing = [c for c in columns if c not in test.columns]
+        note = _feature_note(candidate_columns, columns, missing)
         if note:
             notes.append(note)
         if missing and not champion.metrics:
@@ -83,12 +82,44 @@ def judge(
             )
         if missing:
             champion_booster = None
-    champion_scores = None
-    if champion_booster is not None:
+    models = [(candidate, candidate_columns)]
+    if champion_booster is not None and columns is not None:
         progress(f"re-scoring the champion {champion.experiment_id} on the same test set ...")
-        champion_scores = training.predict(champion_booster, test_df, data_columns)
-    judged = judge_scores(gates, y, scores, champion, champion_scores)
+        models.append((champion_booster, columns))
+    labels, scores = score_table(test, target_column, models)
+    judged = judge_scores(gates, labels, scores[0], champion,
+                          scores[1] if len(scores) > 1 else None)
     return replace(judged, notes=(*notes, *judged.notes))
+
+
+def score_table(
+    test: ParquetTable, target_column: str, models: list[tuple[xgboost.Booster, list[str]]],
+) -> tuple[npt.NDArray[Any], list[Scores]]:
+    """The test table's labels and each model's scores on its own ``columns``, in one pass.
+
+    The labels are checked whole first (rows, 0/1, both classes), the features each batch as
+    it is read, so bad data is refused with ``PATH: FIELD: REASON`` lines before any verdict.
+    """
+    import numpy as np
+
+    from bot.core import training
+    from bot.core.data_checks import check_features, check_table
+
+    labels = test.read([target_column])
+    problems = check_table(labels, target_column, test.uri)
+    if problems:
+        raise InvalidRequest(problems)
+    needed = list(dict.fromkeys(name for _, columns in models for name in columns))
+    parts: list[list[Scores]] = [[] for _ in models]
+    for frame in test.frames(needed, training.BATCH_ROWS):
+        problems = check_features(frame, target_column, test.uri)
+        if problems:
+            raise InvalidRequest(problems)
+        for part, (booster, columns) in zip(parts, models, strict=True):
+            part.append(training.predict(booster, frame, columns))
+    scores = [training.Scores(np.concatenate([p.probability for p in part]),
+                              np.concatenate([p.ranking for p in part])) for part in parts]
+    return labels[target_column].to_numpy(), scores
 
 
 def judge_scores(

@@ -27,6 +27,8 @@ from bot.settings import Target, target
 if TYPE_CHECKING:
     import xgboost
 
+    from bot.flows.candidate import Candidate
+
 Progress = Callable[[str], None]
 
 
@@ -59,26 +61,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def evaluate_request(
+def judge_candidate(
     t: Target, request: Request, request_path: str, repo_root: Path,
-    live_config: ProductionConfig | None, progress: Progress, pull_request: int | None = None,
+    live_config: ProductionConfig | None, obtained: Candidate, progress: Progress,
 ) -> Plan:
     """The evaluation part of the plan; what merging changes is added by ``with_live_changes``.
 
-    The candidate comes from the store, local training or a SageMaker training job
+    The candidate came from the store, local training or a SageMaker training job
     (``bot.flows.candidate``); it and the champion are judged on the test set
     (``bot.flows.judge``).
     """
     from bot.adapters import data_files as data
-    from bot.flows import candidate
     from bot.flows.judge import judge
 
-    obtained = candidate.obtain(t, request, repo_root, progress, pull_request)
     progress(f"evaluating on {request.data.test} ...")
-    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     champion, champion_booster = _champion(live_config)
-    judged = judge(request.gates, test_df, request.data.target_column, obtained.booster,
-                   champion, champion_booster, progress)
+    with data.open_table(request.data.test, repo_root, request.data.target_column) as test:
+        judged = judge(request.gates, test, request.data.target_column, obtained.booster,
+                       champion, champion_booster, progress)
     return Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
         model_key=obtained.model_key, evaluation=judged.evaluation, champion=judged.champion,
@@ -146,6 +146,7 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     """Champion vs challenger on the live endpoint, when a challenger is serving."""
     from bot.adapters import data_files as data
     from bot.adapters.aws import endpoint, runtime
+    from bot.core import training
 
     live = endpoint.read(t)
     if live is None or live.variant("challenger") is None:
@@ -154,13 +155,13 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path,
     legit = (challenger.comparison_records if challenger is not None
              else Challenger.model_fields["comparison_records"].default)
     progress(f"comparing live variants on every test fraud and {legit:,} legit records ...")
-    test_df = data.load_table(request.data.test, repo_root, request.data.target_column)
     target_column = request.data.target_column
-    result = runtime.compare_endpoints(
-        t, test_df.drop(columns=[target_column]), test_df[target_column].to_numpy(),
-        request.gates.decision_threshold, legit,
-    )
-    return result
+    with data.open_table(request.data.test, repo_root, target_column) as test:
+        labels = test.read([target_column])[target_column].to_numpy()
+        rows, legit_weight = runtime.sample(labels, legit, seed=0, size=labels.size)
+        chosen = test.take(rows, test.features(target_column), training.BATCH_ROWS)
+    return runtime.compare_rows(t, chosen, labels[rows], request.gates.decision_threshold,
+                                legit_weight, seed=0)
 
 
 def make_plan(
@@ -178,8 +179,8 @@ def make_plan(
     sha = request.content_sha256()
     live_config = config_store.read(t)
     cached = _stored_plan(t, sha, progress)
-    # Pictures are drawn on a thread: matplotlib is imported while the model trains and the
-    # PNGs are drawn while live state is read, off the critical path.
+    # Pictures are drawn on a thread: matplotlib is imported while the test set is scored and
+    # the PNGs are drawn while live state is read, off the critical path.
     with ThreadPoolExecutor(max_workers=1) as pool:
         drawing: Future[dict[str, Path]] | None = None
         if cached is not None and cached.champion_identity == champion_identity(live_config) \
@@ -189,9 +190,11 @@ def make_plan(
             plan = replace(cached, trained=False)
         else:
             cached = None
+            obtained = candidate.obtain(t, request, repo_root, progress, pull_request)
+            # Imported while the models score the test set: not while training uses every core.
             pool.submit(plots.import_matplotlib)
-            plan = evaluate_request(t, request, request_path, repo_root, live_config, progress,
-                                   pull_request)
+            plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
+                                   progress)
             drawing = pool.submit(plots.write_pngs, plan.evaluation, out_dir,
                                   plan.champion_evaluation)
 

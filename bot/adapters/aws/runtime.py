@@ -51,27 +51,40 @@ def compare_endpoints(
     ``labels`` (0/1, aligned with ``features``) choose the records and enable the quality
     comparison; without them ``legit_records`` random rows are sent.
     """
+    rows, legit_weight = sample(labels, legit_records, seed, len(features))
+    sent = None if labels is None else _as_array(labels)[rows]
+    return compare_rows(t, features.iloc[rows], sent, threshold, legit_weight, seed)
+
+
+def compare_rows(
+    t: Target,
+    chosen: pd.DataFrame,
+    labels: npt.ArrayLike | None,
+    threshold: float,
+    legit_weight: float = 1.0,
+    seed: int = 0,
+) -> EndpointComparison:
+    """``compare_endpoints`` on rows already chosen by ``sample`` (e.g. read from a big table
+    without holding it): ``labels`` are theirs, ``legit_weight`` what ``sample`` returned."""
     from bot.adapters.aws import endpoint
 
     live = endpoint.read(t)
     if live is None:
         raise BotError(f"endpoint {t.endpoint_name} does not exist: nothing to compare")
-    rows, legit_weight = sample(labels, legit_records, seed, len(features))
-    chosen = features.iloc[rows]
     runtime = client("sagemaker-runtime", t.region)
     results = {}
     for variant in live.variants:
-        columns = _model_columns(variant.model_data_url, list(features.columns))
+        columns = _model_columns(variant.model_data_url, list(chosen.columns))
         missing = [c for c in columns if c not in chosen.columns]
         if missing:
             error = f"the test data lacks the model's columns {', '.join(missing[:10])}"
-            results[variant.name] = [Invocation(None, len(rows), 0.0, error)]
+            results[variant.name] = [Invocation(None, len(chosen), 0.0, error)]
             continue
         results[variant.name] = [
             _invoke(runtime, live.endpoint_name, variant.name, body, count)
             for body, count in batches(chosen[columns])
         ]
-    sent = None if labels is None else _as_array(labels)[rows]
+    sent = None if labels is None else _as_array(labels)
     return summarize(live.endpoint_name, results, sent, threshold, legit_weight, seed)
 
 
