@@ -52,13 +52,15 @@ def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str,
 
 
 def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
-           pull_request: int | None = None) -> Candidate:
+           pull_request: int | None = None,
+           key: tuple[str, dict[str, str]] | None = None) -> Candidate:
     """The request's model: from the store when this model key was trained before, else
-    trained the way ``training.backend`` says, then stored."""
+    trained the way ``training.backend`` says, then stored. ``key`` is ``key_of``'s answer
+    when the caller has it already (the data is then not hashed again)."""
     from bot.adapters.aws import artifacts
     from bot.core import training
 
-    model_key, versions = key_of(t, request, repo_root)
+    model_key, versions = key or key_of(t, request, repo_root)
     stored = artifacts.get_model(t, model_key)
     if stored is not None:
         progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")

@@ -183,14 +183,16 @@ def make_plan(
     # the PNGs are drawn while live state is read, off the critical path.
     with ThreadPoolExecutor(max_workers=1) as pool:
         drawing: Future[dict[str, Path]] | None = None
-        if cached is not None and cached.champion_identity == champion_identity(live_config) \
-                and cached.model_key == candidate.key_of(t, request, repo_root)[0]:
+        key = None
+        if cached is not None and cached.champion_identity == champion_identity(live_config):
+            key = candidate.key_of(t, request, repo_root)
+        if cached is not None and key is not None and cached.model_key == key[0]:
             # Same content, same champion and the same data: the evaluation still holds.
             progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
             plan = replace(cached, trained=False)
         else:
             cached = None
-            obtained = candidate.obtain(t, request, repo_root, progress, pull_request)
+            obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
             # Imported while the models score the test set: not while training uses every core.
             pool.submit(plots.import_matplotlib)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
