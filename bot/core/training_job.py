@@ -25,6 +25,9 @@ TAG_MANAGED = "promotion-bot:managed"
 TAG_TARGET = "promotion-bot:target"
 TAG_MODEL_KEY = "promotion-bot:model-key"
 TAG_PULL_REQUEST = "promotion-bot:pull-request"
+#: The value of a job's ``<TAG_PULL_REQUEST>-<n>`` tag: pull request n waits for the job, or
+#: no longer does (it was closed, or its newer plan trains another model) but another one did.
+WAITING, RELEASED = "planned", "released"
 #: The channel's format: what the algorithm reads Parquet as (label in the first column).
 PARQUET = "application/x-parquet"
 RUNNING = ("InProgress", "Stopping")

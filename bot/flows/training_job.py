@@ -5,7 +5,9 @@
 2. The job's name comes from the model key (``bot.core.training_job.job_name``): a re-plan or
    a re-run of a killed plan finds the running job and waits for it instead of starting
    another; a plan of a pull request stops that pull request's jobs for other model keys
-   (its superseded plans), and ``MaxRuntimeInSeconds`` bounds a job nobody waits for.
+   (its superseded plans), closing the pull request stops the jobs it alone waits for
+   (``stop_jobs_of_pull_request``, run by ``promotion-bot stop-training``), and
+   ``MaxRuntimeInSeconds`` bounds a job nobody waits for.
 3. The model SageMaker writes is read back, given the training data's feature names and
    returned to the same evaluation as a locally trained one.
 """
@@ -218,7 +220,7 @@ def _job_request(t: Target, request: Request, name: str, model_key: str, shards:
 
     tags = {spec.TAG_MANAGED: "true", spec.TAG_TARGET: t.name, spec.TAG_MODEL_KEY: model_key}
     if pull_request is not None:
-        tags[_pull_request_tag(pull_request)] = "planned"
+        tags[_pull_request_tag(pull_request)] = spec.WAITING
     return spec.job_request(
         name=name, image=jobs.image_uri(t), role_arn=t.training_role_arn,
         hyperparameters=spec.container_hyperparameters(request.hyperparameters.as_dict(),
@@ -232,15 +234,17 @@ def _pull_request_tag(pull_request: int) -> str:
     return f"{spec.TAG_PULL_REQUEST}-{pull_request}"
 
 
-def _note_pull_request(t: Target, job: dict[str, Any], pull_request: int | None) -> None:
-    """Record that this pull request waits for the job too, so no other stops it."""
+def _note_pull_request(t: Target, job: dict[str, Any], pull_request: int | None,
+                       value: str = spec.WAITING) -> None:
+    """Record that this pull request waits for the job too, so no other stops it (or, with
+    ``RELEASED``, that it no longer does)."""
     if pull_request is None:
         return
     from bot.adapters.aws.clients import client
 
-    client("sagemaker", t.region).add_tags(
+    client("sagemaker", t.region).add_tags(  # overwrites the tag's value
         ResourceArn=job["TrainingJobArn"],
-        Tags=[{"Key": _pull_request_tag(pull_request), "Value": "planned"}])
+        Tags=[{"Key": _pull_request_tag(pull_request), "Value": value}])
 
 
 def stop_superseded(t: Target, model_key: str, pull_request: int | None,
@@ -252,22 +256,46 @@ def stop_superseded(t: Target, model_key: str, pull_request: int | None,
     """
     if pull_request is None:
         return []
+    return stop_jobs_of_pull_request(
+        t, pull_request, progress, keep_model_key=model_key,
+        reason=f"superseded by this plan of pull request #{pull_request}")
+
+
+def stop_jobs_of_pull_request(t: Target, pull_request: int, progress: Progress, *,
+                              keep_model_key: str | None = None,
+                              reason: str = "") -> list[str]:
+    """Stop the target's running jobs tagged for ``pull_request`` that no other pull
+    request waits for (but not the job of ``keep_model_key``); the names of those stopped.
+
+    A job another pull request also waits for is left running, with a progress line, and
+    marked as no longer waited for by this one: the last pull request to let go stops it.
+    """
     from bot.adapters.aws import training_jobs as jobs
 
     mine = _pull_request_tag(pull_request)
-    prefix = spec.job_name(t.name, "")
     stopped = []
-    for job in jobs.running(t, prefix):
-        tags = job["Tags"]
-        others = [key for key in tags
-                  if key.startswith(f"{spec.TAG_PULL_REQUEST}-") and key != mine]
-        if (tags.get(spec.TAG_TARGET) != t.name or mine not in tags or others
-                or tags.get(spec.TAG_MODEL_KEY) == model_key):
+    for job in jobs.running(t, spec.job_name(t.name, "")):
+        tags, name = job["Tags"], job["TrainingJobName"]
+        if (tags.get(spec.TAG_TARGET) != t.name or mine not in tags
+                or (keep_model_key is not None
+                    and tags.get(spec.TAG_MODEL_KEY) == keep_model_key)):
             continue
-        if jobs.stop(t, job["TrainingJobName"]):
-            stopped.append(job["TrainingJobName"])
-            progress(f"stopped training job {job['TrainingJobName']}: superseded by this plan "
-                     f"of pull request #{pull_request}")
+        others = sorted((key.removeprefix(f"{spec.TAG_PULL_REQUEST}-")
+                         for key, value in tags.items()
+                         if key.startswith(f"{spec.TAG_PULL_REQUEST}-") and key != mine
+                         and value != spec.RELEASED),
+                        key=lambda n: (len(n), n))
+        if others:
+            if tags[mine] != spec.RELEASED:
+                _note_pull_request(t, job, pull_request, spec.RELEASED)
+            progress(f"left training job {name} running: pull request"
+                     f"{'s' if len(others) > 1 else ''} "
+                     f"{', '.join(f'#{n}' for n in others)} "
+                     f"wait{'' if len(others) > 1 else 's'} for it too")
+            continue
+        if jobs.stop(t, name):
+            stopped.append(name)
+            progress(f"stopped training job {name}" + (f": {reason}" if reason else ""))
     return stopped
 
 
