@@ -81,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("break-lock", help="remove a stale apply lock of a target")
     p.add_argument("target", metavar="TARGET")
 
+    p = sub.add_parser(
+        "stop-training", help="stop the running training jobs a pull request alone waits for "
+        "(the plan workflow runs it when the pull request is closed)")
+    p.add_argument("--pull-request", metavar="N", type=int, required=True,
+                   help="the pull request whose training jobs to stop")
+    p.add_argument("--target", metavar="TARGET", action="append",
+                   help="look in this target (repeatable; default: the targets of the request "
+                   "files in promotion-requests/)")
+
     p = sub.add_parser("sample-data", help="write synthetic fraud data shaped like the public set")
     p.add_argument("--out", required=True, metavar="DIR|s3://BUCKET/PREFIX")
     p.add_argument("--rows", type=int, default=284_807)

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ from bot.core import training
 from bot.core import training_job as spec
 from bot.core.request import Training
 from bot.local import training_jobs
-from bot.settings import Target
+from bot.settings import Target, settings
 
 ROLE = "arn:aws:iam::123456789012:role/fraud-detection-sagemaker-training"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
@@ -213,32 +214,203 @@ def test_the_channel_config_names_parquet_and_shards_only_with_several_instances
         '{"tree_method": "hist", "seed": "0", "num_round": "150", "eta": "1"}')
 
 
+def start_tagged(client: Any, t: Target, uri: str, key: str, pull_requests: tuple[int, ...],
+                 target: str | None = None) -> str:
+    """Start the job of model key ``key * 10`` as the plan does: tagged with its target, its
+    model key and the pull requests that wait for it; its name."""
+    name = spec.job_name(target or t.name, key * 10)
+    client.create_training_job(**spec.job_request(
+        name=name, image=IMAGE, role_arn=ROLE, hyperparameters=PARAMS, data_uri=uri,
+        output_uri=f"s3://{t.artifacts_bucket}/jobs", training=Training(),
+        tags={spec.TAG_MANAGED: "true", spec.TAG_TARGET: target or t.name,
+              spec.TAG_MODEL_KEY: key * 10,
+              **{f"{spec.TAG_PULL_REQUEST}-{n}": "planned" for n in pull_requests}}))
+    return name
+
+
+def states_of(client: Any, names: dict[str, str]) -> dict[str, str]:
+    return {key: client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+            for key, name in names.items()}
+
+
 def test_a_newer_plan_stops_only_its_pull_requests_jobs_for_other_models(
     sagemaker: Any, aws: Target
 ) -> None:
     from bot.flows.training_job import stop_superseded
 
     uri = put_shards(aws, "data/prs", [table(300, 7)])
-    tags = {"old": {"promotion-bot:pull-request-7": "planned"},
-            "shared": {"promotion-bot:pull-request-7": "planned",
-                       "promotion-bot:pull-request-8": "planned"},
-            "same": {"promotion-bot:pull-request-7": "planned"},
-            "other": {"promotion-bot:pull-request-8": "planned"}}
+    waiting = {"old": (7,), "shared": (7, 8), "same": (7,), "other": (8,)}
     with training_jobs.held():
-        for key, extra in tags.items():
-            request = spec.job_request(
-                name=spec.job_name(aws.name, key * 10), image=IMAGE, role_arn=ROLE,
-                hyperparameters=PARAMS, data_uri=uri,
-                output_uri=f"s3://{aws.artifacts_bucket}/jobs", training=Training(),
-                tags={spec.TAG_MANAGED: "true", spec.TAG_TARGET: aws.name,
-                      spec.TAG_MODEL_KEY: key * 10, **extra})
-            sagemaker.create_training_job(**request)
+        names = {key: start_tagged(sagemaker, aws, uri, key, prs)
+                 for key, prs in waiting.items()}
         said: list[str] = []
         stopped = stop_superseded(aws, "same" * 10, 7, said.append)
-        assert stopped == [spec.job_name(aws.name, "old" * 10)]
+        assert stopped == [names["old"]]
         assert stop_superseded(aws, "new" * 10, None, said.append) == []  # no PR: none
-        assert "superseded by this plan of pull request #7" in said[0]
-        states = {key: sagemaker.describe_training_job(TrainingJobName=spec.job_name(
-            aws.name, key * 10))["TrainingJobStatus"] for key in tags}
+        assert f"stopped training job {names['old']}: superseded by this plan of pull " \
+            "request #7" in said
+        assert f"left training job {names['shared']} running: pull request #8 waits for it " \
+            "too" in said
+        states = states_of(sagemaker, names)
     assert states.pop("old") in ("Stopping", "Stopped")
     assert states == {"shared": "InProgress", "same": "InProgress", "other": "InProgress"}
+
+
+def test_closing_a_pull_request_stops_the_jobs_it_alone_waits_for(
+    sagemaker: Any, aws: Target
+) -> None:
+    from bot.flows.training_job import stop_jobs_of_pull_request
+
+    uri = put_shards(aws, "data/closed", [table(300, 8)])
+    done = start_tagged(sagemaker, aws, uri, "done", (7,))  # trains to the end
+    assert finished(sagemaker, done)["TrainingJobStatus"] == "Completed"
+    waiting = {"first": (7,), "second": (7,), "shared": (7, 12, 8), "other": (8,),
+               "nobody": ()}
+    with training_jobs.held():
+        names = {key: start_tagged(sagemaker, aws, uri, key, prs)
+                 for key, prs in waiting.items()}
+        # Another target whose job names share the prefix: its jobs are its own.
+        names["elsewhere"] = start_tagged(sagemaker, aws, uri, "else", (7,),
+                                          target=f"{aws.name}-eu")
+        said: list[str] = []
+        stopped = stop_jobs_of_pull_request(aws, 7, said.append, reason="closed")
+        assert sorted(stopped) == sorted([names["first"], names["second"]])
+        assert sorted(said) == sorted([
+            f"stopped training job {names['first']}: closed",
+            f"stopped training job {names['second']}: closed",
+            f"left training job {names['shared']} running: pull requests #8, #12 wait for "
+            "it too"])
+        # The shared job knows that pull request 7 no longer waits for it.
+        assert tags_of(sagemaker, names["shared"]) == {"7": "released", "8": "planned",
+                                                       "12": "planned"}
+        said.clear()
+        assert stop_jobs_of_pull_request(aws, 7, said.append) == []  # nothing left to stop
+        assert said == [f"left training job {names['shared']} running: pull requests #8, "
+                        "#12 wait for it too"]
+        # keep_model_key spares the plan's own job (a plan's superseded jobs).
+        assert stop_jobs_of_pull_request(aws, 8, said.append,
+                                         keep_model_key="other" * 10) == []
+        before = states_of(sagemaker, {**names, "done": done})
+        # The last pull request to let go of the shared job stops it.
+        assert stop_jobs_of_pull_request(aws, 12, said.append) == [names["shared"]]
+    assert before.pop("first") in ("Stopping", "Stopped")
+    assert before.pop("second") in ("Stopping", "Stopped")
+    assert before == {"shared": "InProgress", "other": "InProgress", "nobody": "InProgress",
+                      "elsewhere": "InProgress", "done": "Completed"}
+    assert tags_of(sagemaker, names["shared"]) == {"7": "released", "8": "released",
+                                                   "12": "planned"}
+    assert finished(sagemaker, names["shared"])["TrainingJobStatus"] == "Stopped"
+    assert finished(sagemaker, names["other"])["TrainingJobStatus"] == "Completed"
+
+
+def tags_of(client: Any, name: str) -> dict[str, str]:
+    """The pull-request tags of a job, by number, with their (last) values."""
+    arn = client.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
+    prefix = f"{spec.TAG_PULL_REQUEST}-"
+    return {tag["Key"].removeprefix(prefix): tag["Value"]
+            for tag in client.list_tags(ResourceArn=arn)["Tags"]
+            if tag["Key"].startswith(prefix)}
+
+
+@pytest.fixture
+def requests_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root to run from: the target's request file, and files that are not
+    request files of a target."""
+    folder = tmp_path / "promotion-requests"
+    folder.mkdir()
+    (folder / "fraud-detection.yaml").write_text("experiment_id: e\n")
+    (folder / "README.md").write_text("not a request\n")
+    (folder / "Bad_Name.yml").write_text("experiment_id: e\n")
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def test_stop_training_stops_the_pull_requests_jobs_in_the_request_files_targets(
+    sagemaker: Any, aws: Target, requests_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    uri = put_shards(aws, "data/command", [table(300, 9)])
+    with training_jobs.held():
+        mine = start_tagged(sagemaker, aws, uri, "mine", (7,))
+        shared = start_tagged(sagemaker, aws, uri, "shared", (7, 8))
+        assert cli.main(["stop-training", "--pull-request", "7"]) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines() == [
+            f"fraud-detection: stopped training job {mine}: pull request #7 alone waited "
+            "for it",
+            f"fraud-detection: left training job {shared} running: pull request #8 waits "
+            "for it too",
+            "stopped 1 training job of pull request #7"]
+        assert "'Bad_Name' is not a target name" in err
+        assert states_of(sagemaker, {"shared": shared}) == {"shared": "InProgress"}
+
+        assert cli.main(["stop-training", "--pull-request", "9"]) == 0
+        assert capsys.readouterr().out == "stopped 0 training jobs of pull request #9\n"
+        # Another folder of request files: no target there, nothing to look in.
+        (requests_dir.parent / "elsewhere").mkdir()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PROMOTION_BOT_REQUESTS_DIR", "elsewhere")
+            settings.cache_clear()
+            assert cli.main(["stop-training", "--pull-request", "8"]) == 0
+        settings.cache_clear()
+        out, err = capsys.readouterr()
+        assert (out, "no request files in elsewhere/" in err) == (
+            "stopped 0 training jobs of pull request #8\n", True)
+        # --target names the targets instead.
+        assert cli.main(["stop-training", "--pull-request", "8", "--target",
+                         "fraud-detection"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "stopped 1 training job of pull request #8")
+    assert finished(sagemaker, mine)["TrainingJobStatus"] == "Stopped"
+    assert finished(sagemaker, shared)["TrainingJobStatus"] == "Stopped"
+
+
+def test_stop_training_turns_aws_refusals_into_one_line(
+    sagemaker: Any, aws: Target, requests_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+    from bot.local import faults
+    from bot.local.faults import FaultPlan, Rule
+
+    denied = FaultPlan(rules=(Rule(service="sagemaker", operation="ListTrainingJobs",
+                                   code="AccessDeniedException",
+                                   message="not authorized to perform: "
+                                           "sagemaker:ListTrainingJobs"),))
+    with faults.injected(denied):
+        assert cli.main(["stop-training", "--pull-request", "7"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "stopped 0 training jobs of pull request #7 (could not look in 1 of 1 " \
+        "target)\n"
+    (line,) = [line for line in err.splitlines() if "Bad_Name" not in line]
+    assert line == ("promotion-bot stop-training: fraud-detection: cannot list training jobs: "
+                    "access denied (not authorized to perform: sagemaker:ListTrainingJobs); "
+                    "see the IAM section of docs/architecture.md")
+    assert "Traceback" not in err
+
+
+def test_stop_training_says_when_aws_cannot_be_reached(
+    fake_credentials: None, requests_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("PROMOTION_BOT_AWS_MAX_ATTEMPTS", "1")
+    assert cli.main(["stop-training", "--pull-request", "7"]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("stopped 0 training jobs of pull request #7 (could not look in")
+    assert ("promotion-bot stop-training: fraud-detection: AWS failed while stopping the "
+            "training jobs of pull request #7: cannot reach AWS") in err
+    assert "Traceback" not in err
+
+
+def test_stop_training_refuses_a_bad_number_or_target(
+    requests_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    assert cli.main(["stop-training", "--pull-request", "0"]) == 2
+    assert "a pull request's number is 1 or more" in capsys.readouterr().err
+    assert cli.main(["stop-training", "--pull-request", "3", "--target", "No_Such"]) == 2
+    assert "'No_Such' cannot be a target" in capsys.readouterr().err
