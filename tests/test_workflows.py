@@ -164,6 +164,9 @@ def test_the_untrusted_validation_gets_nothing_to_steal() -> None:
     validate = load(WORKFLOWS / "validate.yml")
     assert set(triggers(validate)) == {"pull_request"}
     assert triggers(validate)["pull_request"]["paths"] == ["promotion-requests/**"]
+    # closed too: its completion starts plan.yml, which stops the pull request's training jobs
+    assert triggers(validate)["pull_request"]["types"] == ["opened", "synchronize",
+                                                           "reopened", "closed"]
     text = (WORKFLOWS / "validate.yml").read_text()
     assert "secrets." not in text and "github.token" not in text
     (job,) = validate["jobs"].values()
@@ -172,6 +175,18 @@ def test_the_untrusted_validation_gets_nothing_to_steal() -> None:
     assert not uses_aws(job) and "environment" not in job
     run = "\n".join(str(s.get("run", "")) for s in steps(job))
     assert "promotion-bot validate" in run and "promotion-bot plan" not in run
+
+
+def test_validation_of_a_closed_pull_request_does_nothing_and_succeeds() -> None:
+    (job,) = load(WORKFLOWS / "validate.yml")["jobs"].values()
+    closed, *validation = steps(job)
+    # The one step that runs on close only says so; every other step is skipped then (a
+    # job-level `if` would make the run's conclusion "skipped", and plan.yml needs "success").
+    assert "if" not in job
+    assert closed["if"] == "github.event.action == 'closed'"
+    assert [c[0] for c in commands(closed["run"])] == ["echo"] and "uses" not in closed
+    assert validation and all(s["if"] == "github.event.action != 'closed'"
+                              for s in validation), validation
 
 
 def plan_job() -> dict[str, Any]:
@@ -188,14 +203,15 @@ def test_the_plan_job_is_started_by_validation_and_runs_the_default_branchs_file
                                                              ["name"]],
                                                "types": ["completed"]}}
     condition = " ".join(plan_job()["if"].split())
-    for guard in ("github.event.workflow_run.event == 'pull_request'",
-                  "github.event.workflow_run.conclusion == 'success'",
-                  # forks never get the plan role
-                  "github.event.workflow_run.head_repository.full_name == github.repository",
-                  "github.event.workflow_run.pull_requests[0].base.ref == "
-                  "github.event.repository.default_branch"):
-        assert guard in condition
-    assert " || " not in condition
+    assert condition.split(" && ") == [
+        "github.event.workflow_run.event == 'pull_request'",
+        "github.event.workflow_run.conclusion == 'success'",
+        # forks never get the plan role
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+        # a pull request into the default branch, or none named: GitHub names none once the
+        # pull request is closed, and then only its training jobs are stopped (see below)
+        "(github.event.workflow_run.pull_requests[0].base.ref == "
+        "github.event.repository.default_branch || !github.event.workflow_run.pull_requests[0])"]
     assert plan_job()["permissions"] == {"contents": "read", "id-token": "write",
                                          "pull-requests": "write", "statuses": "write"}
 
@@ -212,7 +228,8 @@ def test_the_credentialed_plan_job_runs_only_default_branch_code() -> None:
     text = (WORKFLOWS / "plan.yml").read_text()
     for head in ("pull_request.head.sha", "pull_request.head.ref", "workflow_run.head_branch"):
         assert head not in text
-    assert text.count("workflow_run.head_sha") == 3  # checkout ref, HEAD_SHA, concurrency
+    # checkout ref, HEAD_SHA of the state step and of the plan step, concurrency
+    assert text.count("workflow_run.head_sha") == 4
 
     installs = [s["run"] for s in steps(job) if "pip install" in str(s.get("run", ""))]
     assert installs == [f"python -m pip install ./{TRUSTED_DIR}"]
@@ -228,27 +245,39 @@ def test_the_credentialed_plan_job_runs_only_default_branch_code() -> None:
 
 def commands(script: str) -> list[list[str]]:
     """The simple commands of a bash script, as words (enough for these scripts: one
-    command list per line, ``\\`` continuations, ``$(...)`` and ``<(...)`` split out)."""
+    command list per line, ``\\`` continuations, ``$(...)`` and ``<(...)`` split out,
+    redirection targets and ``for`` headers dropped)."""
     found = []
     for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        tokens: list[str] = []
+        for token in shlex.shlex(line, posix=True, punctuation_chars=True):
+            if tokens and tokens[-1] == "$" and not token.startswith("("):
+                tokens[-1] += token  # an unquoted $NAME is one word
+            else:
+                tokens.append(token)
         words: list[str] = []
-        for token in [*lexer, ";"]:
+        redirected = False
+        for token in [*tokens, ";"]:
             if token == "$" or (token and set(token) <= set("();<>|&")):
                 while words and words[0] in ("do", "done", "then", "else", "fi", "if", "while",
                                              "!"):
                     words = words[1:]
-                if words and "[" not in words and "]" not in words:  # [[ tests only read
+                # [[ tests only read; a for header only expands words.
+                if words and "[" not in words and "]" not in words and words[0] != "for":
                     found.append(words)
                 words = []
+                redirected = token in (">", ">>", "<")  # the next word is a file
+            elif redirected:
+                redirected = False
             else:
                 words.append(token)
     return found
 
 
-# What the plan job's scripts may run: the installed bot, git on the data, shell built-ins.
-ALLOWED_PROGRAMS = {"promotion-bot", "git", "echo", "basename", "read", "status=0", "status=1",
-                    "continue", "python", "exit"}
+# What the plan job's scripts may run: the installed bot, git on the data, GitHub's CLI to
+# read the pull request's state, shell built-ins.
+ALLOWED_PROGRAMS = {"promotion-bot", "git", "gh", "echo", "basename", "read", "status=0",
+                    "status=1", "continue", "python", "exit"}
 
 
 def assert_runs_nothing_from_the_pull_request(words: list[str]) -> None:
@@ -259,10 +288,17 @@ def assert_runs_nothing_from_the_pull_request(words: list[str]) -> None:
     assert program in ALLOWED_PROGRAMS or program.startswith("IFS="), words
     if program == "python":
         assert words == ["python", "-m", "pip", "install", f"./{TRUSTED_DIR}"], words
+    if program == "promotion-bot":
+        assert words[1] in ("plan", "stop-training"), words
     if program == "git":
         # git reads the data's history; never a command that runs a configured program.
         assert words[1:3] == ["-C", "$data"] and words[3] in ("diff", "log", "show"), words
         assert "--no-ext-diff" in words and "--no-textconv" in words, words
+    if program == "gh":
+        # Reads (GET) this repository's pull requests, nothing else; no option that writes.
+        assert words[1] == "api" and words[3] == "--jq" and len(words) == 5, words
+        assert re.fullmatch(r"repos/\$GITHUB_REPOSITORY/pulls(/\$PULL_REQUEST|\?[\w=&]+)",
+                            words[2]), words
 
 
 def test_the_plan_step_treats_the_pull_request_as_data() -> None:
@@ -284,6 +320,64 @@ def test_the_plan_step_treats_the_pull_request_as_data() -> None:
     assert '[[ -L "$data/$path" || ! -f "$data/$path" ]]' in run
     (upload,) = [s for s in steps(plan_job()) if uses(s, "actions/upload-artifact@")]
     assert upload["with"]["path"] == "out/"
+
+
+STATE = "steps.pull-request.outputs.action"
+
+
+def test_the_plan_job_asks_github_first_whether_the_pull_request_is_still_open() -> None:
+    first, *rest = steps(plan_job())
+    assert first["id"] == "pull-request" and "uses" not in first
+    # The job's token (pull-requests: write covers reading), and values GitHub sets; no secret.
+    assert first["env"] == {
+        "PULL_REQUEST": "${{ github.event.workflow_run.pull_requests[0].number }}",
+        "HEAD_SHA": HEAD_SHA, "DEFAULT_BRANCH": "${{ github.event.repository.default_branch }}",
+        "GH_TOKEN": "${{ github.token }}"}
+    calls = [c for c in commands(first["run"]) if c[0] == "gh"]
+    assert [c[2] for c in calls] == [
+        "repos/$GITHUB_REPOSITORY/pulls/$PULL_REQUEST",
+        "repos/$GITHUB_REPOSITORY/pulls?state=closed&sort=updated&direction=desc&per_page=100"]
+    # Without a pull request in the event: closed ones into the default branch, from this
+    # repository (never a fork's), whose head (or merge commit) is the validated commit.
+    found = calls[1][4]
+    for condition in ("select((.head.sha == env.HEAD_SHA or .merge_commit_sha == env.HEAD_SHA)",
+                      "and .base.ref == env.DEFAULT_BRANCH",
+                      "and .head.repo.full_name == env.GITHUB_REPOSITORY)"):
+        assert condition in found
+    for output in ('echo "action=$action" >> "$GITHUB_OUTPUT"',
+                   'echo "closed=$closed" >> "$GITHUB_OUTPUT"'):
+        assert output in first["run"]
+    # Every later step depends on the answer: nothing runs for "none".
+    assert all(STATE in str(step.get("if", "")) for step in rest), rest
+
+
+def test_a_closed_pull_request_gets_its_training_jobs_stopped_instead_of_a_plan() -> None:
+    job = steps(plan_job())
+    conditions = {step.get("name", step.get("uses")): step.get("if") for step in job[1:]}
+    for_any = f"{STATE} != 'none'"
+    plan_only, stop_only = f"{STATE} == 'plan'", f"{STATE} == 'stop'"
+    assert conditions == {
+        "Check out the default branch (the code that runs)": for_any,
+        "Check out the pull request's head as data (nothing in it runs)": plan_only,
+        "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": for_any,
+        "Install promotion-bot from the default branch": for_any,
+        "Assume the promotion-bot plan role": for_any,
+        "Stop the training jobs of the closed pull request": stop_only,
+        "Plan each changed request": plan_only,
+        "Upload the plans": "${{ !cancelled() && " + plan_only + " }}"}
+    (stop,) = [s for s in job if "promotion-bot stop-training" in str(s.get("run", ""))]
+    # From the trusted checkout (the default branch's request files name the targets), with
+    # the pull requests' numbers from the state step and nothing else: no token, no secret
+    # (the role's credentials come from the step that assumed it).
+    assert stop.get("working-directory") == TRUSTED_DIR
+    assert stop["env"] == {"CLOSED": "${{ steps.pull-request.outputs.closed }}"}
+    assert [c for c in commands(stop["run"]) if c[0] == "promotion-bot"] == [
+        ["promotion-bot", "stop-training", "--pull-request", "$number"]]
+    assert "for number in $CLOSED; do" in stop["run"] and '|| status=1' in stop["run"]
+    # Closing cancels the plan in flight (cancel-in-progress per pull request).
+    plan = load(WORKFLOWS / "plan.yml")
+    assert plan["concurrency"]["cancel-in-progress"] is True
+    assert "pull_requests[0].number" in plan["concurrency"]["group"]
 
 
 def test_apply_runs_in_production_one_at_a_time() -> None:
@@ -827,7 +921,9 @@ SERVICES = ("ssm", "s3", "stepfunctions", "sagemaker", "sagemaker-runtime", "kms
 # The local stand-ins (bot/local) and the sample-data command are not what the roles run.
 NOT_THE_ROLE = {"local", "sample_data.py", "sample_data"}
 # What each role's job runs: (module, function) entry points.
-PLAN_ENTRY = [("bot.commands.plan", "run")]
+PLAN_ENTRY = [("bot.commands.plan", "run"),
+              # plan.yml runs it instead of plan when the pull request is closed
+              ("bot.commands.stop_training", "run")]
 APPLY_ENTRY = [("bot.commands.apply", "run"),
                # what a person runs with the apply role, per docs/github-setup.md
                ("bot.commands.rollback_parameters", "run"), ("bot.commands.break_lock", "run"),
@@ -991,6 +1087,15 @@ def test_the_plan_path_only_reads_stores_to_s3_and_invokes_the_endpoint() -> Non
     # marks a training job with its pull request.
     assert writes <= {"put_object", "invoke_endpoint", "sign", "verify", "create_training_job",
                       "stop_training_job", "add_tags", "upload_file", "download_file"}
+
+
+def test_stop_training_only_lists_tags_and_stops_training_jobs_with_the_plan_role() -> None:
+    calls = boto3_calls_from((("bot.commands.stop_training", "run"),))
+    # list_training_jobs through its paginator; add_tags marks a shared job released.
+    assert operations(calls) == {"list_training_jobs", "list_tags", "stop_training_job",
+                                 "add_tags"}, operations(calls)
+    assert refused_calls("PlanRole", calls) == {}
+    assert set(calls) <= set(plan_calls())  # what the plan job's role is checked against
 
 
 def test_the_apply_path_is_found() -> None:
