@@ -337,8 +337,8 @@ def test_stop_training_stops_the_pull_requests_jobs_in_the_request_files_targets
         assert cli.main(["stop-training", "--pull-request", "7"]) == 0
         out, err = capsys.readouterr()
         assert out.splitlines() == [
-            f"fraud-detection: stopped training job {mine}: pull request #7 alone waited "
-            "for it",
+            f"fraud-detection: stopped training job {mine}: no pull request other than #7 "
+            "waits for it",
             f"fraud-detection: left training job {shared} running: pull request #8 waits "
             "for it too",
             "stopped 1 training job of pull request #7"]

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             stopped += stop_jobs_of_pull_request(
                 t, number, functools.partial(_say, t.name),
-                reason=f"pull request #{number} alone waited for it")
+                reason=f"no pull request other than #{number} waits for it")
         except BotError as error:
             failed += 1
             print(f"promotion-bot stop-training: {t.name}: {error.message}", file=sys.stderr)
