@@ -129,9 +129,14 @@ def desired(
         previous_champion=previous,
         challenger_traffic_percent=share,
     )
-    execution = (
-        execution_name(target, retrain_commit or commit, request)
-        if request.rollout.pipeline else None
-    )
     return Desired(ssm=ssm_values(request.hyperparameters), config=config,
-                   pipeline_execution=execution, endpoint=endpoint)
+                   pipeline_execution=pipeline_execution(target, request, commit, retrain_commit),
+                   endpoint=endpoint)
+
+
+def pipeline_execution(target: Target, request: Request, commit: str,
+                       retrain_commit: str | None = None) -> str | None:
+    """The retraining execution merging starts (``None`` when the request asks for none)."""
+    if not request.rollout.pipeline:
+        return None
+    return execution_name(target, retrain_commit or commit, request)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.core.changes import changes
-from bot.core.desired_state import desired
-from bot.core.domain import Approval, Champion, Plan
+from bot.core.desired_state import desired, pipeline_execution
+from bot.core.domain import Approval, Champion, LiveState, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
@@ -120,17 +120,22 @@ def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str
         return None
 
 
-def with_live_changes(
-    t: Target, request: Request, plan: Plan, live_config: ProductionConfig | None,
-    commit: str, pull_request: int | None, repo_root: Path, request_path: str,
-) -> Plan:
-    """``plan`` with what merging changes, from live AWS state (cheap; on every plan run)."""
+def read_live_state(t: Target, request: Request, commit: str,
+                    retrain_commit: str | None) -> LiveState:
+    """What merging would change, as it is now in AWS (cheap; on every plan run)."""
     from bot.adapters.aws.live import read_live
 
+    return read_live(t, pipeline_execution(t, request, commit, retrain_commit))
+
+
+def with_live_changes(
+    t: Target, request: Request, plan: Plan, live_config: ProductionConfig | None,
+    live: LiveState, commit: str, pull_request: int | None, retrain_commit: str | None,
+) -> Plan:
+    """``plan`` with what merging changes: the desired state against ``live``."""
     want = desired(t, request, plan, live_config, commit, pull_request,
                    Approval(("(recorded on merge from approving reviews)",), "pending"),
-                   retrain_commit=_retrain_commit(repo_root, request_path, request))
-    live = read_live(t, want.pipeline_execution)
+                   retrain_commit=retrain_commit)
     return replace(
         plan,
         changes=changes(want, live, t.ssm_prefix, t.config_uri),
@@ -179,9 +184,11 @@ def make_plan(
     sha = request.content_sha256()
     live_config = config_store.read(t)
     cached = _stored_plan(t, sha, progress)
-    # Pictures are drawn on a thread: matplotlib is imported while the test set is scored and
-    # the PNGs are drawn while live state is read, off the critical path.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    retrain = _retrain_commit(repo_root, request_path, request)
+    # Threads beside the CPU work: matplotlib is imported and live state read (network
+    # waits) while the test set is scored, not while training uses every core; the PNGs are
+    # drawn while the comment is made.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         drawing: Future[dict[str, Path]] | None = None
         key = None
         if cached is not None and cached.champion_identity == champion_identity(live_config):
@@ -190,18 +197,20 @@ def make_plan(
             # Same content, same champion and the same data: the evaluation still holds.
             progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
             plan = replace(cached, trained=False)
+            live = read_live_state(t, request, commit, retrain)
         else:
             cached = None
             obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
-            # Imported while the models score the test set: not while training uses every core.
             pool.submit(plots.import_matplotlib)
+            reading = pool.submit(read_live_state, t, request, commit, retrain)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             drawing = pool.submit(plots.write_pngs, plan.evaluation, out_dir,
                                   plan.champion_evaluation)
+            live = reading.result()
 
-        plan = with_live_changes(t, request, plan, live_config, commit, pull_request,
-                                 repo_root, request_path)
+        plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
+                                 retrain)
         plan = replace(plan,
                        endpoint_comparison=endpoint_comparison(t, request, repo_root, progress))
         prefix = artifacts.plan_prefix(t, sha)

@@ -21,7 +21,7 @@ _SIZE, _DPI = (5.0, 4.2), 100
 
 
 def import_matplotlib() -> None:
-    """Import what drawing needs (about a second), e.g. on a thread while a model trains."""
+    """Import what drawing needs (half a second), e.g. on a thread while the test set is scored."""
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
 

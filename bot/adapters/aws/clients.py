@@ -9,6 +9,7 @@ endpoint that does not answer after a few seconds instead of botocore's minute p
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from bot.settings import settings
@@ -18,21 +19,36 @@ def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for ``service`` in ``region`` (default: the settings' region).
 
     Clients are reused while the environment that configures them is the same: creating
-    one costs more than most calls made with it.
+    one costs more than most calls made with it. A client may be used from several threads;
+    creating one (in boto3's default session, which is not thread-safe) is done one at a time.
     """
     import boto3
 
-    key = (service, region or settings().region, id(boto3.DEFAULT_SESSION), id(settings()),
+    region = region or settings().region
+    key = (service, region, id(boto3.DEFAULT_SESSION), id(settings()),
            *(os.environ.get(name) for name in _CONFIGURING))
     found = _clients.get(key)
     if found is None:
-        if boto3.DEFAULT_SESSION is None:
-            boto3.setup_default_session()
-        _share_loader(boto3.DEFAULT_SESSION)
-        found = _clients[key] = boto3.client(service, region_name=key[1], config=config())
-        service_id = found.meta.service_model.service_id.hyphenize()
-        found.meta.events.register_first(f"needs-retry.{service_id}", _timeouts_retried_once)
+        with _creating:
+            found = _clients.get(key)
+            if found is None:
+                found = _clients[key] = _create(service, region)
     return found
+
+
+def _create(service: str, region: str) -> Any:
+    import boto3
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    _share_loader(boto3.DEFAULT_SESSION)
+    created = boto3.client(service, region_name=region, config=config())
+    service_id = created.meta.service_model.service_id.hyphenize()
+    created.meta.events.register_first(f"needs-retry.{service_id}", _timeouts_retried_once)
+    return created
+
+
+_creating = threading.Lock()
 
 
 def _share_loader(session: Any) -> None:
