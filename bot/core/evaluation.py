@@ -67,7 +67,7 @@ def check_labels_and_scores(
     values = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or labels.shape != values.shape:
         raise BotError(f"{labels.shape} labels but {values.shape} scores")
-    if not np.isin(labels, (0, 1)).all():
+    if not ((labels == 0) | (labels == 1)).all():  # np.isin sorts: far slower
         raise BotError("the target column must hold 0 (legit) and 1 (fraud) only")
     positives = int(np.count_nonzero(labels))
     if positives in (0, labels.size):

@@ -139,7 +139,7 @@ def write_shards(table: Any, target_column: str, count: int, directory: Path) ->
     try:
         for batch in table.batches(columns, training.BATCH_ROWS):
             labels = batch.column(0).to_numpy(zero_copy_only=False)
-            if not np.isin(labels, (0, 1)).all():
+            if not ((labels == 0) | (labels == 1)).all():
                 raise BotError(f"{table.uri}: the target column {target_column!r} must hold "
                                "0 (legit) and 1 (fraud) only")
             cast = pyarrow.RecordBatch.from_arrays(
