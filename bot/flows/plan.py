@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
-from bot.core.domain import Approval, Champion, LiveState, Plan
+from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
@@ -146,14 +146,13 @@ def with_live_changes(
     )
 
 
-def endpoint_comparison(t: Target, request: Request, repo_root: Path,
-                        progress: Progress) -> EndpointComparison | None:
-    """Champion vs challenger on the live endpoint, when a challenger is serving."""
+def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: Progress,
+                        live: EndpointSpec | None) -> EndpointComparison | None:
+    """Champion vs challenger on the ``live`` endpoint, when a challenger is serving."""
     from bot.adapters import data_files as data
-    from bot.adapters.aws import endpoint, runtime
+    from bot.adapters.aws import runtime
     from bot.core import training
 
-    live = endpoint.read(t)
     if live is None or live.variant("challenger") is None:
         return None
     challenger = request.rollout.challenger
@@ -212,7 +211,8 @@ def make_plan(
         plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                                  retrain)
         plan = replace(plan,
-                       endpoint_comparison=endpoint_comparison(t, request, repo_root, progress))
+                       endpoint_comparison=endpoint_comparison(t, request, repo_root, progress,
+                                                               live.endpoint))
         prefix = artifacts.plan_prefix(t, sha)
         links = {"plan.json": f"{prefix}/plan.json",
                  **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
