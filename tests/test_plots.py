@@ -43,3 +43,37 @@ def test_the_champion_is_drawn_on_the_curves_only(tmp_path: Path) -> None:
     assert alone["roc_curve"].read_bytes() != overlaid["roc_curve"].read_bytes()
     assert alone["pr_curve"].read_bytes() != overlaid["pr_curve"].read_bytes()
     assert alone["confusion_matrix"].read_bytes() == overlaid["confusion_matrix"].read_bytes()
+
+
+def test_the_drawing_process_draws_what_this_process_draws(tmp_path: Path) -> None:
+    from bot.flows.drawing import Painter
+
+    labels, candidate = scores(1, 0.6)
+    _, champion = scores(2, 0.3)
+    evaluation, other = evaluate(labels, candidate), evaluate(labels, champion)
+    here = write_pngs(evaluation, tmp_path / "here", champion=other)
+    with Painter() as painter:
+        there = painter.draw(evaluation, tmp_path / "there", other)()
+
+    assert {name: path.read_bytes() for name, path in there.items()} == {
+        name: path.read_bytes() for name, path in here.items()}
+    assert all(path.parent == tmp_path / "there" for path in there.values())
+
+
+def test_pictures_are_drawn_here_when_the_drawing_process_dies(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from bot.flows.drawing import Painter
+
+    labels, candidate = scores(1, 0.6)
+    with Painter() as painter:
+        pool = painter._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # the process is started: kill it
+            os.kill(pid, signal.SIGKILL)
+        written = painter.draw(evaluate(labels, candidate), tmp_path / "out")()
+
+    assert sorted(path.name for path in written.values()) == [
+        "confusion_matrix.png", "pr_curve.png", "roc_curve.png"]
+    assert all(path.read_bytes().startswith(PNG) for path in written.values())

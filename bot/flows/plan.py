@@ -6,10 +6,11 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
+from bot.flows.drawing import Painter
 from bot.report import plan_json, plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -184,11 +186,10 @@ def make_plan(
     live_config = config_store.read(t)
     cached = _stored_plan(t, sha, progress)
     retrain = _retrain_commit(repo_root, request_path, request)
-    # Threads beside the CPU work: matplotlib is imported and live state read (network
-    # waits) while the test set is scored, not while training uses every core; the PNGs are
-    # drawn while the comment is made.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        drawing: Future[dict[str, Path]] | None = None
+    # Beside the CPU work: the PNGs are drawn by a process of their own (``Painter``), and
+    # live state is read (network waits) on a thread while the test set is scored.
+    with ThreadPoolExecutor(max_workers=1) as pool, contextlib.ExitStack() as stack:
+        drawn: Callable[[], dict[str, Path]] | None = None
         key = None
         if cached is not None and cached.champion_identity == champion_identity(live_config):
             key = candidate.key_of(t, request, repo_root)
@@ -199,13 +200,12 @@ def make_plan(
             live = read_live_state(t, request, commit, retrain)
         else:
             cached = None
+            painter = stack.enter_context(Painter())
             obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
-            pool.submit(plots.import_matplotlib)
             reading = pool.submit(read_live_state, t, request, commit, retrain)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
-            drawing = pool.submit(plots.write_pngs, plan.evaluation, out_dir,
-                                  plan.champion_evaluation)
+            drawn = painter.draw(plan.evaluation, out_dir, plan.champion_evaluation)
             live = reading.result()
 
         plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
@@ -217,8 +217,7 @@ def make_plan(
         links = {"plan.json": f"{prefix}/plan.json",
                  **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
         comment = render_comment(plan, links)
-        pngs = ({p.name: p.read_bytes() for p in drawing.result().values()}
-                if drawing is not None else {})
+        pngs = {p.name: p.read_bytes() for p in drawn().values()} if drawn is not None else {}
     files = {"comment.md": comment.encode(), **pngs}
     artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
     files["plan.json"] = plan_json.to_bytes(plan)

@@ -21,7 +21,7 @@ _SIZE, _DPI = (5.0, 4.2), 100
 
 
 def import_matplotlib() -> None:
-    """Import what drawing needs (half a second), e.g. on a thread while the test set is scored."""
+    """Import what drawing needs (half a second): the drawing process does it as it starts."""
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
 
