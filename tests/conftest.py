@@ -55,6 +55,17 @@ def small_frame(rows: int, seed: int) -> Any:
     return data
 
 
+def compare_sampled(t: Target, features: Any, labels: Any, threshold: float,
+                    legit_records: int = 20_000, seed: int = 0) -> Any:
+    """The live comparison as plan makes it: ``runtime.sample`` chooses the rows (every fraud
+    and ``legit_records`` legit ones), ``runtime.compare_endpoints`` sends them."""
+    from bot.adapters.aws import runtime
+
+    rows, weight = runtime.sample(labels, legit_records, seed, len(features))
+    sent = None if labels is None else labels[rows]
+    return runtime.compare_endpoints(t, features.iloc[rows], sent, threshold, weight, seed)
+
+
 PASS_STATE_MACHINE = {"StartAt": "Retrain", "States": {"Retrain": {"Type": "Pass", "End": True}}}
 
 

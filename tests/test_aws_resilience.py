@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FEATURES, GitRepo, request_yaml, small_frame, small_params
+from conftest import FEATURES, GitRepo, compare_sampled, request_yaml, small_frame, small_params
 
 from bot import cli
-from bot.adapters.aws import endpoint, runtime, ssm
+from bot.adapters.aws import endpoint, ssm
 from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.local import faults
@@ -144,7 +144,7 @@ def test_throttled_invocations_are_retried_not_counted_as_model_errors(
                                  kind="throttle", times=2),))
 
     with faults.injected(plan) as injector:
-        c = runtime.compare_endpoints(aws, features, labels, 0.5, legit_records=3)
+        c = compare_sampled(aws, features, labels, 0.5, legit_records=3)
 
     assert len(injector.injected()) == 2
     assert [(v.errors, v.throttled) for v in c.variants] == [(0, 0), (0, 0)]
@@ -161,7 +161,7 @@ def test_invocations_throttled_past_the_retries_are_counted_apart(
                                  kind="throttle"),))
 
     with faults.injected(plan):
-        c = runtime.compare_endpoints(aws, features, labels, 0.5, legit_records=1)
+        c = compare_sampled(aws, features, labels, 0.5, legit_records=1)
 
     n = c.variants[1].records
     assert [(v.errors, v.throttled) for v in c.variants] == [(0, n), (0, n)]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
-from conftest import FEATURES, small_frame, small_params
+from conftest import FEATURES, compare_sampled, small_frame, small_params
 from moto import mock_aws
 from scipy.stats import binomtest
 
@@ -168,7 +168,7 @@ def test_compare_endpoints_sends_every_fraud_in_batches_and_scores_like_the_mode
     monkeypatch.setattr(runtime, "MAX_BATCH_RECORDS", 40)
     features, labels = test.drop(columns=["Class"]), test["Class"].to_numpy()
 
-    c = runtime.compare_endpoints(T, features, labels, 0.5, legit_records=100, seed=1)
+    c = compare_sampled(T, features, labels, 0.5, legit_records=100, seed=1)
 
     rows, weight = runtime.sample(labels, 100, seed=1, size=labels.size)
     sent = features.iloc[rows]
@@ -196,11 +196,11 @@ def test_each_variant_gets_the_columns_its_model_was_trained_with(aws: None) -> 
     serve(boosters)
     test = test.assign(Extra=test["V1"] * test["V2"])
 
-    c = runtime.compare_endpoints(T, test.drop(columns=["Class"]), test["Class"].to_numpy(),
+    c = compare_sampled(T, test.drop(columns=["Class"]), test["Class"].to_numpy(),
                                   0.5, legit_records=50)
 
     assert [v.errors for v in c.variants] == [0, 0]
-    narrow = runtime.compare_endpoints(T, test.drop(columns=["Class", "Extra"]),
+    narrow = compare_sampled(T, test.drop(columns=["Class", "Extra"]),
                                        test["Class"].to_numpy(), 0.5, legit_records=50)
     challenger = narrow.variants[1]
     assert challenger.errors == challenger.records
@@ -209,4 +209,4 @@ def test_each_variant_gets_the_columns_its_model_was_trained_with(aws: None) -> 
 
 def test_compare_endpoints_without_an_endpoint_is_a_clear_error(aws: None) -> None:
     with pytest.raises(BotError, match="does not exist"):
-        runtime.compare_endpoints(T, pd.DataFrame(small_frame(3, 0)[FEATURES]), None, 0.5)
+        compare_sampled(T, pd.DataFrame(small_frame(3, 0)[FEATURES]), None, 0.5)

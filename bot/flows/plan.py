@@ -166,7 +166,7 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
         labels = test.read([target_column])[target_column].to_numpy()
         rows, legit_weight = runtime.sample(labels, legit, seed=0, size=labels.size)
         chosen = test.take(rows, test.features(target_column), training.BATCH_ROWS)
-    return runtime.compare_rows(t, chosen, labels[rows], request.gates.decision_threshold,
+    return runtime.compare_endpoints(t, chosen, labels[rows], request.gates.decision_threshold,
                                 legit_weight, seed=0)
 
 

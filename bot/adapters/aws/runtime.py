@@ -38,34 +38,20 @@ THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsExce
 
 def compare_endpoints(
     t: Target,
-    features: pd.DataFrame,
-    labels: npt.ArrayLike | None,
-    threshold: float,
-    legit_records: int = 20_000,
-    seed: int = 0,
-) -> EndpointComparison:
-    """Send every fraud and ``legit_records`` sampled legit rows to every live variant.
-
-    ``features`` are the test data's inputs; each variant gets the columns its model was
-    trained with, in its order (the container reads CSV by position), else all of them.
-    ``labels`` (0/1, aligned with ``features``) choose the records and enable the quality
-    comparison; without them ``legit_records`` random rows are sent.
-    """
-    rows, legit_weight = sample(labels, legit_records, seed, len(features))
-    sent = None if labels is None else _as_array(labels)[rows]
-    return compare_rows(t, features.iloc[rows], sent, threshold, legit_weight, seed)
-
-
-def compare_rows(
-    t: Target,
     chosen: pd.DataFrame,
     labels: npt.ArrayLike | None,
     threshold: float,
     legit_weight: float = 1.0,
     seed: int = 0,
 ) -> EndpointComparison:
-    """``compare_endpoints`` on rows already chosen by ``sample`` (e.g. read from a big table
-    without holding it): ``labels`` are theirs, ``legit_weight`` what ``sample`` returned."""
+    """Send the ``chosen`` test rows to every live variant and compare their answers.
+
+    ``chosen`` are the rows ``sample`` picked (every fraud and a sample of legit ones; read
+    from the test table without holding it), ``labels`` theirs (0/1; ``None``: no quality
+    comparison), ``legit_weight`` how many legit rows each sampled one stands for. Each
+    variant gets the columns its model was trained with, in its order (the container reads
+    CSV by position), else all of them.
+    """
     from bot.adapters.aws import endpoint
 
     live = endpoint.read(t)
