@@ -212,7 +212,7 @@ def test_a_killed_plan_is_rerun_onto_its_running_job(
         killed = plan_process(path, tmp_path / "killed", "--no-github")
         name = until(lambda: running_job(known), "the plan starts a training job")
         killed.kill()
-        killed.communicate()
+        killed.communicate(timeout=60)  # a child left holding its pipes would hang here
         assert jobs()[name]["TrainingJobStatus"] == "InProgress"  # the job outlives its plan
 
         rerun = plan_process(path, tmp_path / "rerun", "--no-github")
