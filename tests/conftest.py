@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -32,6 +33,23 @@ def fresh_clients() -> Iterator[None]:
     faults.activate(None)
     clients.forget()
     settings.cache_clear()
+
+
+@pytest.fixture
+def no_github_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run as by hand: no GitHub token, repository, event, API or run around them."""
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_API_URL",
+                 "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def endpoint_polls_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's endpoint is Creating for one poll; don't wait the real 15 s between polls."""
+    from bot.adapters.aws import endpoint
+
+    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
+                                                                 wait_delay=0.01))
 
 
 FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]

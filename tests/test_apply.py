@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,17 +37,7 @@ SECOND_SSM = {**FIRST_SSM, "eta": "0.2", "max_depth": "8"}
 del SECOND_SSM["gamma"]
 
 
-@pytest.fixture(autouse=True)
-def no_github_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def endpoint_polls_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's endpoint is Creating for one poll; don't wait the real 15 s between polls."""
-    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
-                                                                 wait_delay=0.01))
+pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 
 def merge(repo: GitRepo, text: str | None, message: str) -> tuple[str, str]:

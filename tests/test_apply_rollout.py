@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable
 
 import pytest
 from conftest import GitRepo, request_yaml
 
 from bot import cli
-from bot.adapters.aws import config_store, endpoint
+from bot.adapters.aws import config_store
 from bot.core.domain import Plan
 from bot.errors import RolloutRefused
 from bot.flows.apply import apply
@@ -26,12 +25,7 @@ def at(share: int, override: str = "") -> str:
         f"rollout:\n  challenger:\n{reason}    traffic_percent: {share}\n"))
 
 
-@pytest.fixture(autouse=True)
-def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
-                                                                 wait_delay=0.01))
+pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 
 @pytest.fixture

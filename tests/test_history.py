@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import pytest
 from conftest import GitRepo, request_yaml
 
 from bot import cli
-from bot.adapters.aws import endpoint
 from bot.core.domain import Plan
 from bot.flows.apply import apply
 from bot.flows.audit_trail import trail
@@ -19,12 +17,7 @@ from bot.settings import Target
 PATH = "promotion-requests/fraud-detection.yaml"
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
-                                                                 wait_delay=0.01))
+pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 
 def test_history_shows_request_approval_apply_and_revert(

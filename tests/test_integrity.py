@@ -3,7 +3,6 @@ moto (issue #9: a swapped model, a forged or unsigned plan, each refused, nothin
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from botocore.exceptions import ClientError
 from conftest import GitRepo, request_yaml
 
 from bot import cli
-from bot.adapters.aws import artifacts, endpoint, signing
+from bot.adapters.aws import artifacts, signing
 from bot.core import integrity
 from bot.core.domain import GateResult, Plan
 from bot.errors import NotPlanned
@@ -27,16 +26,7 @@ FIRST = request_yaml("exp-xgboost-1")
 SECOND = request_yaml("exp-xgboost-2", eta=0.2)
 
 
-@pytest.fixture(autouse=True)
-def endpoint_polls_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
-                                                                 wait_delay=0.01))
-
-
-@pytest.fixture(autouse=True)
-def no_github_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 
 def objects(t: Target) -> dict[str, Any]:

@@ -3,7 +3,6 @@ apply deploys its model; a killed plan's re-run attaches; a superseded plan's jo
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import queue
@@ -67,11 +66,7 @@ def production() -> Iterator[LocalAWS]:
 
 
 @pytest.fixture(autouse=True)
-def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(endpoint, "reconcile", functools.partial(endpoint.reconcile,
-                                                                 wait_delay=0.01))
+def quiet(no_github_context: None, endpoint_polls_fast: None) -> Iterator[None]:
     yield
     training_jobs.release()
 

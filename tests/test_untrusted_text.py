@@ -199,9 +199,7 @@ def test_a_request_file_that_is_a_link_is_refused(
 
 def test_a_request_file_committed_as_a_link_is_refused_at_apply(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):
-        monkeypatch.delenv(name, raising=False)
+        no_github_context: None) -> None:
     store_plan(request_yaml())
     before = git_repo.head()
     (git_repo.path / "outside.yaml").write_text(request_yaml())
