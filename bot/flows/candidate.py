@@ -90,8 +90,7 @@ def train_locally(request: Request, repo_root: Path,
     progress(f"training xgboost on {uri} ...")
     started = time.monotonic()
     params = request.hyperparameters.as_dict()
-    with data.local_copy(uri, repo_root) as path:
-        table = data.ParquetTable(path, uri, target_column)
+    with data.open_table(uri, repo_root, target_column) as table:
         whole = table.rows * len(table.columns) * 8 <= settings().training_in_memory_mib * 2**20
         # The labels are checked whole (rows, 0/1, both classes), the features batch by batch.
         frame = table.read(table.columns if whole else [target_column])

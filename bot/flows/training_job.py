@@ -98,9 +98,8 @@ def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progres
         progress(f"reusing the training data shards in {prefix}/data/")
         return Shards(f"{prefix}/data/", list(manifest["features"]), int(manifest["rows"]))
     progress(f"writing {uri} as {count} Parquet shard(s) to {prefix}/data/ ...")
-    with data.local_copy(uri, repo_root) as path, \
+    with data.open_table(uri, repo_root, target_column) as table, \
             tempfile.TemporaryDirectory(prefix="promotion-bot-shards-") as directory:
-        table = data.ParquetTable(path, uri, target_column)
         features = table.features(target_column)
         rows = write_shards(table, target_column, count, Path(directory))
         for shard in sorted(Path(directory).iterdir()):
