@@ -9,6 +9,7 @@ that process cannot draw (it could not start, or died), the pictures are drawn h
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -26,9 +27,14 @@ if TYPE_CHECKING:
 
 
 def _start(parent: int) -> None:
-    """In the drawing process: end with the plan (killed, it cannot say so), then import."""
+    """In the drawing process: end with the plan (killed, it cannot say so), then import.
+
+    What the import made lives as long as the process: frozen, the collector no longer
+    walks it, neither while drawing nor at exit, which the plan waits for.
+    """
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     plots.import_matplotlib()
+    gc.freeze()
 
 
 def _end_with(parent: int) -> None:
