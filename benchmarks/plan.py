@@ -134,7 +134,7 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
 
     Peak RSS is the process's own high-water mark (``VmHWM``), read while it runs: the
     ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork. The
-    peaks of its child processes (plan's drawing process) are added to it: an upper bound
+    peaks of its child processes (if it starts any) are added to it: an upper bound
     of what they held together. CPU time is the process's and its children's (which it
     waits for, so ``wait4`` counts them).
     """

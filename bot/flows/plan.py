@@ -6,7 +6,6 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
-from bot.flows.drawing import Painter
 from bot.report import plan_json, plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -186,38 +184,34 @@ def make_plan(
     live_config = config_store.read(t)
     cached = _stored_plan(t, sha, progress)
     retrain = _retrain_commit(repo_root, request_path, request)
-    # Beside the CPU work: the PNGs are drawn by a process of their own (``Painter``), and
-    # live state is read (network waits) on a thread while the test set is scored.
-    with ThreadPoolExecutor(max_workers=1) as pool, contextlib.ExitStack() as stack:
-        drawn: Callable[[], dict[str, Path]] | None = None
-        key = None
-        if cached is not None and cached.champion_identity == champion_identity(live_config):
-            key = candidate.key_of(t, request, repo_root)
-        if cached is not None and key is not None and cached.model_key == key[0]:
-            # Same content, same champion and the same data: the evaluation still holds.
-            progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-            plan = replace(cached, trained=False)
-            live = read_live_state(t, request, commit, retrain)
-        else:
-            cached = None
-            painter = stack.enter_context(Painter())
-            obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
+    key = None
+    if cached is not None and cached.champion_identity == champion_identity(live_config):
+        key = candidate.key_of(t, request, repo_root)
+    pngs: dict[str, bytes] = {}
+    if cached is not None and key is not None and cached.model_key == key[0]:
+        # Same content, same champion and the same data: the evaluation still holds.
+        progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
+        plan = replace(cached, trained=False)
+        live = read_live_state(t, request, commit, retrain)
+    else:
+        cached = None
+        obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
+        # Live state is read (network waits) on a thread while the test set is scored.
+        with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(read_live_state, t, request, commit, retrain)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
-            drawn = painter.draw(plan.evaluation, out_dir, plan.champion_evaluation)
             live = reading.result()
+        pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
 
-        plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
-                                 retrain)
-        plan = replace(plan,
-                       endpoint_comparison=endpoint_comparison(t, request, repo_root, progress,
-                                                               live.endpoint))
-        prefix = artifacts.plan_prefix(t, sha)
-        links = {"plan.json": f"{prefix}/plan.json",
-                 **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
-        comment = render_comment(plan, links)
-        pngs = {p.name: p.read_bytes() for p in drawn().values()} if drawn is not None else {}
+    plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
+                             retrain)
+    plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
+                                                                 progress, live.endpoint))
+    prefix = artifacts.plan_prefix(t, sha)
+    links = {"plan.json": f"{prefix}/plan.json",
+             **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
+    comment = render_comment(plan, links)
     files = {"comment.md": comment.encode(), **pngs}
     artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
     files["plan.json"] = plan_json.to_bytes(plan)
