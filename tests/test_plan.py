@@ -325,3 +325,37 @@ def test_a_replan_after_the_data_changed_under_the_same_path_evaluates_afresh(
     assert again.content_sha256 == first.content_sha256
     assert again.model_key != first.model_key
     assert again.evaluation.rows == len(half) != first.evaluation.rows
+
+
+def test_a_config_written_during_the_plan_does_not_mix_into_it(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    """An apply that rewrites the production config while a plan runs: the plan's changes
+    are computed from the config it judged the candidate against, not half from each."""
+    from bot.adapters.aws import config_store
+    from bot.core.production_config import to_yaml
+    from bot.flows.plan import make_plan
+    from bot.settings import target
+
+    t = target("fraud-detection")
+    s3 = boto3.client("s3")
+    bucket, key = t.config_uri.removeprefix("s3://").split("/", 1)
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    judged = config_store.read(t)
+    assert judged is not None
+    concurrent = judged.model_copy(update={"experiment_id": "exp-written-meanwhile"})
+
+    def progress(message: str) -> None:
+        if message.startswith("evaluating on"):
+            s3.put_object(Bucket=bucket, Key=key, Body=to_yaml(concurrent).encode())
+
+    path = request_repo(tmp_path)
+    try:
+        result = make_plan(path, path.parents[1], tmp_path / "out", progress=progress)
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+
+    assert result.plan.config_before == to_yaml(judged)
+    field = f"{t.config_uri}#experiment_id"
+    [change] = [c for c in result.plan.changes if c.key == field]
+    assert change.before == judged.experiment_id != "exp-written-meanwhile"

@@ -120,12 +120,13 @@ def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str
         return None
 
 
-def read_live_state(t: Target, request: Request, commit: str,
-                    retrain_commit: str | None) -> LiveState:
-    """What merging would change, as it is now in AWS (cheap; on every plan run)."""
+def read_live_state(t: Target, request: Request, commit: str, retrain_commit: str | None,
+                    config: ProductionConfig | None) -> LiveState:
+    """What merging would change, as it is now in AWS (cheap; on every plan run), with the
+    production ``config`` the plan read first and judged against."""
     from bot.adapters.aws.live import read_live
 
-    return read_live(t, pipeline_execution(t, request, commit, retrain_commit))
+    return read_live(t, pipeline_execution(t, request, commit, retrain_commit), config)
 
 
 def with_live_changes(
@@ -192,13 +193,13 @@ def make_plan(
         # Same content, same champion and the same data: the evaluation still holds.
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
         plan = replace(cached, trained=False)
-        live = read_live_state(t, request, commit, retrain)
+        live = read_live_state(t, request, commit, retrain, live_config)
     else:
         cached = None
         obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
         # Live state is read (network waits) on a thread while the test set is scored.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(read_live_state, t, request, commit, retrain)
+            reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             live = reading.result()
