@@ -91,7 +91,7 @@ def heatmap(shares: Sequence[Sequence[float]], texts: Sequence[Sequence[str]],
                          font=canvas.font(10), anchor="mt")
         canvas.draw.text((left - 6 * SCALE, top + (i + 0.5) * cell), label, fill=_INK,
                          font=canvas.font(10), anchor="rm")
-    canvas.titles(title, xlabel, ylabel, centre=(left + side / 2, left))
+    canvas.titles(title, xlabel, ylabel, across=(left, left + side))
     return canvas.png()
 
 
@@ -134,12 +134,15 @@ class _Canvas:
         return self._fonts[points]
 
     def titles(self, title: str, xlabel: str, ylabel: str,
-               centre: tuple[float, float] | None = None) -> None:
-        """The title above the plot area, the x label below it, the y label up its left."""
+               across: tuple[int, int] | None = None) -> None:
+        """The title above the plot, the x label below it, the y label up its left side;
+        ``across``: the plot's left and right edges, if narrower than the plot area."""
         from PIL import Image, ImageDraw
 
         left, top, right, bottom = self.box
-        middle, edge = centre if centre is not None else ((left + right) / 2, left)
+        if across is not None:
+            left, right = across
+        middle = (left + right) / 2
         self.draw.text((middle, top - 8 * SCALE), title, fill=_INK, font=self.font(12),
                        anchor="md")
         self.draw.text((middle, self.image.height - 8 * SCALE), xlabel, fill=_INK,
@@ -151,7 +154,7 @@ class _Canvas:
         ImageDraw.Draw(label).text((width / 2, height / 2), ylabel, fill=_INK, font=font,
                                    anchor="mm")
         rotated = label.rotate(90, expand=True)
-        x = max(0, round(edge - 38 * SCALE - rotated.width / 2))
+        x = max(0, round(left - 38 * SCALE - rotated.width / 2))
         y = round((top + bottom) / 2 - rotated.height / 2)
         self.image.paste(rotated, (x, max(0, y)))
 
