@@ -5,8 +5,10 @@ Drawn by ``bot.report.chart`` (Pillow), in the plan's own process: a few millise
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bot.core.domain import Evaluation
-from bot.report.chart import Line, heatmap, line_chart
+from bot.report.chart import Line, Style, heatmap, line_chart
 
 FILES = {"confusion_matrix": "confusion_matrix.png", "roc_curve": "roc_curve.png",
          "pr_curve": "pr_curve.png"}
@@ -34,24 +36,31 @@ def confusion_matrix(evaluation: Evaluation) -> bytes:
 
 
 def roc_curve(evaluation: Evaluation, champion: Evaluation | None) -> bytes:
-    lines = [Line((0.0, 1.0), (0.0, 1.0), CHANCE, "chance", "dotted")]
-    if champion is not None:
-        lines.append(Line(champion.roc.x, champion.roc.y, CHAMPION,
-                          f"champion (AUC {champion.metrics['auc_roc']:.4f})", "dashed"))
-    lines.append(Line(evaluation.roc.x, evaluation.roc.y, CANDIDATE,
-                      f"candidate (AUC {evaluation.metrics['auc_roc']:.4f})"))
-    return line_chart(lines, title="ROC curve", xlabel="false positive rate",
-                      ylabel="true positive rate (recall)", legend="lower right")
+    chance = Line((0.0, 1.0), (0.0, 1.0), CHANCE, "chance", "dotted")
+    return line_chart(_curves(chance, evaluation, champion, "roc"), title="ROC curve",
+                      xlabel="false positive rate", ylabel="true positive rate (recall)",
+                      legend="lower right")
 
 
 def pr_curve(evaluation: Evaluation, champion: Evaluation | None) -> bytes:
     prevalence = evaluation.positives / evaluation.rows
-    lines = [Line((0.0, 1.0), (prevalence, prevalence), CHANCE, f"chance ({prevalence:.2%})",
-                  "dotted")]
-    if champion is not None:
-        lines.append(Line(champion.pr.x, champion.pr.y, CHAMPION,
-                          f"champion (AP {champion.metrics['pr_auc']:.4f})", "dashed"))
-    lines.append(Line(evaluation.pr.x, evaluation.pr.y, CANDIDATE,
-                      f"candidate (AP {evaluation.metrics['pr_auc']:.4f})"))
-    return line_chart(lines, title="Precision-recall curve", xlabel="recall",
-                      ylabel="precision", legend="lower left")
+    chance = Line((0.0, 1.0), (prevalence, prevalence), CHANCE, f"chance ({prevalence:.2%})",
+                  "dotted")
+    return line_chart(_curves(chance, evaluation, champion, "pr"),
+                      title="Precision-recall curve", xlabel="recall", ylabel="precision",
+                      legend="lower left")
+
+
+def _curves(chance: Line, evaluation: Evaluation, champion: Evaluation | None,
+            which: Literal["roc", "pr"]) -> list[Line]:
+    """The chance line, the champion's curve (dashed) when given, then the candidate's."""
+    metric, short = ("auc_roc", "AUC") if which == "roc" else ("pr_auc", "AP")
+    lines = [chance]
+    drawn: tuple[tuple[Evaluation | None, str, str, Style], ...] = (
+        (champion, CHAMPION, "champion", "dashed"), (evaluation, CANDIDATE, "candidate", "solid"))
+    for model, colour, name, style in drawn:
+        if model is not None:
+            curve = model.roc if which == "roc" else model.pr
+            lines.append(Line(curve.x, curve.y, colour,
+                              f"{name} ({short} {model.metrics[metric]:.4f})", style))
+    return lines
