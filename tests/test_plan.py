@@ -359,3 +359,29 @@ def test_a_config_written_during_the_plan_does_not_mix_into_it(
     field = f"{t.config_uri}#experiment_id"
     [change] = [c for c in result.plan.changes if c.key == field]
     assert change.before == judged.experiment_id != "exp-written-meanwhile"
+
+
+def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new model is stored while it is evaluated: a refused write still ends the plan
+    before any plan (which apply would trust) is stored."""
+    from bot.adapters.aws import artifacts
+    from bot.adapters.request_files import load_request
+    from bot.settings import target
+
+    text = SHIPPED.read_text().replace("num_round: 150", "num_round: 23")  # trains anew
+    path = request_repo(tmp_path, text)
+    sha = load_request(path)[0].content_sha256()
+    # The first write of the run is the model's; the plan's own writes would go through.
+    production.inject(FaultPlan(rules=(Rule(service="s3", operation="PutObject",
+                                            code="AccessDenied", status=403, times=1),)))
+    try:
+        code = cli.main(["plan", str(path), "--out", str(tmp_path / "out")])
+    finally:
+        production.inject(None)
+
+    assert code == 2
+    assert "AccessDenied" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert artifacts.get_plan(target("fraud-detection"), sha) is None
+    assert not (tmp_path / "out" / "plan.json").exists()

@@ -28,9 +28,18 @@ Progress = Callable[[str], None]
 class Candidate:
     model_key: str
     booster: Any  # xgboost.Booster
-    artifact: str  # s3:// URI of the stored model.tar.gz
+    artifact: str  # s3:// URI of the model.tar.gz, stored or (see ``unstored``) to be
     trained: bool  # False when reused from the store
     training: dict[str, Any] | None  # how it was trained by this plan (None when reused)
+    #: A model trained by this plan, not stored yet: its model.tar.gz, for ``store``.
+    unstored: bytes | None = None
+
+    def store(self, t: Target) -> None:
+        """Store a newly trained model and its signed index entry (nothing when reused)."""
+        from bot.adapters.aws import artifacts
+
+        if self.unstored is not None:
+            artifacts.put_model(t, self.model_key, self.unstored)
 
 
 def trainer(t: Target, request: Request) -> str | None:
@@ -55,8 +64,9 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
            pull_request: int | None = None,
            key: tuple[str, dict[str, str]] | None = None) -> Candidate:
     """The request's model: from the store when this model key was trained before, else
-    trained the way ``training.backend`` says, then stored. ``key`` is ``key_of``'s answer
-    when the caller has it already (the data is then not hashed again)."""
+    trained the way ``training.backend`` says, to be stored (``Candidate.store``) while it is
+    evaluated. ``key`` is ``key_of``'s answer when the caller has it already (the data is then
+    not hashed again)."""
     from bot.adapters.aws import artifacts
     from bot.core import training
 
@@ -73,8 +83,9 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
                                           pull_request, versions["train"])
     else:
         booster, how = train_locally(request, repo_root, progress)
-    artifact = artifacts.put_model(t, model_key, training.package_model(booster))
-    return Candidate(model_key, booster, artifact, trained=True, training=how)
+    package = training.package_model(booster)
+    return Candidate(model_key, booster, artifacts.model_uri(t, package), trained=True,
+                     training=how, unstored=package)
 
 
 def train_locally(request: Request, repo_root: Path,

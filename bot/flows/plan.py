@@ -197,14 +197,16 @@ def make_plan(
     else:
         cached = None
         obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
-        # Live state is read (network waits) on a thread while the test set is scored and
-        # the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # A new model is stored, and live state read (network waits), on threads while the
+        # test set is scored and the pictures are drawn.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            storing = pool.submit(obtained.store, t)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
             live = reading.result()
+            storing.result()  # a plan only ever names a stored model
 
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
