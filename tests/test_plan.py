@@ -385,3 +385,36 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
     assert "AccessDenied" in capsys.readouterr().err.strip().splitlines()[-1]
     assert artifacts.get_plan(target("fraud-detection"), sha) is None
     assert not (tmp_path / "out" / "plan.json").exists()
+
+
+def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    """A plan's files are written side by side, its signature only once all are there: a
+    refused file leaves a plan that nothing trusts (and a re-plan evaluates afresh)."""
+    from bot.adapters.aws import artifacts
+    from bot.adapters.request_files import load_request
+    from bot.settings import target
+
+    t = target("fraud-detection")
+    text = SHIPPED.read_text().replace("num_round: 150", "num_round: 29")  # trains anew
+    path = request_repo(tmp_path, text)
+    sha = load_request(path)[0].content_sha256()
+    # Writes 1 and 2 store the model and its index entry; 4 is one of the plan's files.
+    production.inject(FaultPlan(rules=(Rule(service="s3", operation="PutObject",
+                                            code="AccessDenied", status=403, skip=3,
+                                            times=1),)))
+    try:
+        assert cli.main(["plan", str(path), "--out", str(tmp_path / "out")]) == 2
+    finally:
+        production.inject(None)
+
+    listed = boto3.client("s3").list_objects_v2(
+        Bucket=t.artifacts_bucket, Prefix=artifacts.plan_prefix(t, sha).split("/", 3)[3])
+    names = {item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", [])}
+    assert names and "plan.sig" not in names  # some files written, never the signature
+    if "plan.json" in names:
+        with pytest.raises(plan_json.UnreadablePlan, match="not signed"):
+            artifacts.get_plan(t, sha)
+    else:
+        assert artifacts.get_plan(t, sha) is None

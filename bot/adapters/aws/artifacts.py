@@ -250,6 +250,8 @@ def _decisions(plan: Plan) -> dict[str, Any]:
 def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
     """Store a plan: ``files`` (comment, plots), plan.json, and plan.sig last, so a plan is
     complete once its signature is visible. Returns the plan's prefix."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from bot.adapters.aws import signing
     from bot.report import plan_json
 
@@ -265,9 +267,15 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
     for name in sorted(files):
         if "/" in name or name in ("", ".", "..") or name in ("plan.json", "plan.sig"):
             raise ValueError(f"plan file name {name!r} must be a plain file name")
-    for name in [*sorted(files), "plan.json", "plan.sig"]:
+    def put(name: str) -> None:
         _put(t.artifacts_bucket, _key(t, "plans", plan.content_sha256, name), named[name],
              t.region)
+
+    # The files side by side (a round trip each), then the signature once all are there.
+    with ThreadPoolExecutor(max_workers=len(named) - 1) as pool:
+        for done in [pool.submit(put, name) for name in [*sorted(files), "plan.json"]]:
+            done.result()
+    put("plan.sig")
     return plan_prefix(t, plan.content_sha256)
 
 
