@@ -133,20 +133,17 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     """Wall seconds, peak RSS (MiB) and CPU seconds of one run of ``command``, fresh process.
 
     Peak RSS is the process's own high-water mark (``VmHWM``), read while it runs: the
-    ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork. The
-    peaks of its child processes (if it starts any) are added to it: an upper bound
-    of what they held together. CPU time is the process's and its children's (which it
-    waits for, so ``wait4`` counts them).
+    ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork. CPU
+    time is the process's and its children's (which it waits for, so ``wait4`` counts them).
     """
     from bot.local.training_jobs import high_water_kib
 
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    peaks: dict[int, int] = {}
+    peak_kib = 0
     while True:
-        for pid in (process.pid, *_children(process.pid)):
-            peaks[pid] = max(peaks.get(pid, 0), high_water_kib(pid))
+        peak_kib = max(peak_kib, high_water_kib(process.pid))
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
@@ -156,18 +153,7 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     if process.returncode not in (0, 1):  # plan exits 1 when a gate fails: still a plan
         raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
     # CPU time is less disturbed by other work than wall time.
-    return wall, sum(peaks.values()) / 1024, usage.ru_utime + usage.ru_stime
-
-
-def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started that still run (from /proc; none where there is none)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(child) for child in task.read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return found
+    return wall, peak_kib / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
