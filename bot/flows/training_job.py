@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core import training_job as spec
+from bot.core.data_checks import only_zero_and_one
 from bot.core.request import Request, sha256_of
 from bot.errors import BotError
 from bot.settings import Target
@@ -138,7 +139,7 @@ def write_shards(table: Any, target_column: str, count: int, directory: Path) ->
     try:
         for batch in table.batches(columns, training.BATCH_ROWS):
             labels = batch.column(0).to_numpy(zero_copy_only=False)
-            if not ((labels == 0) | (labels == 1)).all():
+            if not only_zero_and_one(labels):
                 raise BotError(f"{table.uri}: the target column {target_column!r} must hold "
                                "0 (legit) and 1 (fraud) only")
             cast = pyarrow.RecordBatch.from_arrays(
