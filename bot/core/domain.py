@@ -119,7 +119,7 @@ class Plan:
     The evaluation part (metrics, comparison, gates) is computed once per content and
     champion; what merging changes depends on live state, so ``changes``, ``config_before``,
     ``config_after``, ``rollout`` and ``endpoint_comparison`` are read anew on every plan run
-    (``bot.flows.plan.with_live_changes``). ``bot.report.plan_json`` stores it as plan.json.
+    (``bot.flows.plan.with_live_changes``). ``bot.core.plan_json`` stores it as plan.json.
     """
 
     target: str
