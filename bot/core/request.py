@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -32,11 +33,26 @@ DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall":
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
 
 
+#: ``check_data_uri`` as a JSON Schema pattern (ECMA 262, which editors use, and Python's re
+#: read it alike), so that editors refuse what validate refuses: no control or common
+#: invisible characters, then s3://BUCKET/KEY, or a relative path with no other scheme,
+#: no drive letter and no '..' segment. tests/test_schemas.py holds the two to the same answers.
+DATA_URI_PATTERN = (
+    r"^(?![^\n]*[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff])"
+    r"(?:s3://[^/]+/.+"
+    r"|(?!s3://)(?![/\\~])(?!.:)(?!(?:file|http|https|ftp|data):)(?!.*://)"
+    r"(?!(?:.*[/\\])?\.\.(?:[/\\]|$))(?=.*\S).+)$"
+)
+
+
 class Data(Strict):
     """Where the training and test data live: ``s3://`` URIs or paths inside the repository."""
 
-    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
-    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
+    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.",
+                       json_schema_extra={"pattern": DATA_URI_PATTERN})
+    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.",
+                      json_schema_extra={"pattern": DATA_URI_PATTERN})
     target_column: str = Field(
         default="Class", min_length=1, max_length=200,
         description="The label column: 1 is fraud, 0 is legit.",
@@ -151,11 +167,22 @@ class Challenger(Strict):
     100 means *promote*: the challenger becomes the champion and its variant is removed.
     """
 
+    model_config = ConfigDict(json_schema_extra={
+        # Without steps, the default ones: the share must be one of their percents. (With
+        # steps of its own, only validate can check it: JSON Schema cannot compare a value
+        # with another field's values.)
+        "if": {"not": {"required": ["steps"]}},
+        "then": {"properties": {"traffic_percent": {
+            "enum": [percent for percent, _ in DEFAULT_ROLLOUT_STEPS]}}},
+    })
+
     # steps comes before traffic_percent so that traffic_percent's validator can see them.
     steps: list[RolloutStep] = Field(
         default_factory=_default_steps, min_length=1,
         description="The allowed traffic shares in increasing order, ending at 100, each with "
         "how long the challenger must serve that share before moving to the next step.",
+        json_schema_extra={"contains": {"properties": {"percent": {"const": 100}},
+                                        "required": ["percent"]}},
     )
     traffic_percent: int = Field(
         ge=1, le=100,
@@ -208,6 +235,10 @@ class Challenger(Strict):
         return self.traffic_percent == 100
 
 
+#: Training settings that only a SageMaker training job has.
+SAGEMAKER_ONLY = ("instance_type", "instance_count", "max_runtime_minutes", "volume_gb")
+
+
 class Training(Strict):
     """Where the candidate is trained: in the plan's own process, or by a SageMaker training job.
 
@@ -215,6 +246,12 @@ class Training(Strict):
     training data split into as many objects (``ShardedByS3Key``), and reads the model back
     into the same evaluation as a local one.
     """
+
+    model_config = ConfigDict(json_schema_extra={
+        # The instance settings only with backend: sagemaker (as _instances_only_for_sagemaker).
+        "if": {"properties": {"backend": {"const": "sagemaker"}}, "required": ["backend"]},
+        "else": {"properties": {name: False for name in SAGEMAKER_ONLY}},
+    })
 
     backend: Literal["local", "sagemaker"] = Field(
         default="local",
@@ -244,8 +281,7 @@ class Training(Strict):
     @model_validator(mode="after")
     def _instances_only_for_sagemaker(self) -> Training:
         if self.backend == "local":
-            extra = [name for name in ("instance_type", "instance_count", "max_runtime_minutes",
-                                       "volume_gb") if name in self.model_fields_set]
+            extra = [name for name in SAGEMAKER_ONLY if name in self.model_fields_set]
             if extra:
                 raise ValueError(f"{', '.join(extra)} only apply to backend: sagemaker "
                                  "(this request trains locally)")
