@@ -31,7 +31,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's scores on the test set (6.1–6.3)."""
+    """A model's scores on the test set."""
 
     metrics: dict[str, float]
     confusion_matrix: ConfusionMatrix
@@ -75,7 +75,7 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate versus champion (6.4); paired when the champion's artifact was re-scored."""
+    """Candidate versus champion; paired when the champion's artifact was re-scored."""
 
     paired: bool
     method: str
