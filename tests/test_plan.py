@@ -131,6 +131,7 @@ def test_one_comment_updated_in_place_and_a_status(
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "a" * 40))
     plan(path, tmp_path / "one")
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.92"))
+    github.set_head(number, "b" * 40)  # dana pushes the change
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "b" * 40))
     plan(path, tmp_path / "two")
     comments = github.comments(number)
