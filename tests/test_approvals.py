@@ -364,3 +364,41 @@ def test_codeowners_are_read_on_the_base_as_merged_not_as_opened(
     github.review(pr, "maria", "APPROVED")  # a writer, not in the team
     message = refused(git_repo, (before, after, pr), github, aws, capsys)
     assert "no approval by a code owner of the request file (@acme/model-risk); 1 of 1" in message
+
+
+def test_an_actions_token_cannot_check_a_code_owner_team_and_apply_says_so(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GitHub never lets the Actions GITHUB_TOKEN read an organization's teams: apply run with
+    # it cannot count a team code owner's approval, and refuses saying why, changing nothing.
+    git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
+                    "Code owners")
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    head = git_repo.commit({PATH: REQUEST}, "Promote")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    github.add_team_member("acme/model-risk", "maria")
+    github.review(pr, "maria", "APPROVED")
+    github.merge_pull(pr, after)
+    github.add_token("ghs_actions", "actions", permissions={"pull_requests": "write",
+                                                           "statuses": "write"})
+    argv = ["apply", "--repo", str(git_repo.path), "--before", before, "--after", after]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"GITHUB_TOKEN": "ghs_actions", "GITHUB_API_URL": github.url,
+                            "GITHUB_REPOSITORY": github.repository}.items():
+            patch.setenv(name, value)
+        capsys.readouterr()
+        assert cli.main(argv) != 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1
+        assert ("GitHub refused to say whether maria is in @acme/model-risk (403: Resource not "
+                "accessible by integration)") in err
+        assert ssm.read(aws) == {} and config_store.read(aws) is None
+        patch.setenv("GITHUB_TOKEN", github.token)  # the app's token, with members: read
+        assert cli.main(argv) == 0
+    config = config_store.read(aws)
+    assert config is not None and config.approvers == ["maria"]
