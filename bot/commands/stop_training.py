@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bot.errors import BotError, is_aws_error
-from bot.settings import TARGET_NAME, settings, target
+from bot.settings import settings, target, target_name_problem
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -31,10 +31,11 @@ def target_names(requests_dir: Path) -> list[str]:
     for path in requests_dir.iterdir():
         if path.suffix not in SUFFIXES or not path.is_file():
             continue
-        if TARGET_NAME.match(path.stem):
+        problem = target_name_problem(path.stem)
+        if problem is None:
             names.add(path.stem)
         else:
-            print(f"skipping {path}: {path.stem!r} is not a target name", file=sys.stderr)
+            print(f"skipping {path}: {problem}", file=sys.stderr)
     return sorted(names)
 
 
