@@ -251,10 +251,6 @@ class Training(Strict):
                                  "(this request trains locally)")
         return self
 
-    @property
-    def is_default(self) -> bool:
-        return self == Training()
-
 
 class Rollout(Strict):
     """What merging does besides parameters and config: retrain pipeline, challenger."""
@@ -304,13 +300,14 @@ class Request(Strict):
     def content_sha256(self) -> str:
         """Hash of the normalized content: same meaning, same hash, whatever the formatting.
 
-        Training the default way adds nothing to it, so requests written before ``training``
-        existed keep their hash (and their stored plans).
+        The canonical form is the parsed request without every value equal to its default
+        (``exclude_defaults``): a file that spells a default and one that leaves it out hash
+        the same (``exclude_unset`` would tell them apart), and a field added later with a
+        default leaves every existing request's hash, and so its stored plans, as it was.
+        The other side of it: a changed default changes what a file that leaves it out means
+        but not its hash (docs/request-format.md, "The content hash").
         """
-        content = self.model_dump(mode="json", by_alias=True)
-        if self.training.is_default:
-            del content["training"]
-        return sha256_of(content)
+        return sha256_of(self.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
     def model_key(self, data_versions: dict[str, str], trainer: str | None = None) -> str:
         """Hash of what determines the trained model, so gate-only edits never retrain.
