@@ -230,10 +230,6 @@ def _parser() -> argparse.ArgumentParser:
 def describe(error: Exception) -> str:
     """One line for an unexpected failure: outside systems' errors say what failed."""
     origin = type(error).__module__.split(".")[0]
-    if origin in ("botocore", "boto3"):
-        from bot.adapters.aws.clients import explain
-
-        return f"AWS request failed: {explain(error)}"
     if origin == "github":
         return f"GitHub request failed: {type(error).__name__}"
     return (f"internal error ({type(error).__name__}: {error}); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.errors import BotError, is_aws_error
+from bot.errors import AwsError, BotError
 from bot.settings import target
 
 
@@ -15,10 +15,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         holder = lock.holder(t)
         removed = lock.break_lock(t)
-    except Exception as error:
-        if is_aws_error(error):
-            raise BotError(f"AWS failed while removing {lock.uri(t)}: {error}") from error
-        raise
+    except AwsError as error:
+        raise BotError(f"AWS failed while removing {lock.uri(t)}: {error.explanation}") from error
     if not removed:
         print(f"{t.name}: no apply lock ({lock.uri(t)})")
         return 0
