@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from bot.adapters.aws import lock
 from bot.errors import AwsError, BotError
 from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.adapters.aws import lock
-
     t = target(args.target)
     try:
         holder = lock.holder(t)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+from bot.adapters.aws import lock, ssm
 from bot.errors import AwsError, BotError
 from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.adapters.aws import lock, ssm
-
     t = target(args.target)
     try:
         with lock.acquire(t, f"{lock.default_owner()} rolling back parameters"):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bot.errors import AwsError, BotError
+from bot.flows.training_job import stop_jobs_of_pull_request
 from bot.settings import TARGET_NAME, settings, target
 
 SUFFIXES = (".yaml", ".yml")
@@ -43,8 +44,6 @@ def _say(target_name: str, line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.flows.training_job import stop_jobs_of_pull_request
-
     number: int = args.pull_request
     if number < 1:
         raise BotError(f"--pull-request {number}: a pull request's number is 1 or more")
