@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                    "format's defaults)")
     p.add_argument("--json", action="store_true",
                    help="print metrics, differences, intervals, verdicts and gates as JSON")
+    p.add_argument("--feature-columns", metavar="A,B,...",
+                   help="for a model file without feature names: its columns in training "
+                   "order, comma-separated (default: the request's data.feature_columns); "
+                   "such a model is never scored by position")
 
     p = sub.add_parser("apply", help="reconcile AWS to the request files changed in a git range")
     p.add_argument("--before", metavar="REV",

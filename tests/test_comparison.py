@@ -275,7 +275,7 @@ def test_a_single_fraud_gives_values_but_no_delong_test() -> None:
     # Every resample would hold the same single fraud: no interval, no verdict.
     assert all(m.ci_low is None and m.verdict == "not tested" and m.detectable is None
                for m in result.metrics.values())
-    assert "no intervals: the test set holds 1 fraud(s)" in result.method
+    assert "not tested: 1 fraud in the test set, need 30 for an interval" in result.method
 
 
 @pytest.mark.parametrize(("only_candidate", "expected"), [(5, "inconclusive"), (8, "better")])

@@ -28,6 +28,11 @@ Margin = Annotated[float, Field(ge=0, le=1)]
 #: shows to rank frauds clearly worse than the champion is refused (docs/request-format.md).
 DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall": 0.05}
 
+#: The increase of alerts a request accepts unless it says otherwise: a candidate the test
+#: data shows to flag more than 15 % more records than the champion is refused
+#: (docs/request-format.md#what-fraud-operations-see).
+DEFAULT_MAX_ALERT_INCREASE = 0.15
+
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
 
@@ -41,6 +46,25 @@ class Data(Strict):
         default="Class", min_length=1, max_length=200,
         description="The label column: 1 is fraud, 0 is legit.",
     )
+
+    feature_columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=10_000,
+        description="The feature columns in the order the models were trained on, for a "
+        "champion model file without feature names (one trained outside the bot): it is "
+        "then scored on these columns, by name. Absent: such a model is refused, never "
+        "scored by position.",
+    )
+
+    @field_validator("feature_columns")
+    @classmethod
+    def _distinct_printable_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for name in value:
+                check_printable(name)
+            repeated = sorted({name for name in value if value.count(name) > 1})
+            if repeated:
+                raise ValueError(f"names a column twice: {', '.join(repeated[:5])}")
+        return value
 
     @field_validator("train", "test")
     @classmethod
@@ -83,6 +107,41 @@ def check_data_uri(value: str) -> None:
         raise ValueError("must not be empty")
 
 
+class Cost(Strict):
+    """What the business pays: for each alert reviewed and for each dollar of fraud missed.
+
+    With it the plan compares the expected cost per 100,000 transactions of both models
+    (alerts x ``per_alert`` + fraud amount missed x ``per_missed_fraud_dollar``), which needs
+    the test data's ``Amount`` column, and can gate on its relative change.
+    """
+
+    per_alert: float = Field(ge=0, le=1_000_000,
+                             description="Cost of reviewing one alert (flagged transaction).")
+    per_missed_fraud_dollar: float = Field(
+        default=1.0, ge=0, le=1_000,
+        description="Cost of each dollar of fraud amount not caught; 1.0: the amount itself.")
+    max_increase: float | None = Field(
+        default=None, ge=0, le=10,
+        description="Fail when the data shows the candidate's expected cost more than this "
+        "share above the champion's (the 95 % CI of cost / champion's cost - 1 lies above it); "
+        "0.05: 5 %.")
+    non_inferior: float | None = Field(
+        default=None, ge=0, le=10,
+        description="Pass only when the data shows the candidate's expected cost at most "
+        "this share above the champion's (the whole 95 % CI lies below it).")
+
+    @field_validator("per_alert", "per_missed_fraud_dollar", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _something_costs(self) -> Cost:
+        if self.per_alert == 0 and self.per_missed_fraud_dollar == 0:
+            raise ValueError("per_alert and per_missed_fraud_dollar are both 0: nothing costs")
+        return self
+
+
 class Gates(Strict):
     """What a candidate must reach before it may be merged (6.5).
 
@@ -111,6 +170,24 @@ class Gates(Strict):
         default_factory=list,
         description="Metrics whose 95 % CI of the paired difference must lie above zero.",
     )
+    max_alert_increase: float = Field(
+        default=DEFAULT_MAX_ALERT_INCREASE, ge=0, le=100,
+        description="The increase of alerts (records flagged at the decision threshold) "
+        "accepted, as a share of the champion's: fail when the data shows the candidate "
+        "flagging more than this much more (the 95 % CI of its alerts / the champion's - 1 "
+        f"lies above it). Default {DEFAULT_MAX_ALERT_INCREASE}: 15 % more.",
+    )
+    cost: Cost | None = Field(
+        default=None,
+        description="Costs of an alert and of missed fraud: compares, and can gate on, the "
+        "expected cost per 100,000 transactions.",
+    )
+    accept_few_frauds: str | None = Field(
+        default=None, min_length=10, max_length=500,
+        description="Why gates against the champion may pass without a verdict when the test "
+        "set holds too few frauds for intervals that hold (fewer than 30); shown on the plan. "
+        "Absent: such gates fail.",
+    )
     primary_metric: Metric = Field(
         default="pr_auc",
         description="The metric a claim of improvement rests on, declared before the plan is "
@@ -120,10 +197,17 @@ class Gates(Strict):
         default=0.5, gt=0, lt=1, description="Score at or above which a record is fraud."
     )
 
-    @field_validator("decision_threshold", mode="before")
+    @field_validator("decision_threshold", "max_alert_increase", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("accept_few_frauds")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_printable(value)
+        return value
 
 
 class RolloutStep(Strict):

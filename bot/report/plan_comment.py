@@ -8,8 +8,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from bot.core.domain import Curve, Plan
+from bot.core.comparison import too_few
+from bot.core.domain import Curve, GateResult, Plan
 from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.gates import warnings
 from bot.report import markdown as md
 
 METRIC_LABELS = {
@@ -93,23 +95,108 @@ VERDICT_LABELS = {
 }
 
 
+def _gate_cells(g: GateResult) -> tuple[str, str, str]:
+    """A gate's accepted threshold, what it measured (a point estimate), and its interval."""
+    relative = g.kind in ("max_alert_increase", "max_cost_increase", "cost_non_inferior")
+    if g.kind == "guard":
+        return _fmt(g.threshold, 0), _fmt(g.value, 0), "—"
+    if g.kind == "minimum":
+        return _fmt(g.threshold), _fmt(g.value), "—"
+    point = g.point if g.point is not None else g.value
+
+    def shown(value: float | None, sign: bool = True) -> str:
+        if value is None:
+            return "—"
+        if relative:
+            return f"{value:+.1%}" if sign else f"{value:.0%}"
+        return f"{value:+.4f}" if sign else f"{value:.4f}"
+
+    ci = (f"[{shown(g.ci_low)}, {shown(g.ci_high)}]"
+          if g.ci_low is not None and g.ci_high is not None else "—")
+    return shown(g.threshold), shown(point), ci
+
+
 def gates_section(plan: Plan) -> str:
     from bot.core.gates import power_note
 
-    rows = ["| gate | threshold | value | result |", "| --- | ---: | ---: | --- |"]
+    rows = ["| gate | threshold | measured (point) | 95 % CI | result |",
+            "| --- | ---: | ---: | :---: | --- |"]
     for g in plan.gates:
         if not g.evaluated:
             result = "⚪ **not evaluated**" + ("" if g.passed else ", ❌ **fail**")
         else:
             result = "✅ pass" if g.passed else "❌ **fail**"
+        if g.passed and g.warning:
+            result += " ⚠️"
         detail = f" — {g.detail}" if g.detail else ""
-        digits = 0 if g.kind == "guard" else 4  # records flagged: a count
-        rows.append(f"| {g.name} | {_fmt(g.threshold, digits)} | {_fmt(g.value, digits)} | "
-                    f"{result}{detail} |")
+        threshold, point, ci = _gate_cells(g)
+        rows.append(f"| {g.name} | {threshold} | {point} | {ci} | {result}{detail} |")
+    rows += ["", "Against the champion, *measured* is the point difference (candidate minus "
+             "champion; for alerts and cost the relative change) and a gate reads its 95 % "
+             "interval, not the point."]
     notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
              for g in plan.gates if (note := power_note(g))]
     if notes:
         rows += ["", "What this test set can detect:", "", *notes]
+    return "\n".join(rows)
+
+
+OPERATING_LABELS = {
+    "alerts_per_100k": "Alerts per 100,000 transactions",
+    "alerts_per_fraud_caught": "Alerts per fraud caught",
+    "precision": "Precision at the decision threshold",
+    "recall": "Recall at the decision threshold",
+    "recall_at_champion_alerts": "Recall with the champion's number of alerts",
+    "fraud_amount_caught": "Share of fraud amount caught",
+    "cost_per_100k": "Expected cost per 100,000 transactions",
+}
+OPERATING_VERDICTS = {
+    "better": "▲ higher", "worse": "▼ lower", "inconclusive": "≈ inconclusive",
+    "not tested": "not tested",
+}
+
+
+def operating_section(plan: Plan) -> str:
+    """The operating point as fraud operations see it: alerts, precision, recall at the same
+    alert volume, fraud amount caught, cost; candidate against champion, paired."""
+    comparison = plan.comparison
+    if not comparison.operating:
+        return ("Not compared: the champion was not re-scored on the same test rows, so its "
+                "alerts are not known.")
+    rows = ["| | candidate | champion | difference | 95 % CI | |",
+            "| --- | ---: | ---: | ---: | :---: | :--- |"]
+    for name, label in OPERATING_LABELS.items():
+        m = comparison.operating.get(name) or (
+            comparison.metrics.get(name) if name in ("precision", "recall") else None)
+        if m is None:
+            if name == "fraud_amount_caught":
+                rows.append(f"| {label} | not available: the test data has no `Amount` column "
+                            "| | | | |")
+            continue
+        digits = {"alerts_per_100k": ",.1f", "alerts_per_fraud_caught": ".2f",
+                  "cost_per_100k": ",.0f"}.get(name, ".4f")
+
+        def value(v: float, digits: str = digits) -> str:
+            return "no fraud caught" if v >= 1e9 else format(v, digits)
+
+        if m.relative:
+            difference = f"{m.difference:+.1%}"
+            ci = (f"[{m.ci_low:+.1%}, {m.ci_high:+.1%}]"
+                  if m.ci_low is not None and m.ci_high is not None else "—")
+        else:
+            difference = format(m.difference, "+" + digits)
+            ci = (f"[{format(m.ci_low, '+' + digits)}, {format(m.ci_high, '+' + digits)}]"
+                  if m.ci_low is not None and m.ci_high is not None else "—")
+        rows.append(f"| {label} | {value(m.current)} | {value(m.baseline)} | {difference} | "
+                    f"{ci} | {OPERATING_VERDICTS[m.verdict]} |")
+    rows += ["", "Alerts are the records flagged at the decision threshold. *Recall with the "
+             "champion's number of alerts* lets the candidate raise only as many alerts as the "
+             "champion does (its highest-scored records), so a candidate that catches more "
+             "only by flagging more gains nothing there. Relative differences (%) are "
+             "candidate / champion − 1."]
+    if comparison.frauds is not None and comparison.min_frauds is not None \
+            and comparison.frauds < comparison.min_frauds:
+        rows.append(f"No verdicts: {too_few(comparison.frauds, comparison.min_frauds)}.")
     return "\n".join(rows)
 
 
@@ -310,11 +397,19 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     """
     passed = plan.passed
     failed = [g.name for g in plan.gates if not g.passed]
+    risks = warnings(plan.gates)
+    icon = "❌" if not passed else "⚠️" if risks else "✅"
+    if not passed:
+        verdict = f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. "
+    elif risks:
+        verdict = (f"**All {len(plan.gates)} gates pass, with a risk: {'; '.join(risks)}"
+                   ".** ")
+    else:
+        verdict = f"**All {len(plan.gates)} gates pass.** "
     head = (
-        f"## {'✅' if passed else '❌'} Promotion plan — {md.code(plan.target)} · "
+        f"## {icon} Promotion plan — {md.code(plan.target)} · "
         f"{md.code(plan.experiment_id)}\n\n"
-        + (f"**All {len(plan.gates)} gates pass.** " if passed
-           else f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. ")
+        + verdict
         + f"Merging changes **{len(plan.changes)}** thing(s) in AWS, listed below.\n\n"
         f"<sub>request {md.code(plan.request_path)} · content `{plan.content_sha256[:12]}` · "
         f"model `{(plan.model_sha256 or plan.model_key)[:12]}` "
@@ -333,6 +428,7 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
     sections += [
         "### Gates", gates_section(plan),
+        "### What fraud operations see", operating_section(plan),
         "### Candidate vs champion", comparison_section(plan),
         "### Curves", curves_section(plan),
         "<details><summary>Confusion matrix (candidate)</summary>\n\n"
