@@ -8,7 +8,6 @@ from sklearn import metrics as sk
 
 from bot.core.comparison import (
     SEED_BASELINE,
-    _Cells,
     delong,
     detectable_difference,
     paired,
@@ -18,6 +17,7 @@ from bot.core.comparison import (
 from bot.core.domain import MetricComparison
 from bot.core.evaluation import evaluate
 from bot.core.request import METRICS
+from bot.core.resampling import _Cells
 
 
 def two_models(

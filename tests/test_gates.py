@@ -14,7 +14,8 @@ from bot.core.domain import (
     GateResult,
     MetricComparison,
 )
-from bot.core.gates import accuracy_is_uninformative, check, guard, power_note
+from bot.core.gates import accuracy_is_uninformative, check, guard
+from bot.core.power import power_note
 from bot.core.request import Gates
 
 CURVE = Curve(x=(0.0, 1.0), y=(0.0, 1.0))

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from bot.core import comparison as cmp
-from bot.core.comparison import MIN_FRAUDS, Costs, _Cells, paired
+from bot.core.comparison import MIN_FRAUDS, paired
+from bot.core.cost import Cost
 from bot.core.domain import Champion
-from bot.core.request import Cost, Gates
+from bot.core.request import Gates
+from bot.core.resampling import Costs, _Cells
 from bot.core.training import Scores
 from bot.flows.judge import Judgement, judge_scores
 
@@ -252,7 +254,7 @@ def test_better_than_champion_cannot_be_accepted_without_a_verdict() -> None:
 
 def test_a_power_note_never_says_it_detects_zero() -> None:
     from bot.core.domain import GateResult
-    from bot.core.gates import power_note
+    from bot.core.power import power_note
 
     gate = GateResult(name="x", threshold=-0.01, value=0.0, passed=True, kind="max_drop",
                       metric="auc_roc", detectable=0.0001)

@@ -152,6 +152,7 @@ def judge_scores(
     from bot.core import comparison as cmp
     from bot.core import evaluation
     from bot.core import gates as gate_checks
+    from bot.core.resampling import Costs
 
     threshold = gates.decision_threshold
     result = evaluation.evaluate(labels, candidate.probability, threshold, candidate.ranking)
@@ -159,7 +160,7 @@ def judge_scores(
     if champion_scores is not None:
         champion_eval = evaluation.evaluate(labels, champion_scores.probability, threshold,
                                             champion_scores.ranking)
-        costs = (cmp.Costs(gates.cost.per_alert, gates.cost.per_missed_fraud_dollar)
+        costs = (Costs(gates.cost.per_alert, gates.cost.per_missed_fraud_dollar)
                  if gates.cost is not None else None)
         comparison = cmp.paired(labels, candidate.probability, champion_scores.probability,
                                 threshold, ranking=(candidate.ranking, champion_scores.ranking),

@@ -45,7 +45,7 @@ def to_json(result: Compared) -> dict[str, Any]:
 
 def to_text(result: Compared) -> str:
     """What a data scientist reads in the terminal before opening a pull request."""
-    from bot.core.gates import power_note
+    from bot.core.power import power_note
 
     j = result.judgement
     lines = [
