@@ -265,9 +265,12 @@ ALERTS = "alerts_per_100k"
 
 
 def _relative_interval(compared: MetricComparison, digits: int = 2) -> str:
+    def percent(value: float | None) -> str:
+        return "+∞" if value is not None and value >= 1e8 else f"{value:+.1%}"
+
     return (f"{compared.current:.{digits}f} vs {compared.baseline:.{digits}f}, change "
-            f"{compared.difference:+.1%}, 95 % CI [{compared.ci_low:+.1%}, "
-            f"{compared.ci_high:+.1%}]")
+            f"{percent(compared.difference)}, 95 % CI [{percent(compared.ci_low)}, "
+            f"{percent(compared.ci_high)}]")
 
 
 def _max_alert_increase(accepted: float, comparison: Comparison,

@@ -8,6 +8,8 @@ from bot.core.comparison import too_few
 from bot.core.domain import GateResult, Plan
 from bot.core.power import power_note
 
+_HUGE = 1e8  # a ratio this large means the champion had none: shown as infinite
+
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
@@ -30,6 +32,8 @@ def _gate_cells(g: GateResult) -> tuple[str, str, str]:
         if value is None:
             return "—"
         if relative:
+            if value >= _HUGE:
+                return "+∞"
             return f"{value:+.1%}" if sign else f"{value:.0%}"
         return f"{value:+.4f}" if sign else f"{value:.4f}"
 
@@ -100,8 +104,11 @@ def operating_section(plan: Plan) -> str:
             return "no fraud caught" if v >= 1e9 else format(v, digits)
 
         if m.relative:
-            difference = f"{m.difference:+.1%}"
-            ci = (f"[{m.ci_low:+.1%}, {m.ci_high:+.1%}]"
+            def percent(v: float) -> str:
+                return "+∞" if v >= _HUGE else f"{v:+.1%}"
+
+            difference = percent(m.difference)
+            ci = (f"[{percent(m.ci_low)}, {percent(m.ci_high)}]"
                   if m.ci_low is not None and m.ci_high is not None else "—")
         else:
             difference = format(m.difference, "+" + digits)
