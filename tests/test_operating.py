@@ -267,3 +267,12 @@ def test_a_power_note_never_says_it_detects_zero() -> None:
 def test_too_few_is_one_sentence() -> None:
     assert cmp.too_few(1, 30) == ("not tested: 1 fraud in the test set, need 30 for an "
                                   "interval that holds")
+
+
+def test_feature_columns_must_be_distinct_names() -> None:
+    from bot.core.request import Data
+
+    with pytest.raises(ValueError, match="names a column twice: V1"):
+        Data(train="t.parquet", test="t.parquet", feature_columns=["V1", "V2", "V1"])
+    assert Data(train="t.parquet", test="t.parquet",
+                feature_columns=["V2", "V1"]).feature_columns == ["V2", "V1"]
