@@ -16,7 +16,7 @@ from bot.adapters.request_files import load_request, parse_request_text
 from bot.adapters.safe_yaml import load_file
 from bot.cli import main
 from bot.core import schemas as models
-from bot.core.request import DATA_URI_PATTERN, check_data_uri
+from bot.core.request_values import DATA_URI_PATTERN, check_data_uri
 from bot.errors import InvalidRequest
 from bot.report import schemas
 

@@ -20,6 +20,7 @@ from pydantic import (
 
 from bot.core.cost import Cost
 from bot.core.hyperparameters import Hyperparameters, Strict
+from bot.core.request_values import DATA_URI_PATTERN, check_data_uri, check_printable
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
@@ -37,19 +38,6 @@ DEFAULT_MAX_ALERT_INCREASE = 0.15
 
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
-
-
-#: ``check_data_uri`` as a JSON Schema pattern (ECMA 262, which editors use, and Python's re
-#: read it alike), so that editors refuse what validate refuses: no control or common
-#: invisible characters, then s3://BUCKET/KEY, or a relative path with no other scheme,
-#: no drive letter and no '..' segment. tests/test_schemas.py holds the two to the same answers.
-DATA_URI_PATTERN = (
-    r"^(?![^\n]*[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-    r"\u2060-\u2064\u2066-\u206f\ufeff])"
-    r"(?:s3://[^/]+/.+"
-    r"|(?!s3://)(?![/\\~])(?!.:)(?!(?:file|http|https|ftp|data):)(?!.*://)"
-    r"(?!(?:.*[/\\])?\.\.(?:[/\\]|$))(?=.*\S).+)$"
-)
 
 
 class Data(Strict):
@@ -94,34 +82,6 @@ class Data(Strict):
     def _printable_column(cls, value: str) -> str:
         check_printable(value)
         return value
-
-
-def check_printable(value: str, allowed: str = "") -> None:
-    """Refuse control and invisible format characters (a line break, a bidi override...),
-    except those in ``allowed``: a value shown to reviewers must look like what it is."""
-    import unicodedata
-
-    for char in value:
-        if char not in allowed and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise ValueError(f"must not contain control characters such as {char!r}")
-
-
-def check_data_uri(value: str) -> None:
-    """Refuse anything but ``s3://bucket/key`` or a relative path that stays in the repo."""
-    check_printable(value)
-    if value.startswith("s3://"):
-        bucket, _, key = value[len("s3://"):].partition("/")
-        if not bucket or not key:
-            raise ValueError("an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
-        return
-    if "://" in value or value.split(":", 1)[0] in ("file", "http", "https", "ftp", "data"):
-        raise ValueError("must be an s3:// URI or a path inside the repository")
-    if value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":"):
-        raise ValueError("must be a path relative to the repository root, not absolute")
-    if ".." in value.replace("\\", "/").split("/"):
-        raise ValueError("must stay inside the repository ('..' is not allowed)")
-    if not value.strip():
-        raise ValueError("must not be empty")
 
 
 class Gates(Strict):
