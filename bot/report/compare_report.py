@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.core.request import METRICS
-from bot.report.plan_comment import METRIC_LABELS, VERDICT_LABELS
+from bot.report.plan_comment import VERDICT_LABELS
+from bot.report.pr_summary import METRIC_LABELS
 
 if TYPE_CHECKING:
     from bot.core.domain import Compared
