@@ -45,10 +45,9 @@ _FEWEST_PER_CLASS = 2  # legit rows a resampling interval needs
 
 #: Fewest frauds in the test set for which an interval (and so a verdict) is claimed. Below
 #: it the 95 % intervals do not hold what they say: measured on fixed model pairs over 400
-#: test sets each, ROC AUC's covered the true difference in only 73-88 % of them at 17
-#: frauds, 34-64 % at 5 and 22-60 % at 3 (PR AUC 91 %, 68-82 %, 26-37 %), and the stated
-#: detectable difference was 1.4x-3x too small; ``benchmarks/verdicts.py --coverage``
-#: measures every metric's coverage at 5, 17, 30 and 98 frauds (docs/request-format.md).
+#: test sets each (benchmarks/verdicts.py), ROC AUC's (DeLong) covered the true difference
+#: in 82-90 % of them at 17 frauds and 57-60 % at 5, PR AUC's in 58 % at 5; at 30 frauds
+#: every metric's covered it in 93 % or more (docs/request-format.md#few-frauds).
 MIN_FRAUDS = 30
 
 #: The operating point as fraud operations see it, compared with the champion
