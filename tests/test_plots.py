@@ -145,3 +145,15 @@ def test_dashes_keep_the_pattern_along_a_bent_line(on: float, off: float) -> Non
     assert all(length <= on + 1e-9 for length in lengths)
     assert sum(lengths) == pytest.approx(on / (on + off) * total, abs=on)
     assert pieces[0][0] == points[0]
+
+
+def test_the_confusion_matrix_never_shows_a_real_count_as_zero_percent() -> None:
+    from dataclasses import replace
+
+    from test_plan_comment import EVALUATION
+
+    from bot.core.domain import ConfusionMatrix
+
+    evaluation = replace(EVALUATION, confusion_matrix=ConfusionMatrix(56_849, 14, 0, 98))
+    assert plots.confusion_texts(evaluation) == [["56,849\n>99.9 %", "14\n<0.1 %"],
+                                                 ["0\n0.0 %", "98\n100.0 %"]]

@@ -167,3 +167,21 @@ def test_the_headline_names_one_risk_and_counts_the_others() -> None:
     text = headline(replace(PLAN, gates=gates))
     assert ("**All 2 gates pass, with a risk: recall not tested: 10 frauds (and 1 more ⚠️ in "
             "the gates).**") in text
+
+
+def test_history_shows_an_endpoint_change_as_weights() -> None:
+    from bot.report.audit_trail import _summary
+
+    uri = BASE.model_artifact
+    lines = _summary([{"target": "endpoint", "key": "prod/champion", "drift": False,
+                       "before": f"{uri} @ 99% (1x ml.m5.xlarge)",
+                       "after": f"{uri} @ 90% (1x ml.m5.xlarge)"}])
+    assert lines == ["endpoint prod/champion: bbbbbbbbbbbb 99 % → bbbbbbbbbbbb 90 %"]
+
+
+def test_an_endpoint_change_in_the_comment_names_the_model_and_its_weight() -> None:
+    plan = replace(plan_of(NEW, config(NEW, BASE, 1), config(NEW, BASE, 10)), changes=(
+        Change("endpoint", "prod/challenger", f"{NEW.model_artifact} @ 1% (1x ml.m5.xlarge)",
+               f"{NEW.model_artifact} @ 10% (1x ml.m5.xlarge)"),))
+    assert ("| `prod/challenger` | `exp-new` `eeeeeeeeeeee` **1 %** (1x ml\\.m5\\.xlarge) | "
+            "`exp-new` `eeeeeeeeeeee` **10 %** (1x ml\\.m5\\.xlarge) |") in render_comment(plan)

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from bot.core.desired_state import Desired, ssm_values
 from bot.core.domain import Change, EndpointSpec, LiveState
+
+
+@dataclass(frozen=True)
+class VariantValue:
+    """An endpoint change's value read back: the variant's model, share and instances."""
+
+    model: str  # s3:// URI of model.tar.gz
+    weight: int  # percent of traffic
+    instances: str  # "1x ml.m5.xlarge"
+
+
+_VARIANT = re.compile(r"^(?P<model>\S+) @ (?P<weight>\d+)% \((?P<instances>[^)]*)\)$")
 
 
 def _variants(spec: EndpointSpec | None) -> dict[str, str]:
@@ -13,6 +28,15 @@ def _variants(spec: EndpointSpec | None) -> dict[str, str]:
         v.name: f"{v.model_data_url} @ {v.weight}% ({v.instance_count}x {v.instance_type})"
         for v in spec.variants
     }
+
+
+def variant_value(value: object) -> VariantValue | None:
+    """An endpoint change's ``before`` or ``after`` (written by ``_variants``) read back;
+    None when absent or of another form."""
+    found = _VARIANT.match(str(value)) if value is not None else None
+    if found is None:
+        return None
+    return VariantValue(found["model"], int(found["weight"]), found["instances"])
 
 
 def ssm_changes(desired: dict[str, str], live: LiveState, prefix: str) -> list[Change]:

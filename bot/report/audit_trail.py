@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.audit import Entry
+from bot.core.changes import variant_value
 from bot.core.domain import Plan
 from bot.report.apply_outcome import change_lines, shorten
 
@@ -15,8 +16,19 @@ def _approval(record: dict[str, Any]) -> str:
     return f"{who} ({approval.get('source', 'unknown')})"
 
 
+def _variant(value: Any) -> str:
+    """An endpoint variant's value as its model's digest and share: "723f2a482657 99 %"."""
+    found = variant_value(value)
+    if found is None:
+        return shorten(value, 70)
+    return f"{found.model.rsplit('/', 2)[-2][:12]} {found.weight} %"
+
+
 def _change(change: dict[str, Any]) -> list[str]:
     drift = " [drift overwritten]" if change.get("drift") else ""
+    if change.get("target") == "endpoint":
+        return [f"endpoint {change.get('key')}: {_variant(change.get('before'))} → "
+                f"{_variant(change.get('after'))}{drift}"]
     return [f"{where} {what}: {shorten(before, 70)} → {shorten(after, 70)}{drift}"
             for where, what, before, after in change_lines(change)]
 

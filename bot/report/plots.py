@@ -9,6 +9,7 @@ from typing import Literal
 
 from bot.core.domain import Evaluation
 from bot.report.chart import Line, Style, heatmap, line_chart
+from bot.report.pr_summary import percent
 
 FILES = {"confusion_matrix": "confusion_matrix.png", "roc_curve": "roc_curve.png",
          "pr_curve": "pr_curve.png"}
@@ -24,14 +25,21 @@ def pngs(evaluation: Evaluation, champion: Evaluation | None = None) -> dict[str
     }
 
 
+def confusion_texts(evaluation: Evaluation) -> list[list[str]]:
+    """Each cell's count and its share of the actual class; a real count never shows as
+    0.0 % (14 of 56,863 is "<0.1 %")."""
+    cm = evaluation.confusion_matrix
+    return [[f"{n:,}\n{percent(n, sum(row))}" for n in row]
+            for row in ((cm.tn, cm.fp), (cm.fn, cm.tp))]
+
+
 def confusion_matrix(evaluation: Evaluation) -> bytes:
     cm = evaluation.confusion_matrix
     counts = ((cm.tn, cm.fp), (cm.fn, cm.tp))
     # Colour by the share of each actual class: raw counts would show only the legit row.
     shares = [[n / max(sum(row), 1) for n in row] for row in counts]
-    texts = [[f"{n:,}\n{share:.1%}" for n, share in zip(row, share_row, strict=True)]
-             for row, share_row in zip(counts, shares, strict=True)]
-    return heatmap(shares, texts, ["legit", "fraud"], xlabel="predicted", ylabel="actual",
+    return heatmap(shares, confusion_texts(evaluation), ["legit", "fraud"],
+                   xlabel="predicted", ylabel="actual",
                    title=f"Confusion matrix ({evaluation.rows:,} test rows)")
 
 

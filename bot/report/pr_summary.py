@@ -7,10 +7,8 @@ step (weights now → after), a replaced or removed challenger, a promotion, a r
 
 from __future__ import annotations
 
-import re
-
 from bot import __version__
-from bot.core.changes import counted
+from bot.core.changes import counted, variant_value
 from bot.core.domain import Plan
 from bot.core.pr_effect import Effect, Model, Serving, effect, judged_against_itself
 from bot.report import markdown as md
@@ -202,18 +200,15 @@ def footer(env: dict[str, str]) -> str:
             f"branch plans again{log}")
 
 
-_VARIANT = re.compile(r"^(?P<uri>\S+) @ (?P<weight>\d+)% \((?P<instances>[^)]*)\)$")
-
-
 def variant_text(value: object, e: Effect) -> str:
     """An endpoint variant's value (``bot.core.changes``) as its model's name and weight."""
     if value is None:
         return "*(absent)*"
-    found = _VARIANT.match(str(value))
+    found = variant_value(value)
     if found is None:
         return md.code(value, 118, cell=True)
-    model = e.model_named(found["uri"])
-    digest = found["uri"].rsplit("/", 2)[-2][:12]
+    model = e.model_named(found.model)
+    digest = found.model.rsplit("/", 2)[-2][:12]
     name = md.code(model.experiment_id, cell=True) + " " if model is not None else ""
-    return (f"{name}{md.code(digest, cell=True)} **{found['weight']} %** "
-            f"({md.text(found['instances'])})")
+    return (f"{name}{md.code(digest, cell=True)} **{found.weight} %** "
+            f"({md.text(found.instances)})")
