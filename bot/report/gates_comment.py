@@ -61,7 +61,8 @@ def gates_section(plan: Plan) -> str:
     notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
              for g in plan.gates if (note := power_note(g))]
     if notes:
-        rows += ["", "What this test set can detect:", "", *notes]
+        rows += ["", f"<details><summary>What this test set can detect: {len(notes)} gate(s) "
+                 "against the champion</summary>", "", *notes, "</details>"]
     return "\n".join(rows)
 
 

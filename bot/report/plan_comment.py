@@ -317,7 +317,10 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None,
     serving = [part for part in (
         pr_summary.serving_section(plan, e),
         rollout_line(plan),
-        pr_summary.recorded_section(plan, e), pr_summary.self_note(plan)) if part]
+        _details("The candidate against the challenger it replaces (recorded metrics)",
+                 recorded) if (recorded := pr_summary.recorded_section(plan, e))
+        and e.kind == "replace-challenger" else recorded,
+        pr_summary.self_note(plan)) if part]
     if serving:
         sections += ["### Who serves production", "\n\n".join(serving)]
     if itself:
