@@ -52,7 +52,7 @@ def test_a_plan_survives_json_unchanged() -> None:
 def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
     previous = {"target": "fraud-detection", "content_sha256": "c" * 64, "passed": True,
                 "metrics": {"accuracy": 0.99}, "changes": [], "artifact": "s3://b/m.tar.gz"}
-    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 3; "
+    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 4; "
                                              r"re-run plan"):
         plan_json.from_json(previous, WHERE)
 
@@ -60,7 +60,7 @@ def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
 def test_a_plan_from_before_verdicts_is_refused_clearly() -> None:
     # Format 2's gates compared point differences: its "passed" must not be trusted now.
     data = {**plan_json.to_json(PLAN), "format": 2}
-    with pytest.raises(UnreadablePlan, match="format 2, this promotion-bot reads format 3"):
+    with pytest.raises(UnreadablePlan, match="format 2, this promotion-bot reads format 4"):
         plan_json.from_json(data, WHERE)
 
 
