@@ -131,6 +131,7 @@ def test_one_comment_updated_in_place_and_a_status(
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "a" * 40))
     plan(path, tmp_path / "one")
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.92"))
+    github.set_head(number, "b" * 40)  # a push: the plan of the new head replaces the comment
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "b" * 40))
     plan(path, tmp_path / "two")
     comments = github.comments(number)
@@ -383,7 +384,7 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
 
     assert code == 2
     assert "AccessDenied" in capsys.readouterr().err.strip().splitlines()[-1]
-    assert artifacts.get_plan(target("fraud-detection"), sha) is None
+    assert artifacts.plan_of_content(target("fraud-detection"), sha) is None
     assert not (tmp_path / "out" / "plan.json").exists()
 
 
@@ -400,6 +401,12 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
     text = SHIPPED.read_text().replace("num_round: 150", "num_round: 29")  # trains anew
     path = request_repo(tmp_path, text)
     sha = load_request(path)[0].content_sha256()
+    def stored() -> set[str]:
+        listed = boto3.client("s3").list_objects_v2(Bucket=t.artifacts_bucket,
+                                                    Prefix=f"{t.artifacts_prefix}/plans/")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+    before = stored()
     # Writes 1 and 2 store the model and its index entry; 4 is one of the plan's files.
     production.inject(FaultPlan(rules=(Rule(service="s3", operation="PutObject",
                                             code="AccessDenied", status=403, skip=3,
@@ -409,12 +416,8 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
     finally:
         production.inject(None)
 
-    listed = boto3.client("s3").list_objects_v2(
-        Bucket=t.artifacts_bucket, Prefix=artifacts.plan_prefix(t, sha).split("/", 3)[3])
-    names = {item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", [])}
-    assert names and "plan.sig" not in names  # some files written, never the signature
-    if "plan.json" in names:
-        with pytest.raises(plan_json.UnreadablePlan, match="not signed"):
-            artifacts.get_plan(t, sha)
-    else:
-        assert artifacts.get_plan(t, sha) is None
+    keys = stored() - before
+    # Some files written, never the signature nor an entry that would find the plan.
+    assert keys and all("/plans/sha256/" in k for k in keys)
+    assert not any(k.endswith("/plan.sig") for k in keys)
+    assert artifacts.plan_of_content(t, sha) is None
