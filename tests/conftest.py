@@ -246,7 +246,7 @@ def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999,
     import yaml
 
     from bot import __version__
-    from bot.adapters.aws import artifacts, config_store
+    from bot.adapters.aws import artifacts, config_store, plan_store
     from bot.core.domain import PlanIdentity
     from bot.core.integrity import model_digest
     from bot.core.production_config import champion_identity
@@ -264,7 +264,7 @@ def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999,
         head=head, data_versions=versions, champion_model_sha256=model_digest(judged),
         production_config_version=version, bot_version=__version__,
         signed_at=signed_at or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
-    artifacts.put_plan(t, replace(plan, identity=identity), {})
+    plan_store.put_plan(t, replace(plan, identity=identity), {})
     return plan
 
 

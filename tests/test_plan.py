@@ -142,6 +142,35 @@ def test_one_comment_updated_in_place_and_a_status(
     assert states == [("promotion-bot/plan", "pending"), ("promotion-bot/plan", "success")]
 
 
+def test_a_rerun_of_an_older_pushs_plan_run_plans_nothing(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run of a push the pull request has moved past (re-run from the Actions page) plans
+    nothing: no plan is stored for it, no comment or status changes; it says so and exits 0."""
+    from bot.adapters.aws import plan_store
+    from bot.settings import target
+
+    path = request_repo(tmp_path)
+    older, newer = "d" * 40, "e" * 40
+    number = github.open_pull(head_sha=older, author="dana", title="Promote")
+    github.set_head(number, newer)
+    capsys.readouterr()
+
+    code = cli.main(["plan", str(path), "--out", str(tmp_path / "out"), "--head", older,
+                     "--pull-request", str(number)])
+
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.strip() == (f"promotion-bot plan: pull request #{number}'s head is "
+                           f"{newer[:12]} now, not {older[:12]}: this run is for an older push, "
+                           "so nothing was planned (the plan of the head is what merging "
+                           "applies)")
+    assert github.comments(number) == [] and github.statuses(older) == []
+    assert plan_store.plan_of_head(target("fraud-detection"), older) is None
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_does_not_import_heavy_libraries() -> None:
     code = ("import sys; from bot import cli\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -367,7 +396,7 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
 ) -> None:
     """The new model is stored while it is evaluated: a refused write still ends the plan
     before any plan (which apply would trust) is stored."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.adapters.request_files import load_request
     from bot.settings import target
 
@@ -384,7 +413,7 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
 
     assert code == 2
     assert "AccessDenied" in capsys.readouterr().err.strip().splitlines()[-1]
-    assert artifacts.plan_of_content(target("fraud-detection"), sha) is None
+    assert plan_store.plan_of_content(target("fraud-detection"), sha) is None
     assert not (tmp_path / "out" / "plan.json").exists()
 
 
@@ -393,7 +422,7 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
 ) -> None:
     """A plan's files are written side by side, its signature only once all are there: a
     refused file leaves a plan that nothing trusts (and a re-plan evaluates afresh)."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.adapters.request_files import load_request
     from bot.settings import target
 
@@ -420,4 +449,4 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
     # Some files written, never the signature nor an entry that would find the plan.
     assert keys and all("/plans/sha256/" in k for k in keys)
     assert not any(k.endswith("/plan.sig") for k in keys)
-    assert artifacts.plan_of_content(t, sha) is None
+    assert plan_store.plan_of_content(t, sha) is None

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from bot import cli
-from bot.adapters.aws import artifacts, config_store
+from bot.adapters.aws import artifacts, config_store, plan_store
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
@@ -62,8 +62,8 @@ def put(uri: str, body: bytes) -> None:
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
-def stored(sha: str) -> artifacts.StoredPlan:
-    found = artifacts.plan_of_content(T, sha)
+def stored(sha: str) -> plan_store.StoredPlan:
+    found = plan_store.plan_of_content(T, sha)
     assert found is not None
     return found
 
@@ -112,7 +112,7 @@ def test_an_unsigned_stored_plan_is_evaluated_afresh(
 
     assert "not reusing the stored plan: " in err and "is not a signature" in err
     assert "evaluating on" in err
-    assert artifacts.plan_of_content(T, sha) is not None
+    assert plan_store.plan_of_content(T, sha) is not None
 
 
 def test_a_forged_model_index_is_not_reused(

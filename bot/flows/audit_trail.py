@@ -126,7 +126,7 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
                    applies: tuple[dict[str, Any], ...]) -> str:
     """The pull request head whose plan the reviewers of change ``sha`` saw. ``landings`` are
     the commits of HEAD's first-parent line that changed the file, oldest first."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.report.plan_json import UnreadablePlan
 
     landed = sha if sha in landings else next(
@@ -139,7 +139,7 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
         digest = record.get("plan_digest")
         if isinstance(digest, str):
             try:
-                used = artifacts.get_plan(t, digest)
+                used = plan_store.get_plan(t, digest)
             except UnreadablePlan:
                 continue
             if used is not None and used.identity is not None:
@@ -149,11 +149,11 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
 
 def _plan(t: Any, head: str) -> tuple[Plan | None, str | None, str]:
     """The last signed plan of ``head``, its digest, or none and why it cannot be read."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.report.plan_json import UnreadablePlan
 
     try:
-        stored = artifacts.plan_of_head(t, head)
+        stored = plan_store.plan_of_head(t, head)
     except UnreadablePlan as error:
         return None, None, error.message
     return (None, None, "") if stored is None else (stored.plan, stored.digest, "")

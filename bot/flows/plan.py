@@ -29,7 +29,7 @@ from bot.settings import Target, target
 if TYPE_CHECKING:
     import xgboost
 
-    from bot.adapters.aws.artifacts import StoredPlan
+    from bot.adapters.aws.plan_store import StoredPlan
     from bot.flows.candidate import Candidate
 
 Progress = Callable[[str], None]
@@ -169,7 +169,7 @@ def make_plan(
 ) -> PlanResult:
     """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
     PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest."""
-    from bot.adapters.aws import artifacts, config_store
+    from bot.adapters.aws import config_store, plan_store
     from bot.adapters.request_files import load_request
     from bot.flows import candidate
 
@@ -215,12 +215,12 @@ def make_plan(
         production_config_version=config_version, bot_version=__version__,
         signed_at=_now()))
     body = plan_json.to_bytes(plan)
-    prefix = artifacts.plan_prefix(t, sha256_hex(body))
+    prefix = plan_store.plan_prefix(t, sha256_hex(body))
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links)
     files = {"comment.md": comment.encode(), **pngs}
-    artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+    plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
     files["plan.json"] = body
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -230,18 +230,18 @@ def make_plan(
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
     """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import artifacts, plan_store
 
-    prefix = artifacts.plan_prefix(t, digest)
+    prefix = plan_store.plan_prefix(t, digest)
     return {name: artifacts.read_object(f"{prefix}/{name}") for name in plots.FILES.values()}
 
 
 def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:
     """The last signed plan of this content, if it can be reused; else evaluate afresh."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
 
     try:
-        return artifacts.plan_of_content(t, sha)
+        return plan_store.plan_of_content(t, sha)
     except plan_json.UnreadablePlan as error:
         progress(f"not reusing the stored plan: {error.message}")
         return None

@@ -23,7 +23,7 @@ from bot.report.plan_json import UnreadablePlan
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
-    from bot.adapters.aws.artifacts import StoredPlan
+    from bot.adapters.aws.plan_store import StoredPlan
     from bot.adapters.github import GitHubHost
     from bot.core.approvals import PullReviews
 
@@ -128,15 +128,15 @@ def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
              live: ProductionConfig | None, now: datetime) -> StoredPlan:
     """The plan of the reviewed ``head`` once it may be applied to content ``sha``; else
     ``NotPlanned`` in one line naming the plan, the head and what differs."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
 
     try:
-        stored = artifacts.plan_of_head(t, head)
+        stored = plan_store.plan_of_head(t, head)
     except UnreadablePlan as error:
         raise NotPlanned(f"{where}: {error.message}; re-run plan on its pull request (head "
                          f"{head[:12]}); {NOTHING}") from None
     if stored is None:
-        legacy = artifacts.legacy_plan(t, sha)
+        legacy = plan_store.legacy_plan(t, sha)
         if legacy is not None:
             raise NotPlanned(
                 f"{where}: the only plan of this content, {legacy}, is of an older format that "
@@ -144,7 +144,7 @@ def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
                 f"{NOTHING}")
         raise NotPlanned(
             f"{where}: the reviewed head {head[:12]} ({how}) was never planned, no plan under "
-            f"{artifacts.head_index(t, head)}; run plan on its pull request first; {NOTHING}")
+            f"{plan_store.head_index(t, head)}; run plan on its pull request first; {NOTHING}")
     plan, of = stored.plan, f"the plan {stored.uri} of head {head[:12]}"
     if plan.content_sha256 != sha:
         raise NotPlanned(
