@@ -14,11 +14,10 @@ from conftest import GitRepo, a_plan_of, request_yaml
 
 from bot import __version__, cli
 from bot.adapters.aws import artifacts, plan_store, signing
-from bot.core import integrity
+from bot.core import integrity, plan_json
 from bot.core.domain import GateResult, Plan
 from bot.errors import BotError, NotPlanned
 from bot.flows.apply import apply
-from bot.report import plan_json
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"

@@ -11,9 +11,9 @@ import boto3
 import pytest
 import yaml
 
+from bot.core import plan_json
 from bot.local import demo, faults
 from bot.local.faults import FaultPlan
-from bot.report import plan_json
 from bot.settings import settings, target
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -127,7 +127,7 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
     """The pull request head whose plan the reviewers of change ``sha`` saw. ``landings`` are
     the commits of HEAD's first-parent line that changed the file, oldest first."""
     from bot.adapters.aws import plan_store
-    from bot.report.plan_json import UnreadablePlan
+    from bot.core.plan_json import UnreadablePlan
 
     landed = sha if sha in landings else next(
         (c for c in landings if git.is_ancestor(repo, sha, c)), None)
@@ -150,7 +150,7 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
 def _plan(t: Any, head: str) -> tuple[Plan | None, str | None, str]:
     """The last signed plan of ``head``, its digest, or none and why it cannot be read."""
     from bot.adapters.aws import plan_store
-    from bot.report.plan_json import UnreadablePlan
+    from bot.core.plan_json import UnreadablePlan
 
     try:
         stored = plan_store.plan_of_head(t, head)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import __version__
+from bot.core import plan_json
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
@@ -22,7 +23,7 @@ from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.request import Challenger, Request
-from bot.report import plan_json, plots
+from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
 

@@ -73,7 +73,7 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> StoredPlan:
     from concurrent.futures import ThreadPoolExecutor
 
     from bot.adapters.aws import signing
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     identity = plan.identity
     if plan.model_sha256 is None or identity is None:
@@ -121,12 +121,12 @@ def get_plan(t: Target, digest: str) -> Plan | None:
     """The stored plan whose plan.json has sha256 ``digest``, once plan.sig beside it verifies;
     None when no such plan was stored.
 
-    Raises ``bot.report.plan_json.UnreadablePlan`` for a plan it cannot trust: no plan.sig, a
+    Raises ``bot.core.plan_json.UnreadablePlan`` for a plan it cannot trust: no plan.sig, a
     signature that does not verify with the plan-signing key, a statement of another plan, or
     a plan.json that is not the one signed.
     """
     from bot.adapters.aws import signing
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     where = f"{plan_prefix(t, digest)}/plan.json"
     if _get(t.artifacts_bucket, _key(t, "plans", "sha256", digest, "plan.json"),
@@ -170,7 +170,7 @@ def _latest(t: Target, prefix: str, expected: dict[str, str]) -> StoredPlan | No
     the latest signed of those that do: one KMS call in the usual case, however many there are.
     """
     from bot.adapters.aws import signing
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     entries = []
     for page in client("s3", t.region).get_paginator("list_objects_v2").paginate(
@@ -215,7 +215,7 @@ def _claimed_time(envelope: bytes) -> str:
 
 def _signed_plan(t: Target, digest: str, statement: dict[str, Any]) -> StoredPlan:
     """The plan stored under ``digest``, which the verified ``statement`` vouches for."""
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     uri = f"{plan_prefix(t, digest)}/plan.json"
     if statement.get("format") != integrity.PLAN_STATEMENT_FORMAT:
