@@ -13,6 +13,7 @@ from conftest import GitRepo, put_plan, request_yaml
 from bot import cli
 from bot.adapters.aws import config_store, plan_store, ssm
 from bot.core.domain import Plan
+from bot.errors import NotPlanned
 from bot.flows.apply import apply
 from bot.flows.audit_trail import trail
 from bot.report.audit_trail import render
@@ -139,6 +140,36 @@ def test_a_plan_judged_against_a_champion_production_no_longer_serves_is_refused
     assert config is not None and config.experiment_id == "exp-xgboost-1"
     [again] = apply(git_repo.path, *pushed, None)  # its own apply run again: still fine
     assert again.noop
+
+
+def test_a_squash_merge_deploys_the_plan_of_the_pull_requests_head_on_github(
+        aws: Target, git_repo: GitRepo) -> None:
+    from bot.adapters.aws import artifacts
+    from bot.adapters.github import GitHubHost
+    from bot.local.github import LocalGitHub
+
+    head = branch(git_repo, "a", FIRST)
+    put_plan(aws, FIRST, head=head)
+    before = git_repo.head()
+    squash = git_repo.commit({PATH: FIRST}, "Promote exp-xgboost-1 (#1)")  # not a merge
+    with pytest.raises(NotPlanned, match=rf"the reviewed head {squash[:12]} \(the commit "
+                                         r"itself, merged from no pull request\) was never "
+                                         "planned"):
+        apply(git_repo.path, before, squash, None)  # without the code host: the commit
+    with LocalGitHub(repository="acme/fraud-models") as github:
+        github.add_collaborator("bob", "write")
+        pr = github.open_pull(head_sha=head, author="dana", title="Promote")
+        github.review(pr, "bob", "APPROVED")
+        github.merge_pull(pr, squash)
+        host = GitHubHost(github.token, github.repository, github.url)
+
+        [outcome] = apply(git_repo.path, before, squash, host)
+
+    assert not outcome.noop and outcome.pull_request == pr
+    stored = plan_store.plan_of_head(aws, head)
+    record = artifacts.get_apply_record(aws, squash)
+    assert stored is not None and record is not None
+    assert record["plan_digest"] == stored.digest
 
 
 def test_a_head_planned_only_in_the_old_layout_is_refused_with_re_plan(

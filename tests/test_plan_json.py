@@ -64,6 +64,14 @@ def test_a_plan_from_before_verdicts_is_refused_clearly() -> None:
         plan_json.from_json(data, WHERE)
 
 
+def test_a_plan_from_before_plans_named_their_head_is_refused_clearly() -> None:
+    # Format 3 was stored by content alone: no head, data versions, champion or signing time.
+    data = {k: v for k, v in plan_json.to_json(PLAN).items() if k != "identity"}
+    with pytest.raises(UnreadablePlan, match="format 3, this promotion-bot reads format 4; "
+                                             "re-run plan"):
+        plan_json.from_json({**data, "format": 3}, WHERE)
+
+
 def test_an_unknown_format_is_refused() -> None:
     data = {**plan_json.to_json(PLAN), "format": 99}
     with pytest.raises(UnreadablePlan, match=f"{WHERE}: plan.json has format 99"):
