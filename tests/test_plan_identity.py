@@ -208,3 +208,15 @@ def test_history_shows_the_plan_the_reviewers_saw_and_the_plan_apply_used(
             f"{reviewed.signed_at}") in text
     assert f"plan used: {reviewed.digest[:12]}, the reviewed plan" in text
     assert "accuracy 0.9990" in text and "0.9100" not in text
+
+
+def test_a_head_that_is_not_a_commit_id_is_refused_before_anything_runs(
+        git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    git_repo.commit({PATH: FIRST}, "Promote")
+    capsys.readouterr()
+    assert cli.main(["plan", str(git_repo.path / PATH), "--no-github", "--head",
+                     "../heads/x"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("promotion-bot plan: --head '../heads/x': not a commit id (7 to 64 "
+                   "lower-case hex digits); the plan is stored under its pull request's head "
+                   "commit\n")

@@ -211,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         host = GitHubHost.from_env()
         pull_request = args.pull_request or pr_number_from_event(env)
     commit = args.head or head_commit(env, repo_root(path))
+    if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise BotError(f"--head {commit!r}: not a commit id (7 to 64 lower-case hex digits); "
+                       "the plan is stored under its pull request's head commit")
     if host is not None and pull_request is not None:
         stale = superseded(host, pull_request, commit)
         if stale is not None:  # no comment, no status: they belong to the head's own run
