@@ -314,12 +314,12 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None,
     if challenger is not None and challenger.override_reason:
         sections.append(f"> ⚠️ **Rollout override:** {md.text(challenger.override_reason)}")
     sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
+    recorded = pr_summary.recorded_section(plan, e)
+    if recorded and e.kind == "replace-challenger":
+        recorded = _details("The candidate against the challenger it replaces (recorded "
+                            "metrics)", recorded)
     serving = [part for part in (
-        pr_summary.serving_section(plan, e),
-        rollout_line(plan),
-        _details("The candidate against the challenger it replaces (recorded metrics)",
-                 recorded) if (recorded := pr_summary.recorded_section(plan, e))
-        and e.kind == "replace-challenger" else recorded,
+        pr_summary.serving_section(plan, e), rollout_line(plan), recorded,
         pr_summary.self_note(plan)) if part]
     if serving:
         sections += ["### Who serves production", "\n\n".join(serving)]
