@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.artifacts import object_version, split_uri
 from bot.adapters.aws.clients import client, error_code
-from bot.core.request import check_data_uri
+from bot.core.request_values import check_data_uri
 from bot.errors import BotError
 
 if TYPE_CHECKING:
