@@ -412,3 +412,34 @@ def test_an_actions_token_cannot_check_a_code_owner_team_and_apply_says_so(
         assert cli.main(argv) == 0
     config = config_store.read(aws)
     assert config is not None and config.approvers == ["maria"]
+
+
+def test_a_rebase_merge_cannot_name_its_own_code_owners(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Rebased onto main, the pull request's first commit (its own CODEOWNERS) becomes the
+    # merge commit's first parent: the base as merged is two commits back, and its code
+    # owners must approve too.
+    git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
+                    "Code owners")
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    own = git_repo.commit({".github/CODEOWNERS": "* @maria\n"}, "Owners")
+    head = git_repo.commit({PATH: REQUEST}, "Promote")
+    pr = github.open_pull(head_sha=own, author="dana", title="Promote", base_sha=before)
+    github.set_head(pr, head)
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("cherry-pick", own, head)  # what "Rebase and merge" makes on main
+    after = git_repo.head()
+    github.review(pr, "maria", "APPROVED")
+    message = refused(git_repo, (before, after, pr), github, aws, capsys)
+    assert message == (
+        f"{PATH}: PR #{pr}: no approval by a code owner of the request file "
+        "(@acme/model-risk); 1 of 1 required approvals; nothing was applied")
+
+    github.add_team_member("acme/model-risk", "bob")
+    github.review(pr, "bob", "APPROVED")
+    host = GitHubHost(github.token, github.repository, github.url)
+    [outcome] = apply(git_repo.path, before, after, host)
+    assert outcome.approval.approvers == ("bob", "maria")

@@ -125,12 +125,15 @@ def last_pushers(pull: PullReviews) -> dict[str, str]:
 
 
 def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None = None,
-          owners_of: str = "") -> Verdict:
+          owners_of: str = "",
+          also_owned: tuple[tuple[frozenset[str], str], ...] = ()) -> Verdict:
     """Judge ``pull``'s reviews.
 
     ``code_owners`` is None when no CODEOWNERS line owns the request file; otherwise the
     (lower-case) logins of the reviewers who own it, and ``owners_of`` says whom CODEOWNERS
-    names, for the refusal.
+    names, for the refusal. ``also_owned``: more such (owners, whom) pairs, each of which
+    needs an approval too (CODEOWNERS read at more than one commit when the base as merged
+    is ambiguous).
     """
     latest: dict[str, Review] = {}
     for review in pull.reviews:
@@ -184,9 +187,11 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
         problems.append(f"the pull request's commits as GitHub lists them do not reach its "
                         f"head {pull.head_sha[:7]} (it lists at most 250), so who wrote the "
                         "most recent push is unknown")
-    if code_owners is not None and not any(login.lower() in code_owners for login in counted):
-        blocked = True
-        problems.append(f"no approval by a code owner of the request file ({owners_of})")
+    owned = ([(code_owners, owners_of)] if code_owners is not None else []) + list(also_owned)
+    for owners, whom in owned:
+        if not any(login.lower() in owners for login in counted):
+            blocked = True
+            problems.append(f"no approval by a code owner of the request file ({whom})")
     if not latest:
         problems.append("no review")
     return Verdict(pull.number, tuple(sorted(counted)), required, tuple(problems), blocked)

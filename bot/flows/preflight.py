@@ -328,35 +328,51 @@ def approval_for(repo: Path, commit: str, host: GitHubHost | None,
             f"it (merge promotions through reviewed pull requests); {NOTHING}"
         )
     pull = host.pull_reviews(pull_request)
-    owners = _owners(repo, pull, path, at or commit)
-    code_owners = None
-    if owners:
-        reviewers = {r.login for r in pull.reviews if not r.bot}
-        code_owners = frozenset(login.lower() for login in reviewers
-                                if _owns(host, owners, login))
-    verdict = judge(pull, settings().required_approvals, code_owners, ", ".join(owners))
+    reviewers = {r.login for r in pull.reviews if not r.bot}
+    owned = tuple((frozenset(login.lower() for login in reviewers if _owns(host, owners, login)),
+                   ", ".join(owners)) for owners in _owners(repo, pull, path, at or commit))
+    verdict = judge(pull, settings().required_approvals, also_owned=owned)
     if not verdict.approved:
         raise NotApproved(f"{verdict.refusal()}; {NOTHING}")
     return Approval(verdict.approvers, "github-reviews")
 
 
-def _owners(repo: Path, pull: PullReviews, path: str, fallback: str) -> tuple[str, ...]:
+def _owners(repo: Path, pull: PullReviews, path: str,
+            fallback: str) -> list[tuple[str, ...]]:
     """Who CODEOWNERS names for ``path``, read where GitHub reads it: the base branch's
     CODEOWNERS as it is when the pull request merges
     (https://docs.github.com/en/repositories/managing-your-repositorys-settings-and-features/customizing-your-repository/about-code-owners#codeowners-and-branch-protection),
-    that is at the merge commit's first parent (for a merge, squash or rebase alike), not
-    at the base the pull request was opened on: a line added to the base meanwhile counts.
-    At ``fallback`` when the merge commit is not in this repository; () without a line."""
+    not at the base the pull request was opened on: a line added to the base meanwhile
+    counts. That is the merge commit's first parent for a merge or a squash. A rebase merge
+    of n commits makes n commits on the base, whose first parent holds the pull request's
+    own earlier commits; the base as merged is then n commits back. The two cannot be told
+    apart from the merge commit alone, so for a one-parent merge commit of a pull request of
+    several commits both readings count, each needing a code owner's approval. At
+    ``fallback`` when the merge commit is not in this repository. Each reading that names
+    owners, in that order; [] without such a line."""
+    if not path:
+        return []
+    merge = git.resolve(repo, pull.merge_sha) if pull.merge_sha else None
+    if merge is None:
+        readings = [git.resolve(repo, fallback)]
+    else:
+        readings = [git.resolve(repo, f"{merge}^1")]
+        commits = len(pull.commits)
+        if git.resolve(repo, f"{merge}^2") is None and commits > 1:
+            readings.append(git.resolve(repo, f"{merge}~{commits}"))
+    found: list[tuple[str, ...]] = []
+    for base in readings:
+        owners = _owners_at(repo, base, path) if base else ()
+        if owners and owners not in found:
+            found.append(owners)
+    return found
+
+
+def _owners_at(repo: Path, commit: str, path: str) -> tuple[str, ...]:
     from bot.core import codeowners
 
-    if not path:
-        return ()
-    candidates = [f"{pull.merge_sha}^1" if pull.merge_sha else None, fallback]
-    base = next((found for rev in candidates if (found := git.resolve(repo, rev))), None)
-    if base is None:
-        return ()
     for location in codeowners.LOCATIONS:
-        text = git.show(repo, base, location)
+        text = git.show(repo, commit, location)
         if text is not None:
             return codeowners.owners(text, path)
     return ()
