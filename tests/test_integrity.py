@@ -14,6 +14,7 @@ from conftest import GitRepo, request_yaml
 
 from bot import cli
 from bot.adapters.aws import artifacts, signing
+from bot.adapters.aws import s3 as s3_io
 from bot.core import integrity
 from bot.core.domain import GateResult, Plan
 from bot.errors import NotPlanned
@@ -38,7 +39,7 @@ def objects(t: Target) -> dict[str, Any]:
 
 def overwrite(uri: str, body: bytes) -> None:
     """What the plan role's S3 access allowed: a plain PutObject over an existing key."""
-    bucket, key = artifacts.split_uri(uri)
+    bucket, key = s3_io.split_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -79,7 +80,7 @@ def test_models_are_stored_once_under_their_digest(aws: Target) -> None:
     with pytest.raises(artifacts.TamperedModel, match=f"sha256 {found}, but the reviewed model "
                                                       f"has sha256 {digest}"):
         artifacts.store_model(aws, b"model bytes")  # refused, and never overwritten
-    assert artifacts.read_object(uri) == b"someone else's bytes"
+    assert s3_io.read_uri(uri) == b"someone else's bytes"
 
 
 def test_a_swapped_model_is_refused_at_apply_naming_both_digests(
@@ -136,7 +137,7 @@ def test_an_unsigned_plan_is_refused_at_apply(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
     plan = store_plan(FIRST)
-    bucket, key = artifacts.split_uri(
+    bucket, key = s3_io.split_uri(
         f"{artifacts.plan_prefix(aws, plan.content_sha256)}/plan.sig")
     boto3.client("s3").delete_object(Bucket=bucket, Key=key)
     before = git_repo.head()
@@ -195,7 +196,7 @@ def test_a_signed_plan_copied_to_other_content_is_refused(
     other = Request.model_validate(yaml.safe_load(SECOND)).content_sha256()
     s3 = boto3.client("s3")
     for name in ("plan.json", "plan.sig"):
-        bucket, key = artifacts.split_uri(
+        bucket, key = s3_io.split_uri(
             f"{artifacts.plan_prefix(aws, passing.content_sha256)}/{name}")
         copy = key.replace(passing.content_sha256, other)
         s3.copy_object(Bucket=bucket, Key=copy, CopySource={"Bucket": bucket, "Key": key})
@@ -209,7 +210,7 @@ def test_a_signed_plan_copied_to_other_content_is_refused(
 def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan]) -> None:
     plan = store_plan(FIRST)
     assert artifacts.get_plan(aws, plan.content_sha256) == plan
-    envelope = integrity.Envelope.from_bytes(artifacts.read_object(
+    envelope = integrity.Envelope.from_bytes(s3_io.read_uri(
         f"{artifacts.plan_prefix(aws, plan.content_sha256)}/plan.sig"))
     assert envelope.algorithm == "ECDSA_SHA_256"
     assert envelope.key_id.startswith("arn:aws:kms:us-east-1:")

@@ -13,6 +13,7 @@ import pytest
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store
+from bot.adapters.aws import s3 as s3_io
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
@@ -58,7 +59,7 @@ def plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str
 
 
 def put(uri: str, body: bytes) -> None:
-    bucket, key = artifacts.split_uri(uri)
+    bucket, key = s3_io.split_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -91,7 +92,7 @@ def test_an_unsigned_stored_plan_is_evaluated_afresh(
     path = request_file(tmp_path, rounds=8)
     _, honest = plan(path, tmp_path / "first", capsys)
     stored = plan_json.from_bytes(honest.encode(), "plan.json")
-    bucket, key = artifacts.split_uri(
+    bucket, key = s3_io.split_uri(
         f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
     boto3.client("s3").delete_object(Bucket=bucket, Key=key)
 
@@ -107,12 +108,12 @@ def test_a_forged_model_index_is_not_reused(
     path = request_file(tmp_path, rounds=9)
     _, honest = plan(path, tmp_path / "first", capsys)
     stored = plan_json.from_bytes(honest.encode(), "plan.json")
-    theirs = artifacts.store_model(T, artifacts.read_object(stored.artifact) + b"\0backdoor")
+    theirs = artifacts.store_model(T, s3_io.read_uri(stored.artifact) + b"\0backdoor")
     index = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/models/keys/"
              f"{stored.model_key}.json")
-    put(index, artifacts.read_object(index).replace(
+    put(index, s3_io.read_uri(index).replace(
         str(stored.model_sha256).encode(), theirs.split("/")[-2].encode()))
-    bucket, key = artifacts.split_uri(
+    bucket, key = s3_io.split_uri(
         f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
     boto3.client("s3").delete_object(Bucket=bucket, Key=key)  # so the model is looked up
 
@@ -127,7 +128,7 @@ def test_a_swapped_champion_model_is_refused_by_plan(
     live = config_store.read(T)
     assert live is not None and live.champion is not None
     uri = live.champion.model_artifact
-    original = artifacts.read_object(uri)
+    original = s3_io.read_uri(uri)
     put(uri, b"swapped")
     try:
         capsys.readouterr()

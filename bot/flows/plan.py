@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.adapters.aws import s3
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
@@ -223,7 +224,7 @@ def make_plan(
     for name, body in files.items():
         (out_dir / name).write_bytes(body)
     for name in plots.FILES.values() if cached is not None else ():
-        (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
+        (out_dir / name).write_bytes(s3.read_uri(f"{prefix}/{name}"))
     return PlanResult(plan, comment)
 
 

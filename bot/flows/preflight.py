@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
+from bot.adapters.aws import s3
 from bot.core.domain import Approval, Plan
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Request
@@ -94,7 +95,7 @@ def prepare(repo: Path, commit: str, path: str, status: str,
             f"re-run plan; {nothing}"
         )
     try:
-        if not artifacts.exists(plan.artifact):
+        if not s3.exists_uri(plan.artifact):
             raise NotPlanned(
                 f"{path} at {commit[:12]}: the reviewed model {plan.artifact} is missing; "
                 f"re-run plan; {nothing}"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import cli
 from bot.adapters import git
+from bot.adapters.aws import s3
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
 from bot.report import plan_json
@@ -173,7 +174,7 @@ class Journey:
 
         t = target(plan.target)
         theirs = artifacts.store_model(t, artifacts.read_model(plan.artifact) + b"\0mallory")
-        bucket, key = artifacts.split_uri(
+        bucket, key = s3.split_uri(
             f"{artifacts.plan_prefix(t, plan.content_sha256)}/plan.json")
         client("s3", t.region).put_object(Bucket=bucket, Key=key,
                                           Body=plan_json.to_bytes(replace(plan, artifact=theirs)))

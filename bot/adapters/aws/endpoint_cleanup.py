@@ -7,10 +7,8 @@ import re
 from typing import Any
 
 from bot.adapters.aws.clients import error_code
+from bot.core.names import MANAGED_TAG
 from bot.settings import Target
-
-#: The tag on every SageMaker model and endpoint config the bot creates.
-MANAGED_TAG = {"Key": "promotion-bot:managed", "Value": "true"}
 
 
 def clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
