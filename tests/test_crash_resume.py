@@ -88,8 +88,8 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
     half = ssm.read(t)
     assert (half["eta"], half["max_depth"]) == ("0.2", "7")  # half written
     record = artifacts.get_apply_record(t, second)
-    assert record is not None and record["status"] == "in-progress"
-    [taken] = record["backup_keys"][-1:]
+    assert record is not None and record.status == "in-progress"
+    [taken] = record.backup_keys[-1:]
     assert ssm.load_backup(t, taken) == before
 
     # The killed run's lock stays until someone breaks it.
@@ -110,7 +110,7 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
     assert ssm.backups(t) == backups  # no backup of the half-written state
     assert ssm.read(t)["max_depth"] == "6"
     done = artifacts.get_apply_record(t, second)
-    assert done is not None and done["status"] == "complete" and done["backup_key"] == taken
+    assert done is not None and done.status == "complete" and done.detail("backup_key") == taken
 
     assert cli.main(["rollback-parameters", taken]) == 0
     assert ssm.read(t) == before

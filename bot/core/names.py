@@ -14,7 +14,7 @@ Under ``s3://<artifacts bucket>/<artifacts prefix>/``:
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import datetime as dt
 
 from bot.settings import Target
 
@@ -66,11 +66,23 @@ def training_jobs_prefix(t: Target) -> str:
     return f"s3://{t.artifacts_bucket}/{key(t, 'training-jobs')}"
 
 
+def compact_time(iso: str) -> str:
+    """An ISO 8601 time as names use it: UTC, sortable as text (``20261204T090000.000000Z``)."""
+    try:
+        moment = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
 def apply_tag(commit: str, started_at: str) -> str:
-    """What names one apply's backup and archive: when it started (UTC, sortable) and its
-    commit, e.g. ``20261204T090000.000000Z-0123456789ab``. The apply record keeps it from
-    the first run on, so a resumed or retried write finds its own earlier copy."""
-    return f"{started_at}-{commit[:12]}"
+    """What names one apply's backup and archive: when it started (``started_at``, ISO 8601;
+    sortable) and its commit, e.g. ``20261204T090000.000000Z-0123456789ab``. The apply
+    record keeps it from the first run on, so a resumed or retried write finds its own
+    earlier copy."""
+    return f"{compact_time(started_at)}-{commit[:12]}"
 
 
 def ssm_backup_name(t: Target, tag: str) -> str:
@@ -80,4 +92,4 @@ def ssm_backup_name(t: Target, tag: str) -> str:
 
 def config_archive_key(t: Target, tag: str) -> str:
     """Where an apply archives the production config it replaces (in the config bucket)."""
-    return f"{t.config_archive_prefix}{tag}-{PurePosixPath(t.config_key).name}"
+    return f"{t.config_archive_prefix}{tag}-{t.config_key.rsplit('/', 1)[-1]}"

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
+from bot.core.apply_record import ApplyRecord
 from bot.core.domain import Plan
 from bot.errors import BotError, is_aws_error
 from bot.settings import settings, target
@@ -28,16 +29,16 @@ class Entry:
     content_sha256: str | None  # None when the file was deleted or unreadable
     experiment_id: str | None
     plan: Plan | None
-    applies: tuple[dict[str, Any], ...]
+    applies: tuple[ApplyRecord, ...]
     reverts: git.Commit | None
     deleted: bool = False  # the commit deleted the request file
     note: str = ""
 
 
-def _pull_request(commit: git.Commit, applies: tuple[dict[str, Any], ...]) -> int | None:
+def _pull_request(commit: git.Commit, applies: tuple[ApplyRecord, ...]) -> int | None:
     for record in applies:
-        if isinstance(record.get("pull_request"), int):
-            return int(record["pull_request"])
+        if record.pull_request is not None:
+            return record.pull_request
     for pattern in _PR_IN_SUBJECT:
         found = pattern.search(commit.subject)
         if found:
@@ -63,7 +64,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         records, unavailable = _apply_records(t)
         for commit in commits:
             applies = tuple(r for r in records
-                            if commit.sha in (r.get("request_commit"), r.get("commit")))
+                            if commit.sha in (r.request_commit, r.commit))
             sha = experiment = plan = None
             note = unavailable
             linked = False
@@ -99,7 +100,7 @@ def _find(repo: Path, sha: str | None) -> git.Commit | None:
     return found[0] if found else None
 
 
-def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
+def _apply_records(t: Any) -> tuple[list[ApplyRecord], str]:
     """Stored apply records, or none and why when AWS cannot be reached (git still speaks)."""
     from bot.adapters.aws import artifacts
 

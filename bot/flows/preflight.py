@@ -191,7 +191,7 @@ def _unapplied(repo: Path, commit: str, t: Target, sha: str,
     if live is not None and live.content_sha256 == sha:
         # Served; unless a catch-up of this very commit stopped half-way: finish it.
         record = artifacts.get_apply_record(t, commit)
-        return record is not None and record.get("status") != "complete"
+        return record is not None and not record.finished
     applied_at = git.resolve(repo, live.commit) if live is not None else None
     # Applied from this commit or a later one (a re-run of an old range): not ours to undo.
     return applied_at is None or not git.is_ancestor(repo, commit, applied_at)

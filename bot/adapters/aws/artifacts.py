@@ -14,11 +14,11 @@ deploys (the key layout is ``bot.core.names``; object I/O is ``bot.adapters.aws.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws import s3
-from bot.core import integrity, names
+from bot.core import apply_record, integrity, names
+from bot.core.apply_record import ApplyRecord
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -27,16 +27,6 @@ if TYPE_CHECKING:
 
 def _get(bucket: str, key: str, region: str | None = None) -> bytes | None:
     return s3.get(bucket, key, region)
-
-
-def _json(data: bytes, uri: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as error:
-        raise BotError(f"{uri}: not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise BotError(f"{uri}: expected a JSON object")
-    return value
 
 
 def model_uri(t: Target, data: bytes) -> str:
@@ -204,25 +194,26 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
     return plan_prefix(t, plan.content_sha256)
 
 
-def put_apply_record(t: Target, commit: str, record: dict[str, Any]) -> str:
-    """Store what apply did at ``commit`` (the audit trail ``history`` prints)."""
-    data = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
+def put_apply_record(t: Target, commit: str, record: ApplyRecord) -> str:
+    """Store what apply did at ``commit`` (its write-ahead log; the audit trail ``history``
+    prints)."""
     key = names.apply_record_key(t, commit)
-    s3.put(t.artifacts_bucket, key, data, t.region)
+    s3.put(t.artifacts_bucket, key, apply_record.to_bytes(record), t.region)
     return f"s3://{t.artifacts_bucket}/{key}"
 
 
-def get_apply_record(t: Target, commit: str) -> dict[str, Any] | None:
+def get_apply_record(t: Target, commit: str) -> ApplyRecord | None:
     key = names.apply_record_key(t, commit)
-    data = _get(t.artifacts_bucket, key, t.region)
-    return None if data is None else _json(data, f"s3://{t.artifacts_bucket}/{key}")
+    data = s3.get(t.artifacts_bucket, key, t.region)
+    return None if data is None else apply_record.from_bytes(
+        data, f"s3://{t.artifacts_bucket}/{key}")
 
 
-def apply_records(t: Target) -> list[dict[str, Any]]:
+def apply_records(t: Target) -> list[ApplyRecord]:
     """Every stored apply record of ``t``, in no particular order."""
     records = []
     for key in s3.keys(t.artifacts_bucket, names.apply_records_prefix(t), t.region):
-        data = _get(t.artifacts_bucket, key, t.region)
+        data = s3.get(t.artifacts_bucket, key, t.region)
         if data is not None:
-            records.append(_json(data, f"s3://{t.artifacts_bucket}/{key}"))
+            records.append(apply_record.from_bytes(data, f"s3://{t.artifacts_bucket}/{key}"))
     return records
