@@ -46,8 +46,12 @@ def apply(step: Step) -> dict[str, Any]:
     written = config_store.write(step.target, step.want, step.now, before_write=step.guard,
                                  archive_key=step.details.get("archive_key"))
     details: dict[str, Any] = {"config_version": written.version}
+    archive = step.details.get("archive_key")
     if written.archive_uri is not None:
         details["config_archive"] = written.archive_uri
+    elif archive is not None and step.planned == () and step.details:
+        # Written by the interrupted run of this apply, which archived the old one first.
+        details["config_archive"] = f"s3://{step.target.config_bucket}/{archive}"
     return details
 
 
