@@ -114,3 +114,51 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
 
     assert cli.main(["rollback-parameters", taken]) == 0
     assert ssm.read(t) == before
+
+
+def test_a_sigtermed_apply_stops_after_its_current_call_and_releases_the_lock(
+        server: tuple[LocalAWS, Target], git_repo: GitRepo) -> None:
+    aws, t = server
+    start = git_repo.head()
+    put_plan(t, BEFORE)
+    first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
+    put_plan(t, AFTER)
+    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start,
+                     "--after", first]) == 0
+
+    # Hold the first hyperparameter write: the runner is cancelled while it waits.
+    injector = aws.inject(FaultPlan(rules=(Rule(
+        service="ssm", operation="PutParameter", kind="slow", skip=1, times=1,
+        delay=120),)))
+    assert injector is not None
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "apply", "--repo", str(git_repo.path),
+         "--before", first, "--after", second], env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: injector.injected() or runner.poll() is not None,
+                 "the held hyperparameter write")
+        assert runner.poll() is None, "apply ended before the held write"
+        assert lock.holder(t) is not None
+        runner.send_signal(signal.SIGTERM)
+        injector.release()  # the current call ends; the next write is not made
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        aws.inject(None)
+    assert runner.returncode == 143, err
+    assert "SIGTERM received" in err and err.count("\n") == 1
+    assert lock.holder(t) is None  # released: the next apply need not break it
+    record = artifacts.get_apply_record(t, second)
+    assert record is not None and record.status == "failed"
+    assert ssm.read(t)["max_depth"] == "7"  # stopped before the next write
+
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", first]) == 0
+    assert ssm.read(t)["max_depth"] == "6"
+    done = artifacts.get_apply_record(t, second)
+    assert done is not None and done.finished
+    assert {c.key.rsplit("/", 1)[-1] for c in done.changes if c.target == "ssm"} == {
+        "eta", "max_depth"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,22 +97,29 @@ def backup_once(t: Target, key: str, values: dict[str, str]) -> bool:
     return _put_backup(t, key, values)
 
 
-def write(t: Target, desired: dict[str, str]) -> list[str]:
+def write(t: Target, desired: dict[str, str],
+          before_each: Callable[[], None] | None = None) -> list[str]:
     """Make SSM hold exactly ``desired``: put what differs, delete what is no longer wanted.
 
+    ``before_each`` runs before every write call (apply's stop check). Deleting a parameter
+    that is gone already is done: DeleteParameters lists it as invalid, it does not fail
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameters.html).
     Returns the full names of the parameters it changed, in order.
     """
     live = read(t)
     ssm = _ssm(t)
     prefix = t.ssm_prefix.rstrip("/")
+    check = before_each or (lambda: None)
     changed: list[str] = []
     for name, value in sorted(desired.items()):
         if live.get(name) != value:
+            check()
             ssm.put_parameter(Name=f"{prefix}/{name}", Value=value, Type="String",
                               Overwrite=True)
             changed.append(f"{prefix}/{name}")
     unwanted = [f"{prefix}/{name}" for name in sorted(set(live) - set(desired))]
     for i in range(0, len(unwanted), _DELETE_BATCH):
+        check()
         ssm.delete_parameters(Names=unwanted[i:i + _DELETE_BATCH])
     return changed + unwanted
 

@@ -44,7 +44,7 @@ def apply(step: Step) -> dict[str, Any]:
     # write (by a run whose answer was lost, or that was killed): live is half written now.
     ssm.backup_once(t, key, step.live.ssm)
     step.guard()
-    ssm.write(t, step.want)
+    ssm.write(t, step.want, before_each=step.alive)
     return {"backup_key": key}
 
 
