@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 
-from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Rollout
@@ -31,7 +31,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's scores on the test set (6.1–6.3)."""
+    """A model's scores on the test set."""
 
     metrics: dict[str, float]
     confusion_matrix: ConfusionMatrix
@@ -75,7 +75,7 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate versus champion (6.4); paired when the champion's artifact was re-scored."""
+    """Candidate versus champion; paired when the champion's artifact was re-scored."""
 
     paired: bool
     method: str
@@ -94,6 +94,37 @@ class GateResult:
     metric: str = ""
     # Smallest difference this test set detects with 80 % power (from the difference's SE):
     detectable: float | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the test set says about the candidate, alone and against the champion."""
+
+    evaluation: Evaluation
+    champion: Champion
+    comparison: Comparison
+    gates: tuple[GateResult, ...]
+    notes: tuple[str, ...] = ()
+    champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What ``compare`` found, and what it compared."""
+
+    candidate: str
+    champion: str
+    test: str
+    primary_metric: str
+    judgement: Judgement
+
+    @property
+    def passed(self) -> bool:
+        return self.judgement.passed
 
 
 @dataclass(frozen=True)
@@ -119,7 +150,7 @@ class Plan:
     The evaluation part (metrics, comparison, gates) is computed once per content and
     champion; what merging changes depends on live state, so ``changes``, ``config_before``,
     ``config_after``, ``rollout`` and ``endpoint_comparison`` are read anew on every plan run
-    (``bot.flows.plan.with_live_changes``). ``bot.report.plan_json`` stores it as plan.json.
+    (``bot.flows.plan.with_live_changes``). ``bot.core.plan_json`` stores it as plan.json.
     """
 
     target: str

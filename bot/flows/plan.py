@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.adapters.aws import s3
+from bot.core import plan_json
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
-from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.endpoint_values import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
 from bot.flows import resources
 from bot.flows.resources import config as config_resource
 from bot.flows.resources.base import Context
-from bot.report import plan_json, plots
+from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.core.apply_record import ApplyRecord
+from bot.core.audit import Entry
 from bot.core.domain import Change, Plan
-from bot.flows.audit_trail import Entry
 from bot.report.apply_outcome import change_lines, shorten
 
 

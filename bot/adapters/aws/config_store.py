@@ -1,4 +1,4 @@
-"""The production config YAML in S3 (9.1–9.3): read, validate, archive the previous one, write.
+"""The production config YAML in S3: read, validate, archive the previous one, write.
 
 The config is validated twice before it is written, against the committed JSON Schema
 (what other tools read) and against the pydantic model (what the bot reads back), so a
@@ -21,6 +21,7 @@ from bot.adapters.aws import s3
 from bot.adapters.aws.s3 import object_version
 from bot.adapters.aws.ssm import timestamp
 from bot.core.production_config import ProductionConfig, to_yaml
+from bot.core.schemas import generate
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -71,8 +72,6 @@ def read(t: Target) -> ProductionConfig | None:
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema generated from the model (``schemas/`` holds the same; a test checks)."""
-    from bot.report.schemas import generate
-
     return generate()[SCHEMA_NAME]
 
 
