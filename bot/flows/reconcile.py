@@ -100,7 +100,7 @@ class Reconciliation:
                 step = replace(step, details={**step.details, **resource.intend(step)})
                 logged = _merged([*logged, *planned])
                 backup = step.details.get("backup_key")
-                alive()  # the lock still ours (its renewal comes with the write)
+                guard()  # still ours (renewed): never log over the record of a run that won
                 self.record = self.record.with_step(
                     ResourceStep(kind, "intent", logged, step.details))
                 self.save("in-progress", backup_keys=self.record.backup_keys + (
