@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print metrics, differences, intervals, verdicts and gates as JSON "
                    "(default: a table)")
+    p.add_argument("--feature-columns", metavar="A,B,...",
+                   help="for a model file without feature names: its columns in training "
+                   "order, comma-separated (default: the request's data.feature_columns); "
+                   "such a model is never scored by position")
 
     p = _command(
         sub, "apply", "reconcile AWS to the request files changed in a git range",
@@ -230,10 +234,6 @@ def _parser() -> argparse.ArgumentParser:
 def describe(error: Exception) -> str:
     """One line for an unexpected failure: outside systems' errors say what failed."""
     origin = type(error).__module__.split(".")[0]
-    if origin in ("botocore", "boto3"):
-        from bot.adapters.aws.clients import explain
-
-        return f"AWS request failed: {explain(error)}"
     if origin == "github":
         return f"GitHub request failed: {type(error).__name__}"
     return (f"internal error ({type(error).__name__}: {error}); "

@@ -265,24 +265,6 @@ class ParquetTable:
         return pd.concat(parts, ignore_index=True)
 
 
-def head_table(uri: str, repo_root: Path, rows: int,
-               target_column: str | None = None) -> pd.DataFrame:
-    """The first ``rows`` rows of the Parquet table at ``uri``, reading no more than needed."""
-    import pandas as pd
-
-    with open_table(uri, repo_root, target_column) as table:
-        frames = []
-        needed = max(rows, 0)
-        for frame in table.frames(table.columns, max(needed, 1)):
-            frames.append(frame.head(needed))
-            needed -= len(frames[-1])
-            if needed <= 0:
-                break
-    if not frames:
-        return pd.DataFrame(columns=table.columns)
-    return pd.concat(frames, ignore_index=True)
-
-
 def data_version(uri: str, repo_root: Path) -> str:
     """What identifies this content: the S3 VersionId if versioned, else its ETag; sha256 locally.
 

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.core.cost import Cost
 from bot.core.hyperparameters import Hyperparameters, Strict
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
@@ -27,6 +28,11 @@ Margin = Annotated[float, Field(ge=0, le=1)]
 #: Gates every request gets unless it sets ``max_drop`` itself: a candidate the test data
 #: shows to rank frauds clearly worse than the champion is refused (docs/request-format.md).
 DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall": 0.05}
+
+#: The increase of alerts a request accepts unless it says otherwise: a candidate the test
+#: data shows to flag more than 15 % more records than the champion is refused
+#: (docs/request-format.md#what-fraud-operations-see).
+DEFAULT_MAX_ALERT_INCREASE = 0.15
 
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
@@ -41,6 +47,25 @@ class Data(Strict):
         default="Class", min_length=1, max_length=200,
         description="The label column: 1 is fraud, 0 is legit.",
     )
+
+    feature_columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=10_000,
+        description="The feature columns in the order the models were trained on, for a "
+        "champion model file without feature names (one trained outside the bot): it is "
+        "then scored on these columns, by name. Absent: such a model is refused, never "
+        "scored by position.",
+    )
+
+    @field_validator("feature_columns")
+    @classmethod
+    def _distinct_printable_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for name in value:
+                check_printable(name)
+            repeated = sorted({name for name in value if value.count(name) > 1})
+            if repeated:
+                raise ValueError(f"names a column twice: {', '.join(repeated[:5])}")
+        return value
 
     @field_validator("train", "test")
     @classmethod
@@ -111,6 +136,24 @@ class Gates(Strict):
         default_factory=list,
         description="Metrics whose 95 % CI of the paired difference must lie above zero.",
     )
+    max_alert_increase: float = Field(
+        default=DEFAULT_MAX_ALERT_INCREASE, ge=0, le=100,
+        description="The increase of alerts (records flagged at the decision threshold) "
+        "accepted, as a share of the champion's: fail when the data shows the candidate "
+        "flagging more than this much more (the 95 % CI of its alerts / the champion's - 1 "
+        f"lies above it). Default {DEFAULT_MAX_ALERT_INCREASE}: 15 % more.",
+    )
+    cost: Cost | None = Field(
+        default=None,
+        description="Costs of an alert and of missed fraud: compares, and can gate on, the "
+        "expected cost per 100,000 transactions.",
+    )
+    accept_few_frauds: str | None = Field(
+        default=None, min_length=10, max_length=500,
+        description="Why gates against the champion may pass without a verdict when the test "
+        "set holds too few frauds for intervals that hold (fewer than 30); shown on the plan. "
+        "Absent: such gates fail.",
+    )
     primary_metric: Metric = Field(
         default="pr_auc",
         description="The metric a claim of improvement rests on, declared before the plan is "
@@ -120,10 +163,17 @@ class Gates(Strict):
         default=0.5, gt=0, lt=1, description="Score at or above which a record is fraud."
     )
 
-    @field_validator("decision_threshold", mode="before")
+    @field_validator("decision_threshold", "max_alert_increase", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("accept_few_frauds")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_printable(value)
+        return value
 
 
 class RolloutStep(Strict):
@@ -251,10 +301,6 @@ class Training(Strict):
                                  "(this request trains locally)")
         return self
 
-    @property
-    def is_default(self) -> bool:
-        return self == Training()
-
 
 class Rollout(Strict):
     """What merging does besides parameters and config: retrain pipeline, challenger."""
@@ -304,13 +350,14 @@ class Request(Strict):
     def content_sha256(self) -> str:
         """Hash of the normalized content: same meaning, same hash, whatever the formatting.
 
-        Training the default way adds nothing to it, so requests written before ``training``
-        existed keep their hash (and their stored plans).
+        The canonical form is the parsed request without every value equal to its default
+        (``exclude_defaults``): a file that spells a default and one that leaves it out hash
+        the same (``exclude_unset`` would tell them apart), and a field added later with a
+        default leaves every existing request's hash, and so its stored plans, as it was.
+        The other side of it: a changed default changes what a file that leaves it out means
+        but not its hash (docs/request-format.md, "The content hash").
         """
-        content = self.model_dump(mode="json", by_alias=True)
-        if self.training.is_default:
-            del content["training"]
-        return sha256_of(content)
+        return sha256_of(self.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
     def model_key(self, data_versions: dict[str, str], trainer: str | None = None) -> str:
         """Hash of what determines the trained model, so gate-only edits never retrain.
