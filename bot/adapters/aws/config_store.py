@@ -41,7 +41,7 @@ class ConfigWrite:
 def _get(t: Target) -> dict[str, Any] | None:
     try:
         return s3.get_object(t.config_bucket, t.config_key, t.region)
-    except BotError:
+    except s3.NoSuchBucket:
         raise BotError(f"{t.config_uri}: bucket {t.config_bucket} does not exist") from None
 
 

@@ -28,6 +28,14 @@ _CONTENT_TYPES = {
 }
 
 
+class NoSuchBucket(BotError):
+    """The bucket named does not exist."""
+
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"s3://{bucket}: bucket does not exist")
+        self.bucket = bucket
+
+
 def s3(region: str | None = None) -> Any:
     return client("s3", region)
 
@@ -71,7 +79,7 @@ def get_object(bucket: str, key: str, region: str | None = None) -> dict[str, An
         if code in MISSING:
             return None
         if code == "NoSuchBucket":
-            raise BotError(f"s3://{bucket}: bucket does not exist") from None
+            raise NoSuchBucket(bucket) from None
         raise
     return got
 
