@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.adapters.aws import s3
 from bot.adapters.aws.clients import error_code
 from bot.adapters.aws.s3 import object_version, split_uri
-from bot.core.request import check_data_uri
+from bot.core.request_values import check_data_uri
 from bot.errors import BotError
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.errors import AwsError, BotError
 from bot.flows.training_job import stop_jobs_of_pull_request
-from bot.settings import TARGET_NAME, settings, target
+from bot.settings import settings, target, target_name_problem
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -32,10 +32,11 @@ def target_names(requests_dir: Path) -> list[str]:
     for path in requests_dir.iterdir():
         if path.suffix not in SUFFIXES or not path.is_file():
             continue
-        if TARGET_NAME.match(path.stem):
+        problem = target_name_problem(path.stem)
+        if problem is None:
             names.add(path.stem)
         else:
-            print(f"skipping {path}: {path.stem!r} is not a target name", file=sys.stderr)
+            print(f"skipping {path}: {problem}", file=sys.stderr)
     return sorted(names)
 
 

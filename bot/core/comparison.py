@@ -16,19 +16,17 @@ weights. A thousand resamples of 57,000 rows take a fraction of a second.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from bot.core.domain import Comparison, MetricComparison, Verdict
 from bot.core.evaluation import check_labels_and_scores
 from bot.core.request import METRICS
 from bot.core.resampling import _RATIO_CAP, Costs, _Cells
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    FloatArray = npt.NDArray[np.float64]
-    IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 #: The seed notebook's production baseline, used while nothing is in production.
 SEED_BASELINE: dict[str, float] = {
@@ -86,8 +84,6 @@ def paired(
     cost. With fewer than ``min_frauds`` frauds no interval is claimed: every verdict is
     "not tested".
     """
-    import numpy as np
-
     labels, candidate = check_labels_and_scores(y_true, candidate_scores)
     _, champion = check_labels_and_scores(y_true, champion_scores)
     flagged = (candidate >= threshold, champion >= threshold)
@@ -182,8 +178,6 @@ def too_few(frauds: int, needed: int = MIN_FRAUDS) -> str:
 
 def _fraud_amounts(labels: IntArray, amounts: npt.ArrayLike | None) -> FloatArray | None:
     """Each fraud's amount, in the frauds' order; None without amounts (no ``Amount``)."""
-    import numpy as np
-
     if amounts is None:
         return None
     values = np.asarray(amounts, dtype=np.float64)
@@ -195,8 +189,6 @@ def _fraud_amounts(labels: IntArray, amounts: npt.ArrayLike | None) -> FloatArra
 
 def _change(name: str, mine: FloatArray, theirs: FloatArray) -> FloatArray:
     """Candidate minus champion; for a ratio (``RELATIVE``), candidate / champion - 1."""
-    import numpy as np
-
     if name not in RELATIVE:
         return mine - theirs
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -271,8 +263,6 @@ def delong(
 
     The variance is NaN with fewer than two rows of a class: it cannot be estimated.
     """
-    import numpy as np
-
     labels_ = np.asarray(labels)
     scores = [np.asarray(scores_a), np.asarray(scores_b)]
     truth = labels_ == 1

@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -19,6 +20,7 @@ from pydantic import (
 
 from bot.core.cost import Cost
 from bot.core.hyperparameters import Hyperparameters, Strict
+from bot.core.request_values import DATA_URI_PATTERN, check_data_uri, check_printable
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
@@ -41,8 +43,10 @@ DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 
 class Data(Strict):
     """Where the training and test data live: ``s3://`` URIs or paths inside the repository."""
 
-    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
-    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
+    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.",
+                       json_schema_extra={"pattern": DATA_URI_PATTERN})
+    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.",
+                      json_schema_extra={"pattern": DATA_URI_PATTERN})
     target_column: str = Field(
         default="Class", min_length=1, max_length=200,
         description="The label column: 1 is fraud, 0 is legit.",
@@ -78,34 +82,6 @@ class Data(Strict):
     def _printable_column(cls, value: str) -> str:
         check_printable(value)
         return value
-
-
-def check_printable(value: str, allowed: str = "") -> None:
-    """Refuse control and invisible format characters (a line break, a bidi override...),
-    except those in ``allowed``: a value shown to reviewers must look like what it is."""
-    import unicodedata
-
-    for char in value:
-        if char not in allowed and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise ValueError(f"must not contain control characters such as {char!r}")
-
-
-def check_data_uri(value: str) -> None:
-    """Refuse anything but ``s3://bucket/key`` or a relative path that stays in the repo."""
-    check_printable(value)
-    if value.startswith("s3://"):
-        bucket, _, key = value[len("s3://"):].partition("/")
-        if not bucket or not key:
-            raise ValueError("an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
-        return
-    if "://" in value or value.split(":", 1)[0] in ("file", "http", "https", "ftp", "data"):
-        raise ValueError("must be an s3:// URI or a path inside the repository")
-    if value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":"):
-        raise ValueError("must be a path relative to the repository root, not absolute")
-    if ".." in value.replace("\\", "/").split("/"):
-        raise ValueError("must stay inside the repository ('..' is not allowed)")
-    if not value.strip():
-        raise ValueError("must not be empty")
 
 
 class Gates(Strict):
@@ -201,11 +177,22 @@ class Challenger(Strict):
     100 means *promote*: the challenger becomes the champion and its variant is removed.
     """
 
+    model_config = ConfigDict(json_schema_extra={
+        # Without steps, the default ones: the share must be one of their percents. (With
+        # steps of its own, only validate can check it: JSON Schema cannot compare a value
+        # with another field's values.)
+        "if": {"not": {"required": ["steps"]}},
+        "then": {"properties": {"traffic_percent": {
+            "enum": [percent for percent, _ in DEFAULT_ROLLOUT_STEPS]}}},
+    })
+
     # steps comes before traffic_percent so that traffic_percent's validator can see them.
     steps: list[RolloutStep] = Field(
         default_factory=_default_steps, min_length=1,
         description="The allowed traffic shares in increasing order, ending at 100, each with "
         "how long the challenger must serve that share before moving to the next step.",
+        json_schema_extra={"contains": {"properties": {"percent": {"const": 100}},
+                                        "required": ["percent"]}},
     )
     traffic_percent: int = Field(
         ge=1, le=100,
@@ -258,6 +245,10 @@ class Challenger(Strict):
         return self.traffic_percent == 100
 
 
+#: Training settings that only a SageMaker training job has.
+SAGEMAKER_ONLY = ("instance_type", "instance_count", "max_runtime_minutes", "volume_gb")
+
+
 class Training(Strict):
     """Where the candidate is trained: in the plan's own process, or by a SageMaker training job.
 
@@ -265,6 +256,12 @@ class Training(Strict):
     training data split into as many objects (``ShardedByS3Key``), and reads the model back
     into the same evaluation as a local one.
     """
+
+    model_config = ConfigDict(json_schema_extra={
+        # The instance settings only with backend: sagemaker (as _instances_only_for_sagemaker).
+        "if": {"properties": {"backend": {"const": "sagemaker"}}, "required": ["backend"]},
+        "else": {"properties": {name: False for name in SAGEMAKER_ONLY}},
+    })
 
     backend: Literal["local", "sagemaker"] = Field(
         default="local",
@@ -294,8 +291,7 @@ class Training(Strict):
     @model_validator(mode="after")
     def _instances_only_for_sagemaker(self) -> Training:
         if self.backend == "local":
-            extra = [name for name in ("instance_type", "instance_count", "max_runtime_minutes",
-                                       "volume_gb") if name in self.model_fields_set]
+            extra = [name for name in SAGEMAKER_ONLY if name in self.model_fields_set]
             if extra:
                 raise ValueError(f"{', '.join(extra)} only apply to backend: sagemaker "
                                  "(this request trains locally)")
