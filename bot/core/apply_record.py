@@ -61,6 +61,7 @@ class ApplyRecord:
     content_sha256: str | None = None  # None: the request file was deleted
     experiment_id: str | None = None
     model_artifact: str | None = None
+    plan_digest: str | None = None  # the plan apply used (plans/sha256/<digest>/)
     pull_request: int | None = None
     retired: bool = False
     caught_up: str | None = None
@@ -178,7 +179,8 @@ def _from_format_1(old: dict[str, Any]) -> dict[str, Any]:
         "updated_at": str(old.get("updated_at") or started),
     }
     kept = ("target", "path", "commit", "status", "before", "request_commit", "requested_by",
-            "content_sha256", "experiment_id", "model_artifact", "pull_request", "retired",
+            "content_sha256", "experiment_id", "model_artifact", "plan_digest", "pull_request",
+            "retired",
             "caught_up", "changes", "drift", "backup_keys", "commented", "finished_at",
             "error")
     return {**{k: old[k] for k in kept if k in old}, **new}

@@ -54,6 +54,7 @@ class Reconciliation:
             content_sha256=request.content_sha256() if request else None,
             experiment_id=request.experiment_id if request else None,
             model_artifact=item.plan.artifact if item.plan else None,
+            plan_digest=item.plan_digest,  # the plan apply used (plans/sha256/<digest>/)
             pull_request=item.pull_request, retired=request is None,
             caught_up=item.request_commit if item.missed else None,
             steps=previous.steps if previous is not None and self.resuming else (),

@@ -39,6 +39,16 @@ def _summary(changes: tuple[Change, ...]) -> list[str]:
     return lines
 
 
+def _used(digest: object, reviewed: str | None) -> str:
+    """Which plan an apply used, against the one the reviewers saw."""
+    if not isinstance(digest, str):
+        return "not recorded"
+    if digest == reviewed:
+        return f"{digest[:12]}, the reviewed plan"
+    return f"{digest[:12]}, NOT the reviewed plan " + (
+        f"{reviewed[:12]}" if reviewed else "(none found)")
+
+
 def _metrics(plan: Plan) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in sorted(plan.metrics.items()))
 
@@ -72,6 +82,9 @@ def render(entries: list[Entry]) -> str:
                 if _metrics(e.plan):
                     planned += f" ({_metrics(e.plan)})"
             out.append(f"    content:      {e.content_sha256[:12]} {e.experiment_id}: {planned}")
+            if e.plan is not None and e.plan_digest and e.plan.identity is not None:
+                out.append(f"    reviewed:     plan {e.plan_digest[:12]} of head "
+                           f"{e.plan.identity.head[:12]}, signed {e.plan.identity.signed_at}")
         if e.note:
             out.append(f"    note:         {e.note}")
         if not e.applies:
@@ -81,6 +94,8 @@ def render(entries: list[Entry]) -> str:
             when = record.finished_at or record.updated_at
             out.append(f"    approved by:  {_approval(record)}")
             out.append(f"    applied:      {status} at {when} (commit {record.commit[:12]})")
+            if record.content_sha256 is not None:
+                out.append(f"      plan used: {_used(record.plan_digest, e.plan_digest)}")
             # An unfinished apply's changes are in its log (it stopped before its history).
             changes = record.changes + (() if record.finished else tuple(
                 c for s in record.steps for c in s.changes if c not in record.changes))
