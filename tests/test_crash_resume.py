@@ -120,10 +120,10 @@ def test_a_sigtermed_apply_stops_after_its_current_call_and_releases_the_lock(
         server: tuple[LocalAWS, Target], git_repo: GitRepo) -> None:
     aws, t = server
     start = git_repo.head()
-    put_plan(t, BEFORE)
     first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
-    put_plan(t, AFTER)
+    put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
     second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    put_plan(t, AFTER, head=second)
     assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start,
                      "--after", first]) == 0
 
