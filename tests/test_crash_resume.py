@@ -122,10 +122,10 @@ def test_a_sigtermed_apply_stops_after_its_current_call_and_releases_the_lock(
     start = git_repo.head()
     first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
     put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
-    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
-    put_plan(t, AFTER, head=second)
     assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start,
                      "--after", first]) == 0
+    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    put_plan(t, AFTER, head=second)  # planned against what production serves now
 
     # Hold the first hyperparameter write: the runner is cancelled while it waits.
     injector = aws.inject(FaultPlan(rules=(Rule(
