@@ -58,6 +58,13 @@ class LockLost(LockHeld):
     before writing anything more, and leaves the outcome to whoever holds the lock now."""
 
 
+class Stopped(BotError):
+    """Apply was asked to stop (SIGTERM: a cancelled job): it stopped before its next write
+    or wait, releasing the lock; a rerun resumes it."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
+
+
 class RolloutRefused(BotError):
     """Apply was asked for a staged-rollout step the rollout rules forbid."""
 

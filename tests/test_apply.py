@@ -103,8 +103,8 @@ def test_first_apply_writes_parameters_config_backup_and_execution(
     assert [(v.name, v.model_data_url, v.weight) for v in outcome.variants] == [
         ("champion", plan.artifact, 100)]
     record = artifacts.get_apply_record(aws, git_repo.head())
-    assert record is not None and record["status"] == "complete"
-    assert record["backup_keys"] == [outcome.backup_key]
+    assert record is not None and record.status == "complete"
+    assert record.backup_keys == (outcome.backup_key,)
     text = describe(outcome)
     assert "ssm       /fraud-detection/hyperparameters/eta: (absent) → 0.1" in text
     assert f"backup: {outcome.backup_key}" in text and str(outcome.execution_arn) in text
@@ -142,7 +142,7 @@ def _fail_once(monkeypatch: pytest.MonkeyPatch, module: Any, name: str,
 
 
 @pytest.mark.parametrize(("module", "name", "partial"), [
-    (ssm, "backup", False), (ssm, "write", False), (ssm, "write", True),
+    (ssm, "backup_once", False), (ssm, "write", False), (ssm, "write", True),
     (config_store, "write", False), (pipeline, "start", False), (endpoint, "reconcile", False),
     (artifacts, "put_apply_record", False),
 ], ids=["ssm-backup", "ssm-write", "ssm-write-half", "config", "pipeline", "endpoint",
@@ -172,15 +172,15 @@ def test_failure_half_way_is_completed_by_the_next_run(
     assert backups[:len(backups_before)] == backups_before  # no backup lost
     # The backup named is the one taken before the first write, never a half-written state.
     assert ssm.load_backup(aws, outcome.backup_key or "") == FIRST_SSM
-    assert all(ssm.load_backup(aws, k) == FIRST_SSM for k in backups[len(backups_before):])
+    assert backups[len(backups_before):] == [outcome.backup_key]  # exactly one per apply
     # The outcome lists every change of the apply, whichever run made it.
     assert {c.target for c in outcome.changes} >= {"ssm", "s3-config", "pipeline"}
     assert {(c.key.rsplit("/", 1)[1], c.before, c.after) for c in outcome.changes
             if c.target == "ssm"} == {("eta", "0.1", "0.2"), ("max_depth", "6", "8"),
                                       ("gamma", "1.0", None)}
     record = artifacts.get_apply_record(aws, pushed[1])
-    assert record is not None and record["status"] == "complete"
-    assert set(record["backup_keys"]) == set(backups) - set(backups_before)
+    assert record is not None and record.status == "complete"
+    assert set(record.backup_keys) == set(backups) - set(backups_before)
     assert apply_range(git_repo, pushed).noop
 
 
@@ -472,8 +472,8 @@ def test_a_change_whose_run_was_cancelled_is_applied_by_the_next_run(
            "it now" in shown[1]
     assert "never applied" not in shown[0]
     record = artifacts.get_apply_record(aws, c2)
-    assert record is not None and record["status"] == "complete"
-    assert (record["caught_up"], record["request_commit"]) == (c1, c1)
+    assert record is not None and record.status == "complete"
+    assert (record.caught_up, record.request_commit) == (c1, c1)
 
 
 def test_a_second_run_after_catching_up_changes_nothing(
@@ -568,7 +568,7 @@ def test_a_catch_up_that_failed_half_way_is_finished_by_the_next_run(
     assert [(o.target, o.caught_up) for o in outcomes] == [("churn", None), (TARGET, c1)]
     assert endpoint.read(aws) is not None
     record = artifacts.get_apply_record(aws, c2)
-    assert record is not None and record["status"] == "complete"
+    assert record is not None and record.status == "complete"
     assert [o.noop for o in apply(git_repo.path, c1, c2, None)] == [True]
 
 

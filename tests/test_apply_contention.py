@@ -146,7 +146,7 @@ def test_a_run_that_lost_its_lock_stops_before_writing_and_leaves_the_winners_st
     [comment] = github.comments(pr)
     assert "promotion-bot applied" in comment["body"]
     record = artifacts.get_apply_record(aws, pushed[1])
-    assert record is not None and record["status"] == "complete"
+    assert record is not None and record.status == "complete"
 
 
 def test_apply_posts_its_outcome_when_github_refuses_statuses_and_says_so(

@@ -19,7 +19,7 @@ def table_modules() -> set[str]:
     for line in section.splitlines():
         if line.startswith("| `"):
             first = line.split("|")[1]
-            names |= set(re.findall(r"`([a-z_/]+\.py)`", first))
+            names |= set(re.findall(r"`([a-z0-9_/]+\.py)`", first))
     return names
 
 

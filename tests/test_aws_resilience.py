@@ -168,3 +168,40 @@ def test_invocations_throttled_past_the_retries_are_counted_apart(
     assert (f"{n} of {n} records sent to challenger were throttled by SageMaker (its request "
             "rate, not the model) and are left out.") in c.verdict
     assert "no answer" not in c.verdict
+
+
+SECOND = request_yaml("exp-xgboost-2", eta=0.2, max_depth=8, rollout=(
+    "rollout:\n  challenger:\n    traffic_percent: 100\n"
+    "    override_reason: promoted straight away\n"))
+
+
+@pytest.mark.usefixtures("endpoint_polls_fast")
+def test_lost_answers_to_the_backup_and_a_clean_up_delete_change_nothing_twice(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., dict[str, Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store_plan(FIRST)
+    git_repo.commit({PATH: FIRST}, "Promote")
+    assert cli.main(["apply", "--repo", str(git_repo.path)]) == 0
+    store_plan(SECOND)
+    git_repo.commit({PATH: SECOND}, "Promote exp-xgboost-2")
+    backups = ssm.backups(aws)
+    # The backup is made and its answer lost, so botocore puts it again; the clean-up's
+    # deletes are made and their answers lost, so botocore deletes them again.
+    plan = FaultPlan(rules=(
+        Rule(service="ssm", operation="PutParameter", kind="server-error", after=True,
+             times=1),
+        Rule(service="sagemaker", operation="DeleteModel", kind="server-error", after=True,
+             times=1),
+        Rule(service="sagemaker", operation="DeleteEndpointConfig", kind="server-error",
+             after=True, times=1)))
+    capsys.readouterr()
+    with faults.injected(plan) as injector:
+        code = cli.main(["apply", "--repo", str(git_repo.path)])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [i.operation for i in injector.injected()] == [
+        "PutParameter", "DeleteEndpointConfig", "DeleteModel"]
+    [taken] = [k for k in ssm.backups(aws) if k not in backups]  # one backup, not two
+    assert f"backup: {taken}" in out and "delete model" in out
+    assert ssm.load_backup(aws, taken)["max_depth"] == "7"

@@ -88,8 +88,8 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
     half = ssm.read(t)
     assert (half["eta"], half["max_depth"]) == ("0.2", "7")  # half written
     record = artifacts.get_apply_record(t, second)
-    assert record is not None and record["status"] == "in-progress"
-    [taken] = record["backup_keys"][-1:]
+    assert record is not None and record.status == "in-progress"
+    [taken] = record.backup_keys[-1:]
     assert ssm.load_backup(t, taken) == before
 
     # The killed run's lock stays until someone breaks it.
@@ -110,7 +110,55 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
     assert ssm.backups(t) == backups  # no backup of the half-written state
     assert ssm.read(t)["max_depth"] == "6"
     done = artifacts.get_apply_record(t, second)
-    assert done is not None and done["status"] == "complete" and done["backup_key"] == taken
+    assert done is not None and done.status == "complete" and done.detail("backup_key") == taken
 
     assert cli.main(["rollback-parameters", taken]) == 0
     assert ssm.read(t) == before
+
+
+def test_a_sigtermed_apply_stops_after_its_current_call_and_releases_the_lock(
+        server: tuple[LocalAWS, Target], git_repo: GitRepo) -> None:
+    aws, t = server
+    start = git_repo.head()
+    first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
+    put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start,
+                     "--after", first]) == 0
+    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    put_plan(t, AFTER, head=second)  # planned against what production serves now
+
+    # Hold the first hyperparameter write: the runner is cancelled while it waits.
+    injector = aws.inject(FaultPlan(rules=(Rule(
+        service="ssm", operation="PutParameter", kind="slow", skip=1, times=1,
+        delay=120),)))
+    assert injector is not None
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "apply", "--repo", str(git_repo.path),
+         "--before", first, "--after", second], env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: injector.injected() or runner.poll() is not None,
+                 "the held hyperparameter write")
+        assert runner.poll() is None, "apply ended before the held write"
+        assert lock.holder(t) is not None
+        runner.send_signal(signal.SIGTERM)
+        injector.release()  # the current call ends; the next write is not made
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        aws.inject(None)
+    assert runner.returncode == 143, err
+    assert "SIGTERM received" in err and err.count("\n") == 1
+    assert lock.holder(t) is None  # released: the next apply need not break it
+    record = artifacts.get_apply_record(t, second)
+    assert record is not None and record.status == "failed"
+    assert ssm.read(t)["max_depth"] == "7"  # stopped before the next write
+
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", first]) == 0
+    assert ssm.read(t)["max_depth"] == "6"
+    done = artifacts.get_apply_record(t, second)
+    assert done is not None and done.finished
+    assert {c.key.rsplit("/", 1)[-1] for c in done.changes if c.target == "ssm"} == {
+        "eta", "max_depth"}

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from conftest import a_plan
 
-from bot.core.changes import changes
-from bot.core.desired_state import desired, execution_name
-from bot.core.domain import Approval, EndpointSpec, LiveState, Plan, VariantSpec
+from bot.core.desired_state import execution_name
+from bot.core.domain import Approval, Change, EndpointSpec, LiveState, Plan, VariantSpec
 from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request
+from bot.flows import resources
+from bot.flows.resources.base import Context
 from bot.settings import target
 
 T = target("fraud-detection")
@@ -51,8 +53,20 @@ def live_config(champion: ChampionModel | None = CHAMP,
         champion=champion, previous_champion=previous, challenger_traffic_percent=share)
 
 
+def context(r: Request) -> Context:
+    return Context(T, r, plan_of(r), "abcdef1234567890", 7,
+                   Approval(("maria",), "github-reviews"))
+
+
 def want(r: Request, live: ProductionConfig | None) -> Any:
-    return desired(T, r, plan_of(r), live, "abcdef1234567890", 7, Approval(("maria",), "github"))
+    """Every resource's desired state, by the built-in kinds' names."""
+    d = resources.desired_state(context(r), LiveState({"s3-config": live}))
+    return SimpleNamespace(ssm=d["ssm"], config=d["s3-config"], pipeline=d["pipeline"],
+                           endpoint=d["endpoint"], request=r, all=d)
+
+
+def changes(d: Any, live: LiveState) -> tuple[Change, ...]:
+    return resources.changes(context(d.request), d.all, live)
 
 
 def test_challenger_gets_its_share_beside_the_champion() -> None:
@@ -112,13 +126,13 @@ def test_changes_list_ssm_config_pipeline_and_endpoint(pipeline: bool) -> None:
     live_cfg = live_config()
     r = request(1, pipeline=pipeline)
     d = want(r, live_cfg)
-    live = LiveState(
-        ssm={k: str(v) for k, v in live_cfg.hyperparameters.as_dict().items()},
-        config=live_cfg,
-        endpoint=EndpointSpec(T.endpoint_name, (VariantSpec("champion", CHAMP.model_artifact,
-                                                            100),)),
-    )
-    found = changes(d, live, T.ssm_prefix, T.config_uri)
+    live = LiveState({
+        "ssm": {k: str(v) for k, v in live_cfg.hyperparameters.as_dict().items()},
+        "s3-config": live_cfg,
+        "endpoint": EndpointSpec(T.endpoint_name, (VariantSpec("champion", CHAMP.model_artifact,
+                                                               100),)),
+    })
+    found = changes(d, live)
     ssm = [c for c in found if c.target == "ssm"]
     assert [(c.key, c.before, c.after) for c in ssm] == [
         ("/fraud-detection/hyperparameters/num_round", "50", "150")]
@@ -134,8 +148,8 @@ def test_hand_made_ssm_change_is_drift() -> None:
     live_cfg = live_config()
     ssm = {k: str(v) for k, v in live_cfg.hyperparameters.as_dict().items()}
     ssm["eta"] = "0.9"  # changed by hand since main applied
-    found = changes(want(request(None), live_cfg), LiveState(ssm, live_cfg, None),
-                    T.ssm_prefix, T.config_uri)
+    found = changes(want(request(None), live_cfg),
+                    LiveState({"ssm": ssm, "s3-config": live_cfg, "endpoint": None}))
     eta = next(c for c in found if c.key.endswith("/eta"))
     assert eta.drift and eta.before == "0.9" and eta.after == "0.15"
     assert not next(c for c in found if c.key.endswith("/num_round")).drift
@@ -144,5 +158,6 @@ def test_hand_made_ssm_change_is_drift() -> None:
 def test_nothing_to_change_when_live_matches() -> None:
     r = request(10)
     d = want(r, live_config())
-    live = LiveState(ssm=d.ssm, config=d.config, endpoint=d.endpoint, execution_exists=True)
-    assert changes(d, live, T.ssm_prefix, T.config_uri) == ()
+    live = LiveState({"ssm": d.ssm, "s3-config": d.config, "endpoint": d.endpoint,
+                      "pipeline": True})
+    assert changes(d, live) == ()

@@ -14,6 +14,8 @@ from moto import mock_aws
 
 from bot import cli
 from bot.adapters.aws import artifacts, ssm
+from bot.core.apply_record import ApplyRecord
+from bot.core.domain import Approval
 from bot.errors import InvalidRequest
 from bot.local import faults
 from bot.local.aws_server import LocalAWS
@@ -104,8 +106,12 @@ def test_s3_answers_slow_down_and_internal_errors_as_s3_does(moto: Target) -> No
             failed.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalError", 500)
 
     with faults.injected(plan(1)) as injector:  # the bot's own calls go through
-        artifacts.put_apply_record(T, "c0ffee", {"status": "complete"})
-        assert artifacts.get_apply_record(T, "c0ffee") == {"status": "complete"}
+        record = ApplyRecord(target=T.name, path="p.yaml", commit="c0ffee", status="complete",
+                             started_at="2026-01-01T00:00:00+00:00",
+                             updated_at="2026-01-01T00:00:00+00:00", tag="t",
+                             approval=Approval(("dana",), "commit-author"))
+        artifacts.put_apply_record(T, "c0ffee", record)
+        assert artifacts.get_apply_record(T, "c0ffee") == record
     assert len(injector.injected()) == 2
 
 

@@ -41,7 +41,7 @@ def test_history_shows_request_approval_apply_and_revert(
     assert [e.pull_request for e in entries] == [None, 5, 4]
     assert entries[2].commit.author == "Alice Example"
     assert entries[0].content_sha256 == entries[2].content_sha256  # back to exp-1's content
-    assert entries[2].applies[0]["status"] == "complete"
+    assert entries[2].applies[0].status == "complete"
 
     assert cli.main(["history", "fraud-detection", "--repo", str(git_repo.path)]) == 0
     out = capsys.readouterr().out

@@ -14,6 +14,7 @@ from conftest import GitRepo, a_plan_of, request_yaml
 
 from bot import __version__, cli
 from bot.adapters.aws import artifacts, plan_store, signing
+from bot.adapters.aws import s3 as s3_io
 from bot.core import integrity, plan_json
 from bot.core.domain import GateResult, Plan
 from bot.errors import BotError, NotPlanned
@@ -37,7 +38,7 @@ def objects(t: Target) -> dict[str, Any]:
 
 def overwrite(uri: str, body: bytes) -> None:
     """What the plan role's S3 access allowed: a plain PutObject over an existing key."""
-    bucket, key = artifacts.split_uri(uri)
+    bucket, key = s3_io.split_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -78,7 +79,7 @@ def test_models_are_stored_once_under_their_digest(aws: Target) -> None:
     with pytest.raises(artifacts.TamperedModel, match=f"sha256 {found}, but the reviewed model "
                                                       f"has sha256 {digest}"):
         artifacts.store_model(aws, b"model bytes")  # refused, and never overwritten
-    assert artifacts.read_object(uri) == b"someone else's bytes"
+    assert s3_io.read_uri(uri) == b"someone else's bytes"
 
 
 def test_a_swapped_model_is_refused_at_apply_naming_both_digests(
@@ -204,7 +205,7 @@ def test_a_signed_plan_of_another_head_is_refused(
     before = first
     head = git_repo.commit({PATH: SECOND}, "Promote the unplanned exp-xgboost-2")
     s3 = boto3.client("s3")
-    bucket, key = artifacts.split_uri(f"{plan_store.head_index(aws, first)}{theirs.digest}.json")
+    bucket, key = s3_io.split_uri(f"{plan_store.head_index(aws, first)}{theirs.digest}.json")
     s3.copy_object(Bucket=bucket, Key=key.replace(first, head),
                    CopySource={"Bucket": bucket, "Key": key})
 
@@ -220,7 +221,7 @@ def test_plans_are_written_once_under_their_digest(
     found = stored_at(aws, "0" * 40)
     assert found.uri == (f"s3://{aws.artifacts_bucket}/promotion-bot/plans/sha256/"
                          f"{found.digest}/plan.json")
-    assert integrity.sha256_hex(artifacts.read_object(found.uri)) == found.digest
+    assert integrity.sha256_hex(s3_io.read_uri(found.uri)) == found.digest
     # Storing it again changes nothing; other bytes under its name are refused.
     assert plan_store.put_plan(aws, found.plan, {}).digest == found.digest
     overwrite(found.uri, b"other bytes")
@@ -231,7 +232,7 @@ def test_plans_are_written_once_under_their_digest(
     later = replace(found.plan, identity=replace(found.plan.identity,
                                                  signed_at="2099-01-01T00:00:00+00:00"))
     assert plan_store.put_plan(aws, later, {}).digest != found.digest
-    assert artifacts.read_object(found.uri) == b"other bytes"
+    assert s3_io.read_uri(found.uri) == b"other bytes"
 
 
 def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan]) -> None:
@@ -239,7 +240,7 @@ def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan])
     found = stored_at(aws, "0" * 40)
     assert found.plan == replace_identity(plan, found.plan)
     assert plan_store.get_plan(aws, found.digest) == found.plan
-    envelope = integrity.Envelope.from_bytes(artifacts.read_object(
+    envelope = integrity.Envelope.from_bytes(s3_io.read_uri(
         f"{plan_store.plan_prefix(aws, found.digest)}/plan.sig"))
     assert envelope.algorithm == "ECDSA_SHA_256"
     assert envelope.key_id.startswith("arn:aws:kms:us-east-1:")
@@ -253,7 +254,7 @@ def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan])
     assert statement["champion"] == {"identity": "seed-baseline", "model_sha256": None,
                                      "config_version": None}
     assert statement["bot_version"] == __version__
-    index = artifacts.read_object(f"{plan_store.head_index(aws, '0' * 40)}{found.digest}.json")
+    index = s3_io.read_uri(f"{plan_store.head_index(aws, '0' * 40)}{found.digest}.json")
     assert integrity.Envelope.from_bytes(index).statement == statement
 
 

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from bot import cli
+from bot.adapters.aws import s3 as s3_io
 from bot.adapters.github import GitHubHost
 from bot.core import plan_json
 from bot.core.domain import Plan
@@ -287,15 +288,15 @@ def test_a_new_feature_is_compared_paired_on_the_champions_own_columns(
 def test_compare_gives_the_plans_verdicts_on_the_same_data(
     production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.adapters.aws import artifacts, config_store
+    from bot.adapters.aws import config_store
     from bot.settings import target
 
     path = local_data_repo(tmp_path)
     code, planned = plan(path, tmp_path / "out")
     champion = config_store.read(target("fraud-detection")).champion  # type: ignore[union-attr]
     assert champion is not None
-    (tmp_path / "candidate.tar.gz").write_bytes(artifacts.read_object(planned.artifact))
-    (tmp_path / "champion.tar.gz").write_bytes(artifacts.read_object(champion.model_artifact))
+    (tmp_path / "candidate.tar.gz").write_bytes(s3_io.read_uri(planned.artifact))
+    (tmp_path / "champion.tar.gz").write_bytes(s3_io.read_uri(champion.model_artifact))
     capsys.readouterr()
 
     compared = cli.main(["compare", str(tmp_path / "candidate.tar.gz"),

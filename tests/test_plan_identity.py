@@ -12,6 +12,7 @@ from conftest import GitRepo, put_plan, request_yaml
 
 from bot import cli
 from bot.adapters.aws import config_store, plan_store, ssm
+from bot.adapters.aws import s3 as s3_io
 from bot.core.domain import Plan
 from bot.errors import NotPlanned
 from bot.flows.apply import apply
@@ -169,18 +170,17 @@ def test_a_squash_merge_deploys_the_plan_of_the_pull_requests_head_on_github(
     stored = plan_store.plan_of_head(aws, head)
     record = artifacts.get_apply_record(aws, squash)
     assert stored is not None and record is not None
-    assert record["plan_digest"] == stored.digest
+    assert record.plan_digest == stored.digest
 
 
 def test_a_head_planned_only_in_the_old_layout_is_refused_with_re_plan(
         aws: Target, git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    from bot.adapters.aws import artifacts
     from bot.core.request import Request
 
     sha = Request.model_validate(yaml.safe_load(FIRST)).content_sha256()
-    artifacts.write_object(f"s3://{aws.artifacts_bucket}/promotion-bot/plans/{sha}/plan.json",
+    s3_io.write_uri(f"s3://{aws.artifacts_bucket}/promotion-bot/plans/{sha}/plan.json",
                            b'{"format": 3}')
     head = branch(git_repo, "a", FIRST)
     message = refused(git_repo, merge(git_repo, "a"), capsys)
@@ -202,7 +202,7 @@ def test_history_shows_the_plan_the_reviewers_saw_and_the_plan_apply_used(
     [entry] = trail(git_repo.path, "fraud-detection")
     assert entry.commit.sha == head and entry.reviewed_head == head
     assert entry.plan_digest == reviewed.digest and entry.plan == reviewed.plan
-    assert [r["plan_digest"] for r in entry.applies] == [reviewed.digest]
+    assert [r.plan_digest for r in entry.applies] == [reviewed.digest]
     text = render([entry])
     assert (f"reviewed:     plan {reviewed.digest[:12]} of head {head[:12]}, signed "
             f"{reviewed.signed_at}") in text

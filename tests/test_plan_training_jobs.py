@@ -19,7 +19,8 @@ import pytest
 from conftest import GitRepo, small_frame
 
 from bot import cli
-from bot.adapters.aws import artifacts, endpoint
+from bot.adapters.aws import endpoint
+from bot.adapters.aws import s3 as s3_io
 from bot.core import training
 from bot.local import training_jobs
 from bot.local.aws_server import LocalAWS
@@ -119,7 +120,7 @@ def test_a_plan_trained_by_a_training_job_is_applied_like_any_other(
     shards = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     assert len(shards) == instances  # ShardedByS3Key: one object per instance
     # The stored model is the job's, named like a local one and in the serving format.
-    stored = training.load_model(artifacts.read_object(plan["artifact"]))
+    stored = training.load_model(s3_io.read_uri(plan["artifact"]))
     assert stored.feature_names == ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
     assert "trained by SageMaker training job" in (tmp_path / "out" / "comment.md").read_text()
 

@@ -13,6 +13,7 @@ import pytest
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store, plan_store
+from bot.adapters.aws import s3 as s3_io
 from bot.core import plan_json
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
@@ -58,7 +59,7 @@ def plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str
 
 
 def put(uri: str, body: bytes) -> None:
-    bucket, key = artifacts.split_uri(uri)
+    bucket, key = s3_io.split_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -73,7 +74,7 @@ def unsign(sha: str) -> None:
     (what someone without the key could write there)."""
     found = stored(sha)
     put(f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/plans/contents/{sha}/"
-        f"{found.digest}.json", artifacts.read_object(found.uri))
+        f"{found.digest}.json", s3_io.read_uri(found.uri))
 
 
 def test_a_forged_stored_plan_is_evaluated_afresh(
@@ -120,10 +121,10 @@ def test_a_forged_model_index_is_not_reused(
     path = request_file(tmp_path, rounds=9)
     _, honest = plan(path, tmp_path / "first", capsys)
     first = plan_json.from_bytes(honest.encode(), "plan.json")
-    theirs = artifacts.store_model(T, artifacts.read_object(first.artifact) + b"\0backdoor")
+    theirs = artifacts.store_model(T, s3_io.read_uri(first.artifact) + b"\0backdoor")
     index = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/models/keys/"
              f"{first.model_key}.json")
-    put(index, artifacts.read_object(index).replace(
+    put(index, s3_io.read_uri(index).replace(
         str(first.model_sha256).encode(), theirs.split("/")[-2].encode()))
     unsign(first.content_sha256)  # so the model is looked up
 
@@ -138,7 +139,7 @@ def test_a_swapped_champion_model_is_refused_by_plan(
     live = config_store.read(T)
     assert live is not None and live.champion is not None
     uri = live.champion.model_artifact
-    original = artifacts.read_object(uri)
+    original = s3_io.read_uri(uri)
     put(uri, b"swapped")
     try:
         capsys.readouterr()

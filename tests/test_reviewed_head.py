@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from bot import cli
-from bot.adapters.aws import artifacts, config_store
+from bot.adapters.aws import config_store
+from bot.adapters.aws import s3 as s3_io
 from bot.core import plan_json
 from bot.core.integrity import sha256_hex
 from bot.local.aws_server import LocalAWS
@@ -61,7 +62,7 @@ def training_data() -> tuple[bytes, bytes]:
     """Production's training data, and a copy that calls half the frauds legit."""
     import pandas as pd
 
-    honest = artifacts.read_object(f"s3://{T.data_bucket}/processed/train.parquet")
+    honest = s3_io.read_uri(f"s3://{T.data_bucket}/processed/train.parquet")
     frame = pd.read_parquet(io.BytesIO(honest))
     frauds = frame.index[frame["Class"] == 1]
     frame.loc[frauds[: len(frauds) // 2], "Class"] = 0
@@ -155,7 +156,7 @@ def test_an_older_signed_plan_put_back_over_a_newer_one_is_refused(
     assert sha256_hex(older) != sha256_hex(newer)
     newer_uri = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/plans/sha256/"
                  f"{sha256_hex(newer)}/plan.json")
-    bucket, key = artifacts.split_uri(newer_uri)
+    bucket, key = s3_io.split_uri(newer_uri)
     # What the plan role's old write access allowed, were the bucket not to refuse it now.
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=older)
 

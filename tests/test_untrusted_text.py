@@ -16,7 +16,7 @@ from conftest import GitRepo, a_plan, request_yaml
 from bot import cli
 from bot.adapters.request_files import load_request, parse_request_text
 from bot.commands.plan import report_failure
-from bot.core.domain import Approval, Change, Outcome, Plan
+from bot.core.domain import Approval, Change, Fact, Outcome, Plan, ResourceOutcome
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest, NotPlanned
 from bot.flows.apply import apply
@@ -125,10 +125,9 @@ def test_the_failure_comment_keeps_the_error_in_its_code_block(github: LocalGitH
 def test_the_apply_comments_escape_what_a_committer_wrote() -> None:
     outcome = Outcome(
         target="fraud-detection", path=PATH, commit="c" * 40, content_sha256="d" * 64,
-        changes=(Change("ssm", "/fraud-detection/hyperparameters/eta", "0.1|x", "`0.2`"),),
-        drift=(), backup_key="/b/1", config_version="v1", config_archive=None,
-        execution_arn=None, execution_status=None, endpoint=None, variants=(),
-        endpoint_actions=(), noop=False,
+        resources=(ResourceOutcome(
+            "ssm", (Change("ssm", "/fraud-detection/hyperparameters/eta", "0.1|x", "`0.2`"),),
+            {"backup_key": "/b/1"}, (Fact("SSM backup", "/b/1", "backup: /b/1"),)),),
         approval=Approval(("@acme/model-risk <img src=x> <dana@example.com>",),
                           "commit-author"))
     text = comment(outcome)

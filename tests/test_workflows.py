@@ -1073,8 +1073,14 @@ def _definitions(module: str) -> tuple[str, dict[str, Definition], dict[str, tup
     assert path is not None, module
     text = path.read_text()
     tree = ast.parse(text)
-    defs = {node.name: node for node in tree.body
-            if isinstance(node, Definition)}
+    defs: dict[str, Any] = {node.name: node for node in tree.body
+                            if isinstance(node, Definition)}
+    # Module-level values too (a registry listing modules: ``REGISTRY = [ssm, config]``).
+    defs.update({node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id: node
+                 for node in tree.body
+                 if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name))
+                 or (isinstance(node, ast.Assign) and len(node.targets) == 1
+                 and isinstance(node.targets[0], ast.Name))})
     imports: dict[str, tuple[str, str]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
@@ -1092,31 +1098,44 @@ def code_reached_from(entries: list[tuple[str, str]]) -> dict[str, str]:
 
     An over-approximation by name: any bot function or class a reached body names (called or
     passed), directly or as ``module_alias.name``, is reached; a reached class brings all of
-    its methods. The modules of the local stand-ins are never followed.
+    its methods; a module named as a value (a registry of resource modules) brings those of
+    its functions that reached code calls on a value by name (``resource.read(...)``). The
+    modules of the local stand-ins are never followed.
     """
     reached: dict[str, str] = {}
     todo = list(entries)
+    valued: set[str] = set()  # modules named as values (a registry's entries)
+    called: set[str] = set()  # attributes called on values (``resource.read(...)``)
     while todo:
-        module, name = todo.pop()
-        key = f"{module}.{name}"
-        if key in reached or NOT_THE_ROLE & set(module.split(".")):
-            continue
-        text, defs, imports = _definitions(module)
-        if name not in defs:  # a constant, a re-export or a name from outside bot
-            reached[key] = ""
-            continue
-        node = defs[name]
-        reached[key] = ast.get_source_segment(text, node) or ""
-        for inner in ast.walk(node):
-            if isinstance(inner, ast.Name):
-                if inner.id in defs and inner.id != name:
-                    todo.append((module, inner.id))
-                elif inner.id in imports and imports[inner.id][1]:
-                    todo.append(imports[inner.id])
-            elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
-                target = imports.get(inner.value.id)
-                if target is not None and not target[1]:
-                    todo.append((target[0], inner.attr))
+        while todo:
+            module, name = todo.pop()
+            key = f"{module}.{name}"
+            if key in reached or NOT_THE_ROLE & set(module.split(".")):
+                continue
+            text, defs, imports = _definitions(module)
+            if name not in defs:  # a constant, a re-export or a name from outside bot
+                reached[key] = ""
+                continue
+            node = defs[name]
+            reached[key] = ast.get_source_segment(text, node) or ""
+            qualifiers = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name):
+                    if inner.id in defs and inner.id != name:
+                        todo.append((module, inner.id))
+                    elif inner.id in imports and imports[inner.id][1]:
+                        todo.append(imports[inner.id])
+                    elif inner.id in imports and id(inner) not in qualifiers:
+                        valued.add(imports[inner.id][0])
+                elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
+                    target = imports.get(inner.value.id)
+                    if target is not None and not target[1]:
+                        todo.append((target[0], inner.attr))
+                    elif target is None and inner.value.id not in defs:
+                        called.add(inner.attr)
+        # A module named as a value: the functions the reached code calls on values.
+        todo = [(m, a) for m in sorted(valued) for a in sorted(called)
+                if a in _definitions(m)[1] and f"{m}.{a}" not in reached]
     return {key: source for key, source in reached.items() if source}
 
 

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.aws.artifacts import object_version, split_uri
-from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws import s3
+from bot.adapters.aws.clients import error_code
+from bot.adapters.aws.s3 import object_version, split_uri
 from bot.core.request_values import check_data_uri
 from bot.errors import BotError
 
@@ -154,15 +155,13 @@ def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
     bucket, _, prefix = out[len("s3://"):].partition("/")
     if not bucket:
         raise BotError(f"{out}: an s3:// location needs a bucket: s3://BUCKET/PREFIX")
-    s3 = client("s3")
-    _check_bucket(s3, bucket)
+    _check_bucket(bucket)
     prefix = prefix.strip("/")
     keys = [f"{prefix}/{name}" if prefix else name for name in SPLIT_FILES]
     for key, part in zip(keys, split(generate_sample(rows, seed), seed=seed), strict=True):
         body = io.BytesIO()
         part.to_parquet(body, index=False)
-        _s3_call(f"s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
-                 Body=body.getvalue())
+        _s3_call(f"s3://{bucket}/{key}", s3.put, bucket, key, body.getvalue())
     return [f"s3://{bucket}/{key}" for key in keys]
 
 
@@ -177,7 +176,7 @@ def local_copy(uri: str, repo_root: Path) -> Iterator[Path]:
     bucket, key = split_uri(uri)
     with tempfile.TemporaryDirectory(prefix="promotion-bot-data-") as directory:
         path = Path(directory) / (Path(key).name or "data")
-        _s3_call(uri, client("s3").download_file, Bucket=bucket, Key=key, Filename=str(path))
+        _s3_call(uri, s3.download, bucket, key, str(path))
         yield path
 
 
@@ -273,7 +272,9 @@ def data_version(uri: str, repo_root: Path) -> str:
     """
     if uri.startswith("s3://"):
         bucket, key = split_uri(uri)
-        head = _s3_call(uri, client("s3").head_object, Bucket=bucket, Key=key)
+        head = _s3_call(uri, s3.head, bucket, key)
+        if head is None:
+            raise BotError(f"{uri}: no such object")
         return str(object_version(head))
     with _repo_file(uri, repo_root).open("rb") as stream:
         # In C, without the GIL: threads (drawing, imports) do not slow it down.
@@ -295,11 +296,11 @@ def _repo_file(uri: str, repo_root: Path) -> Path:
     return path
 
 
-def _check_bucket(s3: Any, bucket: str) -> None:
+def _check_bucket(bucket: str) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        s3.head_bucket(Bucket=bucket)
+        s3.head_bucket(bucket)
     except ClientError as error:
         code = error_code(error)
         if code in ("404", "NoSuchBucket"):
@@ -309,12 +310,12 @@ def _check_bucket(s3: Any, bucket: str) -> None:
         raise BotError(f"s3://{bucket}: {error}") from error
 
 
-def _s3_call(uri: str, call: Any, **kwargs: Any) -> Any:
+def _s3_call(uri: str, call: Any, *args: Any) -> Any:
     """Run an S3 call, turning the errors a user can cause into one clear ``BotError``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return call(**kwargs)
+        return call(*args)
     except ClientError as error:
         code = error_code(error)
         if code == "NoSuchBucket":

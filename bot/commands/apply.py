@@ -28,7 +28,7 @@ def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str |
 def run(args: argparse.Namespace) -> int:
     from bot.adapters.github import GitHubHost
     from bot.core.domain import Outcome
-    from bot.flows.apply import apply
+    from bot.flows.apply import apply, stop_on_sigterm
     from bot.report.apply_outcome import describe, outcomes_to_json
 
     repo = Path(args.repo)
@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(describe(outcome), flush=True)
 
     try:
-        outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report)
+        with stop_on_sigterm() as stop:
+            outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report,
+                             stop=stop)
     except AwsError as error:
         raise BotError(
             f"AWS failed during apply: {error.explanation}. Production may be partly updated; "

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only a type here: ``validate`` reads commits without the plan's values
+    from bot.core.apply_record import ApplyRecord
     from bot.core.domain import Plan
 
 _REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
@@ -44,7 +45,7 @@ class Entry:
     content_sha256: str | None  # None when the file was deleted or unreadable
     experiment_id: str | None
     plan: Plan | None  # the plan its reviewers saw: the last signed plan of reviewed_head
-    applies: tuple[dict[str, Any], ...]
+    applies: tuple[ApplyRecord, ...]
     reverts: Commit | None
     deleted: bool = False  # the commit deleted the request file
     note: str = ""

@@ -1,12 +1,14 @@
-"""Desired versus live state, as the list of changes merging would make (pure)."""
+"""Desired versus live state, as the changes merging would make, per built-in resource
+(pure); ``bot.flows.resources`` puts them together in apply's order."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from bot.core.desired_state import Desired, ssm_values
+from bot.core.desired_state import ssm_values
 from bot.core.domain import Change, EndpointSpec, LiveState
+from bot.core.production_config import ProductionConfig
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,9 @@ def ssm_changes(desired: dict[str, str], live: LiveState, prefix: str) -> list[C
     ]
 
 
-def config_changes(desired: Desired, live: LiveState, uri: str) -> list[Change]:
+def config_changes(desired: ProductionConfig, live: LiveState, uri: str) -> list[Change]:
     before = live.config.model_dump(mode="json") if live.config is not None else {}
-    after = desired.config.model_dump(mode="json")
+    after = desired.model_dump(mode="json")
     return [
         Change("s3-config", f"{uri}#{field}", before.get(field), after.get(field))
         for field in after
@@ -59,11 +61,11 @@ def config_changes(desired: Desired, live: LiveState, uri: str) -> list[Change]:
     ]
 
 
-def endpoint_changes(desired: Desired, live: LiveState) -> list[Change]:
-    if desired.endpoint is None:
+def endpoint_changes(desired: EndpointSpec | None, live: LiveState) -> list[Change]:
+    if desired is None:
         return []
-    name = desired.endpoint.endpoint_name
-    before, after = _variants(live.endpoint), _variants(desired.endpoint)
+    name = desired.endpoint_name
+    before, after = _variants(live.endpoint), _variants(desired)
     applied = live.config.challenger_traffic_percent if live.config is not None else None
     live_share = live.endpoint.variant("challenger") if live.endpoint else None
     drift = live.config is not None and (live_share.weight if live_share else None) != applied
@@ -72,18 +74,6 @@ def endpoint_changes(desired: Desired, live: LiveState) -> list[Change]:
         for variant in sorted(set(before) | set(after))
         if before.get(variant) != after.get(variant)
     ]
-
-
-def changes(desired: Desired, live: LiveState, ssm_prefix: str, config_uri: str
-            ) -> tuple[Change, ...]:
-    """Every change merging makes, in apply's order: SSM, config, pipeline, endpoint."""
-    found = ssm_changes(desired.ssm, live, ssm_prefix)
-    found += config_changes(desired, live, config_uri)
-    if desired.pipeline_execution and not live.execution_exists:
-        found.append(Change("pipeline", desired.pipeline_execution, None, "start execution"))
-    found += endpoint_changes(desired, live)
-    return tuple(found)
-
 
 
 #: Production config fields a plan cannot know before merge (who approved): apply writes

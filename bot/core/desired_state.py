@@ -5,7 +5,7 @@ Pure: plan shows the difference between this and live state; apply reconciles to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from bot.core.domain import Approval, EndpointSpec, Plan, VariantSpec
 from bot.core.hyperparameters import Hyperparameters
@@ -13,15 +13,9 @@ from bot.core.production_config import ChampionModel, ProductionConfig
 from bot.core.request import Request, retraining_key
 from bot.settings import Target
 
-
-@dataclass(frozen=True)
-class Desired:
-    """Everything merging a request makes true in AWS."""
-
-    ssm: dict[str, str]
-    config: ProductionConfig
-    pipeline_execution: str | None  # execution name to start, None when not asked
-    endpoint: EndpointSpec | None  # None: leave the endpoint as it is
+#: Everything merging a request makes true in AWS: one entry per resource kind, in apply's
+#: order (``bot.flows.resources``); None: leave that resource as it is.
+Desired = dict[str, Any]
 
 
 def ssm_values(hyperparameters: Hyperparameters) -> dict[str, str]:
@@ -91,7 +85,7 @@ def endpoint_spec(
     ))
 
 
-def desired(
+def production_config(
     target: Target,
     request: Request,
     plan: Plan,
@@ -99,19 +93,15 @@ def desired(
     commit: str,
     pull_request: int | None,
     approval: Approval,
-    retrain_commit: str | None = None,
-) -> Desired:
-    """Desired state for ``request`` whose stored plan is ``plan``.
-
-    ``retrain_commit`` names the retraining execution (default: ``commit``).
-    """
+) -> ProductionConfig:
+    """The production config merging ``request`` (whose stored plan is ``plan``) writes."""
     champion, previous = champions(request, plan, live_config)
     challenger = request.rollout.challenger
     share = challenger.traffic_percent if challenger and not challenger.promoted else None
     endpoint = endpoint_spec(target, request, plan, champion)
     if endpoint is not None and endpoint.variant("challenger") is None:
         share = None
-    config = ProductionConfig(
+    return ProductionConfig(
         target=target.name,
         algorithm=request.algorithm,
         experiment_id=request.experiment_id,
@@ -129,9 +119,21 @@ def desired(
         previous_champion=previous,
         challenger_traffic_percent=share,
     )
-    return Desired(ssm=ssm_values(request.hyperparameters), config=config,
-                   pipeline_execution=pipeline_execution(target, request, commit, retrain_commit),
-                   endpoint=endpoint)
+
+
+def retired_endpoint(target: Target, config: ProductionConfig | None,
+                     live: EndpointSpec | None) -> EndpointSpec | None:
+    """A deleted request retires the challenger: the champion alone serves, on the instances
+    it has now (None: leave the endpoint as it is)."""
+    if config is None or config.champion is None:
+        return None
+    if live is None:
+        return None
+    served = live.variant("champion")
+    return EndpointSpec(target.endpoint_name, (VariantSpec(
+        "champion", config.champion.model_artifact, 100,
+        served.instance_type if served else "ml.m5.xlarge",
+        served.instance_count if served else 1),))
 
 
 def pipeline_execution(target: Target, request: Request, commit: str,

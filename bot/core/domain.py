@@ -148,7 +148,7 @@ class Compared:
 class Change:
     """One thing merging changes in AWS: ``before`` → ``after`` (None means absent)."""
 
-    target: str  # "ssm", "s3-config", "pipeline", "endpoint"
+    target: str  # the resource kind: "ssm", "s3-config", "pipeline", "endpoint", ...
     key: str
     before: Any
     after: Any
@@ -250,12 +250,32 @@ class EndpointSpec:
 
 @dataclass(frozen=True)
 class LiveState:
-    """What is in AWS now for one target, read by the adapters just before planning/applying."""
+    """What is in AWS now for one target, one entry per resource kind (``bot.flows.resources``
+    reads them just before planning or applying); a kind that is absent reads as None."""
 
-    ssm: dict[str, str]
-    config: ProductionConfig | None
-    endpoint: EndpointSpec | None
-    execution_exists: bool = False
+    resources: dict[str, Any]
+
+    def get(self, kind: str) -> Any:
+        return self.resources.get(kind)
+
+    @property
+    def ssm(self) -> dict[str, str]:
+        return dict(self.resources.get("ssm") or {})
+
+    @property
+    def config(self) -> ProductionConfig | None:
+        config: ProductionConfig | None = self.resources.get("s3-config")
+        return config
+
+    @property
+    def endpoint(self) -> EndpointSpec | None:
+        endpoint: EndpointSpec | None = self.resources.get("endpoint")
+        return endpoint
+
+
+#: How an approval is known: approving reviews on GitHub, the merge commit's author (no
+#: GitHub context), or "pending" before merge.
+ApprovalSource = Literal["github-reviews", "commit-author", "pending"]
 
 
 @dataclass(frozen=True)
@@ -263,35 +283,108 @@ class Approval:
     """Who approved a promotion and how we know."""
 
     approvers: tuple[str, ...]
-    source: str  # "github-reviews", "commit-author" or "pending"
+    source: ApprovalSource
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One line of what apply did to a resource, for people: ``label`` names it in the PR
+    comment, ``text`` is the terminal's line; ``in_noop``: said even when nothing changed."""
+
+    label: str
+    value: str
+    text: str
+    in_noop: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceOutcome:
+    """What apply did to one resource kind: its changes (by this run or by the interrupted
+    run it resumed), what it recorded (``details``, for programs) and its lines for people."""
+
+    kind: str
+    changes: tuple[Change, ...]
+    details: dict[str, Any]
+    facts: tuple[Fact, ...] = ()
+    lines: tuple[str, ...] = ()  # further terminal lines (e.g. the endpoint's actions)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What apply did to one target (or found already done)."""
+    """What apply did to one target (or found already done), one entry per resource kind."""
 
     target: str
     path: str
     commit: str
     content_sha256: str | None  # None when the request file was deleted
-    changes: tuple[Change, ...]  # applied in this run
-    drift: tuple[Change, ...]  # live values changed by hand, overwritten in this run
-    backup_key: str | None
-    config_version: str | None
-    config_archive: str | None
-    execution_arn: str | None
-    execution_status: str | None
-    endpoint: str | None
-    variants: tuple[VariantSpec, ...]
-    endpoint_actions: tuple[str, ...]
-    noop: bool
+    resources: tuple[ResourceOutcome, ...]  # in apply's order
     approval: Approval
     pull_request: int | None = None
     retired: bool = False  # the request file was deleted: challenger retired
     caught_up: str | None = None  # missed: the commit whose change no run had applied
 
+    def resource(self, kind: str) -> ResourceOutcome | None:
+        return next((r for r in self.resources if r.kind == kind), None)
+
+    def detail(self, name: str) -> Any:
+        """A recorded detail by name, from whichever resource recorded it (None if none)."""
+        return next((r.details[name] for r in self.resources if r.details.get(name)
+                     is not None), None)
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Every change of this apply, in apply's order."""
+        return tuple(c for r in self.resources for c in r.changes)
+
+    @property
+    def drift(self) -> tuple[Change, ...]:
+        """Live values changed by hand, overwritten by this apply."""
+        return tuple(c for c in self.changes if c.drift)
+
+    @property
+    def noop(self) -> bool:
+        return not self.changes
+
+    # The built-in resources' details by name (``bot.flows.resources``):
+    @property
+    def backup_key(self) -> str | None:
+        return _text(self.detail("backup_key"))
+
+    @property
+    def config_version(self) -> str | None:
+        return _text(self.detail("config_version"))
+
+    @property
+    def config_archive(self) -> str | None:
+        return _text(self.detail("config_archive"))
+
+    @property
+    def execution_arn(self) -> str | None:
+        return _text(self.detail("execution_arn"))
+
+    @property
+    def execution_status(self) -> str | None:
+        return _text(self.detail("execution_status"))
+
+    @property
+    def endpoint(self) -> str | None:
+        return _text(self.detail("endpoint"))
+
+    @property
+    def variants(self) -> tuple[VariantSpec, ...]:
+        return tuple(VariantSpec(**v) for v in self.detail("variants") or ())
+
+    @property
+    def endpoint_actions(self) -> tuple[str, ...]:
+        return tuple(self.detail("endpoint_actions") or ())
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
 
 # Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
 for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
-                GateResult, Change, PlanIdentity, Plan, VariantSpec, Approval, Outcome):
+                GateResult, Change, PlanIdentity, Plan, VariantSpec, Approval, Fact,
+                ResourceOutcome, Outcome):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

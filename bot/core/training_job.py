@@ -17,11 +17,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.core.names import MANAGED_TAG_KEY
 from bot.core.request import Training
 
 MAX_ATTEMPTS = 3
 #: Tags on every job the bot starts; a superseded plan's job is found by them.
-TAG_MANAGED = "promotion-bot:managed"
+TAG_MANAGED = MANAGED_TAG_KEY
 TAG_TARGET = "promotion-bot:target"
 TAG_MODEL_KEY = "promotion-bot:model-key"
 TAG_PULL_REQUEST = "promotion-bot:pull-request"

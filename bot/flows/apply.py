@@ -22,17 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
-from bot.core.desired_state import Desired, desired
+from bot.adapters.aws import artifacts, lock
+from bot.adapters.aws.clients import unreachable
 from bot.core.domain import Outcome
-from bot.errors import BotError, LockHeld, LockLost, NotPlanned
+from bot.errors import BotError, LockHeld, LockLost, NotPlanned, Stopped
+from bot.flows import resources
 from bot.flows.preflight import NOTHING, approve, missed_items, prepare, requests_at
-from bot.flows.reconcile import Reconciliation, retired
+from bot.flows.reconcile import Reconciliation
+from bot.flows.resources.base import Context
+from bot.flows.rollout_history import retrain_commit
 from bot.report.apply_outcome import comment, failure_comment, missed_line, status_note
 from bot.settings import settings
 
@@ -46,10 +53,42 @@ def _warn(message: str) -> None:
     print(f"promotion-bot apply: warning: {message}", file=sys.stderr, flush=True)
 
 
+class StopRequest:
+    """Whether this run was asked to stop (SIGTERM); checked before every AWS write and wait,
+    so the run ends after its current call: the lock is released, the record says where."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise Stopped(f"{self.reason}: stopped before its next write and released the "
+                          "lock; production may be partly updated; rerun apply to finish")
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[StopRequest]:
+    """SIGTERM (how a cancelled runner ends a job) turned into an orderly stop for the block;
+    the previous handler comes back afterwards. Outside the main thread: no handler."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.reason = "SIGTERM received (the job was cancelled)"
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def apply(
     repo: Path, before: str | None, after: str, host: GitHubHost | None,
     now: dt.datetime | None = None, report: Callable[[Outcome], None] | None = None,
-    warn: Callable[[str], None] = _warn,
+    warn: Callable[[str], None] = _warn, stop: StopRequest | None = None,
 ) -> list[Outcome]:
     """Reconcile AWS to every request file changed in ``before..after``, in path order, then to
     every other request file at ``after`` that production does not serve yet (missed).
@@ -57,11 +96,6 @@ def apply(
     A file of the range that is not planned or not approved refuses the whole run before
     anything changes; a missed one is skipped with a warning through ``warn``.
     """
-    from bot.adapters.aws import lock
-    from bot.adapters.aws.live import read_live
-    from bot.core.desired_state import execution_name
-    from bot.flows.rollout_history import retrain_commit
-
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)
     pulls: dict[str, int | None] = {}
@@ -90,8 +124,10 @@ def apply(
     outcomes: list[Outcome] = []
     skipped: list[str] = []
     commented: list[tuple[int, str, Outcome]] = []
+    stopping = stop or StopRequest()
     for item in items:
         t, pull_request = item.target, item.pull_request
+        stopping.check()
         run = Reconciliation(repo, item, commit, before, now)
         locked = False
         try:
@@ -100,18 +136,13 @@ def apply(
                 statuses.pending(pending)  # once this run holds a lock: a loser writes nothing
                 request, plan = item.request, item.plan
                 if request is not None and plan is not None:
-                    retrain = retrain_commit(repo, commit, item.path, request) or commit
-                    name = (execution_name(t, retrain, request)
-                            if request.rollout.pipeline else None)
-                    live = read_live(t, name)
-                    want: Desired | None = desired(t, request, plan, live.config, commit,
-                                                   pull_request, item.approval,
-                                                   retrain_commit=retrain)
-                else:
-                    live = read_live(t, None)
-                    want = retired(t, live)
-                outcome = run.reconcile(want, live, held)
-                said = run.record["commented"]
+                    context = Context(t, request, plan, commit, pull_request, item.approval,
+                                      retrain_commit(repo, commit, item.path, request) or commit)
+                else:  # the request file was deleted: retire the challenger
+                    context = Context(t, None, None, commit, pull_request, item.approval)
+                outcome = run.reconcile(context, resources.read_live(context), held,
+                                        stopping.check)
+                said = run.record.commented
                 if host is not None and pull_request is not None and (
                         not outcome.noop or not said):
                     said = _comment(host, pull_request, t.name, comment(outcome), warn)
@@ -190,14 +221,12 @@ def _comment(host: GitHubHost, pull_request: int, name: str, body: str,
 
 def _finished_by_another(run: Reconciliation) -> bool:
     """Whether another run completed this apply since this run started (it took the lock)."""
-    from bot.adapters.aws import artifacts
-
     try:
-        record = artifacts.get_apply_record(run.t, run.commit) or {}
+        record = artifacts.get_apply_record(run.t, run.commit)
     except Exception:  # not knowing is not finished: this run says it failed
         return False
-    return record.get("status") == "complete" and (
-        record.get("updated_at") != run.previous.get("updated_at"))
+    return record is not None and record.finished and (
+        run.previous is None or record.updated_at != run.previous.updated_at)
 
 
 def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request: int | None,
@@ -208,8 +237,6 @@ def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request:
     writes that commit's status and comment. When AWS cannot be reached, the apply record
     is left as it is (writing it would wait for the same timeout).
     """
-    from bot.adapters.aws.clients import unreachable
-
     message = f"{type(error).__name__}: {error}"
     if not isinstance(error, LockHeld) and not unreachable(error):
         # The holder's record is the holder's to write.
@@ -224,4 +251,4 @@ def _failed(run: Reconciliation, statuses: _Statuses, commit: str, pull_request:
     statuses.set("failure", f"{run.t.name}: {message}; rerun apply to finish")
     if pull_request is not None:
         _comment(host, pull_request, run.t.name, failure_comment(
-            run.t.name, message, run.record["backup_keys"]), statuses.warn)
+            run.t.name, message, list(run.record.backup_keys)), statuses.warn)

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
+from bot.core.apply_record import ApplyRecord
 from bot.core.audit import Commit, Entry
 from bot.core.domain import Plan
 from bot.errors import BotError
@@ -21,10 +22,10 @@ from bot.settings import settings, target
 _PR_IN_SUBJECT = (re.compile(r"\(#(\d+)\)\s*$"), re.compile(r"^Merge pull request #(\d+)"))
 
 
-def _pull_request(commit: Commit, applies: tuple[dict[str, Any], ...]) -> int | None:
+def _pull_request(commit: Commit, applies: tuple[ApplyRecord, ...]) -> int | None:
     for record in applies:
-        if isinstance(record.get("pull_request"), int):
-            return int(record["pull_request"])
+        if record.pull_request is not None:
+            return record.pull_request
     for pattern in _PR_IN_SUBJECT:
         found = pattern.search(commit.subject)
         if found:
@@ -51,7 +52,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         landings = [sha for sha, _ in reversed(git.landed(repo, "HEAD", path))]
         for commit in commits:
             applies = tuple(r for r in records
-                            if commit.sha in (r.get("request_commit"), r.get("commit")))
+                            if commit.sha in (r.request_commit, r.commit))
             sha = experiment = plan = head = digest = None
             note = unavailable
             linked = False
@@ -89,7 +90,7 @@ def _find(repo: Path, sha: str | None) -> Commit | None:
     return found[0] if found else None
 
 
-def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
+def _apply_records(t: Any) -> tuple[list[ApplyRecord], str]:
     """Stored apply records, or none and why when AWS cannot be reached (git still speaks)."""
     from bot.adapters.aws import artifacts
 
@@ -100,7 +101,7 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
 
 
 def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
-                   applies: tuple[dict[str, Any], ...]) -> str:
+                   applies: tuple[ApplyRecord, ...]) -> str:
     """The pull request head whose plan the reviewers of change ``sha`` saw. ``landings`` are
     the commits of HEAD's first-parent line that changed the file, oldest first."""
     from bot.adapters.aws import plan_store
@@ -113,7 +114,7 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
         if len(parents) > 1:
             return parents[1]
     for record in applies:  # a squash or rebase: the head apply found on the code host
-        digest = record.get("plan_digest")
+        digest = record.plan_digest
         if isinstance(digest, str):
             try:
                 used = plan_store.get_plan(t, digest)

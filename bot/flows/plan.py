@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import __version__
+from bot.adapters.aws import s3
 from bot.core import plan_json
-from bot.core.changes import changes
-from bot.core.desired_state import desired, pipeline_execution
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.request import Challenger, Request
+from bot.flows import resources
+from bot.flows.resources import config as config_resource
+from bot.flows.resources.base import Context
 from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -116,13 +118,19 @@ def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str
         return None
 
 
+def _context(t: Target, request: Request, plan: Plan | None, commit: str,
+             pull_request: int | None, retrain_commit: str | None) -> Context:
+    return Context(t, request, plan, commit, pull_request,
+                   Approval(("(recorded on merge from approving reviews)",), "pending"),
+                   retrain_commit)
+
+
 def read_live_state(t: Target, request: Request, commit: str, retrain_commit: str | None,
                     config: ProductionConfig | None) -> LiveState:
     """What merging would change, as it is now in AWS (cheap; on every plan run), with the
     production ``config`` the plan read first and judged against."""
-    from bot.adapters.aws.live import read_live
-
-    return read_live(t, pipeline_execution(t, request, commit, retrain_commit), config)
+    return resources.read_live(_context(t, request, None, commit, None, retrain_commit),
+                               {config_resource.kind: config})
 
 
 def with_live_changes(
@@ -130,16 +138,16 @@ def with_live_changes(
     live: LiveState, commit: str, pull_request: int | None, retrain_commit: str | None,
 ) -> Plan:
     """``plan`` with what merging changes: the desired state against ``live``."""
-    want = desired(t, request, plan, live_config, commit, pull_request,
-                   Approval(("(recorded on merge from approving reviews)",), "pending"),
-                   retrain_commit=retrain_commit)
+    context = _context(t, request, plan, commit, pull_request, retrain_commit)
+    want = resources.desired_state(context, live)
+    after = want.get(config_resource.kind)
     return replace(
         plan,
-        changes=changes(want, live, t.ssm_prefix, t.config_uri),
+        changes=resources.changes(context, want, live),
         rollout=request.rollout,
         description=request.description,
         config_before=to_yaml(live_config) if live_config is not None else None,
-        config_after=to_yaml(want.config),
+        config_after=to_yaml(after) if after is not None else None,
     )
 
 
@@ -232,10 +240,10 @@ def make_plan(
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
     """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
-    from bot.adapters.aws import artifacts, plan_store
+    from bot.adapters.aws import plan_store
 
     prefix = plan_store.plan_prefix(t, digest)
-    return {name: artifacts.read_object(f"{prefix}/{name}") for name in plots.FILES.values()}
+    return {name: s3.read_uri(f"{prefix}/{name}") for name in plots.FILES.values()}
 
 
 def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:

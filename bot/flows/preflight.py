@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
+from bot.adapters.aws import s3
 from bot.core.domain import Approval, Plan
 from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig, champion_identity
@@ -83,7 +84,7 @@ def prepare(repo: Path, commit: str, path: str, status: str,
                       live, now)
     plan = stored.plan
     try:
-        if not artifacts.exists(plan.artifact):
+        if not s3.exists_uri(plan.artifact):
             raise NotPlanned(
                 f"{path} at {commit[:12]}: the reviewed model {plan.artifact} is missing; "
                 f"re-run plan; {nothing}"
@@ -258,7 +259,7 @@ def _unapplied(repo: Path, commit: str, t: Target, sha: str,
     if live is not None and live.content_sha256 == sha:
         # Served; unless a catch-up of this very commit stopped half-way: finish it.
         record = artifacts.get_apply_record(t, commit)
-        return record is not None and record.get("status") != "complete"
+        return record is not None and not record.finished
     applied_at = git.resolve(repo, live.commit) if live is not None else None
     # Applied from this commit or a later one (a re-run of an old range): not ours to undo.
     return applied_at is None or not git.is_ancestor(repo, commit, applied_at)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.aws import s3
+from bot.core import names
 from bot.core import training_job as spec
 from bot.core.data_checks import only_zero_and_one
 from bot.core.request import Request, sha256_of
@@ -55,7 +57,6 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
           pull_request: int | None = None, train_version: str | None = None,
           ) -> tuple[Any, dict[str, Any]]:
     """The booster a training job trained for ``model_key``, and how it was trained."""
-    from bot.adapters.aws import artifacts
     from bot.core import training
 
     shards = prepare_data(t, request, repo_root, progress, train_version)
@@ -70,7 +71,7 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
         raise BotError(f"training job {name} completed without a model artifact")
-    booster = training.name_features(training.load_model(artifacts.read_object(uri)),
+    booster = training.name_features(training.load_model(s3.read_uri(uri)),
                                      shards.features)
     how = {**spec.summary(job, attached, attempt), "rows": shards.rows,
            "data": shards.data_uri}
@@ -85,17 +86,17 @@ def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progres
                  train_version: str | None = None) -> Shards:
     """The training data split into ``instance_count`` Parquet objects, written once."""
     from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts, training_jobs
+    from bot.adapters.aws import training_jobs
 
     uri, target_column = request.data.train, request.data.target_column
     count = request.training.instance_count
     version = train_version or data.data_version(uri, repo_root)
     key = sha256_of({"train": uri, "version": version,
                      "target_column": target_column, "shards": count, "layout": SHARD_LAYOUT})
-    prefix = (f"s3://{t.artifacts_bucket}/{_prefix(t)}training-data/{key[:32]}")
+    prefix = names.training_data_prefix(t, key[:32])
     manifest_uri = f"{prefix}/manifest.json"
-    if artifacts.exists(manifest_uri):
-        manifest = json.loads(artifacts.read_object(manifest_uri))
+    if s3.exists_uri(manifest_uri):
+        manifest = json.loads(s3.read_uri(manifest_uri))
         progress(f"reusing the training data shards in {prefix}/data/")
         return Shards(f"{prefix}/data/", list(manifest["features"]), int(manifest["rows"]))
     progress(f"writing {uri} as {count} Parquet shard(s) to {prefix}/data/ ...")
@@ -107,7 +108,7 @@ def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progres
             training_jobs.upload(shard, f"{prefix}/data/{shard.name}")
     manifest = {"source": uri, "target_column": target_column, "features": features,
                 "rows": sum(rows), "rows_per_shard": rows}
-    artifacts.write_object(manifest_uri, json.dumps(manifest, indent=2).encode())
+    s3.write_uri(manifest_uri, json.dumps(manifest, indent=2).encode())
     return Shards(f"{prefix}/data/", features, sum(rows))
 
 
@@ -225,7 +226,7 @@ def _job_request(t: Target, request: Request, name: str, model_key: str, shards:
         name=name, image=jobs.image_uri(t), role_arn=t.training_role_arn,
         hyperparameters=spec.container_hyperparameters(request.hyperparameters.as_dict(),
                                                        training.SEED),
-        data_uri=shards.data_uri, output_uri=f"s3://{t.artifacts_bucket}/{_prefix(t)}training-jobs",
+        data_uri=shards.data_uri, output_uri=names.training_jobs_prefix(t),
         training=request.training, tags=tags,
     )
 
@@ -323,6 +324,3 @@ def wait(t: Target, job: dict[str, Any], progress: Progress,
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
-
-def _prefix(t: Target) -> str:
-    return f"{t.artifacts_prefix.strip('/')}/" if t.artifacts_prefix.strip("/") else ""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import cli
 from bot.adapters import git
+from bot.adapters.aws import s3
 from bot.core import plan_json
 from bot.core.changes import counted
 from bot.core.domain import Outcome, Plan
@@ -204,7 +205,7 @@ class Journey:
         if stored is None:
             raise BotError(f"no stored plan of PR head {plan.identity.head[:12]} to forge")
         theirs = artifacts.store_model(t, artifacts.read_model(plan.artifact) + b"\0mallory")
-        bucket, key = artifacts.split_uri(stored.uri)
+        bucket, key = s3.split_uri(stored.uri)
         client("s3", t.region).put_object(
             Bucket=bucket, Key=key, Body=plan_json.to_bytes(replace(stored.plan, artifact=theirs)))
         self.log(f"mallory stores her own model and rewrites s3://{bucket}/{key} to deploy it "
@@ -341,11 +342,10 @@ def training_data_in_repository() -> tuple[bytes, bytes]:
 
     import pandas as pd
 
-    from bot.adapters.aws import artifacts
     from bot.settings import target
 
     t = target("fraud-detection")
-    honest = artifacts.read_object(f"s3://{t.data_bucket}/processed/train.parquet")
+    honest = s3.read_uri(f"s3://{t.data_bucket}/processed/train.parquet")
     frame = pd.read_parquet(io.BytesIO(honest))
     frauds = frame["Class"] == 1
     small = frauds & (frame["Amount"] < frame.loc[frauds, "Amount"].median())

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from bot.core.domain import Approval, Change, Outcome
 from bot.report import markdown as md
 
-if TYPE_CHECKING:
-    pass
 
 def missed_line(path: str, sha: str) -> str:
     return f"{path} was changed in {sha[:12]} but never applied (a cancelled run?): applying it now"
@@ -27,11 +27,9 @@ def shorten(value: Any, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def change_lines(change: Change | dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+def change_lines(change: Change) -> list[tuple[str, str, Any, Any]]:
     """(where, what, before, after) for people: config fields by name, dicts key by key."""
-    c = change if isinstance(change, dict) else change.to_json()
-    where, key, before, after = str(c.get("target")), str(c.get("key")), c.get("before"), \
-        c.get("after")
+    where, key, before, after = change.target, change.key, change.before, change.after
     if where == "s3-config":
         key = key.rsplit("#", 1)[-1]
         if isinstance(before, dict) and isinstance(after, dict):
@@ -59,10 +57,7 @@ def describe(outcome: Outcome) -> str:
     if o.noop:
         lines = [f"{o.target}: no changes: production already matches {o.path} at {o.commit[:12]}",
                  *missed]
-        if o.backup_key:
-            lines.append(f"  backup (from the interrupted run): {o.backup_key}")
-        if o.execution_arn:
-            lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
+        lines += [f"  {f.text}" for r in o.resources for f in r.facts if f.in_noop and f.text]
         return "\n".join(lines)
     lines = [head, *missed, f"  {_approval_line(o.approval)}"]
     if o.retired:
@@ -73,17 +68,9 @@ def describe(outcome: Outcome) -> str:
     for c in o.drift:
         lines.append(f"  DRIFT {c.key}: live {shorten(c.before)} was changed by hand; overwritten "
                      f"with {shorten(c.after)} (the hand-made value is in the backup)")
-    if o.backup_key:
-        lines.append(f"  backup: {o.backup_key}")
-    if o.config_version:
-        archived = f" (previous archived at {o.config_archive})" if o.config_archive else ""
-        lines.append(f"  config version: {o.config_version}{archived}")
-    if o.execution_arn:
-        lines.append(f"  pipeline: {o.execution_arn} {o.execution_status}")
-    if o.endpoint:
-        lines.append(f"  endpoint {o.endpoint}: " + ", ".join(
-            f"{v.name} {v.weight}% {shorten(v.model_data_url)}" for v in o.variants))
-        lines += [f"    {a}" for a in o.endpoint_actions]
+    for r in o.resources:  # each resource's facts, in apply's order
+        lines += [f"  {f.text}" for f in r.facts if f.text]
+        lines += [f"    {line}" for line in r.lines]
     return "\n".join(lines)
 
 
@@ -108,13 +95,8 @@ def comment(outcome: Outcome) -> str:
     if o.drift:
         rows += [f"> ⚠️ **Drift:** {len(o.drift)} live value(s) had been changed by hand; "
                  "overwritten by the desired state, the hand-made values are in the backup.", ""]
-    facts = [("SSM backup", o.backup_key), ("config version", o.config_version),
-             ("previous config archived", o.config_archive),
-             ("pipeline execution", f"{o.execution_arn} ({o.execution_status})"
-              if o.execution_arn else None),
-             ("endpoint", f"{o.endpoint}: " + ", ".join(
-                 f"{v.name} {v.weight}%" for v in o.variants) if o.endpoint else None)]
-    rows += [f"- **{label}:** {md.code(value)}" for label, value in facts if value]
+    rows += [f"- **{f.label}:** {md.code(f.value)}"
+             for r in o.resources for f in r.facts if f.label and f.value]
     return "\n".join(rows)
 
 
@@ -134,15 +116,27 @@ def failure_comment(target: str, message: str, backup_keys: list[str]) -> str:
             + (", ".join(md.code(k) for k in backup_keys) or "none"))
 
 
-def outcomes_to_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """What apply did, per target, for programs (``apply --outcomes``)."""
-    from pydantic import TypeAdapter
+#: Said for programs beside each outcome (computed from its resources; ignored when read).
+_DERIVED = ("changes", "drift", "noop")
 
-    dumped: list[dict[str, Any]] = TypeAdapter(list[Outcome]).dump_python(outcomes, mode="json")
+
+def outcomes_to_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """What apply did, per target, for programs (``apply --outcomes``): each resource's
+    changes and details, and all changes, drift and whether nothing changed."""
+    dumped: list[dict[str, Any]] = _OUTCOMES.dump_python(outcomes, mode="json")
+    changes = TypeAdapter(list[Change])
+    for outcome, document in zip(outcomes, dumped, strict=True):
+        document["changes"] = changes.dump_python(list(outcome.changes), mode="json")
+        document["drift"] = changes.dump_python(list(outcome.drift), mode="json")
+        document["noop"] = outcome.noop
     return dumped
 
 
 def outcomes_from_json(data: object) -> list[Outcome]:
-    from pydantic import TypeAdapter
+    if isinstance(data, list):
+        data = [{k: v for k, v in d.items() if k not in _DERIVED} if isinstance(d, dict)
+                else d for d in data]
+    return _OUTCOMES.validate_python(data)
 
-    return TypeAdapter(list[Outcome]).validate_python(data)
+
+_OUTCOMES: TypeAdapter[list[Outcome]] = TypeAdapter(list[Outcome])

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.apply_record import ApplyRecord
 from bot.core.audit import Entry
 from bot.core.changes import variant_value
-from bot.core.domain import Plan
+from bot.core.domain import Change, Plan
 from bot.report.apply_outcome import change_lines, shorten
 
 
-def _approval(record: dict[str, Any]) -> str:
-    approval = record.get("approval") or {}
-    who = ", ".join(approval.get("approvers") or []) or "nobody recorded"
-    return f"{who} ({approval.get('source', 'unknown')})"
+def _approval(record: ApplyRecord) -> str:
+    who = ", ".join(record.approval.approvers) or "nobody recorded"
+    return f"{who} ({record.approval.source})"
 
 
 def _variant(value: Any) -> str:
@@ -24,20 +24,20 @@ def _variant(value: Any) -> str:
     return f"{found.model.rsplit('/', 2)[-2][:12]} {found.weight} %"
 
 
-def _change(change: dict[str, Any]) -> list[str]:
-    drift = " [drift overwritten]" if change.get("drift") else ""
-    if change.get("target") == "endpoint":
-        return [f"endpoint {change.get('key')}: {_variant(change.get('before'))} → "
-                f"{_variant(change.get('after'))}{drift}"]
+def _change(change: Change) -> list[str]:
+    drift = " [drift overwritten]" if change.drift else ""
+    if change.target == "endpoint":
+        return [f"endpoint {change.key}: {_variant(change.before)} → "
+                f"{_variant(change.after)}{drift}"]
     return [f"{where} {what}: {shorten(before, 70)} → {shorten(after, 70)}{drift}"
             for where, what, before, after in change_lines(change)]
 
 
-def _summary(changes: list[dict[str, Any]]) -> list[str]:
+def _summary(changes: tuple[Change, ...]) -> list[str]:
     """What an apply changed, one line per place: the PR comment and apply record hold all."""
-    by_target: dict[str, list[dict[str, Any]]] = {}
+    by_target: dict[str, list[Change]] = {}
     for change in changes:
-        by_target.setdefault(str(change.get("target")), []).append(change)
+        by_target.setdefault(change.target, []).append(change)
     lines = []
     for where, found in by_target.items():
         if where == "ssm":
@@ -47,7 +47,7 @@ def _summary(changes: list[dict[str, Any]]) -> list[str]:
             lines.append(f"s3-config: {len(found)} field(s) rewritten")
         else:
             lines += [line for c in found for line in _change(c)]
-    drifted = sum(1 for c in changes if c.get("drift"))
+    drifted = sum(1 for c in changes if c.drift)
     if drifted:
         lines.append(f"drift: {drifted} hand-made value(s) overwritten (kept in the backup)")
     return lines
@@ -104,21 +104,22 @@ def render(entries: list[Entry]) -> str:
         if not e.applies:
             out.append("    applied:      no apply recorded for this commit")
         for record in e.applies:
-            status = record.get("status", "?")
-            when = record.get("finished_at") or record.get("updated_at") or "?"
+            status = record.status
+            when = record.finished_at or record.updated_at
             out.append(f"    approved by:  {_approval(record)}")
-            applied_at = str(record.get("commit"))[:12]
-            out.append(f"    applied:      {status} at {when} (commit {applied_at})")
-            if record.get("content_sha256") is not None:
-                out.append(f"      plan used: {_used(record.get('plan_digest'), e.plan_digest)}")
-            changes = record.get("changes") or []
+            out.append(f"    applied:      {status} at {when} (commit {record.commit[:12]})")
+            if record.content_sha256 is not None:
+                out.append(f"      plan used: {_used(record.plan_digest, e.plan_digest)}")
+            # An unfinished apply's changes are in its log (it stopped before its history).
+            changes = record.changes + (() if record.finished else tuple(
+                c for s in record.steps for c in s.changes if c not in record.changes))
             if not changes:
                 out.append("      no changes: production already matched")
             out += [f"      {line}" for line in _summary(changes)]
-            for key in record.get("backup_keys") or []:
+            for key in record.backup_keys:
                 out.append(f"      backup: {key}")
-            if record.get("execution_arn"):
-                out.append(f"      pipeline: {record['execution_arn']}")
-            if record.get("error") and status != "complete":
-                out.append(f"      error: {record['error']}")
+            if record.detail("execution_arn"):
+                out.append(f"      pipeline: {record.detail('execution_arn')}")
+            if record.error and status != "complete":
+                out.append(f"      error: {record.error}")
     return "\n".join(out)

@@ -1,117 +1,35 @@
-"""Models, plans and apply records stored in S3, so what was reviewed is what deploys.
+"""The signed store: models, plans and apply records in S3, so what was reviewed is what
+deploys (the key layout is ``bot.core.names``; object I/O is ``bot.adapters.aws.s3``).
 
-Layout under ``s3://<target>-models/promotion-bot/``:
-
-- ``models/sha256/<sha256 of the bytes>/model.tar.gz``: content-addressed and written once
-  (``If-None-Match: *``); an existing object is never overwritten, and whoever reads a model
-  can check its bytes against its name (apply does, before deploying);
-- ``models/keys/<model_key>.json``: which model was trained for a model key (what plan
-  reuses instead of retraining), a statement signed with the plan-signing key;
-- ``plans/...``: signed plans, written once (``bot.adapters.aws.plan_store``);
-- ``applies/<commit>.json``: what apply did.
+- a model is content-addressed and written once (``If-None-Match: *``); an existing object
+  is never overwritten, and whoever reads a model can check its bytes against its name
+  (apply does, before deploying);
+- a model key's index entry names the model trained for it (what plan reuses instead of
+  retraining), a statement signed with the plan-signing key;
+- signed plans, written once: ``bot.adapters.aws.plan_store``;
+- an apply record says what apply did at a commit, step by step (``bot.core.apply_record``).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bot.adapters.aws.clients import client, error_code
-from bot.core import integrity
+from bot.adapters.aws import s3
+from bot.core import apply_record, integrity, names
+from bot.core.apply_record import ApplyRecord
 from bot.errors import BotError
 from bot.settings import Target
 
-_CONTENT_TYPES = {
-    ".json": "application/json",
-    ".md": "text/markdown; charset=utf-8",
-    ".png": "image/png",
-    ".gz": "application/gzip",
-    ".yaml": "application/yaml",
-}
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` as (bucket, key); a clear error for anything else."""
-    if not uri.startswith("s3://"):
-        raise BotError(f"{uri}: not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket or not key:
-        raise BotError(f"{uri}: an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
-    return bucket, key
-
-
-def object_version(response: dict[str, Any]) -> str | None:
-    """What identifies an S3 object's content: its VersionId when versioned, else its ETag."""
-    version = response.get("VersionId")
-    if version and version != "null":
-        return str(version)
-    etag = response.get("ETag")
-    return str(etag).strip('"') if etag else None
-
-
-def _prefix(t: Target) -> str:
-    return f"{t.artifacts_prefix.strip('/')}/" if t.artifacts_prefix.strip("/") else ""
-
-
-def _key(t: Target, *parts: str) -> str:
-    return _prefix(t) + "/".join(parts)
-
+if TYPE_CHECKING:
+    pass
 
 def _get(bucket: str, key: str, region: str | None = None) -> bytes | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        body: bytes = client("s3", region).get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "404"):
-            return None
-        if error_code(error) == "NoSuchBucket":
-            raise BotError(f"s3://{bucket}: bucket does not exist") from None
-        raise
-    return body
-
-
-def _put(bucket: str, key: str, data: bytes, region: str | None = None, *,
-         once: bool = False) -> bool:
-    """Write an object; with ``once``, only if none exists (False: one was there already)."""
-    from botocore.exceptions import ClientError
-
-    suffix = key[key.rfind("."):] if "." in key else ""
-    condition = {"IfNoneMatch": "*"} if once else {}
-    try:
-        client("s3", region).put_object(
-            Bucket=bucket, Key=key, Body=data,
-            ContentType=_CONTENT_TYPES.get(suffix, "application/octet-stream"), **condition,
-        )
-    except ClientError as error:
-        # 412: the object exists; 409: another writer is creating it at this moment.
-        if once and error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict"):
-            return False
-        raise
-    return True
-
-
-def _json(data: bytes, uri: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as error:
-        raise BotError(f"{uri}: not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise BotError(f"{uri}: expected a JSON object")
-    return value
+    return s3.get(bucket, key, region)
 
 
 def model_uri(t: Target, data: bytes) -> str:
     """Where the model ``data`` is (or would be) stored: named by the sha256 of its bytes."""
-    return f"s3://{t.artifacts_bucket}/{_model_key(t, integrity.sha256_hex(data))}"
-
-
-def _model_key(t: Target, digest: str) -> str:
-    return _key(t, "models", "sha256", digest, "model.tar.gz")
-
-
-def _index_key(t: Target, model_key: str) -> str:
-    return _key(t, "models", "keys", f"{model_key}.json")
+    return f"s3://{t.artifacts_bucket}/{names.model_key(t, integrity.sha256_hex(data))}"
 
 
 def get_model(t: Target, model_key: str) -> bytes | None:
@@ -119,7 +37,7 @@ def get_model(t: Target, model_key: str) -> bytes | None:
     None otherwise (never trained, or the index or the bytes cannot be trusted: retrain)."""
     from bot.adapters.aws import signing
 
-    key = _index_key(t, model_key)
+    key = names.model_index_key(t, model_key)
     index = _get(t.artifacts_bucket, key, t.region)
     if index is None:
         return None
@@ -131,7 +49,7 @@ def get_model(t: Target, model_key: str) -> bytes | None:
     if (statement.get("kind") != integrity.MODEL or statement.get("target") != t.name
             or statement.get("model_key") != model_key or not isinstance(digest, str)):
         return None
-    data = _get(t.artifacts_bucket, _model_key(t, digest), t.region)
+    data = _get(t.artifacts_bucket, names.model_key(t, digest), t.region)
     if data is None or integrity.sha256_hex(data) != digest:
         return None
     return data
@@ -144,8 +62,8 @@ def put_model(t: Target, model_key: str, data: bytes) -> str:
     uri = store_model(t, data)
     statement = integrity.model_statement(target=t.name, model_key=model_key,
                                           model_sha256=integrity.sha256_hex(data), model_uri=uri)
-    _put(t.artifacts_bucket, _index_key(t, model_key), signing.sign(t, statement).to_bytes(),
-         t.region)
+    s3.put(t.artifacts_bucket, names.model_index_key(t, model_key),
+           signing.sign(t, statement).to_bytes(), t.region)
     return uri
 
 
@@ -156,16 +74,16 @@ def store_model(t: Target, data: bytes) -> str:
     the bot: refused, naming both digests.
     """
     digest = integrity.sha256_hex(data)
-    key = _model_key(t, digest)
+    key = names.model_key(t, digest)
     uri = f"s3://{t.artifacts_bucket}/{key}"
-    if not _put(t.artifacts_bucket, key, data, t.region, once=True):
+    if not s3.put_once(t.artifacts_bucket, key, data, t.region):
         verify_model(uri)
     return uri
 
 
 def read_model(uri: str) -> bytes:
     """The model at ``uri``; when the URI names a digest, only if the bytes have it."""
-    data = read_object(uri)
+    data = s3.read_uri(uri)
     expected = integrity.model_digest(uri)
     if expected is not None:
         found = integrity.sha256_hex(data)
@@ -193,60 +111,26 @@ class TamperedModel(BotError):
         self.uri, self.expected, self.found = uri, expected, found
 
 
-def put_apply_record(t: Target, commit: str, record: dict[str, Any]) -> str:
-    """Store what apply did at ``commit`` (the audit trail ``history`` prints)."""
-    data = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
-    key = _key(t, "applies", f"{commit}.json")
-    _put(t.artifacts_bucket, key, data, t.region)
+def put_apply_record(t: Target, commit: str, record: ApplyRecord) -> str:
+    """Store what apply did at ``commit`` (its write-ahead log; the audit trail ``history``
+    prints)."""
+    key = names.apply_record_key(t, commit)
+    s3.put(t.artifacts_bucket, key, apply_record.to_bytes(record), t.region)
     return f"s3://{t.artifacts_bucket}/{key}"
 
 
-def get_apply_record(t: Target, commit: str) -> dict[str, Any] | None:
-    key = _key(t, "applies", f"{commit}.json")
-    data = _get(t.artifacts_bucket, key, t.region)
-    return None if data is None else _json(data, f"s3://{t.artifacts_bucket}/{key}")
+def get_apply_record(t: Target, commit: str) -> ApplyRecord | None:
+    key = names.apply_record_key(t, commit)
+    data = s3.get(t.artifacts_bucket, key, t.region)
+    return None if data is None else apply_record.from_bytes(
+        data, f"s3://{t.artifacts_bucket}/{key}")
 
 
-def apply_records(t: Target) -> list[dict[str, Any]]:
+def apply_records(t: Target) -> list[ApplyRecord]:
     """Every stored apply record of ``t``, in no particular order."""
-    s3 = client("s3", t.region)
-    prefix = _key(t, "applies", "")
     records = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=t.artifacts_bucket, Prefix=prefix
-    ):
-        for item in page.get("Contents", []):
-            data = _get(t.artifacts_bucket, item["Key"], t.region)
-            if data is not None:
-                records.append(_json(data, f"s3://{t.artifacts_bucket}/{item['Key']}"))
+    for key in s3.keys(t.artifacts_bucket, names.apply_records_prefix(t), t.region):
+        data = s3.get(t.artifacts_bucket, key, t.region)
+        if data is not None:
+            records.append(apply_record.from_bytes(data, f"s3://{t.artifacts_bucket}/{key}"))
     return records
-
-
-def exists(uri: str) -> bool:
-    """Whether the object at ``uri`` exists."""
-    from botocore.exceptions import ClientError
-
-    bucket, key = split_uri(uri)
-    try:
-        client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
-def write_object(uri: str, data: bytes) -> str:
-    """Store ``data`` at ``uri``."""
-    bucket, key = split_uri(uri)
-    _put(bucket, key, data)
-    return uri
-
-
-def read_object(uri: str) -> bytes:
-    """The bytes at ``uri``; a clear error when the object is missing."""
-    bucket, key = split_uri(uri)
-    data = _get(bucket, key)
-    if data is None:
-        raise BotError(f"{uri}: no such object")
-    return data

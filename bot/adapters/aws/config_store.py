@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.adapters.aws.artifacts import object_version
-from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws import s3
+from bot.adapters.aws.s3 import object_version
 from bot.adapters.aws.ssm import timestamp
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.schemas import generate
@@ -38,25 +38,11 @@ class ConfigWrite:
     changed: bool
 
 
-def _s3(t: Target) -> Any:
-    return client("s3", t.region)
-
-
-
-
 def _get(t: Target) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
     try:
-        got: dict[str, Any] = _s3(t).get_object(Bucket=t.config_bucket, Key=t.config_key)
-    except ClientError as error:
-        code = error_code(error)
-        if code in ("NoSuchKey", "404"):
-            return None
-        if code == "NoSuchBucket":
-            raise BotError(f"{t.config_uri}: bucket {t.config_bucket} does not exist") from None
-        raise
-    return got
+        return s3.get_object(t.config_bucket, t.config_key, t.region)
+    except s3.NoSuchBucket:
+        raise BotError(f"{t.config_uri}: bucket {t.config_bucket} does not exist") from None
 
 
 def parse(text: str, uri: str) -> ProductionConfig:
@@ -116,28 +102,26 @@ def validate(config: ProductionConfig, uri: str) -> str:
 
 
 def _free_archive_key(t: Target, now: dt.datetime) -> str:
-    from botocore.exceptions import ClientError
-
-    s3 = _s3(t)
     moment = now
     while True:
         key = f"{t.config_archive_prefix}{timestamp(moment)}-{Path(t.config_key).name}"
-        try:
-            s3.head_object(Bucket=t.config_bucket, Key=key)
-        except ClientError as error:
-            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
-                return key
-            raise
+        if not s3.exists(t.config_bucket, key, t.region):
+            return key
         # An archive from the same microsecond exists: never overwrite it.
         moment += dt.timedelta(microseconds=1)
 
 
 def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None,
-          before_write: Callable[[], None] | None = None) -> ConfigWrite:
-    """Validate ``config``, archive the live one with a timestamp, then write ``config``.
+          before_write: Callable[[], None] | None = None,
+          archive_key: str | None = None) -> ConfigWrite:
+    """Validate ``config``, archive the live one, then write ``config``.
 
     Writing what is already there changes nothing (no archive, no new version).
     ``before_write`` runs once a write is needed, before it (apply's lock check).
+    ``archive_key`` names the archive (apply's: from the apply, ``bot.core.names``): an
+    archive already there under that name is this write's own earlier copy (a resumed or
+    retried write), so the config is archived exactly once. Without it, the archive is
+    named by the time ``now`` and never overwrites another.
     """
     text = validate(config, t.config_uri)
     body = text.encode("utf-8")
@@ -146,16 +130,15 @@ def write(t: Target, config: ProductionConfig, now: dt.datetime | None = None,
         return ConfigWrite(t.config_uri, object_version(current), None, changed=False)
     if before_write is not None:
         before_write()
-    s3 = _s3(t)
     archive_uri = None
     if current is not None:
-        key = _free_archive_key(t, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
-        source: dict[str, str] = {"Bucket": t.config_bucket, "Key": t.config_key}
-        version = current.get("VersionId")
-        if version and version != "null":
-            source["VersionId"] = version
-        s3.copy_object(Bucket=t.config_bucket, Key=key, CopySource=source)
-        archive_uri = f"s3://{t.config_bucket}/{key}"
-    put = s3.put_object(Bucket=t.config_bucket, Key=t.config_key, Body=body,
-                        ContentType="application/yaml")
+        if archive_key is None:
+            key = _free_archive_key(t, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+        else:
+            key = archive_key
+        if archive_key is None or not s3.exists(t.config_bucket, key, t.region):
+            s3.copy(t.config_bucket, t.config_key, key, t.region, current.get("VersionId"))
+        archive_uri = s3.uri(t.config_bucket, key)
+    put = s3.put(t.config_bucket, t.config_key, body, t.region)
+    assert put is not None  # unconditional
     return ConfigWrite(t.config_uri, object_version(put), archive_uri, changed=True)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.aws.clients import client, error_code
-from bot.adapters.aws.endpoint_cleanup import MANAGED_TAG, clean_up
+from bot.adapters.aws.endpoint_cleanup import clean_up
 from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.names import MANAGED_TAG
 from bot.errors import BotError
 from bot.settings import Target
 

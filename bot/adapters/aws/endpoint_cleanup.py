@@ -7,10 +7,8 @@ import re
 from typing import Any
 
 from bot.adapters.aws.clients import error_code
+from bot.core.names import MANAGED_TAG
 from bot.settings import Target
-
-#: The tag on every SageMaker model and endpoint config the bot creates.
-MANAGED_TAG = {"Key": "promotion-bot:managed", "Value": "true"}
 
 
 def clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
@@ -30,7 +28,7 @@ def clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
     ]
     for config in configs:
         if managed(sm, config["EndpointConfigArn"]):
-            sm.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+            _delete(sm.delete_endpoint_config, EndpointConfigName=config["EndpointConfigName"])
             actions.append(f"delete endpoint config {config['EndpointConfigName']}")
     models = [
         m for page in sm.get_paginator("list_models").paginate(NameContains=t.name)
@@ -39,9 +37,22 @@ def clean_up(sm: Any, t: Target, config_in_use: str) -> list[str]:
     ]
     for model in models:
         if managed(sm, model["ModelArn"]):
-            sm.delete_model(ModelName=model["ModelName"])
+            _delete(sm.delete_model, ModelName=model["ModelName"])
             actions.append(f"delete model {model['ModelName']}")
     return actions
+
+
+def _delete(call: Any, **name: str) -> None:
+    """Delete; one that is gone already is done (a retried delete whose first answer was
+    lost finds nothing: SageMaker answers ValidationException "Could not find ...", not
+    ResourceNotFound: https://github.com/boto/boto3/issues/2886)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**name)
+    except ClientError as error:
+        if error_code(error) != "ValidationException" or "Could not find" not in str(error):
+            raise
 
 
 def managed(sm: Any, arn: str) -> bool:

@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.aws.clients import client, error_code, unreachable
+from bot.adapters.aws import s3
+from bot.adapters.aws.clients import error_code, unreachable
+from bot.core import names
 from bot.errors import LockHeld, LockLost
 from bot.settings import Target
 
 Warn = Callable[[str], None]
-_CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 
 def _stderr(message: str) -> None:
@@ -41,8 +42,7 @@ def _now() -> dt.datetime:
 
 
 def key(t: Target) -> str:
-    prefix = t.artifacts_prefix.strip("/")
-    return f"{prefix}/locks/{t.name}.json" if prefix else f"locks/{t.name}.json"
+    return names.lock_key(t)
 
 
 def uri(t: Target) -> str:
@@ -97,24 +97,19 @@ class Lock:
 
     def refresh(self) -> None:
         """Push the expiry out again; LockLost when someone took the lock over or broke it."""
-        from botocore.exceptions import ClientError
-
         self.alive()
         with self._mutex:
             now = _now()
             holder = Holder(self.holder.owner, self.holder.acquired_at,
                             (now + dt.timedelta(seconds=self.target.lock_ttl_seconds)
                              ).isoformat(), self.holder.token, self.holder.commit)
-            try:
-                self.etag = _put(self.target, holder, IfMatch=self.etag)
-            except ClientError as error:
-                if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
-                    raise
+            etag = _put(self.target, holder, if_match=self.etag)
+            if etag is None:
                 self._lost = (
                     f"lost the apply lock of {self.target.name} ({uri(self.target)}): it was "
                     "taken over or broken while this run held it")
             else:
-                self.holder = holder
+                self.etag, self.holder = etag, holder
         self.alive()
 
     def alive(self) -> None:
@@ -163,24 +158,26 @@ class Lock:
         return self._lost is not None
 
 
-def _put(t: Target, holder: Holder, **condition: str) -> str:
+def _put(t: Target, holder: Holder, *, once: bool = False, if_match: str | None = None
+         ) -> str | None:
+    """Write the lock object on a condition; its ETag, or None when the condition failed
+    (or, for ``if_match``, the object is gone)."""
+    from botocore.exceptions import ClientError
+
     body = json.dumps(holder.__dict__, indent=2).encode()
-    put = client("s3", t.region).put_object(
-        Bucket=t.artifacts_bucket, Key=key(t), Body=body, ContentType="application/json",
-        **condition,
-    )
-    return str(put["ETag"])
+    try:
+        put = s3.put(t.artifacts_bucket, key(t), body, t.region, once=once, if_match=if_match)
+    except ClientError as error:
+        if if_match is not None and error_code(error) in s3.MISSING:
+            return None
+        raise
+    return None if put is None else str(put["ETag"])
 
 
 def _read(t: Target) -> tuple[Holder | None, str | None]:
-    from botocore.exceptions import ClientError
-
-    try:
-        got = client("s3", t.region).get_object(Bucket=t.artifacts_bucket, Key=key(t))
-    except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "404"):
-            return None, None
-        raise
+    got = s3.get_object(t.artifacts_bucket, key(t), t.region)
+    if got is None:
+        return None, None
     etag = str(got["ETag"])
     try:
         data: Any = json.loads(got["Body"].read())
@@ -203,18 +200,14 @@ def holder(t: Target) -> Holder | None:
 
 
 def _take(t: Target, owner: str, commit: str, warn: Warn) -> Lock:
-    from botocore.exceptions import ClientError
-
     now = _now()
     mine = Holder(owner, now.isoformat(),
                   (now + dt.timedelta(seconds=t.lock_ttl_seconds)).isoformat(), uuid.uuid4().hex,
                   commit)
     for _ in range(5):
-        try:
-            return Lock(t, mine, _put(t, mine, IfNoneMatch="*"))
-        except ClientError as error:
-            if error_code(error) not in _CONFLICT:
-                raise
+        etag = _put(t, mine, once=True)
+        if etag is not None:
+            return Lock(t, mine, etag)
         current, etag = _read(t)
         if current is None or etag is None:
             continue  # released between our put and our read: try again
@@ -224,12 +217,10 @@ def _take(t: Target, owner: str, commit: str, warn: Warn) -> Lock:
                 f"If that run died, remove it with: promotion-bot break-lock {t.name}",
                 commit=current.commit or None,
             )
-        try:
-            taken = Lock(t, mine, _put(t, mine, IfMatch=etag))
-        except ClientError as error:
-            if error_code(error) not in (*_CONFLICT, "NoSuchKey", "404"):
-                raise
+        took = _put(t, mine, if_match=etag)
+        if took is None:
             continue  # someone else took it over or released it first: look again
+        taken = Lock(t, mine, took)
         warn(f"took over the expired apply lock of {t.name} held by {current.describe()}")
         return taken
     raise LockHeld(f"could not take the apply lock of {t.name} ({uri(t)}): it keeps changing")
@@ -262,7 +253,7 @@ def _release(lock: Lock, warn: Warn) -> None:
     t = lock.target
     current, _ = _read(t)
     if current is not None and current.token == lock.holder.token:
-        client("s3", t.region).delete_object(Bucket=t.artifacts_bucket, Key=key(t))
+        s3.delete(t.artifacts_bucket, key(t), t.region)
     elif not lock.lost:  # a run that knows it lost the lock has said so already
         warn(f"the apply lock of {t.name} was taken over or broken while this run held it")
 
@@ -271,5 +262,5 @@ def break_lock(t: Target) -> bool:
     """Remove the lock of ``t`` whoever holds it; whether there was one."""
     if _read(t)[0] is None:
         return False
-    client("s3", t.region).delete_object(Bucket=t.artifacts_bucket, Key=key(t))
+    s3.delete(t.artifacts_bucket, key(t), t.region)
     return True

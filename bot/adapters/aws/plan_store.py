@@ -24,11 +24,21 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.aws.artifacts import _get, _key, _put, exists  # the store's primitives
+from bot.adapters.aws import s3
 from bot.adapters.aws.clients import client
 from bot.core import integrity
+from bot.core.names import key as _key
 from bot.errors import BotError
 from bot.settings import Target
+
+_get = s3.get
+exists = s3.exists_uri
+
+
+def _put(bucket: str, key: str, data: bytes, region: str | None = None, *,
+         once: bool = False) -> bool:
+    """Write an object; with ``once``, only if none exists (False: one was there already)."""
+    return s3.put(bucket, key, data, region, once=once) is not None
 
 if TYPE_CHECKING:
     from bot.core.domain import Plan

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from bot.adapters.aws import s3
 from bot.adapters.aws.clients import client
 from bot.core.endpoint_comparison import summarize
 from bot.core.endpoint_values import EndpointComparison, Invocation
@@ -119,11 +120,10 @@ def _as_array(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
 
 def _model_columns(model_data_url: str, fallback: list[str]) -> list[str]:
     """The columns a variant's model was trained with, read from its artifact; else all."""
-    from bot.adapters.aws import artifacts
     from bot.core import training
 
     try:
-        names = training.load_model(artifacts.read_object(model_data_url)).feature_names
+        names = training.load_model(s3.read_uri(model_data_url)).feature_names
     except BotError:
         return fallback
     return list(names) if names else fallback

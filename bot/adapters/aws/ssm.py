@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,44 +58,68 @@ def read(t: Target) -> dict[str, str]:
     }
 
 
-def backup(t: Target, values: dict[str, str], now: dt.datetime | None = None) -> str:
-    """Store ``values`` as a new backup and return its key; an existing backup is never replaced."""
+def _put_backup(t: Target, key: str, values: dict[str, str]) -> bool:
+    """Create the backup ``key`` holding ``values``; False when a parameter of that name
+    exists already (a backup is never overwritten)."""
     from botocore.exceptions import ClientError
 
-    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     body = json.dumps(dict(sorted(values.items())), separators=(",", ":"))
+    try:
+        _ssm(t).put_parameter(
+            Name=key, Value=body, Type="String", Overwrite=False,
+            Description=f"promotion-bot backup of {t.ssm_prefix}/*",
+        )
+    except ClientError as error:
+        if error_code(error) != "ParameterAlreadyExists":
+            raise
+        return False
+    return True
+
+
+def backup(t: Target, values: dict[str, str], now: dt.datetime | None = None) -> str:
+    """Store ``values`` as a new backup named by the time and return its key; an existing
+    backup is never replaced."""
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     for _ in range(1000):
         key = f"{t.ssm_backup_prefix.rstrip('/')}/{timestamp(moment)}"
-        try:
-            _ssm(t).put_parameter(
-                Name=key, Value=body, Type="String", Overwrite=False,
-                Description=f"promotion-bot backup of {t.ssm_prefix}/*",
-            )
+        if _put_backup(t, key, values):
             return key
-        except ClientError as error:
-            if error_code(error) != "ParameterAlreadyExists":
-                raise
         # Same microsecond as an earlier backup: take the next one rather than overwrite it.
         moment += dt.timedelta(microseconds=1)
     raise BotError(f"SSM: could not find a free backup name under {t.ssm_backup_prefix}")
 
 
-def write(t: Target, desired: dict[str, str]) -> list[str]:
+def backup_once(t: Target, key: str, values: dict[str, str]) -> bool:
+    """Store ``values`` as the backup ``key`` (a name apply derived from itself, recorded
+    before this call) unless it is there already: then it is this apply's own earlier copy
+    (its answer was lost, or the run was killed before it could say so), kept as it is.
+    Whether it was created now."""
+    return _put_backup(t, key, values)
+
+
+def write(t: Target, desired: dict[str, str],
+          before_each: Callable[[], None] | None = None) -> list[str]:
     """Make SSM hold exactly ``desired``: put what differs, delete what is no longer wanted.
 
+    ``before_each`` runs before every write call (apply's stop check). Deleting a parameter
+    that is gone already is done: DeleteParameters lists it as invalid, it does not fail
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameters.html).
     Returns the full names of the parameters it changed, in order.
     """
     live = read(t)
     ssm = _ssm(t)
     prefix = t.ssm_prefix.rstrip("/")
+    check = before_each or (lambda: None)
     changed: list[str] = []
     for name, value in sorted(desired.items()):
         if live.get(name) != value:
+            check()
             ssm.put_parameter(Name=f"{prefix}/{name}", Value=value, Type="String",
                               Overwrite=True)
             changed.append(f"{prefix}/{name}")
     unwanted = [f"{prefix}/{name}" for name in sorted(set(live) - set(desired))]
     for i in range(0, len(unwanted), _DELETE_BATCH):
+        check()
         ssm.delete_parameters(Names=unwanted[i:i + _DELETE_BATCH])
     return changed + unwanted
 

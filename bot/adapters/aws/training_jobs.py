@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.aws import s3
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError, first_line
 from bot.settings import Target
@@ -101,11 +102,9 @@ def upload(path: Path, uri: str) -> None:
     """Upload a local file to ``s3://bucket/key`` (in parts, streamed from disk)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from bot.adapters.aws.artifacts import split_uri
-
-    bucket, key = split_uri(uri)
+    bucket, key = s3.split_uri(uri)
     try:
-        client("s3").upload_file(str(path), bucket, key)
+        s3.upload(str(path), bucket, key)
     except (ClientError, BotoCoreError) as error:
         raise BotError(f"{uri}: cannot upload the training data: {first_line(error)}") from None
     except Exception as error:  # s3transfer wraps client errors in its own
