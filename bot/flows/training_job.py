@@ -15,14 +15,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.aws.training_jobs import StoredObject
+from bot.core import integrity
 from bot.core import training_job as spec
 from bot.core.data_checks import only_zero_and_one
 from bot.core.request import Request, sha256_of
@@ -34,7 +38,7 @@ Progress = Callable[[str], None]
 POLL_FIRST, POLL_MAX = 0.5, 30.0
 #: Seconds between progress lines while nothing changes.
 PROGRESS_EVERY = 60.0
-SHARD_LAYOUT = 1  # bump when the shard format changes, so old shards are not reused
+SHARD_LAYOUT = 2  # bump when the shard format changes, so old shards are not reused
 
 
 class Superseded(BotError):
@@ -49,6 +53,10 @@ class Shards:
     data_uri: str  # the channel's S3 prefix, ending in "/"
     features: list[str]
     rows: int
+    manifest_sha256: str = ""  # of manifest.json, which lists each shard's sha256
+    #: The objects under ``data_uri`` as they were checked (by name below it): a job read
+    #: these only if they were there before it started and are unchanged when it ends.
+    objects: Mapping[str, StoredObject] = field(default_factory=dict)
 
 
 def train(t: Target, request: Request, repo_root: Path, model_key: str, progress: Progress,
@@ -67,13 +75,17 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
         raise Superseded(f"training job {name} {spec.failure(job)}")
     if job["TrainingJobStatus"] != "Completed":
         raise BotError(f"training job {name} {spec.failure(job)}")
+    changed = _changed_since_checked(shards)
+    if changed:
+        raise BotError(f"training job {name}: {changed} while it trained, so its model is not "
+                       "used; re-run plan to write the shards and train again")
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
         raise BotError(f"training job {name} completed without a model artifact")
     booster = training.name_features(training.load_model(artifacts.read_object(uri)),
                                      shards.features)
     how = {**spec.summary(job, attached, attempt), "rows": shards.rows,
-           "data": shards.data_uri}
+           "data": shards.data_uri, "data_manifest_sha256": shards.manifest_sha256}
     cost = how["estimated_cost_usd"]
     progress(f"training job {name} completed: {how['instance_count']} x {how['instance_type']}, "
              f"{how['billable_seconds']:.0f} billable s each"
@@ -83,32 +95,153 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
 
 def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progress,
                  train_version: str | None = None) -> Shards:
-    """The training data split into ``instance_count`` Parquet objects, written once."""
+    """The training data split into ``instance_count`` Parquet objects: the ones written
+    before for this data version, if they are still exactly what the plan job wrote, else
+    written (again).
+
+    ``training-data/<shard key>/`` holds ``manifest.json`` (the source, its version, each
+    shard's name, sha256, size and rows), ``manifest.sig`` (the manifest's sha256 and the
+    shard key, signed by the plan job) and the shards in a folder of their own. The plan
+    role may write there, so nothing there is trusted for being there: reuse needs the
+    signature to verify for this shard key, the manifest to have the signed digest and to
+    describe this data, and every shard to hash to the manifest's sha256 with no other
+    object beside them; anything else is written again, in a new folder.
+    """
     from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts, training_jobs
 
     uri, target_column = request.data.train, request.data.target_column
     count = request.training.instance_count
     version = train_version or data.data_version(uri, repo_root)
-    key = sha256_of({"train": uri, "version": version,
-                     "target_column": target_column, "shards": count, "layout": SHARD_LAYOUT})
-    prefix = (f"s3://{t.artifacts_bucket}/{_prefix(t)}training-data/{key[:32]}")
-    manifest_uri = f"{prefix}/manifest.json"
-    if artifacts.exists(manifest_uri):
-        manifest = json.loads(artifacts.read_object(manifest_uri))
-        progress(f"reusing the training data shards in {prefix}/data/")
-        return Shards(f"{prefix}/data/", list(manifest["features"]), int(manifest["rows"]))
-    progress(f"writing {uri} as {count} Parquet shard(s) to {prefix}/data/ ...")
+    described = {"source": uri, "version": version, "target_column": target_column,
+                 "shards": count, "layout": SHARD_LAYOUT}
+    key = sha256_of(described)
+    prefix = f"s3://{t.artifacts_bucket}/{_prefix(t)}training-data/{key[:32]}"
+    reused = _verified_shards(t, key, prefix, described, progress)
+    if reused is not None:
+        progress(f"reusing the training data shards in {reused.data_uri} (signed manifest "
+                 f"{reused.manifest_sha256[:12]}, every shard's sha256 checked)")
+        return reused
+    return _write_shards(t, key, prefix, described, repo_root, progress)
+
+
+def _verified_shards(t: Target, key: str, prefix: str, described: dict[str, Any],
+                     progress: Progress) -> Shards | None:
+    """The shards under ``prefix`` if the plan job wrote them for this shard key and they
+    are unchanged; None when there are none, or (with a progress line saying why) when
+    they cannot be trusted."""
+    from bot.adapters.aws import artifacts, signing
+    from bot.adapters.aws import training_jobs as jobs
+
+    manifest_uri, signature_uri = f"{prefix}/manifest.json", f"{prefix}/manifest.sig"
+    if not artifacts.exists(manifest_uri):
+        return None
+    raw = artifacts.read_object(manifest_uri)
+    digest = integrity.sha256_hex(raw)
+
+    def distrust(why: str) -> None:
+        progress(f"not reusing the training data shards in {prefix}/: {why}; writing them again")
+
+    if not artifacts.exists(signature_uri):
+        distrust("manifest.sig is missing")
+        return None
+    try:
+        statement = signing.verify(t, artifacts.read_object(signature_uri), signature_uri)
+    except signing.BadSignature as error:
+        distrust(error.message)
+        return None
+    expected = integrity.training_data_statement(target=t.name, shard_key=key,
+                                                 manifest_sha256=digest)
+    differs = integrity.mismatch(statement, expected)
+    if differs is not None:
+        distrust(f"manifest.sig does not sign this manifest for this data ({differs})")
+        return None
+    try:
+        manifest = json.loads(raw)
+        folder = str(manifest["folder"])
+        listed = {str(s["name"]): s for s in manifest["shard_files"]}
+        if any(manifest.get(name) != value for name, value in described.items()):
+            raise ValueError("it describes other data")
+        if len(listed) != described["shards"] or "/" in folder + "".join(listed):
+            raise ValueError("its shards do not match the instance count")
+    except (ValueError, KeyError, TypeError) as error:
+        distrust(f"manifest.json cannot be used ({error})")
+        return None
+    data_uri = f"{prefix}/{folder}/"
+    found = jobs.list_objects(data_uri)
+    extra = sorted(set(found) - set(listed))
+    missing = sorted(set(listed) - set(found))
+    rewritten = sorted(name for name, stored in found.items() if stored.versions > 1)
+    if extra or missing or rewritten:
+        distrust("objects " + ", ".join(extra) + " are not in the manifest" if extra
+                 else "shards " + ", ".join(missing) + " are missing" if missing
+                 else "shards " + ", ".join(rewritten) + " were written more than once")
+        return None
+    for name, shard in sorted(listed.items()):
+        sha, size = jobs.sha256_of_object(f"{data_uri}{name}")
+        if (sha, size) != (shard.get("sha256"), shard.get("size")):
+            distrust(f"shard {name} has sha256 {sha[:12]} ({size} bytes), the signed manifest "
+                     f"says {str(shard.get('sha256'))[:12]} ({shard.get('size')} bytes)")
+            return None
+    # Listed again: a shard rewritten while it was hashed is not taken for the one hashed.
+    if jobs.list_objects(data_uri) != found:
+        distrust("the shards changed while they were checked")
+        return None
+    return Shards(data_uri, list(manifest["features"]), int(manifest["rows"]), digest, found)
+
+
+def _write_shards(t: Target, key: str, prefix: str, described: dict[str, Any],
+                  repo_root: Path, progress: Progress) -> Shards:
+    """Write the shards in a new folder, then their manifest, then its signature."""
+    from bot.adapters import data_files as data
+    from bot.adapters.aws import artifacts, signing
+    from bot.adapters.aws import training_jobs as jobs
+
+    uri, target_column, count = described["source"], described["target_column"], \
+        described["shards"]
+    # A folder nobody could know before: what anyone put in an earlier one is not read.
+    folder = f"data-{uuid.uuid4().hex[:16]}"
+    data_uri = f"{prefix}/{folder}/"
+    progress(f"writing {uri} as {count} Parquet shard(s) to {data_uri} ...")
     with data.open_table(uri, repo_root, target_column) as table, \
             tempfile.TemporaryDirectory(prefix="promotion-bot-shards-") as directory:
         features = table.features(target_column)
         rows = write_shards(table, target_column, count, Path(directory))
-        for shard in sorted(Path(directory).iterdir()):
-            training_jobs.upload(shard, f"{prefix}/data/{shard.name}")
-    manifest = {"source": uri, "target_column": target_column, "features": features,
-                "rows": sum(rows), "rows_per_shard": rows}
-    artifacts.write_object(manifest_uri, json.dumps(manifest, indent=2).encode())
-    return Shards(f"{prefix}/data/", features, sum(rows))
+        files = []
+        for shard, shard_rows in zip(sorted(Path(directory).iterdir()), rows, strict=True):
+            files.append({"name": shard.name, "sha256": _file_sha256(shard),
+                          "size": shard.stat().st_size, "rows": shard_rows})
+            jobs.upload(shard, f"{data_uri}{shard.name}")
+    objects = jobs.list_objects(data_uri)
+    manifest = {**described, "features": features, "rows": sum(rows), "folder": folder,
+                "shard_files": files}
+    raw = json.dumps(manifest, indent=2).encode()
+    digest = integrity.sha256_hex(raw)
+    artifacts.write_object(f"{prefix}/manifest.json", raw)
+    statement = integrity.training_data_statement(target=t.name, shard_key=key,
+                                                  manifest_sha256=digest)
+    artifacts.write_object(f"{prefix}/manifest.sig", signing.sign(t, statement).to_bytes())
+    return Shards(data_uri, features, sum(rows), digest, objects)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(8 * 2**20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _changed_since_checked(shards: Shards) -> str | None:
+    """How the shard objects differ from when they were checked (None: they do not)."""
+    from bot.adapters.aws import training_jobs as jobs
+
+    if not shards.objects:
+        return None
+    now = jobs.list_objects(shards.data_uri)
+    if now == shards.objects:
+        return None
+    names = sorted(n for n in {*now, *shards.objects} if now.get(n) != shards.objects.get(n))
+    return f"the training data in {shards.data_uri} changed ({', '.join(names[:5])})"
 
 
 def write_shards(table: Any, target_column: str, count: int, directory: Path) -> list[int]:
@@ -170,28 +303,43 @@ def start_or_attach(
 ) -> tuple[int, dict[str, Any], bool]:
     """The model key's job: attached to when it runs or completed, else started.
 
+    A job of the expected name is attached to only if DescribeTrainingJob shows it as this
+    plan would start it (image, hyperparameters, input channels, instances, output path)
+    and it started after its training data was last written: anyone allowed to start
+    training jobs could have started one under that name. Otherwise, as after a job that
+    ended without a model, the next name (``-2``, ``-3``) is tried.
+
     Returns the attempt, the job (as DescribeTrainingJob shows it) and whether it was
     attached to rather than started by this plan.
     """
     from bot.adapters.aws import training_jobs as jobs
 
-    last: dict[str, Any] | None = None
+    last: tuple[str, str] | None = None  # the last job passed over, and why
     for attempt in range(1, spec.MAX_ATTEMPTS + 1):
         name = spec.job_name(t.name, model_key, attempt)
+        wanted = _job_request(t, request, name, model_key, shards, pull_request)
         job = jobs.describe(t, name)
         if job is None:
             stop_superseded(t, model_key, pull_request, progress)
-            created = jobs.create(t, _job_request(t, request, name, model_key, shards,
-                                                  pull_request))
+            created = jobs.create(t, wanted)
             job = jobs.describe(t, name)
             if job is None:
                 raise BotError(f"training job {name} was started but cannot be found")
+            if not created and (why := _not_this_plans(job, wanted, shards)) is not None:
+                progress(f"not attaching to training job {name}, started meanwhile: {why}")
+                last = (name, why)
+                continue
             training = request.training
             progress(f"started training job {name}: {training.instance_count} x "
                      f"{training.instance_type}, at most {training.max_runtime_minutes} min"
                      if created else f"attaching to training job {name}, started meanwhile "
                      "by another plan")
             return attempt, job, not created
+        why = _not_this_plans(job, wanted, shards)
+        if why is not None:
+            progress(f"not attaching to training job {name}: {why}")
+            last = (name, why)
+            continue
         status = job["TrainingJobStatus"]
         if status == "Stopping":
             job = wait(t, job, progress)
@@ -205,12 +353,26 @@ def start_or_attach(
         if status == "Completed":
             progress(f"training job {name} completed earlier; reading its model")
             return attempt, job, True
-        last = job
+        last = (name, spec.failure(job))
         progress(f"training job {name} {spec.failure(job)}; trying again")
     assert last is not None
     raise BotError(
-        f"{spec.MAX_ATTEMPTS} training jobs of this model ended without a model (the last, "
-        f"{last['TrainingJobName']}, {spec.failure(last)}); change the request or its data")
+        f"{spec.MAX_ATTEMPTS} training jobs of this model could not give it (the last, "
+        f"{last[0]}, {last[1]}); change the request or its data")
+
+
+def _not_this_plans(job: dict[str, Any], wanted: dict[str, Any], shards: Shards) -> str | None:
+    """Why ``job`` is not the job this plan would start on ``shards`` (None: it is)."""
+    differs = spec.difference(job, wanted)
+    if differs is not None:
+        return f"it was not started for this request ({differs})"
+    created = job.get("CreationTime")
+    later = sorted(name for name, found in shards.objects.items()
+                   if not isinstance(created, dt.datetime) or found.modified > created)
+    if later:
+        return (f"its training data was written after it started ({', '.join(later[:5])} in "
+                f"{shards.data_uri})")
+    return None
 
 
 def _job_request(t: Target, request: Request, name: str, model_key: str, shards: Shards,
