@@ -23,6 +23,7 @@ from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 
 from bot.adapters.aws import endpoint
+from bot.adapters.aws.images import xgboost_image
 from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.production_config import ProductionConfig
@@ -143,7 +144,7 @@ def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
     sm = boto3.client("sagemaker", region_name="us-east-1")
     for name in ("m-old", "m-new"):
         sm.create_model(ModelName=name, ExecutionRoleArn=T.sagemaker_role_arn,
-                        PrimaryContainer={"Image": T.xgboost_image, "ModelDataUrl": "s3://b/k"})
+                        PrimaryContainer={"Image": xgboost_image(T), "ModelDataUrl": "s3://b/k"})
     sm.create_endpoint_config(EndpointConfigName="c-old", ProductionVariants=[
         {"VariantName": "champion", "ModelName": "m-old", "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.xlarge", "InitialVariantWeight": 1.0}])

@@ -165,7 +165,7 @@ def test_two_instances_evaluate_like_one_model_of_all_the_data(
 def plan_process(path: Path, out: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "plan", str(path), "--out", str(out), *extra],
-        env={**os.environ, "PROMOTION_BOT_TRAINING_IMAGE": IMAGE, **env},
+        env={**os.environ, "PROMOTION_BOT_XGBOOST_IMAGE": IMAGE, **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import small_frame
 
-from bot.adapters.aws import artifacts, training_jobs
+from bot.adapters.aws import artifacts
+from bot.adapters.aws.images import xgboost_image
 from bot.core import training_job as spec
 from bot.core.request import Request
 from bot.errors import BotError
@@ -191,7 +192,7 @@ def impostor(sagemaker: Any, t: Target, name: str, shards: training_job.Shards,
              **changes: Any) -> None:
     """A job under the name the plan expects, as someone else configured it."""
     wanted = spec.job_request(
-        name=name, image=changes.get("image", training_jobs.image_uri(t)), role_arn=ROLE,
+        name=name, image=changes.get("image", xgboost_image(t)), role_arn=ROLE,
         hyperparameters=changes.get("hyperparameters", spec.container_hyperparameters(
             request().hyperparameters.as_dict(), 0)),
         data_uri=changes.get("data_uri", shards.data_uri),

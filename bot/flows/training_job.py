@@ -377,14 +377,14 @@ def _not_this_plans(job: dict[str, Any], wanted: dict[str, Any], shards: Shards)
 
 def _job_request(t: Target, request: Request, name: str, model_key: str, shards: Shards,
                  pull_request: int | None) -> dict[str, Any]:
-    from bot.adapters.aws import training_jobs as jobs
+    from bot.adapters.aws.images import xgboost_image
     from bot.core import training
 
     tags = {spec.TAG_MANAGED: "true", spec.TAG_TARGET: t.name, spec.TAG_MODEL_KEY: model_key}
     if pull_request is not None:
         tags[_pull_request_tag(pull_request)] = spec.WAITING
     return spec.job_request(
-        name=name, image=jobs.image_uri(t), role_arn=t.training_role_arn,
+        name=name, image=xgboost_image(t), role_arn=t.training_role_arn,
         hyperparameters=spec.container_hyperparameters(request.hyperparameters.as_dict(),
                                                        training.SEED),
         data_uri=shards.data_uri, output_uri=f"s3://{t.artifacts_bucket}/{_prefix(t)}training-jobs",

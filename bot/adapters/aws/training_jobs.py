@@ -1,5 +1,5 @@
-"""SageMaker training jobs through boto3: create, describe, stop, find; the algorithm image;
-the training shards' objects (upload, list, hash).
+"""SageMaker training jobs through boto3: create, describe, stop, find; the training
+shards' objects (upload, list, hash). The algorithm's image: ``bot.adapters.aws.images``.
 
 Every AWS refusal a user can cause (no permission, a role SageMaker cannot assume, a quota)
 becomes one ``BotError`` line naming the job.
@@ -16,28 +16,6 @@ from typing import Any
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError, first_line
 from bot.settings import Target
-
-
-def image_uri(t: Target) -> str:
-    """The built-in XGBoost algorithm image for the target's region.
-
-    ``PROMOTION_BOT_TRAINING_IMAGE`` wins; otherwise sagemaker-core's table of the image per
-    region and version (imported only here: it takes seconds, and only starting a job needs it).
-    """
-    if t.training_image:
-        return t.training_image
-    try:
-        from sagemaker.core import image_uris
-    except ImportError as error:  # pragma: no cover - a dependency of the package
-        raise BotError("sagemaker-core is not installed: set PROMOTION_BOT_TRAINING_IMAGE to "
-                       "the XGBoost image URI") from error
-    try:
-        return str(image_uris.retrieve("xgboost", region=t.region,
-                                       version=t.training_image_version,
-                                       image_scope="training"))
-    except ValueError as error:
-        raise BotError(f"no SageMaker XGBoost image {t.training_image_version} for region "
-                       f"{t.region}: {first_line(error)}") from error
 
 
 def describe(t: Target, name: str) -> dict[str, Any] | None:
