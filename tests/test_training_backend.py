@@ -23,7 +23,7 @@ from bot.core import training
 from bot.core import training_job as spec
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest
-from bot.flows.training_job import write_shards
+from bot.flows.training_data import write_shards
 from bot.local.github import LocalGitHub
 from bot.settings import Settings, settings, target
 

@@ -21,7 +21,7 @@ from bot.adapters.aws.images import xgboost_image
 from bot.core import training_job as spec
 from bot.core.request import Request
 from bot.errors import BotError
-from bot.flows import training_job
+from bot.flows import training_data, training_job
 from bot.flows.candidate import key_of
 from bot.local import training_jobs as local_jobs
 from bot.settings import Target
@@ -58,8 +58,8 @@ def sagemaker(aws: Target) -> Iterator[Any]:
 
 
 def prepare(t: Target, repo: Path, said: list[str] | None = None,
-            instances: int = 2) -> training_job.Shards:
-    return training_job.prepare_data(t, request(instances=instances), repo,
+            instances: int = 2) -> training_data.Shards:
+    return training_data.prepare_data(t, request(instances=instances), repo,
                                      (said if said is not None else []).append)
 
 
@@ -88,7 +88,7 @@ def relabelled(shard: bytes) -> bytes:
     return out.getvalue()
 
 
-def manifest_of(shards: training_job.Shards) -> dict[str, Any]:
+def manifest_of(shards: training_data.Shards) -> dict[str, Any]:
     prefix = shards.data_uri.rstrip("/").rsplit("/", 1)[0]
     value: dict[str, Any] = json.loads(get(f"{prefix}/manifest.json"))
     return value
@@ -188,7 +188,7 @@ def test_an_object_beside_the_shards_or_a_missing_signature_means_writing_again(
         "them again"
 
 
-def impostor(sagemaker: Any, t: Target, name: str, shards: training_job.Shards,
+def impostor(sagemaker: Any, t: Target, name: str, shards: training_data.Shards,
              **changes: Any) -> None:
     """A job under the name the plan expects, as someone else configured it."""
     wanted = spec.job_request(
