@@ -155,14 +155,44 @@ _TARGET_FIELDS = frozenset(Target.__dataclass_fields__) - {"name"}
 TARGET_NAME = re.compile(r"^(?=.{1,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+#: Names a target's name becomes part of, and the longest each may be: S3 bucket names are 3
+#: to 63 characters (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html),
+#: SageMaker endpoint names at most 63
+#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointInfo.html).
+_NAME_LIMITS = {"config_bucket": ("S3 bucket", 63), "artifacts_bucket": ("S3 bucket", 63),
+                "data_bucket": ("S3 bucket", 63), "endpoint_name": ("SageMaker endpoint", 63)}
+
+
+def target_name_problem(name: str, s: Settings | None = None) -> str | None:
+    """Why ``name`` (a request file's stem) cannot be a target, or None when it can: the one
+    rule behind ``validate``, ``plan`` and ``apply``. Besides its own form, every AWS name
+    it becomes part of (with these settings) must be short enough for its service."""
+    if not TARGET_NAME.match(name):
+        return (f"{name!r} cannot be a target: a request file's name (without .yaml) must be "
+                "lower-case letters and digits in words joined by single '-', at most 63 "
+                "characters, as AWS names need"
+                + (f" (got {len(name)} characters)" if len(name) > 63 else ""))
+    values = (s or settings()).model_dump()
+    for field, (kind, limit) in _NAME_LIMITS.items():
+        template = str(values[field])
+        resolved = template.format(target=name)
+        uses = template.count("{target}")
+        if len(resolved) > limit and uses:
+            longest = len(name) - -(-(len(resolved) - limit) // uses)
+            return (f"{name!r} cannot be a target: its {kind} name {resolved!r} would be "
+                    f"{len(resolved)} characters, and AWS allows at most {limit}; name the "
+                    f"file with at most {longest} characters")
+    return None
+
+
 def target(name: str, s: Settings | None = None) -> Target:
     """Resolve every ``{target}`` placeholder for the target ``name``."""
-    if not TARGET_NAME.match(name):
+    s = s or settings()
+    problem = target_name_problem(name, s)
+    if problem is not None:
         from bot.errors import BotError
 
-        raise BotError(f"{name!r} cannot be a target: a request file's name (without .yaml) "
-                       "must be lower-case letters, digits and '-', as AWS names need")
-    s = s or settings()
+        raise BotError(problem)
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)
         for k, v in s.model_dump().items()

@@ -14,11 +14,10 @@ from conftest import GitRepo, request_yaml
 
 from bot import cli
 from bot.adapters.aws import artifacts, signing
-from bot.core import integrity
+from bot.core import integrity, plan_json
 from bot.core.domain import GateResult, Plan
 from bot.errors import NotPlanned
 from bot.flows.apply import apply
-from bot.report import plan_json
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"

@@ -168,7 +168,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
 
     # Each rollout step's plan compares the live variants on labelled test records: every
     # fraud of the test set, paired recall and precision with intervals and verdicts.
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     for number in (4, 5, 6):
         stored = journey.root / "outputs" / f"plan-pr{number}" / "plan.json"

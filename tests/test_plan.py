@@ -14,12 +14,12 @@ import boto3
 import pytest
 
 from bot import cli
+from bot.core import plan_json
 from bot.core.domain import Plan
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
 from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
-from bot.report import plan_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"

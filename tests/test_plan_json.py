@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 from test_plan_comment import PLAN, planned
 
+from bot.core import plan_json
 from bot.core.domain import Change, GateResult
 from bot.core.endpoint_comparison import EndpointComparison, LiveDifference, VariantStats
+from bot.core.plan_json import UnreadablePlan
 from bot.core.request import Rollout
-from bot.report import plan_json
-from bot.report.plan_json import UnreadablePlan
 
 WHERE = "s3://models/plans/c/plan.json"
 

@@ -13,10 +13,10 @@ import pytest
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store
+from bot.core import plan_json
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
-from bot.report import plan_json
 from bot.settings import target
 
 ROOT = Path(__file__).resolve().parent.parent

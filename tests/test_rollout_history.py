@@ -139,7 +139,9 @@ def test_validate_refuses_a_skipped_step_with_the_field_line(
 def test_validate_refuses_the_next_step_before_the_soak(
     pr: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    merged = NOW - timedelta(hours=1)
+    # An hour before validate runs (NOW is when the module was imported, minutes earlier
+    # in a full run, which would make it soaked 1.1h).
+    merged = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     merge(pr, {PATH: request_yaml(rollout=rollout(1))}, "1%", merged, monkeypatch)
     propose(pr, request_yaml(rollout=rollout(10)))
     assert main(["validate", "--base", "main", PATH]) == 1

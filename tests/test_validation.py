@@ -13,7 +13,8 @@ import yaml
 
 from bot.adapters.request_files import load_request, parse_request_text
 from bot.cli import main
-from bot.errors import InvalidRequest, Problem
+from bot.errors import BotError, InvalidRequest, Problem
+from bot.settings import target
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
@@ -153,7 +154,8 @@ def test_whole_numbers_are_fine_where_fractions_are_expected() -> None:
 
 def test_unknown_hyperparameter_lists_the_allowed_names() -> None:
     [problem] = problems_in(with_hyperparameter("learning_rate", 0.1))
-    assert problem.startswith("hyperparameters.learning_rate: unknown field (allowed: objective, ")
+    assert problem.startswith("hyperparameters.learning_rate: unknown field; did you mean "
+                              "'eta'? (allowed: objective, ")
     assert problem.endswith("lambda, alpha, max_delta_step, seed, colsample_bylevel, "
                             "colsample_bynode, max_bin, grow_policy, max_leaves)")
 
@@ -161,7 +163,48 @@ def test_unknown_hyperparameter_lists_the_allowed_names() -> None:
 def test_xgboost_names_are_used_not_python_ones() -> None:
     assert problems_in(with_hyperparameter("lambda", 1.0)) == []
     [problem] = problems_in(with_hyperparameter("reg_lambda", 1.0))
-    assert problem.startswith("hyperparameters.reg_lambda: unknown field")
+    assert problem.startswith("hyperparameters.reg_lambda: unknown field; did you mean 'lambda'?")
+
+
+# Did you mean: a typo of a field or of a value is answered with the closest valid one.
+
+@pytest.mark.parametrize("request_, field, reason", [
+    ({"hyperparamters": VALID["hyperparameters"]}, "hyperparamters",
+     "unknown field; did you mean 'hyperparameters'? (allowed: experiment_id, "),
+    ({"data": {**VALID["data"], "target_colum": "Class"}}, "data.target_colum",
+     "unknown field; did you mean 'target_column'? (allowed: train, test, target_column)"),
+    ({"gates": {"max_drop": {"prauc": 0.02}}}, "gates.max_drop.prauc",
+     "(got 'prauc'; did you mean 'pr_auc'?)"),
+    ({"gates": {"minimum": {"AUC_ROC": 0.9}}}, "gates.minimum.AUC_ROC",
+     "(got 'AUC_ROC'; did you mean 'auc_roc'?)"),
+    ({"gates": {"better_than_champion": ["recal"]}}, "gates.better_than_champion.0",
+     "(got 'recal'; did you mean 'recall'?)"),
+    ({"gates": {"primary_metric": "f1"}}, "gates.primary_metric",
+     "(got 'f1'; did you mean 'f1_score'?)"),
+    ({"training": {"backend": "sagemakr"}}, "training.backend",
+     "must be one of 'local' or 'sagemaker' (got 'sagemakr'; did you mean 'sagemaker'?)"),
+    ({"hyperparameters": {**VALID["hyperparameters"], "objective": "binary:logistc"}},
+     "hyperparameters.objective", "(got 'binary:logistc'; did you mean 'binary:logistic'?)"),
+    ({"hyperparameters": {**VALID["hyperparameters"], "n_estimators": 100}},
+     "hyperparameters.n_estimators", "unknown field; did you mean 'num_round'?"),
+])
+def test_a_typo_gets_the_closest_valid_name(
+    request_: dict[str, Any], field: str, reason: str
+) -> None:
+    request = {k: v for k, v in {**VALID, **request_}.items()
+               if not (k == "hyperparameters" and "hyperparamters" in request_)}
+    found = [p for p in problems_in(request) if p.startswith(f"{field}: ")]
+    assert len(found) == 1 and reason in found[0], problems_in(request)
+
+
+@pytest.mark.parametrize("request_, field", [
+    ({"gates": {"max_drop": {"latency": 0.02}}}, "gates.max_drop.latency"),
+    ({"colour": "blue"}, "colour"),
+    ({"algorithm": "xgb"}, "algorithm"),  # one allowed value: it is named already
+])
+def test_nothing_close_suggests_nothing(request_: dict[str, Any], field: str) -> None:
+    [problem] = problems_in({**VALID, **request_})
+    assert problem.startswith(f"{field}: ") and "did you mean" not in problem
 
 
 @pytest.mark.parametrize("uri", [
@@ -317,3 +360,79 @@ def test_validate_command_reports_the_corpus_without_heavy_imports_or_tracebacks
     expected_lines = sum(len(expectations(p)) for p in BAD)
     assert len(done.stdout.splitlines()) == expected_lines
     assert all(re.match(r"^[^:]+:\d+: \S+: .+$", line) for line in done.stdout.splitlines())
+
+
+# The file's name is the target's: validate refuses every name plan and apply refuse.
+
+TOO_LONG_FOR_THE_ENDPOINT = "a" * 53  # fraud-detection's endpoint is <target>-production
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("Fraud_Detection", "must be lower-case letters and digits in words joined by single '-'"),
+    ("fraud--detection", "in words joined by single '-'"),
+    ("fraud-", "in words joined by single '-'"),
+    ("a" * 64, "at most 63 characters, as AWS names need (got 64 characters)"),
+    (TOO_LONG_FOR_THE_ENDPOINT, f"its SageMaker endpoint name '{'a' * 53}-production' would be "
+                                "64 characters, and AWS allows at most 63; name the file with "
+                                "at most 52 characters"),
+])
+def test_validate_refuses_a_file_name_that_cannot_be_a_target(
+    name: str, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / f"{name}.yaml", SHIPPED.read_text())
+    assert main(["validate", f"{name}.yaml"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{name}.yaml:1: (file name): {name!r} cannot be a target: ")
+    assert reason in line
+    # The one rule: plan and apply resolve a target through the same words.
+    with pytest.raises(BotError) as raised:
+        target(name)
+    assert raised.value.message == line.split(": (file name): ", 1)[1]
+
+
+def test_the_longest_name_every_aws_name_allows_is_a_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / f"{'a' * 52}.yaml", SHIPPED.read_text())
+    write(tmp_path / "x.yml", SHIPPED.read_text())
+    assert main(["validate", f"{'a' * 52}.yaml", "x.yml"]) == 0
+    assert target("a" * 52).endpoint_name == f"{'a' * 52}-production"
+
+
+def test_a_bad_name_and_bad_content_are_reported_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "Bad.yaml", SHIPPED.read_text().replace("max_depth: 7 ", "max_depth: 25"))
+    assert main(["validate", "Bad.yaml"]) == 1
+    fields = [line.split(": ")[1] for line in capsys.readouterr().out.splitlines()]
+    assert fields == ["(file name)", "hyperparameters.max_depth"]
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("Fraud_Detection", SHIPPED.read_text(),
+     "Fraud_Detection.yaml:1: (file name): 'Fraud_Detection' cannot be a target: "),
+    ("typo", SHIPPED.read_text().replace("hyperparameters:", "hyperparamters:"),
+     "hyperparamters: unknown field; did you mean 'hyperparameters'?"),
+    ("prauc", SHIPPED.read_text().replace("    pr_auc:", "    prauc:"),
+     "(got 'prauc'; did you mean 'pr_auc'?)"),
+])
+def test_plan_embedded_reports_what_validate_finds_before_starting_anything(
+    name: str, text: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / f"{name}.yaml", text)
+    assert main(["validate", f"{name}.yaml"]) == 1
+    validated = capsys.readouterr().out.splitlines()
+    assert any(expected in line for line in validated)
+    # Few rows, so that a check made too late fails this test in seconds, not minutes.
+    code = main(["plan", "--embedded", f"{name}.yaml", "--rows", "2000", "--out", "out"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == validated  # the same lines, and nothing started
+    assert "starting the embedded AWS" not in err
+    assert not (tmp_path / "out").exists()

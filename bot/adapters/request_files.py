@@ -7,6 +7,8 @@ the line of the offending key.
 
 from __future__ import annotations
 
+import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +19,7 @@ from pydantic_core import ErrorDetails
 from bot.adapters import safe_yaml
 from bot.core.request import Request
 from bot.errors import InvalidRequest, Problem
+from bot.settings import target_name_problem
 
 
 def load_request(
@@ -29,6 +32,29 @@ def load_request(
     """
     shown = str(path) if display_path is None else display_path
     return _validated(safe_yaml.load_file(Path(path), shown), shown)
+
+
+def load_target_request(
+    path: str | Path, display_path: str | None = None
+) -> tuple[Request, dict[str, int]]:
+    """``load_request``, and the file's name must name a target: what ``validate`` checks and
+    what ``plan`` checks before it starts anything. Every problem of both is raised at once."""
+    shown = str(path) if display_path is None else display_path
+    problems = target_problems(path, shown)
+    try:
+        found = load_request(path, shown)
+    except InvalidRequest as error:
+        raise InvalidRequest(problems + error.problems) from None
+    if problems:
+        raise InvalidRequest(problems)
+    return found
+
+
+def target_problems(path: str | Path, shown: str) -> list[Problem]:
+    """The file's name (without .yaml) becomes the target's name in AWS: the rule ``plan``
+    and ``apply`` apply (``bot.settings.target_name_problem``), as a problem of the file."""
+    reason = target_name_problem(Path(path).stem)
+    return [] if reason is None else [Problem(shown, 1, "(file name)", reason)]
 
 
 def parse_request_text(text: str, display_path: str) -> tuple[Request, dict[str, int]]:
@@ -122,8 +148,10 @@ def _reason(detail: ErrorDetails, model: type[BaseModel]) -> str:
         return _REASONS[kind]
     if kind == "extra_forbidden":
         parent = _model_at(model, [p for p in detail["loc"][:-1] if p != "[key]"])
-        allowed = ", ".join(_field_names(parent)) if parent else ""
-        return f"unknown field (allowed: {allowed})" if allowed else "unknown field"
+        names = _field_names(parent) if parent else []
+        guess = closest(str(detail["loc"][-1]), names)
+        reason = "unknown field" + (f"; did you mean {guess!r}?" if guess else "")
+        return f"{reason} (allowed: {', '.join(names)})" if names else reason
     if kind == "value_error":
         reason = detail["msg"].removeprefix("Value error, ")
         return reason if "(got" in reason else f"{reason} (got {_describe(value)})"
@@ -139,10 +167,35 @@ def _reason(detail: ErrorDetails, model: type[BaseModel]) -> str:
         return f"{reason} (got {len(value)})"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         value = _number(value)  # the model turned the 2 that was written into 2.0
-    return f"{reason} (got {_describe(value)}{_hint(kind, value)})"
+    return f"{reason} (got {_describe(value)}{_hint(kind, value, detail)})"
 
 
-def _hint(kind: str, value: object) -> str:
+#: Names other libraries give XGBoost's hyperparameters (scikit-learn's wrapper, xgboost's
+#: own Python API): suggested even though they are not spelt alike.
+KNOWN_AS = {"learning_rate": "eta", "n_estimators": "num_round", "num_boost_round": "num_round",
+            "num_rounds": "num_round", "reg_lambda": "lambda", "reg_alpha": "alpha",
+            "random_state": "seed", "colsample": "colsample_bytree"}
+
+
+def closest(given: str, allowed: list[str]) -> str | None:
+    """The allowed name ``given`` most likely misspells (difflib's closest, ignoring case),
+    or the one other libraries call ``given``; None when nothing is close."""
+    if given in KNOWN_AS and KNOWN_AS[given] in allowed:
+        return KNOWN_AS[given]
+    lowered = {name.lower(): name for name in allowed}
+    found = difflib.get_close_matches(given.lower(), list(lowered), n=1, cutoff=0.7)
+    if not found and len(given) >= 2:  # a name cut short: f1 for f1_score, hours for soak_hours
+        found = [name for name in lowered if name.startswith(given.lower())
+                 or name.endswith(f"_{given.lower()}")]
+        found = found if len(found) == 1 else []
+    return lowered[found[0]] if found else None
+
+
+def _hint(kind: str, value: object, detail: ErrorDetails) -> str:
+    if kind == "literal_error" and isinstance(value, str):
+        expected = re.findall(r"'([^']*)'", str((detail.get("ctx") or {}).get("expected", "")))
+        guess = closest(value, expected) if len(expected) > 1 else None
+        return f"; did you mean {guess!r}?" if guess else ""
     if kind in ("int_type", "float_type") and isinstance(value, str):
         try:
             float(value)

@@ -130,6 +130,24 @@ def final_status(host: GitHubHost, commit: str, state: str, description: str) ->
                        "still say pending: rerun the plan") from None
 
 
+def check_request(path: Path, base: str | None) -> None:
+    """Every check that needs neither data nor AWS, the ones ``validate`` makes, before the
+    plan starts anything (the embedded AWS, a training): the request's format, its file name
+    as a target's, and the rollout rules. Raises ``InvalidRequest`` (exit 2)."""
+    from bot.adapters.request_files import load_target_request
+
+    load_target_request(path, display_path=_shown(path))
+    check_rollout(path, base)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the plan names it: relative to its repository's root when it is in one."""
+    try:
+        return path.resolve().relative_to(repo_root(path).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def check_rollout(path: Path, base: str | None) -> None:
     """Refuse a rollout step the rules forbid before anything is trained (exit 2).
 
@@ -184,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if host is not None and pull_request is not None:
         host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
-        check_rollout(path, args.base)
+        check_request(path, args.base)
         with embedded(args.embedded, args.rows):
             result = make_plan(path, repo_root(path), out_dir, commit=commit,
                                pull_request=pull_request,

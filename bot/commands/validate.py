@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.adapters import git
-from bot.adapters.request_files import load_request
+from bot.adapters.request_files import load_target_request
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest, Problem
 from bot.flows.rollout_history import locate, rollout_problems
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     invalid = 0
     for path in paths:
         try:
-            request, lines = load_request(path)
+            request, lines = load_target_request(path)
         except InvalidRequest as error:
             problems = error.problems
         else:

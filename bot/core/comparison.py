@@ -1,4 +1,4 @@
-"""Candidate versus champion (6.4): paired on the same test rows when possible, else unpaired.
+"""Candidate versus champion: paired on the same test rows when possible, else unpaired.
 
 The paired comparison resamples the test rows with replacement, positives and negatives
 separately (so every resample keeps the test set's fraud count), the same rows for both

@@ -31,7 +31,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's scores on the test set (6.1–6.3)."""
+    """A model's scores on the test set."""
 
     metrics: dict[str, float]
     confusion_matrix: ConfusionMatrix
@@ -75,7 +75,7 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate versus champion (6.4); paired when the champion's artifact was re-scored."""
+    """Candidate versus champion; paired when the champion's artifact was re-scored."""
 
     paired: bool
     method: str
@@ -119,7 +119,7 @@ class Plan:
     The evaluation part (metrics, comparison, gates) is computed once per content and
     champion; what merging changes depends on live state, so ``changes``, ``config_before``,
     ``config_after``, ``rollout`` and ``endpoint_comparison`` are read anew on every plan run
-    (``bot.flows.plan.with_live_changes``). ``bot.report.plan_json`` stores it as plan.json.
+    (``bot.flows.plan.with_live_changes``). ``bot.core.plan_json`` stores it as plan.json.
     """
 
     target: str

@@ -1,4 +1,4 @@
-"""A model's scores on the test set: metrics (6.1), confusion matrix (6.2), curves (6.3)."""
+"""A model's scores on the test set: metrics, confusion matrix, curves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The production gates (6.5): what a candidate must reach before it may be merged.
+"""The production gates: what a candidate must reach before it may be merged.
 
 Each gate compares one value with one threshold, so a reader sees the two numbers. Gates
 against the champion read the 95 % confidence interval of the paired difference (candidate

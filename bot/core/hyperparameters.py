@@ -1,4 +1,4 @@
-"""XGBoost hyperparameters as a request declares them (8.2), and the strict base of every
+"""XGBoost hyperparameters as a request declares them, and the strict base of every
 request model."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ class Strict(BaseModel):
 
 
 class Hyperparameters(Strict):
-    """XGBoost hyperparameters, validated by name and range (8.2).
+    """XGBoost hyperparameters, validated by name and range.
 
     They are written as ``/<target>/hyperparameters/<name>`` in SSM on merge.
     """

@@ -1,4 +1,4 @@
-"""The production config YAML in S3 (9.1–9.3): what is in production and who approved it."""
+"""The production config YAML in S3: what is in production and who approved it."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ class ProductionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: str = Field(description="The model target, the request file's stem.")
-    algorithm: str = Field(description="Training algorithm (9.2).")
+    algorithm: str = Field(description="Training algorithm.")
     experiment_id: str = Field(description="The experiment whose configuration is promoted.")
-    hyperparameters: Hyperparameters = Field(description="Promoted hyperparameters (9.2).")
-    metrics: dict[str, float] = Field(description="Test-set metrics of the reviewed model (9.2).")
+    hyperparameters: Hyperparameters = Field(description="Promoted hyperparameters.")
+    metrics: dict[str, float] = Field(description="Test-set metrics of the reviewed model.")
     test_date: str = Field(description="ISO 8601 time the candidate was evaluated.")
-    approvers: list[str] = Field(min_length=1, description="Who approved the promotion (9.2).")
+    approvers: list[str] = Field(min_length=1, description="Who approved the promotion.")
     approval_source: str = Field(description="'github-reviews' or 'commit-author'.")
     commit: str = Field(pattern=r"^[0-9a-f]{7,40}$", description="The applied commit.")
     pull_request: int | None = Field(default=None, description="The merged pull request.")

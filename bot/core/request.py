@@ -84,7 +84,7 @@ def check_data_uri(value: str) -> None:
 
 
 class Gates(Strict):
-    """What a candidate must reach before it may be merged (6.5).
+    """What a candidate must reach before it may be merged.
 
     Comparisons with the champion are judged on the 95 % confidence interval of the paired
     difference (candidate minus champion), never on the point difference alone, so that an
@@ -93,7 +93,7 @@ class Gates(Strict):
 
     minimum: dict[Metric, Fraction] = Field(
         default_factory=lambda: {"accuracy": 0.90},  # type: ignore[arg-type]
-        description="Minimum value per metric; the seed's accuracy >= 0.90 by default.",
+        description="Minimum value per metric; accuracy >= 0.90 by default.",
     )
     max_drop: dict[Metric, Margin] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_DROP),  # type: ignore[arg-type]
@@ -145,7 +145,7 @@ def _default_steps() -> list[RolloutStep]:
 
 
 class Challenger(Strict):
-    """The candidate served beside the champion on the production endpoint (11.1).
+    """The candidate served beside the champion on the production endpoint.
 
     ``traffic_percent`` is the one field a rollout PR edits: 1 → 10 → 50 → 100.
     100 means *promote*: the challenger becomes the champion and its variant is removed.
@@ -259,7 +259,7 @@ class Training(Strict):
 class Rollout(Strict):
     """What merging does besides parameters and config: retrain pipeline, challenger."""
 
-    pipeline: bool = Field(default=False, description="Start the retraining pipeline (10.1).")
+    pipeline: bool = Field(default=False, description="Start the retraining pipeline.")
     challenger: Challenger | None = Field(
         default=None, description="Serve the reviewed model as a challenger; absent: none."
     )
@@ -279,15 +279,15 @@ class Request(Strict):
     )
     algorithm: Literal["xgboost"] = Field(description="The training algorithm; only xgboost.")
     hyperparameters: Hyperparameters = Field(
-        description="XGBoost hyperparameters, written to SSM on merge (8.1, 8.2)."
+        description="XGBoost hyperparameters, written to SSM on merge."
     )
     data: Data = Field(description="Training and test data of the candidate.")
     gates: Gates = Field(
-        default_factory=Gates, description="What the candidate must reach to be merged (6.5)."
+        default_factory=Gates, description="What the candidate must reach to be merged."
     )
     rollout: Rollout = Field(
         default_factory=Rollout,
-        description="Retraining pipeline and challenger endpoint wishes (10.1, 11.1).",
+        description="Retraining pipeline and challenger endpoint wishes.",
     )
     training: Training = Field(
         default_factory=Training,

@@ -116,7 +116,7 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
 def _plan(t: Any, sha: str) -> tuple[Plan | None, str]:
     """The stored plan of content ``sha``, or none and why it cannot be read."""
     from bot.adapters.aws import artifacts
-    from bot.report.plan_json import UnreadablePlan
+    from bot.core.plan_json import UnreadablePlan
 
     try:
         return artifacts.get_plan(t, sha), ""

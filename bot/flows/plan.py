@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.core import plan_json
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
 from bot.core.endpoint_comparison import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
-from bot.report import plan_json, plots
+from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
 

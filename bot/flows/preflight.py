@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from bot.adapters import git
 from bot.core.domain import Approval, Plan
+from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Request
 from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused, is_aws_error
 from bot.flows.rollout_history import rollout_problems
-from bot.report.plan_json import UnreadablePlan
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot import cli
 from bot.adapters import git
+from bot.core import plan_json
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
-from bot.report import plan_json
 from bot.report.apply_outcome import missed_line, outcomes_from_json
 
 if TYPE_CHECKING:

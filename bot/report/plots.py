@@ -1,4 +1,4 @@
-"""The evaluation's pictures (6.2, 6.3): confusion matrix, ROC and precision-recall curves.
+"""The evaluation's pictures: confusion matrix, ROC and precision-recall curves.
 
 Drawn by ``bot.report.chart`` (Pillow), in the plan's own process: a few milliseconds each.
 """

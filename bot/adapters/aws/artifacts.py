@@ -207,12 +207,12 @@ def get_plan(t: Target, sha: str) -> Plan | None:
     """The stored plan of content ``sha``, once its signature verifies; None when that content
     was never planned.
 
-    Raises ``bot.report.plan_json.UnreadablePlan`` for a plan.json it cannot read or trust:
+    Raises ``bot.core.plan_json.UnreadablePlan`` for a plan.json it cannot read or trust:
     no plan.sig, a signature that does not verify with the plan-signing key, or a plan.json
     that is not the one signed.
     """
     from bot.adapters.aws import signing
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     key = _key(t, "plans", sha, "plan.json")
     where = f"s3://{t.artifacts_bucket}/{key}"
@@ -253,7 +253,7 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
     from concurrent.futures import ThreadPoolExecutor
 
     from bot.adapters.aws import signing
-    from bot.report import plan_json
+    from bot.core import plan_json
 
     if plan.model_sha256 is None:
         raise ValueError(f"a stored plan needs a content-addressed model, not {plan.artifact}")

@@ -1,4 +1,4 @@
-"""The production config YAML in S3 (9.1–9.3): read, validate, archive the previous one, write.
+"""The production config YAML in S3: read, validate, archive the previous one, write.
 
 The config is validated twice before it is written, against the committed JSON Schema
 (what other tools read) and against the pydantic model (what the bot reads back), so a

@@ -1,4 +1,4 @@
-"""The production retraining pipeline in Step Functions (10.1): idempotent start, status.
+"""The production retraining pipeline in Step Functions: idempotent start, status.
 
 Executions are named from commit and request content, and Step Functions never reuses a
 name, so a rerun of apply finds the execution it started instead of starting another.

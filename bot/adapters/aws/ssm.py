@@ -1,4 +1,4 @@
-"""Hyperparameters in SSM Parameter Store (8.1), with timestamped backups (8.3).
+"""Hyperparameters in SSM Parameter Store, with timestamped backups.
 
 Values live at ``/<target>/hyperparameters/<name>``; a backup is one String parameter
 holding the JSON of every value at ``/<target>/backups/hyperparameters/<UTC timestamp>``.
