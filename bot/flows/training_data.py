@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.adapters import data_files as data
+from bot.adapters.aws import artifacts, signing
+from bot.adapters.aws import training_jobs as jobs
 from bot.adapters.aws.training_jobs import StoredObject
-from bot.core import integrity
+from bot.core import integrity, training
 from bot.core.data_checks import only_zero_and_one
 from bot.core.request import Request, sha256_of
 from bot.errors import BotError
@@ -52,7 +55,6 @@ def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progres
     """The training data split into ``instance_count`` Parquet objects: the ones written
     before for this data version, if they are still exactly what the plan job wrote, else
     written (again)."""
-    from bot.adapters import data_files as data
 
     uri, target_column = request.data.train, request.data.target_column
     count = request.training.instance_count
@@ -74,8 +76,6 @@ def _verified_shards(t: Target, key: str, prefix: str, described: dict[str, Any]
     """The shards under ``prefix`` if the plan job wrote them for this shard key and they
     are unchanged; None when there are none, or (with a progress line saying why) when
     they cannot be trusted."""
-    from bot.adapters.aws import artifacts, signing
-    from bot.adapters.aws import training_jobs as jobs
 
     manifest_uri, signature_uri = f"{prefix}/manifest.json", f"{prefix}/manifest.sig"
     if not artifacts.exists(manifest_uri):
@@ -137,9 +137,6 @@ def _verified_shards(t: Target, key: str, prefix: str, described: dict[str, Any]
 def _write_shards(t: Target, key: str, prefix: str, described: dict[str, Any],
                   repo_root: Path, progress: Progress) -> Shards:
     """Write the shards in a new folder, then their manifest, then its signature."""
-    from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts, signing
-    from bot.adapters.aws import training_jobs as jobs
 
     uri, target_column, count = described["source"], described["target_column"], \
         described["shards"]
@@ -178,7 +175,6 @@ def _file_sha256(path: Path) -> str:
 
 def changed_since_checked(shards: Shards) -> str | None:
     """How the shard objects differ from when they were checked (None: they do not)."""
-    from bot.adapters.aws import training_jobs as jobs
 
     if not shards.objects:
         return None
@@ -196,8 +192,6 @@ def write_shards(table: Any, target_column: str, count: int, directory: Path) ->
     import numpy as np
     import pyarrow
     import pyarrow.parquet as pq
-
-    from bot.core import training
 
     features = table.features(target_column)
     schema = table.schema
