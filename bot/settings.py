@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Attempts of one call that times out: a silent endpoint fails fast instead of per attempt.
     aws_timeout_attempts: int = 2
 
+    # GitHub: the slug of the GitHub App whose installation token the bot's jobs use; the
+    # bot's comments are those of its user ``<slug>[bot]``. Empty: the token's own login,
+    # as GitHub's GraphQL ``viewer`` names it.
+    app_slug: str = Field(default="", pattern=r"^[a-z0-9][a-z0-9-]*$|^$")
     # GitHub: how long one command may wait in all for rate limits, and how it retries.
     github_max_wait_seconds: float = 300.0
     github_secondary_wait_seconds: float = 60.0

@@ -11,7 +11,7 @@ from conftest import GitRepo, request_yaml
 from bot import cli
 from bot.adapters.aws import config_store, ssm
 from bot.adapters.github import GitHubHost
-from bot.core.approvals import PullReviews, Review, judge
+from bot.core.approvals import PullCommit, PullReviews, Push, Review, judge
 from bot.core.codeowners import owners
 from bot.core.domain import Plan
 from bot.errors import NotApproved
@@ -22,12 +22,16 @@ from bot.settings import Target, settings
 HEAD, OLD = "4d5e6f" + "0" * 34, "1a2b3c" + "0" * 34
 PATH = "promotion-requests/fraud-detection.yaml"
 REQUEST = request_yaml("exp-xgboost-1")
+DANA_PUSHED = Push("dana", None)  # the branch's first push, by its author
 
 
-def pull(*reviews: Review, permissions: dict[str, str] | None = None) -> PullReviews:
+def pull(*reviews: Review, permissions: dict[str, str] | None = None,
+         commits: tuple[PullCommit, ...] = (PullCommit(HEAD, "dana", "dana"),),
+         push: Push | None = DANA_PUSHED) -> PullReviews:
     return PullReviews(7, "dana", HEAD, reviews,
                        permissions if permissions is not None else {
-                           "maria": "write", "bob": "admin", "eve": "read", "dana": "write"})
+                           "maria": "write", "bob": "admin", "eve": "read", "dana": "write"},
+                       commits=commits, last_push=push)
 
 
 def approved(login: str, commit: str = HEAD, bot: bool = False) -> Review:
@@ -84,6 +88,52 @@ def test_only_the_latest_state_counts() -> None:
     # A dismissed change request no longer blocks.
     assert judge(pull(Review("bob", False, "DISMISSED", HEAD), approved("maria")),
                  required=1).approved
+
+
+def test_the_pusher_of_the_most_recent_push_does_not_approve_it() -> None:
+    # maria pushes onto dana's pull request (a commit dana wrote), then approves the head.
+    commits = (PullCommit(OLD, "dana", "dana"), PullCommit(HEAD, "dana", "dana"))
+    verdict = judge(pull(approved("maria"), commits=commits, push=Push("maria", OLD)), 1)
+    assert verdict.refusal() == (
+        "PR #7: approval by maria does not count: maria pushed the most recent push "
+        "(4d5e6f0); it needs an approval by someone else; 0 of 1 required approvals")
+    # bob, who had no part in that push, may approve it.
+    assert judge(pull(approved("maria"), approved("bob"), commits=commits,
+                      push=Push("maria", OLD)), 1).approvers == ("bob",)
+
+
+def test_whoever_authored_or_committed_the_most_recent_push_does_not_approve_it() -> None:
+    # dana pushes a commit maria wrote, and one bob committed (a rebase, a cherry-pick).
+    first = PullCommit("0" * 39 + "1", "maria", "maria")  # before the push: maria may approve
+    pushed = (PullCommit(OLD, "maria", "maria"), PullCommit(HEAD, "dana", "bob"))
+    verdict = judge(pull(approved("maria"), approved("bob"), commits=(first, *pushed),
+                         push=Push("dana", first.sha)), 1)
+    assert not verdict.approved
+    assert verdict.problems == (
+        "approval by bob does not count: bob committed commit 4d5e6f0 of the most recent "
+        "push (4d5e6f0); it needs an approval by someone else",
+        "approval by maria does not count: maria authored commit 1a2b3c0 of the most recent "
+        "push (4d5e6f0); it needs an approval by someone else")
+    # A commit of an earlier push does not bar its author.
+    assert judge(pull(approved("maria"), commits=(first, PullCommit(HEAD, "dana", "dana")),
+                      push=Push("dana", first.sha)), 1).approvers == ("maria",)
+
+
+def test_a_force_push_or_a_new_branch_brings_all_the_commits() -> None:
+    earlier = PullCommit(OLD, "maria", "maria")
+    for before in (None, "0" * 40, "9" * 40):  # a new branch; a force push over 9999999
+        verdict = judge(pull(approved("maria"), commits=(earlier, PullCommit(HEAD, "dana",
+                                                                          "dana")),
+                             push=Push("dana", before)), 1)
+        assert verdict.approvers == () and "maria authored commit 1a2b3c0" in verdict.refusal()
+
+
+def test_no_approval_counts_when_the_most_recent_push_is_unknown() -> None:
+    verdict = judge(pull(approved("maria"), push=None), 1)
+    assert verdict.blocked and verdict.approvers == ("maria",)
+    assert verdict.refusal() == (
+        "PR #7: no push of the merged head 4d5e6f0 is known, so who pushed it (who may not "
+        "approve it) is unknown; 1 of 1 required approvals")
 
 
 def test_required_approvals_is_a_number() -> None:
@@ -254,3 +304,101 @@ def test_two_approvals_when_the_setting_says_so(
         assert outcome.approval.approvers == ("bob", "maria")
     finally:
         settings.cache_clear()
+
+
+def test_a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_it(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # dana opens a pull request; maria, a writer, pushes her own change onto it and approves
+    # the head: GitHub wants the most recent push approved by someone other than its pusher.
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    first = git_repo.commit({PATH: request_yaml("exp-xgboost-0")}, "Promote")
+    pr = github.open_pull(head_sha=first, author="dana", title="Promote", head_ref="promote")
+    head = git_repo.commit({PATH: REQUEST}, "A better one",
+                           author="Maria Risk <maria@example.com>")
+    github.set_head(pr, head, "maria")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    github.review(pr, "maria", "APPROVED")
+    message = refused(git_repo, (before, after, pr), github, aws, capsys)
+    assert message == (
+        f"{PATH}: PR #{pr}: approval by maria does not count: maria pushed the most recent "
+        f"push ({head[:7]}); it needs an approval by someone else; 0 of 1 required approvals; "
+        "nothing was applied")
+
+    github.review(pr, "bob", "APPROVED")  # someone with no part in that push
+    host = GitHubHost(github.token, github.repository, github.url)
+    [outcome] = apply(git_repo.path, before, after, host)
+    assert outcome.approval.approvers == ("bob",)
+
+
+def test_pushing_someone_elses_commit_still_makes_you_the_pusher(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, merged: tuple[str, str, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The head is dana's commit, but maria pushed it (a force push of the branch).
+    pr = merged[2]
+    head = git_repo.git("rev-parse", "promote")
+    github.set_head(pr, head, "maria", author="dana", force=True)
+    github.review(pr, "maria", "APPROVED")
+    assert f"maria pushed the most recent push ({head[:7]})" in refused(
+        git_repo, merged, github, aws, capsys)
+
+
+def test_codeowners_are_read_on_the_base_as_merged_not_as_opened(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    head = git_repo.commit({PATH: REQUEST}, "Promote")
+    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    # After the pull request was opened, main gets a CODEOWNERS line for the requests.
+    git_repo.git("checkout", "-q", "main")
+    git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
+                    "Code owners")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    github.review(pr, "maria", "APPROVED")  # a writer, not in the team
+    message = refused(git_repo, (before, after, pr), github, aws, capsys)
+    assert "no approval by a code owner of the request file (@acme/model-risk); 1 of 1" in message
+
+
+def test_an_actions_token_cannot_check_a_code_owner_team_and_apply_says_so(
+        aws: Target, git_repo: GitRepo, github: LocalGitHub, store_plan: Callable[..., Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GitHub never lets the Actions GITHUB_TOKEN read an organization's teams: apply run with
+    # it cannot count a team code owner's approval, and refuses saying why, changing nothing.
+    git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
+                    "Code owners")
+    store_plan(REQUEST)
+    before = git_repo.head()
+    git_repo.git("checkout", "-q", "-b", "promote")
+    head = git_repo.commit({PATH: REQUEST}, "Promote")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
+    after = git_repo.head()
+    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    github.add_team_member("acme/model-risk", "maria")
+    github.review(pr, "maria", "APPROVED")
+    github.merge_pull(pr, after)
+    github.add_token("ghs_actions", "actions", permissions={"pull_requests": "write",
+                                                           "statuses": "write"})
+    argv = ["apply", "--repo", str(git_repo.path), "--before", before, "--after", after]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"GITHUB_TOKEN": "ghs_actions", "GITHUB_API_URL": github.url,
+                            "GITHUB_REPOSITORY": github.repository}.items():
+            patch.setenv(name, value)
+        capsys.readouterr()
+        assert cli.main(argv) != 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1
+        assert ("GitHub refused to say whether maria is in @acme/model-risk (403: Resource not "
+                "accessible by integration)") in err
+        assert ssm.read(aws) == {} and config_store.read(aws) is None
+        patch.setenv("GITHUB_TOKEN", github.token)  # the app's token, with members: read
+        assert cli.main(argv) == 0
+    config = config_store.read(aws)
+    assert config is not None and config.approvers == ["maria"]

@@ -23,11 +23,14 @@ TOKEN = "ghs_local-secret-token-0123456789"
 REPO = "acme/fraud-models"
 HEAD = "a" * 40
 MERGE = "b" * 40
+#: Requests that create something (GraphQL's POST, which asks who the token is, reads).
+WRITES = "POST /repos/"
 
 
 @pytest.fixture
 def github() -> Iterator[LocalGitHub]:
     with LocalGitHub(token=TOKEN, repository=REPO) as server:
+        server.add_commit(HEAD, "dana")
         yield server
 
 
@@ -52,7 +55,7 @@ def test_second_plan_edits_the_first_comment_instead_of_adding_one(
 
     assert first == second
     assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\naccuracy 0.93"]
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 1
     assert any(line.startswith("PATCH ") for line in github.request_log())
 
 
@@ -90,20 +93,78 @@ def test_a_human_quoting_the_marker_is_left_alone(github: LocalGitHub, host: Git
     assert [c["body"] for c in github.comments(pr) if c["id"] == human] == [quote]
 
 
-def test_actions_token_finds_the_comment_of_its_bot() -> None:
-    # The Actions GITHUB_TOKEN cannot read /user (403): the bot's comments are the Bot's.
-    with LocalGitHub(token=TOKEN, repository=REPO, installation_token=True) as server:
-        number = server.open_pull(head_sha=HEAD, author="dana", title="t")
-        server.add_comment(number, f"quoting {comment_marker('fraud-detection')}", user="dana")
-        actions = GitHubHost(TOKEN, REPO, base_url=server.url)
+def test_the_bot_knows_its_comment_by_its_own_identity_only(github: LocalGitHub,
+                                                             pr: int) -> None:
+    # A pull request's own workflow may comment as github-actions[bot] (and another app as
+    # itself) with the bot's marker: the bot edits only a comment of its own identity.
+    # GitHub refuses GET /user to an installation token; the GraphQL viewer names it.
+    actions = "ghs_actions-token-of-a-pull-request-workflow"
+    github.add_token(actions, "actions", permissions={"pull_requests": "write"})
+    github.add_token("ghs_other-app", "app", "other-app[bot]")
+    forged = f"{comment_marker('fraud-detection')}\nall gates pass (forged)"
+    for token in (actions, "ghs_other-app"):
+        GitHubHost(token, REPO, base_url=github.url).upsert_comment(pr, "fraud-detection",
+                                                                    "all gates pass (forged)")
+    host = GitHubHost(TOKEN, REPO, base_url=github.url)
 
-        first = actions.upsert_comment(number, "fraud-detection", "v1")
-        second = actions.upsert_comment(number, "fraud-detection", "v2")
+    ours = host.upsert_comment(pr, "fraud-detection", "v1")
+    assert host.upsert_comment(pr, "fraud-detection", "v2") == ours
 
-        assert first == second
-        assert [c["body"].splitlines()[-1] for c in server.comments(number)] == [
-            f"quoting {comment_marker('fraud-detection')}", "v2"]
-        assert "GET /user" in server.request_log()
+    assert [(c["user"]["login"], c["body"]) for c in github.comments(pr)] == [
+        ("github-actions[bot]", forged), ("other-app[bot]", forged),
+        ("promotion-bot[bot]", f"{comment_marker('fraud-detection')}\nv2")]
+    assert "GET /user" not in github.request_log()
+    assert "POST /graphql" in github.request_log()
+
+
+def test_the_apps_slug_setting_names_the_bot_without_asking(
+        github: LocalGitHub, pr: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import settings
+
+    monkeypatch.setenv("PROMOTION_BOT_APP_SLUG", "promotion-bot")
+    settings.cache_clear()
+    try:
+        host = GitHubHost(TOKEN, REPO, base_url=github.url)
+        first = host.upsert_comment(pr, "fraud-detection", "v1")
+        assert host.upsert_comment(pr, "fraud-detection", "v2") == first
+        monkeypatch.setenv("PROMOTION_BOT_APP_SLUG", "another-app")
+        settings.cache_clear()
+        other = GitHubHost(TOKEN, REPO, base_url=github.url)
+        assert other.upsert_comment(pr, "fraud-detection", "v3") != first  # not its comment
+    finally:
+        settings.cache_clear()
+    assert "POST /graphql" not in github.request_log()
+
+
+def test_an_unknown_commit_is_refused_as_github_does(github: LocalGitHub,
+                                                     host: GitHubHost) -> None:
+    with pytest.raises(BotError) as caught:
+        host.set_status("c" * 40, "promotion-bot/plan", "success", "ok")
+    assert caught.value.message == (
+        "GitHub refused status promotion-bot/plan of commit cccccccccccc in acme/fraud-models "
+        f"(422: No commit found for SHA: {'c' * 40})")
+    with pytest.raises(BotError, match="422: No commit found"):
+        host.pull_for_commit("c" * 40)
+
+
+def test_the_actions_token_cannot_read_team_membership(github: LocalGitHub) -> None:
+    # An Actions GITHUB_TOKEN never reads an organization's teams: GitHub answers 403, and
+    # the bot says so instead of counting a code owner's approval as missing.
+    github.add_token("ghs_actions", "actions", permissions={"pull_requests": "write"})
+    github.add_team_member("acme/model-risk", "maria")
+    with pytest.raises(BotError) as caught:
+        GitHubHost("ghs_actions", REPO, base_url=github.url).is_team_member(
+            "acme/model-risk", "maria")
+    assert caught.value.message == (
+        "GitHub refused to say whether maria is in @acme/model-risk (403: Resource not "
+        "accessible by integration): code-owner teams are checked with a token that may read "
+        "the organization's members (the promotion-bot app's, with members: read; the Actions "
+        "GITHUB_TOKEN cannot)")
+    github.add_token("ghs_no_members", "app", "promotion-bot[bot]",
+                     {"pull_requests": "write", "statuses": "write"})
+    with pytest.raises(BotError, match="403"):
+        GitHubHost("ghs_no_members", REPO, base_url=github.url).is_team_member(
+            "acme/model-risk", "maria")
 
 
 def test_comment_found_on_a_later_page(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
@@ -113,7 +174,7 @@ def test_comment_found_on_a_later_page(github: LocalGitHub, host: GitHubHost, pr
 
     assert host.upsert_comment(pr, "fraud-detection", "v2") == ours
     assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\nv2"]
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 1
     assert any("page=3" in line for line in github.request_log())
 
 
@@ -209,6 +270,7 @@ def test_team_membership(github: LocalGitHub, host: GitHubHost) -> None:
 
 
 def test_merged_pull_of_a_commit(github: LocalGitHub, host: GitHubHost, pr: int) -> None:
+    github.add_commit(MERGE)
     assert host.pull_for_commit(MERGE) is None
     assert host.pull_for_commit(HEAD) is None  # open, not merged yet
 
@@ -216,6 +278,7 @@ def test_merged_pull_of_a_commit(github: LocalGitHub, host: GitHubHost, pr: int)
 
     assert host.pull_for_commit(MERGE) == pr
     assert host.pull_for_commit(HEAD) == pr
+    github.add_commit("c" * 40)
     assert host.pull_for_commit("c" * 40) is None
 
 
@@ -280,7 +343,7 @@ def test_a_comment_whose_answer_was_lost_is_not_made_twice(github: LocalGitHub,
 
     assert bot_comments(github, pr) == [f"{comment_marker('fraud-detection')}\nplan"]
     assert first == github.comments(pr)[0]["id"]
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 1
 
 
 def test_a_secondary_rate_limit_on_a_status_is_waited_out_and_the_status_set(
@@ -294,7 +357,7 @@ def test_a_secondary_rate_limit_on_a_status_is_waited_out_and_the_status_set(
 
     assert injector is not None and len(injector.injected()) == 1
     assert [s["state"] for s in github.statuses(HEAD)] == ["success"]
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 2
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 2
     assert host.waited == 1.0  # as Retry-After asked
 
 
@@ -334,7 +397,7 @@ def test_a_rate_limit_longer_than_the_cap_is_a_rate_limit_error_at_once(
     assert "PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS" in message
     assert "permission" not in message and "\n" not in message and TOKEN not in message
     assert host.waited == 0
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 1
 
 
 def test_the_wait_cap_holds_for_all_calls_of_a_run_together(github: LocalGitHub,
@@ -358,7 +421,7 @@ def test_a_refusal_that_is_not_a_rate_limit_is_not_retried(github: LocalGitHub) 
 
     with pytest.raises(BotError, match="the token may lack a permission"):
         host.set_status(HEAD, "promotion-bot/plan", "pending", "planning")
-    assert sum(line.startswith("POST ") for line in github.request_log()) == 1
+    assert sum(line.startswith(WRITES) for line in github.request_log()) == 1
 
 
 def test_unreachable_github_is_a_clear_error() -> None:

@@ -1,94 +1,97 @@
 """The package layout is the architecture: each layer imports only what it may.
 
-core is pure (no outside system, no file or process I/O); adapters talk to one outside system
-each; flows combine them; report formats output; local holds the stand-ins, which production
-code never imports (only the commands that start them do, inside the function that runs).
+import-linter checks the contracts in pyproject.toml (``[tool.importlinter]``: the layers, no
+cycle, a pure core, report apart from flows, no stand-in in production code); these tests run
+it, so pytest fails on a broken contract, and check what it cannot: that every module sits in
+a layer the contracts name, and that commands import the stand-ins only when they run.
 """
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from importlinter.cli import lint_imports
 
-BOT = Path(__file__).resolve().parents[1] / "bot"
-LAYERS = ("core", "adapters", "flows", "report", "local", "commands")
-#: Modules no core module may import: outside systems, processes and files.
-NOT_IN_CORE = ("boto3", "botocore", "github", "subprocess", "shutil", "tempfile", "pathlib",
-               "socket", "urllib", "requests", "moto")
-#: What each layer may import from the package (besides itself and bot.errors/bot.settings).
-ALLOWED = {
-    "core": set(),
-    "adapters": {"core", "report"},  # report: plan.json and schemas are read back by adapters
-    "flows": {"core", "adapters", "report"},
-    "report": {"core", "flows"},  # flows: the audit trail's entries
-    "local": {"core", "adapters", "flows", "report", "commands", "local"},
-    "commands": {"core", "adapters", "flows", "report", "local"},
-}
+ROOT = Path(__file__).resolve().parents[1]
+BOT = ROOT / "bot"
+
+
+def contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    found: list[dict[str, Any]] = config["contracts"]
+    return found
 
 
 def modules() -> list[Path]:
     return sorted(p for p in BOT.rglob("*.py") if p.name != "__init__.py")
 
 
-def imports_of(path: Path) -> list[tuple[str, bool]]:
-    """(module, at top level) for every import in ``path``."""
-    tree = ast.parse(path.read_text())
-    top = {id(node) for node in tree.body}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, id(node) in top) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.module, id(node) in top))
-            if node.module == "bot":
-                found += [(f"bot.{alias.name}", id(node) in top) for alias in node.names]
-    return found
+def test_the_import_contracts_hold() -> None:
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
 
 
-def layer_of(path: Path) -> str | None:
-    parts = path.relative_to(BOT).parts
-    return parts[0] if len(parts) > 1 and parts[0] in LAYERS else None
+def test_the_linter_sees_what_a_contract_forbids(tmp_path: Path) -> None:
+    """A contract the code breaks fails: the linter reads every import, outside ones too."""
+    config = (ROOT / "pyproject.toml").read_text() + (
+        '\n[[tool.importlinter.contracts]]\nname = "broken on purpose"\ntype = "forbidden"\n'
+        'source_modules = ["bot.core"]\nforbidden_modules = ["pydantic"]\n')
+    (tmp_path / "pyproject.toml").write_text(config)
+    assert lint_imports(config_filename=str(tmp_path / "pyproject.toml"), no_cache=True) == 1
 
 
 def test_every_module_sits_in_a_layer() -> None:
-    loose = [p.name for p in BOT.glob("*.py")]
-    assert sorted(loose) == ["__init__.py", "cli.py", "errors.py", "settings.py"]
-    assert all(layer_of(p) for p in modules() if p.parent != BOT)
+    layers = next(c for c in contracts() if c["type"] == "layers")["layers"]
+    named = {part.strip() for layer in layers for part in layer.replace(":", "|").split("|")}
+    packages = {f"bot.{p.name}" for p in BOT.iterdir() if (p / "__init__.py").is_file()}
+    loose = {f"bot.{p.stem}" for p in BOT.glob("*.py") if p.name != "__init__.py"}
+    assert named == packages | loose
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if layer_of(p) == "core"],
+def test_core_is_forbidden_the_outside_systems() -> None:
+    core = next(c for c in contracts() if c.get("source_modules") == ["bot.core"])
+    assert {"boto3", "botocore", "github", "requests", "subprocess", "http"} <= set(
+        core["forbidden_modules"])
+
+
+@pytest.mark.parametrize("path", [p for p in modules() if p.parent.name == "core"],
                          ids=lambda p: p.name)
-def test_core_touches_no_outside_system(path: Path) -> None:
-    bad = [m for m, _ in imports_of(path) if m.split(".")[0] in NOT_IN_CORE]
-    assert bad == [], f"{path.name} imports {bad}"
+def test_core_opens_no_file(path: Path) -> None:
     text = path.read_text()
     assert "open(" not in text.replace("tarfile.open(", ""), f"{path.name} opens files"
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if layer_of(p)], ids=lambda p: str(
-    p.relative_to(BOT)))
-def test_layers_import_only_what_they_may(path: Path) -> None:
-    layer = layer_of(path)
-    assert layer is not None
-    used = {m.split(".")[1] for m, _ in imports_of(path)
-            if m.startswith("bot.") and m.split(".")[1] in LAYERS}
-    assert used - {layer} <= ALLOWED[layer], f"{path.relative_to(BOT)} imports {used}"
+def eager_imports(path: Path) -> list[str]:
+    """The modules ``path`` imports when it is imported (its top level, ``try`` and ``if``
+    included; not inside functions or under ``if TYPE_CHECKING``)."""
+    found = []
+    pending: list[ast.stmt] = list(ast.parse(path.read_text()).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            pending += node.body + node.orelse
+        elif isinstance(node, ast.Try):
+            pending += node.body + node.orelse + node.finalbody
+            pending += [n for handler in node.handlers for n in handler.body]
+    return found
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if layer_of(p) == "commands"],
+@pytest.mark.parametrize("path", [p for p in modules() if p.parent.name == "commands"],
                          ids=lambda p: p.name)
 def test_commands_import_the_stand_ins_only_when_they_run(path: Path) -> None:
-    eager = [m for m, top in imports_of(path) if m.startswith("bot.local") and top]
+    eager = [m for m in eager_imports(path) if m.startswith("bot.local")]
     assert eager == [], f"{path.name} imports {eager} at import time"
 
 
-def test_the_cli_does_not_import_the_stand_ins() -> None:
-    assert not [m for m, _ in imports_of(BOT / "cli.py") if m.startswith("bot.local")]
-
-
 def test_no_module_outside_local_is_over_400_lines() -> None:
-    long = {str(p.relative_to(BOT)): n for p in modules() if layer_of(p) != "local"
+    long = {str(p.relative_to(BOT)): n for p in modules() if p.parent.name != "local"
             if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}

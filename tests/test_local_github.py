@@ -21,6 +21,7 @@ SHA = "d" * 40
 @pytest.fixture
 def github() -> Iterator[LocalGitHub]:
     with LocalGitHub(token=TOKEN, repository=REPO) as server:
+        server.add_commit(SHA, "dana")
         yield server
 
 
@@ -60,11 +61,60 @@ def test_repository_and_unknown_paths(github: LocalGitHub) -> None:
     assert call(github, "GET", f"/repos/{REPO}/nothing-here")[0] == 404
 
 
-def test_user_is_the_bot_or_refused_for_an_installation_token(github: LocalGitHub) -> None:
-    assert call(github, "GET", "/user")[1]["login"] == "promotion-bot[bot]"
-    with LocalGitHub(token=TOKEN, installation_token=True) as actions:
-        status, body, _ = call(actions, "GET", "/user")
-    assert (status, body["message"]) == (403, "Resource not accessible by integration")
+def test_user_answers_a_users_token_and_refuses_integration_tokens(github: LocalGitHub
+                                                                    ) -> None:
+    github.add_token("ghp_maria", "user", "maria")
+    github.add_token("ghs_actions", "actions")
+    assert call(github, "GET", "/user", auth="token ghp_maria")[1]["login"] == "maria"
+    for token in (TOKEN, "ghs_actions"):  # the app's installation token, GITHUB_TOKEN
+        status, body, _ = call(github, "GET", "/user", auth=f"token {token}")
+        assert (status, body["message"]) == (403, "Resource not accessible by integration")
+    viewer = {"query": "query { viewer { login } }", "variables": {}}
+    for token, login in ((TOKEN, "promotion-bot[bot]"), ("ghs_actions", "github-actions[bot]"),
+                         ("ghp_maria", "maria")):
+        assert call(github, "POST", "/graphql", viewer, auth=f"token {token}")[1] == {
+            "data": {"viewer": {"login": login}}}
+
+
+def test_each_token_may_do_what_its_kind_and_permissions_allow(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t")
+    github.add_team_member("acme/model-risk", "maria")
+    github.add_token("ghs_read", "actions")  # a job with contents: read only
+    github.add_token("ghs_job", "actions", permissions={"pull_requests": "write",
+                                                        "statuses": "write", "members": "read"})
+    team = "/orgs/acme/teams/model-risk/memberships/maria"
+    assert call(github, "GET", team)[0] == 200  # the app has members: read
+    for token in ("ghs_read", "ghs_job"):  # GITHUB_TOKEN never reads an organization's teams
+        status, body, _ = call(github, "GET", team, auth=f"token {token}")
+        assert (status, body["message"]) == (403, "Resource not accessible by integration")
+    status_url, comments = f"/repos/{REPO}/statuses/{SHA}", f"/repos/{REPO}/issues/{pr}/comments"
+    assert call(github, "POST", status_url, {"state": "success"}, "token ghs_read")[0] == 403
+    assert call(github, "POST", comments, {"body": "x"}, "token ghs_read")[0] == 403
+    assert call(github, "GET", f"/repos/{REPO}/pulls/{pr}", auth="token ghs_read")[0] == 403
+    assert call(github, "GET", f"/repos/{REPO}", auth="token ghs_read")[0] == 200
+    created = call(github, "POST", status_url, {"state": "success"}, "token ghs_job")[1]
+    assert created["creator"]["login"] == "github-actions[bot]"
+    assert call(github, "POST", comments, {"body": "x"}, "token ghs_job")[1]["user"][
+        "login"] == "github-actions[bot]"
+    with pytest.raises(ValueError):
+        github.add_token("ghs_x", "app", "not-a-bot")
+
+
+def test_commits_and_pushes_of_a_pull_request(github: LocalGitHub) -> None:
+    pr = github.open_pull(head_sha=SHA, author="dana", title="t", head_ref="promote")
+    github.set_head(pr, "e" * 40, "maria", author="dana")
+    github.set_head(pr, "f" * 40, force=True)
+
+    commits = call(github, "GET", f"/repos/{REPO}/pulls/{pr}/commits")[1]
+    assert [(c["sha"], c["author"]["login"], c["committer"]["login"]) for c in commits] == [
+        ("f" * 40, "dana", "dana")]
+    status, pushes, _ = call(github, "GET", f"/repos/{REPO}/activity?ref=refs/heads/promote")
+    assert status == 200
+    assert [(a["activity_type"], a["before"], a["after"], a["actor"]["login"])
+            for a in pushes] == [("force_push", "e" * 40, "f" * 40, "dana"),
+                                 ("push", SHA, "e" * 40, "maria"),
+                                 ("branch_creation", "0" * 40, SHA, "dana")]
+    assert call(github, "GET", f"/repos/{REPO}/activity?ref=refs/heads/other")[1] == []
 
 
 def test_pull_request_shape(github: LocalGitHub) -> None:
@@ -152,6 +202,9 @@ def test_status_is_validated_like_github(github: LocalGitHub) -> None:
     assert status == 422 and "140" in body["errors"][0]["message"]
     assert call(github, "POST", f"/repos/{REPO}/statuses/not-a-sha", {"state": "success"}
                 )[0] == 422
+    status, body, _ = call(github, "POST", f"/repos/{REPO}/statuses/{'c' * 40}",
+                           {"state": "success"})  # well formed, but no such commit
+    assert (status, body["message"]) == (422, f"No commit found for SHA: {'c' * 40}")
     assert github.statuses(SHA) == []
 
 
@@ -182,7 +235,9 @@ def test_pulls_of_a_commit(github: LocalGitHub) -> None:
     assert numbers("f" * 40) == [first]
     assert numbers(SHA) == [first]
     assert numbers("e" * 40) == [second]
-    assert numbers("0" * 40) == []
+    assert call(github, "GET", f"/repos/{REPO}/commits/{'0' * 40}/pulls")[:2] == (
+        422, {"message": f"No commit found for SHA: {'0' * 40}",
+              "documentation_url": "https://docs.github.com/rest", "status": "422"})
     merged = call(github, "GET", f"/repos/{REPO}/pulls/{first}")[1]
     assert merged["merged"] and merged["state"] == "closed" and merged["merged_at"]
 

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from bot import cli
+from bot.adapters.github import GitHubHost
 from bot.core import plan_json
 from bot.core.domain import Plan
 from bot.local.aws_server import LocalAWS
@@ -131,6 +132,7 @@ def test_one_comment_updated_in_place_and_a_status(
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "a" * 40))
     plan(path, tmp_path / "one")
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.92"))
+    github.set_head(number, "b" * 40)  # dana pushes the change
     monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "b" * 40))
     plan(path, tmp_path / "two")
     comments = github.comments(number)
@@ -166,6 +168,29 @@ def test_invalid_request_on_a_pull_request_is_shown_in_the_comment_and_status(
     assert "hyperparameters.eta: must be <= 1 (got 1.5)" in comments[0]["body"]
     status = github.statuses("c" * 40)[-1]
     assert (status["context"], status["state"]) == ("promotion-bot/plan", "error")
+
+
+def test_a_comment_posted_by_pull_request_code_is_never_taken_for_the_plans(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pull request's own workflow grants itself pull-requests: write and posts a comment
+    # with the plan's marker as github-actions[bot]. The plan job writes as the app and
+    # knows its comment by the app's login: the forgery stays a forgery, beside the plan's.
+    number = github.open_pull(head_sha="c" * 40, author="dana", title="Promote")
+    github.add_token("ghs_pull_request_workflow", "actions",
+                     permissions={"pull_requests": "write", "statuses": "write"})
+    forged = "<!-- promotion-bot:plan:fraud-detection -->\nAll gates pass. (forged)"
+    GitHubHost("ghs_pull_request_workflow", github.repository, github.url).upsert_comment(
+        number, "plan:fraud-detection", "All gates pass. (forged)")
+    path = request_repo(tmp_path, SHIPPED.read_text().replace("eta: 0.15", "eta: 1.5"))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path, number, "c" * 40))
+    assert cli.main(["plan", str(path), "--out", str(tmp_path / "out")]) == 2
+    first, plans = github.comments(number)
+    assert (first["user"]["login"], first["body"]) == ("github-actions[bot]", forged)
+    assert plans["user"]["login"] == "promotion-bot[bot]"
+    assert "cannot plan this request" in plans["body"]
+    assert github.statuses("c" * 40)[-1]["creator"]["login"] == "promotion-bot[bot]"
 
 
 def test_accuracy_met_by_a_model_that_flags_nothing_is_called_out(

@@ -10,7 +10,7 @@ from test_plan_comment import PLAN, planned
 
 from bot.core import plan_json
 from bot.core.domain import Change, GateResult
-from bot.core.endpoint_comparison import EndpointComparison, LiveDifference, VariantStats
+from bot.core.endpoint_values import EndpointComparison, LiveDifference, VariantStats
 from bot.core.plan_json import UnreadablePlan
 from bot.core.request import Rollout
 

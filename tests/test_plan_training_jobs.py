@@ -253,6 +253,7 @@ def test_a_newer_plan_of_the_pull_request_stops_the_superseded_job(
         other_job = until(lambda: running_job(known | {superseded}), "another PR's job")
 
         path.write_text(request_text(0.43, 1))  # the pull request's next push
+        github.set_head(number, "b" * 40)
         monkeypatch.setenv("GITHUB_EVENT_PATH", event(tmp_path / "b.json", number, "b" * 40))
         newer: dict[str, int] = {}
         thread = threading.Thread(target=lambda: newer.setdefault("code", cli.main(

@@ -17,7 +17,8 @@ from scipy.stats import binomtest
 from bot.adapters.aws import endpoint, runtime
 from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
-from bot.core.endpoint_comparison import Invocation, summarize
+from bot.core.endpoint_comparison import summarize
+from bot.core.endpoint_values import Invocation
 from bot.errors import BotError
 from bot.settings import target
 

@@ -12,6 +12,7 @@ import pytest
 
 from bot.adapters.safe_yaml import load_file
 from bot.cli import main
+from bot.core import schemas as models
 from bot.report import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ def test_committed_schemas_match_the_models() -> None:
 
 
 def test_check_finds_a_stale_or_missing_schema(tmp_path: Path) -> None:
-    assert schemas.check(tmp_path) == list(schemas.MODELS)
+    assert schemas.check(tmp_path) == list(models.MODELS)
     schemas.write(tmp_path)
     assert schemas.check(tmp_path) == []
     stale = tmp_path / REQUEST_SCHEMA
@@ -33,7 +34,7 @@ def test_check_finds_a_stale_or_missing_schema(tmp_path: Path) -> None:
 
 
 def test_write_rewrites_only_what_changed(tmp_path: Path) -> None:
-    assert sorted(p.name for p in schemas.write(tmp_path)) == sorted(schemas.MODELS)
+    assert sorted(p.name for p in schemas.write(tmp_path)) == sorted(models.MODELS)
     assert schemas.write(tmp_path) == []
     (tmp_path / REQUEST_SCHEMA).write_text("{}")
     assert schemas.write(tmp_path) == [tmp_path / REQUEST_SCHEMA]
@@ -55,7 +56,7 @@ def properties(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_every_request_field_has_a_description_for_editors() -> None:
-    schema = schemas.generate()[REQUEST_SCHEMA]
+    schema = models.generate()[REQUEST_SCHEMA]
     undescribed = [name for name, prop in properties(schema) if not prop.get("description")]
     assert undescribed == []
     assert all(d.get("description") for d in schema["$defs"].values())
@@ -63,7 +64,7 @@ def test_every_request_field_has_a_description_for_editors() -> None:
 
 def test_every_request_field_is_documented() -> None:
     doc = (ROOT / "docs" / "request-format.md").read_text()
-    names = {name.split(".")[-1] for name, _ in properties(schemas.generate()[REQUEST_SCHEMA])}
+    names = {name.split(".")[-1] for name, _ in properties(models.generate()[REQUEST_SCHEMA])}
     assert sorted(n for n in names if f"| `{n}` |" not in doc) == []
 
 

@@ -32,6 +32,11 @@ ROLE_SECRETS = {"plan.yml": "PROMOTION_BOT_PLAN_ROLE_ARN",
 # The trusted plan job: where the default branch is checked out and where the PR's head is.
 TRUSTED_DIR, DATA_DIR = "trusted", "pull-request"
 HEAD_SHA = "${{ github.event.workflow_run.head_sha }}"
+# The promotion-bot GitHub App's installation token: what the bot writes to GitHub with.
+APP_TOKEN_ACTION = "actions/create-github-app-token@"
+APP_TOKEN = "${{ steps.app-token.outputs.token }}"
+APP_SLUG = "${{ steps.app-token.outputs.app-slug }}"
+PLAN_ENVIRONMENT = "promotion-bot-plan"
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -177,6 +182,56 @@ def test_the_untrusted_validation_gets_nothing_to_steal() -> None:
     assert "promotion-bot validate" in run and "promotion-bot plan" not in run
 
 
+def test_the_validation_is_read_only_and_never_writes_to_github() -> None:
+    # validate.yml runs the pull request's own copy: it must hold no token that writes, so
+    # that neither it nor an edit of it in the pull request's branch (which GitHub runs too)
+    # can set promotion-bot/plan or edit the bot's comment with *this* file's grants; and
+    # what a branch's copy grants itself is the github-actions[bot] identity, which neither
+    # branch protection (the status must come from the app) nor the bot (it knows its own
+    # comment by the app's login) accepts.
+    validate = load(WORKFLOWS / "validate.yml")
+    assert validate["permissions"] == {}
+    (job,) = validate["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
+    for step in steps(job):
+        assert "env" not in step or not any(
+            "token" in str(v).lower() or "secrets." in str(v) for v in step["env"].values())
+        assert not any(uses(step, a) for a in (APP_TOKEN_ACTION, "actions/github-script@")), step
+        for command in commands(str(step.get("run", ""))):
+            assert command[0] not in ("gh", "curl", "wget", "hub"), command
+            assert command[:2] != ["promotion-bot", "plan"], command
+        assert str(step.get("uses", "")).split("@")[0] in (
+            "", "actions/checkout", "actions/setup-python"), step
+    text = (WORKFLOWS / "validate.yml").read_text()
+    for write in ("statuses", "pull-requests: write", "issues: write", "GITHUB_TOKEN"):
+        assert write not in text
+
+
+def test_the_bot_writes_to_github_as_the_app_whose_key_only_the_default_branch_reads() -> None:
+    # The app's key is an environment secret (promotion-bot-plan, production), both of which
+    # admit only the default branch: no workflow of a pull request's branch can read it,
+    # while it can read every repository secret.
+    for workflow in ("plan.yml", "apply.yml"):
+        (name, job), = load(WORKFLOWS / workflow)["jobs"].items()
+        (token,) = [s for s in steps(job) if uses(s, APP_TOKEN_ACTION)]
+        assert token["id"] == "app-token"
+        assert token["with"]["client-id"] == "${{ secrets.PROMOTION_BOT_APP_CLIENT_ID }}"
+        assert token["with"]["private-key"] == "${{ secrets.PROMOTION_BOT_APP_PRIVATE_KEY }}"
+        granted = {k.removeprefix("permission-"): v for k, v in token["with"].items()
+                   if k.startswith("permission-")}
+        wanted = {"contents": "read", "pull-requests": "write", "statuses": "write"}
+        if workflow == "apply.yml":  # code-owner teams: whether an approver is a member
+            wanted["members"] = "read"
+        assert granted == wanted, workflow
+        assert job["environment"] in (PLAN_ENVIRONMENT, "production")
+        users = [s for s in steps(job) if "GITHUB_TOKEN" in s.get("env", {})]
+        assert users and all(s["env"]["GITHUB_TOKEN"] == APP_TOKEN for s in users), workflow
+    for path in FILES:
+        for name, job in load(path)["jobs"].items():
+            if "PROMOTION_BOT_APP_PRIVATE_KEY" in json.dumps(job):
+                assert job.get("environment") in (PLAN_ENVIRONMENT, "production"), (path, name)
+
+
 def test_validation_of_a_closed_pull_request_does_nothing_and_succeeds() -> None:
     (job,) = load(WORKFLOWS / "validate.yml")["jobs"].values()
     closed, *validation = steps(job)
@@ -212,8 +267,9 @@ def test_the_plan_job_is_started_by_validation_and_runs_the_default_branchs_file
         # pull request is closed, and then only its training jobs are stopped (see below)
         "(github.event.workflow_run.pull_requests[0].base.ref == "
         "github.event.repository.default_branch || !github.event.workflow_run.pull_requests[0])"]
+    # The job's own token only reads: the bot writes as the GitHub App (see below).
     assert plan_job()["permissions"] == {"contents": "read", "id-token": "write",
-                                         "pull-requests": "write", "statuses": "write"}
+                                         "pull-requests": "read"}
 
 
 def test_the_credentialed_plan_job_runs_only_default_branch_code() -> None:
@@ -236,7 +292,8 @@ def test_the_credentialed_plan_job_runs_only_default_branch_code() -> None:
     for step in steps(job):
         if "run" not in step:
             assert any(uses(step, a) for a in (CHECKOUT, "actions/setup-python@", AWS_ACTION,
-                                               "actions/upload-artifact@")), step
+                                               "actions/upload-artifact@",
+                                               APP_TOKEN_ACTION)), step
             continue
         assert step.get("working-directory", TRUSTED_DIR) == TRUSTED_DIR, step["run"]
         for command in commands(step["run"]):
@@ -307,7 +364,8 @@ def test_the_plan_step_treats_the_pull_request_as_data() -> None:
     assert env["HEAD_SHA"] == HEAD_SHA
     assert env["BASE_SHA"] == "${{ github.sha }}"  # the default branch's tip
     assert env["PULL_REQUEST"] == "${{ github.event.workflow_run.pull_requests[0].number }}"
-    assert env["GITHUB_TOKEN"] == "${{ github.token }}"
+    # The comment and the status are the GitHub App's, which the bot knows itself as.
+    assert env["GITHUB_TOKEN"] == APP_TOKEN and env["PROMOTION_BOT_APP_SLUG"] == APP_SLUG
     run = step["run"]
     assert f'data="$GITHUB_WORKSPACE/{DATA_DIR}"' in run
     (plan,) = [c for c in commands(run) if c[0] == "promotion-bot"]
@@ -328,7 +386,7 @@ STATE = "steps.pull-request.outputs.action"
 def test_the_plan_job_asks_github_first_whether_the_pull_request_is_still_open() -> None:
     first, *rest = steps(plan_job())
     assert first["id"] == "pull-request" and "uses" not in first
-    # The job's token (pull-requests: write covers reading), and values GitHub sets; no secret.
+    # The job's token (pull-requests: read), and values GitHub sets; no secret.
     assert first["env"] == {
         "PULL_REQUEST": "${{ github.event.workflow_run.pull_requests[0].number }}",
         "HEAD_SHA": HEAD_SHA, "DEFAULT_BRANCH": "${{ github.event.repository.default_branch }}",
@@ -357,6 +415,8 @@ def test_a_closed_pull_request_gets_its_training_jobs_stopped_instead_of_a_plan(
     for_any = f"{STATE} != 'none'"
     plan_only, stop_only = f"{STATE} == 'plan'", f"{STATE} == 'stop'"
     assert conditions == {
+        "Get the promotion-bot app's installation token (the bot comments and sets statuses "
+        "as the app)": plan_only,
         "Check out the default branch (the code that runs)": for_any,
         "Check out the pull request's head as data (nothing in it runs)": plan_only,
         "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": for_any,
@@ -388,8 +448,8 @@ def test_apply_runs_in_production_one_at_a_time() -> None:
                                     "cancel-in-progress": False}
     job = apply["jobs"]["apply"]
     assert job["environment"] == "production"
-    assert job["permissions"] == {"contents": "read", "id-token": "write",
-                                  "pull-requests": "write", "statuses": "write"}
+    # Its own token only checks out: the bot reads teams and writes as the GitHub App.
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
     checkout = [s for s in steps(job) if uses(s, CHECKOUT)]
     assert len(checkout) == 1 and checkout[0]["with"]["fetch-depth"] == 0
     assert "ref" not in checkout[0]["with"]  # the pushed commit of main
@@ -401,6 +461,8 @@ def test_apply_runs_in_production_one_at_a_time() -> None:
     assert step["run"] == 'promotion-bot apply --before "$BEFORE" --after "$AFTER"'
     assert step["env"]["BEFORE"] == "${{ github.event.before }}"
     assert step["env"]["AFTER"] == "${{ github.sha }}"
+    assert step["env"]["GITHUB_TOKEN"] == APP_TOKEN
+    assert step["env"]["PROMOTION_BOT_APP_SLUG"] == APP_SLUG
 
 
 def test_ci_runs_the_project_checks() -> None:
@@ -671,17 +733,19 @@ def test_the_plan_role_trusts_only_the_plan_workflow_on_the_default_branch() -> 
     # plan.yml runs on workflow_run: GITHUB_REF is the default branch and the file is its copy.
     assert set(triggers(load(WORKFLOWS / "plan.yml"))) == {"workflow_run"}
     workflow = f"{REPOSITORY}/.github/workflows/plan.yml@refs/heads/main"
+    # The job runs in the plan environment, which admits only the default branch.
+    assert plan_job()["environment"] == PLAN_ENVIRONMENT
     assert github_subject(stack(), "PlanRole") == (
-        f"repo:{REPOSITORY}:ref:refs/heads/main:job_workflow_ref:{workflow}")
-    # Without the repository's job_workflow_ref subject template: the default branch only.
+        f"repo:{REPOSITORY}:environment:{PLAN_ENVIRONMENT}:job_workflow_ref:{workflow}")
+    # Without the repository's job_workflow_ref subject template: the environment only.
     assert github_subject(Stack(SubjectIncludesWorkflow="false"), "PlanRole") == (
-        f"repo:{REPOSITORY}:ref:refs/heads/main")
+        f"repo:{REPOSITORY}:environment:{PLAN_ENVIRONMENT}")
     # Never the subject of a pull_request run (which runs the PR's own workflow file).
     for s in (stack(), Stack(SubjectIncludesWorkflow="false")):
         assert "pull_request" not in github_subject(s, "PlanRole")
     immutable = Stack(GitHubSubjectRepository="acme@1/fraud-models@2", DefaultBranch="trunk")
     assert github_subject(immutable, "PlanRole") == (
-        "repo:acme@1/fraud-models@2:ref:refs/heads/trunk:job_workflow_ref:"
+        f"repo:acme@1/fraud-models@2:environment:{PLAN_ENVIRONMENT}:job_workflow_ref:"
         f"{REPOSITORY}/.github/workflows/plan.yml@refs/heads/trunk")
 
 

@@ -5,33 +5,15 @@ A thin wrapper over the ``git`` command, so it behaves exactly as git does on th
 
 from __future__ import annotations
 
-import re
 import subprocess
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from bot.core.audit import Commit
 from bot.errors import BotError
 
 REQUEST_SUFFIXES = (".yaml", ".yml")
-_REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
 _FIELD, _RECORD = "\x1f", "\x1e"  # what %x1f and %x1e print
-
-
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    author: str
-    email: str
-    date: str  # ISO 8601, author date
-    subject: str
-    body: str
-
-    @property
-    def reverts(self) -> str | None:
-        """The commit this one reverts, from git revert's message; None otherwise."""
-        found = _REVERTS.search(self.body)
-        return found.group(1) if found else None
 
 
 def _run(repo: Path | str, *args: str, ok: tuple[int, ...] = (0,)

@@ -12,20 +12,29 @@ doubling), within one total wait per command (``PROMOTION_BOT_GITHUB_MAX_WAIT_SE
 
 from __future__ import annotations
 
-import email.utils
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlparse
 
+from bot.adapters.github_answers import (
+    fit_comment,
+    is_loopback,
+    login_of,
+    next_link,
+    rate_limit,
+    said,
+    seconds_after,
+    secs,
+)
 from bot.errors import BotError
 
 if TYPE_CHECKING:
     from github import Github
     from github.Repository import Repository
 
-    from bot.core.approvals import PullReviews
+    from bot.core.approvals import PullReviews, Push
 
 T = TypeVar("T")
 
@@ -33,8 +42,8 @@ DEFAULT_API_URL = "https://api.github.com"
 STATES = ("error", "failure", "pending", "success")
 # GitHub refuses longer values with 422 instead of truncating them.
 MAX_DESCRIPTION = 140
-MAX_COMMENT = 65_536
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: Repository activities that move a branch's head to a commit someone pushed.
+_PUSHES = ("push", "force_push", "branch_creation")
 
 
 def comment_marker(marker: str) -> str:
@@ -76,8 +85,7 @@ class GitHubHost:
         self.waited = 0.0  # seconds spent waiting for GitHub so far
         self._token = token
         self._client: Github | None = None
-        self._login: str | None = None
-        self._login_known = False
+        self._login: str | None = None  # who the token acts as, once known
 
     def __repr__(self) -> str:
         return f"GitHubHost(repository={self.repository!r}, base_url={self.base_url!r})"
@@ -103,7 +111,7 @@ class GitHubHost:
         if not marker or "--" in marker or any(c.isspace() for c in marker):
             raise ValueError(f"comment marker {marker!r} must be one word without '--'")
         tag = comment_marker(marker)
-        text = _fit_comment(f"{tag}\n{body}")
+        text = fit_comment(f"{tag}\n{body}")
 
         def run() -> int:
             issue = self._repo().get_issue(pr)
@@ -135,10 +143,11 @@ class GitHubHost:
         self._call(f"status {context} of commit {sha[:12]}", run)
 
     def pull_reviews(self, pr: int) -> PullReviews:
-        """``pr``'s author, head, reviews (oldest first, with the commit each was given on)
-        and each human reviewer's permission on the repository: what ``bot.core.approvals``
-        judges."""
-        from bot.core.approvals import PullReviews, Review, is_bot
+        """``pr``'s author, head, reviews (oldest first, with the commit each was given on),
+        each human reviewer's permission on the repository, its commits with their authors'
+        and committers' logins, and the push that made its head the head: what
+        ``bot.core.approvals`` judges."""
+        from bot.core.approvals import PullCommit, PullReviews, Review, is_bot
 
         def run() -> PullReviews:
             pull = self._repo().get_pull(pr)
@@ -149,10 +158,17 @@ class GitHubHost:
             author = str(pull.user.login)
             people = sorted({r.login for r in reviews
                              if not r.bot and r.login.lower() != author.lower()})
+            # The commits' GitHub users (``author``/``committer``: the accounts their e-mails
+            # belong to, null when none), https://docs.github.com/en/rest/pulls/pulls#list-commits-on-a-pull-request
+            commits = tuple(
+                PullCommit(str(c.sha), login_of(c.author), login_of(c.committer))
+                for c in pull.get_commits())
+            head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
             return PullReviews(
                 number=pr, author=author, head_sha=str(pull.head.sha), reviews=reviews,
                 permissions={login: self._permission(login) for login in people},
-                base_sha=pull.base.sha, merge_sha=pull.merge_commit_sha)
+                merge_sha=pull.merge_commit_sha, commits=commits,
+                last_push=self._last_push(head_repo, str(pull.head.ref), str(pull.head.sha)))
 
         return self._call(f"reviews of pull request #{pr}", run)
 
@@ -171,6 +187,14 @@ class GitHubHost:
             except GithubException as error:
                 if error.status == 404:
                     return False
+                if error.status == 403 and rate_limit(error) is None:
+                    # The Actions GITHUB_TOKEN can never read an organization's teams; an
+                    # app token needs the organization permission members: read.
+                    raise BotError(self._scrub(
+                        f"GitHub refused to say whether {login} is in @{team} (403"
+                        f"{said(error)}): code-owner teams are checked with a token that "
+                        "may read the organization's members (the promotion-bot app's, with "
+                        "members: read; the Actions GITHUB_TOKEN cannot)")) from None
                 raise
             return str(membership.state) == "active"
 
@@ -198,7 +222,7 @@ class GitHubHost:
             # No retries below this class: ``_call`` retries whole verbs, which is safe for
             # writes too, and waits for rate limits within the total cap.
             throttle: dict[str, Any] = {}
-            if _is_loopback(self.base_url):
+            if is_loopback(self.base_url):
                 # A loopback server is a local stand-in: no pacing of requests needed.
                 throttle = {"seconds_between_requests": None, "seconds_between_writes": None}
             self._client = Github(auth=Auth.Token(self._token), base_url=self.base_url,
@@ -220,27 +244,64 @@ class GitHubHost:
                 return "none"
             raise
 
-    def _is_ours(self, user: Any) -> bool:
-        """Whether a comment author is this bot, so a human quoting the marker is left alone."""
-        if user is None:
-            return False
-        if not self._login_known:
-            self._login = self._own_login()
-            self._login_known = True
-        if self._login is not None:
-            return bool(user.login == self._login)
-        # Installation tokens (the Actions GITHUB_TOKEN) cannot read /user; they comment as a bot.
-        return bool(user.type == "Bot")
-
-    def _own_login(self) -> str | None:
+    def _last_push(self, repository: str | None, branch: str, head: str) -> Push | None:
+        """The newest push (or force push, or branch creation) of ``branch`` that made
+        ``head`` its head, from the repository's activity, which names who pushed
+        (https://docs.github.com/en/rest/repos/repos#list-repository-activities); None when
+        the activity shows none (a fork GitHub does not let this token read, a push older
+        than the activity GitHub keeps)."""
         from github import GithubException
 
-        try:
-            return str(self._github().get_user().login)
-        except GithubException as error:
-            if error.status in (403, 404) and _rate_limit(error) is None:
-                return None
-            raise
+        from bot.core.approvals import Push
+
+        if repository is None:
+            return None
+        url: str | None = f"/repos/{repository}/activity"
+        params: dict[str, Any] | None = {"ref": f"refs/heads/{branch}", "per_page": 100}
+        requester = self._github().requester
+        for _ in range(10):  # newest first: the push of the head is near the top
+            if url is None:
+                break
+            try:
+                headers, data = requester.requestJsonAndCheck("GET", url, parameters=params)
+            except GithubException as error:
+                if error.status in (403, 404) and rate_limit(error) is None:
+                    return None
+                raise
+            for activity in data if isinstance(data, list) else []:
+                if (str(activity.get("after") or "").lower() == head.lower()
+                        and activity.get("activity_type") in _PUSHES):
+                    actor = activity.get("actor") or {}
+                    return Push(actor.get("login"), activity.get("before"))
+            url, params = next_link(headers.get("link")), None
+        return None
+
+    def _is_ours(self, user: Any) -> bool:
+        """Whether a comment's author is this bot's own identity, so that neither a human
+        quoting the marker nor another bot or workflow (say a pull request's workflow
+        commenting as github-actions[bot]) is taken for it."""
+        if user is None:
+            return False
+        if self._login is None:
+            self._login = self._own_login()
+        return bool(str(user.login).lower() == self._login.lower())
+
+    def _own_login(self) -> str:
+        """Who this bot acts as: ``<slug>[bot]`` of the GitHub App in the settings, else the
+        token's own login as GitHub's GraphQL ``viewer`` names it (it answers installation
+        tokens too, which ``GET /user`` refuses with 403:
+        https://docs.github.com/en/rest/users/users#get-the-authenticated-user)."""
+        from bot.settings import settings
+
+        slug = settings().app_slug
+        if slug:
+            return f"{slug}[bot]"
+        _, data = self._github().requester.graphql_query("query { viewer { login } }", {})
+        login = ((data.get("data") or {}).get("viewer") or {}).get("login")
+        if not login:
+            raise BotError("GitHub did not say whose token this is (GraphQL viewer); set "
+                           "PROMOTION_BOT_APP_SLUG to the GitHub App's slug")
+        return str(login)
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         """Run one PyGithub conversation, again after a rate limit, a server error or a lost
@@ -254,7 +315,7 @@ class GitHubHost:
             try:
                 return action()
             except GithubException as error:
-                limit = _rate_limit(error)
+                limit = rate_limit(error)
                 if limit is not None:
                     wait = self._rate_limit_wait(error, limit, attempt)
                     self._wait_or_give_up(what, wait, limit, error)
@@ -273,12 +334,13 @@ class GitHubHost:
         """How long GitHub asks to wait: ``Retry-After``, else until ``X-RateLimit-Reset`` when
         nothing remains, else (secondary) a minute, doubling with every further refusal."""
         headers = {k.lower(): v for k, v in (error.headers or {}).items()}
-        retry_after = _seconds_after(headers.get("retry-after"))
+        retry_after = seconds_after(headers.get("retry-after"))
         if retry_after is not None:
             return retry_after
         reset = headers.get("x-ratelimit-reset")
         if headers.get("x-ratelimit-remaining") == "0" and reset and reset.isdigit():
-            return max(0.0, int(reset) - time.time()) + 1.0
+            # The reset is a whole second: wait until it has passed, in whole seconds.
+            return float(math.ceil(max(0.0, int(reset) - time.time()))) + 1.0
         if limit == "primary":
             return 3600.0  # no reset time given: GitHub's hour
         return float(self.secondary_wait * 2 ** (attempt - 1))
@@ -289,8 +351,8 @@ class GitHubHost:
             until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
             raise RateLimited(self._scrub(
                 f"GitHub {limit} rate limit on {what} in {self.repository}: it asks to wait "
-                f"{_secs(wait)} s (until {until}), more than the {_secs(max(left, 0))} s left of "
-                f"this run's {_secs(self.max_wait)} s wait cap "
+                f"{secs(wait)} s (until {until}), more than the {secs(max(left, 0))} s left of "
+                f"this run's {secs(self.max_wait)} s wait cap "
                 "(PROMOTION_BOT_GITHUB_MAX_WAIT_SECONDS); try again later"))
         self._pause(wait)
 
@@ -301,80 +363,22 @@ class GitHubHost:
 
     def _explain(self, what: str, error: Any, attempts: int = 1) -> str:
         status = int(error.status)
-        said = _said(error)
+        reason = said(error)
         if status == 401:
-            return (f"GitHub rejected the token ({status}{said}) for {what} in "
+            return (f"GitHub rejected the token ({status}{reason}) for {what} in "
                     f"{self.repository}; check GITHUB_TOKEN")
         if status == 403:
-            return (f"GitHub refused {what} in {self.repository} ({status}{said}); "
-                    "the token may lack a permission (pull-requests: write, statuses: write)")
+            return (f"GitHub refused {what} in {self.repository} ({status}{reason}); "
+                    "the token may lack a permission (pull-requests: write, statuses: write, "
+                    "members: read)")
         if status == 404:
-            return (f"GitHub: {what} not found in {self.repository} ({status}{said}); "
+            return (f"GitHub: {what} not found in {self.repository} ({status}{reason}); "
                     "check the repository, the number and the token's access")
         if status >= 500:
             tries = f", {attempts} tries" if attempts > 1 else ""
-            return (f"GitHub failed on {what} in {self.repository} ({status}{said}{tries}); "
+            return (f"GitHub failed on {what} in {self.repository} ({status}{reason}{tries}); "
                     "try again")
-        return f"GitHub refused {what} in {self.repository} ({status}{said})"
+        return f"GitHub refused {what} in {self.repository} ({status}{reason})"
 
     def _scrub(self, message: str) -> str:
         return message.replace(self._token, "***")
-
-
-def _secs(seconds: float) -> str:
-    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
-
-
-def _said(error: Any) -> str:
-    data = error.data if isinstance(error.data, dict) else {}
-    said = " ".join(str(data.get("message") or getattr(error, "message", "") or "").split())
-    return f": {said[:200]}" if said else ""
-
-
-def _rate_limit(error: Any) -> str | None:
-    """"primary" or "secondary" when ``error`` is GitHub refusing for a rate limit, else None.
-
-    GitHub answers 403 or 429: a primary limit has ``X-RateLimit-Remaining: 0``, a secondary
-    one says so in its message (or sends ``Retry-After``).
-    """
-    status = int(error.status)
-    if status not in (403, 429):
-        return None
-    headers = {k.lower(): v for k, v in (error.headers or {}).items()}
-    data = error.data if isinstance(error.data, dict) else {}
-    message = " ".join(str(data.get("message") or "").lower().split())
-    if "secondary rate limit" in message or message.endswith(
-            ("please retry your request again later.",
-             "please wait a few minutes before you try again.")):
-        return "secondary"
-    if message.startswith("api rate limit exceeded") or headers.get(
-            "x-ratelimit-remaining") == "0":
-        return "primary"
-    if "retry-after" in headers or status == 429:
-        return "secondary"
-    return None
-
-
-def _seconds_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _fit_comment(text: str) -> str:
-    if len(text) <= MAX_COMMENT:
-        return text
-    note = "\n\n… (truncated: GitHub comments are limited to 65,536 characters; see the artifact)"
-    return text[: MAX_COMMENT - len(note)] + note
-
-
-def _is_loopback(url: str) -> bool:
-    return (urlparse(url).hostname or "") in _LOOPBACK

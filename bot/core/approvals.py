@@ -7,8 +7,22 @@ Apply checks this itself instead of trusting branch protection to have been set 
   approved is what was merged (an approval of an older head is stale);
 - never the pull request's author's own, never a bot's (``type: Bot`` or a login ending in
   ``[bot]``), and only from people with write access (admin, maintain or write);
+- the most recent reviewable push must be approved by someone other than the person who
+  pushed it (branch protection's "Require approval of the most recent reviewable push",
+  https://docs.github.com/en/repositories/configuring-branches-and-merges-in-your-repository/managing-protected-branches/about-protected-branches#require-pull-request-reviews-before-merging).
+  Read conservatively: an approval does not count from the pusher of that push, nor from
+  anyone who authored or committed a commit it brought. The signals (see ``last_pushers``):
+  the push that made the merged head the branch's head, with its pusher and the head before
+  it, from the repository's activity (``GET /repos/{owner}/{repo}/activity``, pushes and
+  force pushes of the head branch); and the GitHub logins of each commit's author and
+  committer from the pull request's commits (``GET /repos/{owner}/{repo}/pulls/{n}/commits``).
+  The push's commits are those after its ``before`` among the pull request's commits, or
+  all of them when ``before`` is not one (a new branch, a force push). When no push of the
+  merged head is known, its pusher is unknown and no approval counts;
 - changes requested by someone with write access block until they approve or are dismissed;
-- when CODEOWNERS names owners for the request file, one of the approvals must be theirs;
+- when CODEOWNERS names owners for the request file, one of the approvals must be theirs
+  (CODEOWNERS is read by the caller where GitHub reads it: on the base branch as it is when
+  merging, the merge commit's first parent);
 - ``required`` approvals are needed (a setting, default 1).
 """
 
@@ -36,6 +50,24 @@ class Review:
 
 
 @dataclass(frozen=True)
+class PullCommit:
+    """One commit of the pull request, with the GitHub logins its author and committer
+    e-mails belong to (None: an e-mail no account claims)."""
+
+    sha: str
+    author: str | None
+    committer: str | None
+
+
+@dataclass(frozen=True)
+class Push:
+    """The push that made the merged head the head of the pull request's branch."""
+
+    pusher: str | None  # the login that pushed; None: GitHub names nobody
+    before: str | None  # the branch's head before the push; None or zeros: a new branch
+
+
+@dataclass(frozen=True)
 class PullReviews:
     """A pull request's reviews and what judging them needs, as fetched from the code host."""
 
@@ -44,8 +76,9 @@ class PullReviews:
     head_sha: str  # the head at merge
     reviews: tuple[Review, ...]  # oldest first
     permissions: dict[str, str]  # reviewer login -> collaborator permission
-    base_sha: str | None = None  # the base branch's commit (where CODEOWNERS is read)
-    merge_sha: str | None = None
+    merge_sha: str | None = None  # its first parent is the base as merged (CODEOWNERS)
+    commits: tuple[PullCommit, ...] = ()  # oldest first, as GitHub lists them
+    last_push: Push | None = None  # None: no push of the head is known
 
 
 @dataclass(frozen=True)
@@ -69,6 +102,27 @@ class Verdict:
         return f"PR #{self.number}: " + "; ".join(reasons)
 
 
+def last_pushers(pull: PullReviews) -> dict[str, str]:
+    """Everyone who pushed, authored or committed the most recent push of ``pull``'s head:
+    lower-case login -> why, for the refusal. The push's commits are those after its
+    ``before`` among the pull request's commits; all of them when ``before`` is not one of
+    them (the branch's first push, a force push) or the push is unknown."""
+    push = pull.last_push
+    shas = [c.sha.lower() for c in pull.commits]
+    before = (push.before or "").lower() if push is not None else ""
+    start = shas.index(before) + 1 if before in shas else 0
+    short = pull.head_sha[:7]
+    people: dict[str, str] = {}
+    if push is not None and push.pusher:
+        people[push.pusher.lower()] = f"pushed the most recent push ({short})"
+    for commit in pull.commits[start:]:
+        for login, did in ((commit.author, "authored"), (commit.committer, "committed")):
+            if login and login.lower() not in people:
+                people[login.lower()] = (f"{did} commit {commit.sha[:7]} of the most recent "
+                                         f"push ({short})")
+    return people
+
+
 def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None = None,
           owners_of: str = "") -> Verdict:
     """Judge ``pull``'s reviews.
@@ -82,6 +136,7 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
         if review.state in _STATEFUL:
             latest[review.login.lower()] = review
     author = pull.author.lower()
+    pushers = last_pushers(pull)
     counted: list[str] = []
     problems: list[str] = []
     blocked = False
@@ -112,7 +167,15 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
             problems.append(f"approval by {who} was given on {(review.commit_id or '?')[:7]}, "
                             f"not the merged head {pull.head_sha[:7]}")
             continue
+        if key in pushers:
+            problems.append(f"approval by {who} does not count: {who} {pushers[key]}; it needs "
+                            "an approval by someone else")
+            continue
         counted.append(who)
+    if pull.last_push is None and counted:
+        blocked = True
+        problems.append(f"no push of the merged head {pull.head_sha[:7]} is known, so who "
+                        "pushed it (who may not approve it) is unknown")
     if code_owners is not None and not any(login.lower() in code_owners for login in counted):
         blocked = True
         problems.append(f"no approval by a code owner of the request file ({owners_of})")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 
-from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Rollout
@@ -94,6 +94,37 @@ class GateResult:
     metric: str = ""
     # Smallest difference this test set detects with 80 % power (from the difference's SE):
     detectable: float | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the test set says about the candidate, alone and against the champion."""
+
+    evaluation: Evaluation
+    champion: Champion
+    comparison: Comparison
+    gates: tuple[GateResult, ...]
+    notes: tuple[str, ...] = ()
+    champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What ``compare`` found, and what it compared."""
+
+    candidate: str
+    champion: str
+    test: str
+    primary_metric: str
+    judgement: Judgement
+
+    @property
+    def passed(self) -> bool:
+        return self.judgement.passed
 
 
 @dataclass(frozen=True)

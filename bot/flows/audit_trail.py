@@ -5,11 +5,11 @@ and apply records (who requested, who approved, what was applied, what was rever
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
+from bot.core.audit import Commit, Entry
 from bot.core.domain import Plan
 from bot.errors import BotError, is_aws_error
 from bot.settings import settings, target
@@ -17,24 +17,7 @@ from bot.settings import settings, target
 _PR_IN_SUBJECT = (re.compile(r"\(#(\d+)\)\s*$"), re.compile(r"^Merge pull request #(\d+)"))
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One commit that changed a request file, with what the bot knows about it."""
-
-    target: str
-    path: str
-    commit: git.Commit
-    pull_request: int | None
-    content_sha256: str | None  # None when the file was deleted or unreadable
-    experiment_id: str | None
-    plan: Plan | None
-    applies: tuple[dict[str, Any], ...]
-    reverts: git.Commit | None
-    deleted: bool = False  # the commit deleted the request file
-    note: str = ""
-
-
-def _pull_request(commit: git.Commit, applies: tuple[dict[str, Any], ...]) -> int | None:
+def _pull_request(commit: Commit, applies: tuple[dict[str, Any], ...]) -> int | None:
     for record in applies:
         if isinstance(record.get("pull_request"), int):
             return int(record["pull_request"])
@@ -92,7 +75,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
     return entries
 
 
-def _find(repo: Path, sha: str | None) -> git.Commit | None:
+def _find(repo: Path, sha: str | None) -> Commit | None:
     if not sha or git.resolve(repo, sha) is None:
         return None
     found = git.log(repo, ".", rev=sha, max_count=1)

@@ -7,14 +7,13 @@ format's defaults without a request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.domain import Champion
+from bot.core.domain import Champion, Compared
 from bot.core.request import Gates
 from bot.errors import BotError
-from bot.flows.judge import Judgement, Progress, judge
+from bot.flows.judge import Progress, judge
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -22,21 +21,6 @@ if TYPE_CHECKING:
     from bot.adapters.data_files import ParquetTable
 
 DEFAULT_TARGET_COLUMN = "Class"
-
-
-@dataclass(frozen=True)
-class Compared:
-    """What ``compare`` found, and what it compared."""
-
-    candidate: str
-    champion: str
-    test: str
-    primary_metric: str
-    judgement: Judgement
-
-    @property
-    def passed(self) -> bool:
-        return self.judgement.passed
 
 
 def compare(candidate: Path, champion: Path, test: str, request: Path | None = None,

@@ -14,10 +14,10 @@ columns changed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bot.core.domain import Champion, Comparison, Evaluation, GateResult
+from bot.core.domain import Champion, Evaluation, Judgement
 from bot.core.request import Gates
 from bot.errors import BotError, InvalidRequest
 
@@ -29,22 +29,6 @@ if TYPE_CHECKING:
     from bot.core.training import Scores
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """What the test set says about the candidate, alone and against the champion."""
-
-    evaluation: Evaluation
-    champion: Champion
-    comparison: Comparison
-    gates: tuple[GateResult, ...]
-    notes: tuple[str, ...] = ()
-    champion_evaluation: Evaluation | None = None  # when the champion's model was re-scored
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
 
 
 def judge(

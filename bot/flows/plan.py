@@ -18,7 +18,7 @@ from bot.core import plan_json
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
-from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.endpoint_values import EndpointComparison
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.request import Challenger, Request
 from bot.report import plots

@@ -274,13 +274,17 @@ def approval_for(repo: Path, commit: str, host: GitHubHost | None,
 
 
 def _owners(repo: Path, pull: PullReviews, path: str, fallback: str) -> tuple[str, ...]:
-    """Who CODEOWNERS names for ``path``, read where GitHub reads it: on the pull request's
-    base (else before its merge commit, else at ``fallback``); () without such a line."""
+    """Who CODEOWNERS names for ``path``, read where GitHub reads it: the base branch's
+    CODEOWNERS as it is when the pull request merges
+    (https://docs.github.com/en/repositories/managing-your-repositorys-settings-and-features/customizing-your-repository/about-code-owners#codeowners-and-branch-protection),
+    that is at the merge commit's first parent (for a merge, squash or rebase alike), not
+    at the base the pull request was opened on: a line added to the base meanwhile counts.
+    At ``fallback`` when the merge commit is not in this repository; () without a line."""
     from bot.core import codeowners
 
     if not path:
         return ()
-    candidates = [pull.base_sha, f"{pull.merge_sha}^1" if pull.merge_sha else None, fallback]
+    candidates = [f"{pull.merge_sha}^1" if pull.merge_sha else None, fallback]
     base = next((found for rev in candidates if (found := git.resolve(repo, rev))), None)
     if base is None:
         return ()

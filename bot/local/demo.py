@@ -5,6 +5,11 @@ staged rollout 1 % → 10 % (with a forged plan that apply refuses) → 50 % →
 history. Every step runs the same command a GitHub Actions workflow runs; only the outside
 systems are local. Plans are signed with the embedded KMS key, models stored by digest,
 approvals counted by GitHub's rules (maria has write access and is a code owner).
+
+The local GitHub is as strict as GitHub, and each command runs with the token its job has
+in a real deployment (docs/github-setup.md): plan and apply write as the promotion-bot
+GitHub App, with an installation token of the permissions each job asks for (only apply's
+may read the organization's teams); the Actions GITHUB_TOKEN of each job only reads.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ if TYPE_CHECKING:
 REQUEST = "promotion-requests/fraud-detection.yaml"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
 CODE_OWNERS = "acme/model-risk"
+APP_SLUG = "promotion-bot"
+#: The installation tokens the workflows make (actions/create-github-app-token), and the
+#: permissions each asks for: plan.yml's and apply.yml's.
+PLAN_TOKEN, APPLY_TOKEN = "ghs_demo-plan-job-app-token", "ghs_demo-apply-job-app-token"
+TOKENS = {
+    PLAN_TOKEN: {"contents": "read", "metadata": "read", "pull_requests": "write",
+                 "statuses": "write"},
+    APPLY_TOKEN: {"contents": "read", "metadata": "read", "pull_requests": "write",
+                  "statuses": "write", "members": "read"},
+}
 TRAINING_JOB = """
 # Train with a SageMaker training job on two instances instead of in the runner.
 training:
@@ -71,7 +86,8 @@ class Journey:
         """Run a promotion-bot command as the workflow would, its output kept in a file."""
         out = self.root / "outputs" / f"{self.step:02d}-{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        env = {}
+        # The job's token: the app's, with the permissions that job's workflow asks for.
+        env = {"GITHUB_TOKEN": APPLY_TOKEN if argv[0] in ("apply", "history") else PLAN_TOKEN}
         if event is not None:
             event_path = out.with_suffix(".event.json")
             event_path.write_text(json.dumps(event))
@@ -370,6 +386,14 @@ def environment(root: Path, rows: int, log: Callable[[str], None],
         started = time.monotonic()
         bootstrap(rows=rows, progress=lambda m: log(f"  {m}"))
         log(f"production set up in {time.monotonic() - started:.1f}s")
+        for token, permissions in TOKENS.items():
+            github.add_token(token, "app", f"{APP_SLUG}[bot]", permissions)
+        # Each job's own GITHUB_TOKEN (checkout; plan's `gh api` read of the pull request).
+        github.add_token("ghs_demo-plan-job-actions-token", "actions",
+                         permissions={"pull_requests": "read"})
+        github.add_token("ghs_demo-apply-job-actions-token", "actions")
+        log(f"GitHub App {APP_SLUG}: plan writes with an installation token of contents read, "
+            "pull requests and statuses write; apply's also reads the organization's members")
         github.add_collaborator("maria", "write")
         github.add_team_member(CODE_OWNERS, "maria")
         log(f"maria has write access to acme/fraud-models and is in @{CODE_OWNERS}, which "
@@ -378,7 +402,8 @@ def environment(root: Path, rows: int, log: Callable[[str], None],
             aws.inject(faults)
             github.inject(faults)
             log(f"injecting failures: {len(faults.rules)} rule(s), seed {faults.seed}")
-        env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": "acme/fraud-models",
+        env = {"GITHUB_TOKEN": PLAN_TOKEN, "PROMOTION_BOT_APP_SLUG": APP_SLUG,
+               "GITHUB_REPOSITORY": "acme/fraud-models",
                "GITHUB_API_URL": github.url}
         with _environ(env):
             yield github

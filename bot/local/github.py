@@ -2,10 +2,26 @@
 
 PyGithub runs unmodified against it (``base_url=server.url``), so tests and the demo
 exercise the same adapter code as a real workflow. State is changed through Python
-helpers (open a pull request, review it, merge it, give someone a role on the repository
-or a team) and read back the same way. Reviews record the head they were given on
-(``commit_id``), collaborator permissions and team memberships answer as GitHub's do. The
-server knows no git objects: any hexadecimal SHA counts as a commit.
+helpers (open a pull request, push to it, review it, merge it, give someone a role on the
+repository or a team) and read back the same way. Reviews record the head they were given
+on (``commit_id``), collaborator permissions and team memberships answer as GitHub's do.
+
+It is as strict as GitHub where the bot relies on it:
+
+- tokens have a kind (``Token``): a user's token, the Actions ``GITHUB_TOKEN`` of a job with
+  its ``permissions:``, or a GitHub App's installation token with the app's permissions.
+  ``GET /user`` refuses both integration tokens with 403 "Resource not accessible by
+  integration" (https://docs.github.com/en/rest/users/users#get-the-authenticated-user
+  needs a user); the GraphQL ``viewer`` answers every kind with its login. Team membership
+  (https://docs.github.com/en/rest/teams/members#get-team-membership-for-a-user) needs the
+  organization's members read permission, which an Actions token never has (403); writing
+  a status needs ``statuses: write``, a comment ``pull-requests`` or ``issues: write``,
+  reading pull requests ``pull-requests: read``;
+- only commits it was told of exist (those pushed to a pull request, a merge commit, or
+  ``add_commit``): an unknown SHA gets 422 "No commit found for SHA" where GitHub answers so
+  (creating a status, a commit, its pull requests);
+- comments and statuses are created by the token's own user.
+
 A fault plan
 (``bot.local.faults``, operations written ``METHOD /path``) makes it answer as GitHub does
 when it is in trouble: rate limits with their headers, server errors, slow or lost answers.
@@ -44,6 +60,30 @@ _PERMISSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "triage": ("read", ("triage", "pull")),
     "read": ("read", ("pull",)),
 }
+
+
+#: The kinds of token: a person's (or machine user's) token, the Actions GITHUB_TOKEN, a
+#: GitHub App's installation token.
+KINDS = ("user", "actions", "app")
+#: What the promotion-bot GitHub App is granted (docs/github-setup.md).
+APP_PERMISSIONS = {"contents": "read", "metadata": "read", "pull_requests": "write",
+                   "statuses": "write", "members": "read"}
+_LEVELS = {"none": 0, "read": 1, "write": 2}
+_INTEGRATION = "Resource not accessible by integration"
+
+
+@dataclass(frozen=True)
+class Token:
+    """Who a token acts as, and for an integration token what it may do."""
+
+    kind: str  # one of KINDS
+    login: str  # the user; github-actions[bot]; <app slug>[bot]
+    permissions: dict[str, str] = field(default_factory=dict)  # integration tokens only
+
+    def may(self, permission: str, level: str) -> bool:
+        if self.kind == "user":
+            return True  # a user's token: what the user may do (the roles are not modelled)
+        return _LEVELS.get(self.permissions.get(permission, "none"), 0) >= _LEVELS[level]
 
 
 def _now() -> str:
@@ -89,20 +129,24 @@ class LocalGitHub:
 
     def __init__(self, token: str = "local-token", repository: str = "acme/fraud-models", *,
                  bot_login: str = "promotion-bot[bot]", host: str = "127.0.0.1", port: int = 0,
-                 installation_token: bool = False, faults: FaultPlan | None = None) -> None:
-        """``installation_token`` makes ``GET /user`` answer 403, as for an Actions token;
+                 kind: str = "app", permissions: dict[str, str] | None = None,
+                 faults: FaultPlan | None = None) -> None:
+        """``token`` is of ``kind`` and acts as ``bot_login``: by default the installation
+        token of the promotion-bot app (``APP_PERMISSIONS``); ``add_token`` adds others.
         ``faults`` makes it fail by that plan (see ``inject``)."""
         if repository.count("/") != 1:
             raise ValueError(f"repository {repository!r} is not OWNER/NAME")
         self.token = token
         self.repository = repository
         self.bot_login = bot_login
-        self.installation_token = installation_token
         self._host = host
         self._port = port
         self._lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
+        self._tokens: dict[str, Token] = {}
         self._pulls: dict[int, _Pull] = {}
+        self._commits: dict[str, Json] = {}  # sha -> {"author": login, "committer": login}
+        self._activity: list[Json] = []  # pushes, oldest first
         self._comments: dict[int, Json] = {}
         self._statuses: dict[str, list[Json]] = {}
         self._roles: dict[str, str] = {}  # login (lower case) -> repository role
@@ -112,6 +156,8 @@ class LocalGitHub:
         self._log: list[str] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._acting: Token | None = None  # the caller of the request being answered
+        self.add_token(token, kind, bot_login, permissions)
         self.inject(faults)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -149,10 +195,42 @@ class LocalGitHub:
 
     # -- state helpers (the "GitHub UI" of tests and the demo) ----------------------------
 
+    def add_token(self, token: str, kind: str, login: str | None = None,
+                  permissions: dict[str, str] | None = None) -> Token:
+        """Accept ``token`` from now on: a ``user`` token acts as ``login``; an ``actions``
+        token as github-actions[bot] with ``permissions`` (the job's, default contents and
+        metadata read); an ``app`` installation token as ``login`` (``<slug>[bot]``) with
+        ``permissions`` (default ``APP_PERMISSIONS``)."""
+        if kind not in KINDS:
+            raise ValueError(f"token kind must be one of {KINDS}, not {kind!r}")
+        if kind == "actions":
+            login = "github-actions[bot]"
+            permissions = {"contents": "read", "metadata": "read", **(permissions or {})}
+            permissions.pop("members", None)  # never granted to GITHUB_TOKEN
+        elif kind == "app":
+            permissions = dict(APP_PERMISSIONS if permissions is None else permissions)
+        if not login:
+            raise ValueError(f"a {kind} token needs a login")
+        if kind == "app" and not login.endswith("[bot]"):
+            raise ValueError(f"an app acts as <slug>[bot], not {login!r}")
+        with self._lock:
+            self._tokens[token] = Token(kind, login, dict(permissions or {}))
+            return self._tokens[token]
+
+    def add_commit(self, sha: str, author: str | None = None,
+                   committer: str | None = None) -> None:
+        """Make ``sha`` a commit of the repository, authored and committed by those logins
+        (None: an e-mail no account claims); a known commit keeps what it had."""
+        _check_sha(sha)
+        with self._lock:
+            self._commits.setdefault(sha.lower(), {"author": author,
+                                                   "committer": committer or author})
+
     def open_pull(self, number: int | None = None, *, head_sha: str, author: str, title: str,
                   body: str = "", head_ref: str | None = None, base_sha: str | None = None
                   ) -> int:
-        """Open a pull request whose head is ``head_sha``; return its number."""
+        """Open a pull request whose head is ``head_sha``, pushed by ``author`` to a new
+        branch (a commit of theirs, unless known already); return its number."""
         _check_sha(head_sha)
         with self._lock:
             if number is None:
@@ -160,19 +238,30 @@ class LocalGitHub:
             if number in self._pulls:
                 raise ValueError(f"pull request #{number} already exists")
             now = _now()
+            self.add_commit(head_sha, author)
             self._pulls[number] = _Pull(
                 number=number, id=next(self._ids), title=title, body=body, author=author,
                 head_ref=head_ref or f"promote-{number}", commits=[head_sha], created_at=now,
                 updated_at=now, base_sha=base_sha or "0" * 40)
+            self._push(self._pulls[number], None, head_sha, author, "branch_creation")
             return number
 
-    def set_head(self, pr: int, sha: str) -> None:
-        """Push ``sha`` onto the pull request's branch: it becomes the head."""
+    def set_head(self, pr: int, sha: str, pusher: str | None = None, *,
+                 author: str | None = None, committer: str | None = None,
+                 force: bool = False) -> None:
+        """``pusher`` (default: the pull request's author) pushes ``sha`` onto the pull
+        request's branch: it becomes the head. A new commit is authored by ``author`` and
+        committed by ``committer`` (default: the pusher). ``force``: a force push that
+        replaces the branch's commits."""
         _check_sha(sha)
         with self._lock:
             pull = self._pull(pr)
-            pull.commits.append(sha)
+            pusher = pusher or pull.author
+            self.add_commit(sha, author or pusher, committer or author or pusher)
+            before = pull.head_sha
+            pull.commits = [sha] if force else [*pull.commits, sha]
             pull.updated_at = _now()
+            self._push(pull, before, sha, pusher, "force_push" if force else "push")
 
     def merge_pull(self, pr: int, merge_sha: str) -> None:
         """Merge the pull request; ``merge_sha`` is the commit it made on the base branch."""
@@ -181,6 +270,7 @@ class LocalGitHub:
             pull = self._pull(pr)
             if pull.merged_at:
                 raise ValueError(f"pull request #{pr} is already merged")
+            self.add_commit(merge_sha, None, "web-flow")
             pull.state, pull.merge_commit_sha = "closed", merge_sha
             pull.merged_at = pull.closed_at = pull.updated_at = _now()
 
@@ -280,7 +370,8 @@ class LocalGitHub:
         with self._lock:
             self._log.append(f"{method} {target}")
             try:
-                if not self._authorized(authorization):
+                caller = self._caller(authorization)
+                if caller is None:
                     raise ApiError(401, "Bad credentials")
                 if rule is not None and rule.kind != "slow" and not rule.after:
                     return github_error(rule)
@@ -289,55 +380,79 @@ class LocalGitHub:
                         del self._failures[i]
                         raise ApiError(status, "Server Error" if status >= 500 else "Error")
                 payload = _parse(body) if method in ("POST", "PATCH") else {}
-                answer = self._route(method, path, query, payload)
+                answer = self._route(caller, method, path, query, payload)
             except ApiError as error:
                 answer = error.status, error.body, {}
             # A lost answer: the request took effect, the client hears the failure.
             return github_error(rule) if rule is not None and rule.after else answer
 
-    def _authorized(self, authorization: str | None) -> bool:
+    def _caller(self, authorization: str | None) -> Token | None:
         scheme, _, value = (authorization or "").partition(" ")
-        return scheme.lower() in ("token", "bearer") and value.strip() == self.token
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        return self._tokens.get(value.strip())
 
-    def _route(self, method: str, path: str, query: dict[str, str],
+    def _route(self, caller: Token, method: str, path: str, query: dict[str, str],
                payload: Json) -> tuple[int, Any, dict[str, str]]:
         if path == "/user" and method == "GET":
-            if self.installation_token:
-                raise ApiError(403, "Resource not accessible by integration")
-            return 200, self._user(self.bot_login, "Bot"), {}
+            if caller.kind != "user":
+                raise ApiError(403, _INTEGRATION)
+            return 200, self._user(caller.login, "User"), {}
+        if path == "/graphql" and method == "POST":
+            return self._graphql(caller, payload)
         team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", path)
         if team and method == "GET":
+            self._need(caller, "members", "read")
             return self._team_membership(*team.groups())
         match = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
         if not match or f"{match[1]}/{match[2]}".lower() != self.repository.lower():
             raise ApiError(404, "Not Found")
         rest = match[3] or ""
-        for verb, pattern, action in self._routes():
+        for verb, pattern, needs, action in self._routes():
             found = re.fullmatch(pattern, rest)
             if found and verb == method:
+                for permission, level in needs:
+                    self._need(caller, permission, level)
+                self._acting = caller
                 return action(query, payload, *found.groups())
         raise ApiError(404, "Not Found")
 
-    def _routes(self) -> list[tuple[str, str, Callable[..., tuple[int, Any, dict[str, str]]]]]:
+    def _need(self, caller: Token, permission: str, level: str) -> None:
+        """403 as GitHub answers an integration token without ``permission`` at ``level``
+        (issue comments: ``pull_requests`` or ``issues``)."""
+        names = ("pull_requests", "issues") if permission == "pull_requests" else (permission,)
+        if not any(caller.may(name, level) for name in names):
+            raise ApiError(403, _INTEGRATION)
+
+    def _routes(self) -> list[tuple[str, str, tuple[tuple[str, str], ...],
+                                    Callable[..., tuple[int, Any, dict[str, str]]]]]:
+        read, pulls = (("metadata", "read"),), (("pull_requests", "read"),)
+        contents = (("contents", "read"),)
         return [
-            ("GET", r"", lambda q, p: (200, self._repo_json(), {})),
-            ("GET", r"/pulls/(\d+)", lambda q, p, n: (200, self._pull_json(self._pull(int(n))),
-                                                      {})),
-            ("GET", r"/pulls/(\d+)/reviews", self._list_reviews),
-            ("GET", r"/issues/(\d+)", lambda q, p, n: (200, self._issue_json(self._pull(int(n))),
-                                                       {})),
-            ("GET", r"/issues/(\d+)/comments", self._list_comments),
-            ("POST", r"/issues/(\d+)/comments", self._create_comment),
-            ("GET", r"/issues/comments/(\d+)",
+            ("GET", r"", read, lambda q, p: (200, self._repo_json(), {})),
+            ("GET", r"/pulls/(\d+)", pulls,
+             lambda q, p, n: (200, self._pull_json(self._pull(int(n))), {})),
+            ("GET", r"/pulls/(\d+)/reviews", pulls, self._list_reviews),
+            ("GET", r"/pulls/(\d+)/commits", pulls, self._list_pull_commits),
+            ("GET", r"/issues/(\d+)", pulls,
+             lambda q, p, n: (200, self._issue_json(self._pull(int(n))), {})),
+            ("GET", r"/issues/(\d+)/comments", pulls, self._list_comments),
+            ("POST", r"/issues/(\d+)/comments", (("pull_requests", "write"),),
+             self._create_comment),
+            ("GET", r"/issues/comments/(\d+)", pulls,
              lambda q, p, i: (200, self._comment_json(self._comment(int(i))), {})),
-            ("PATCH", r"/issues/comments/(\d+)", self._edit_comment),
-            ("DELETE", r"/issues/comments/(\d+)", self._delete_comment),
-            ("POST", r"/statuses/([^/]+)", self._create_status),
-            ("GET", r"/commits/([^/]+)", lambda q, p, s: (200, self._commit_json(s), {})),
-            ("GET", r"/commits/([^/]+)/statuses", self._list_statuses),
-            ("GET", r"/commits/([^/]+)/status", self._combined_status),
-            ("GET", r"/commits/([^/]+)/pulls", self._commit_pulls),
-            ("GET", r"/collaborators/([^/]+)/permission", self._permission),
+            ("PATCH", r"/issues/comments/(\d+)", (("pull_requests", "write"),),
+             self._edit_comment),
+            ("DELETE", r"/issues/comments/(\d+)", (("pull_requests", "write"),),
+             self._delete_comment),
+            ("POST", r"/statuses/([^/]+)", (("statuses", "write"),), self._create_status),
+            ("GET", r"/commits/([^/]+)", contents,
+             lambda q, p, s: (200, self._commit_json(s), {})),
+            ("GET", r"/commits/([^/]+)/statuses", (("statuses", "read"),), self._list_statuses),
+            ("GET", r"/commits/([^/]+)/status", (("statuses", "read"),), self._combined_status),
+            ("GET", r"/commits/([^/]+)/pulls", contents + pulls, self._commit_pulls),
+            ("GET", r"/collaborators/([^/]+)/permission", read, self._permission),
+            ("GET", r"/activity", read, self._list_activity),
         ]
 
     # -- endpoints -----------------------------------------------------------------------
@@ -346,6 +461,32 @@ class LocalGitHub:
                       ) -> tuple[int, Any, dict[str, str]]:
         reviews = copy.deepcopy(self._pull(int(n)).reviews)
         return self._page(f"/pulls/{n}/reviews", query, reviews)
+
+    def _list_pull_commits(self, query: dict[str, str], payload: Json, n: str
+                           ) -> tuple[int, Any, dict[str, str]]:
+        """Oldest first, each with the accounts of its author and committer, as GitHub lists
+        them (https://docs.github.com/en/rest/pulls/pulls#list-commits-on-a-pull-request)."""
+        commits = [self._commit_json(sha) for sha in self._pull(int(n)).commits]
+        return self._page(f"/pulls/{n}/commits", query, commits)
+
+    def _list_activity(self, query: dict[str, str], payload: Json
+                       ) -> tuple[int, Any, dict[str, str]]:
+        """Pushes, newest first, filtered by ``ref``, ``actor`` and ``activity_type`` as
+        https://docs.github.com/en/rest/repos/repos#list-repository-activities does."""
+        found = [a for a in reversed(self._activity)
+                 if query.get("ref") in (None, a["ref"])
+                 and query.get("activity_type") in (None, a["activity_type"])
+                 and query.get("actor") in (None, (a["actor"] or {}).get("login"))]
+        return self._page("/activity", query, copy.deepcopy(found))
+
+    def _graphql(self, caller: Token, payload: Json) -> tuple[int, Any, dict[str, str]]:
+        """Only ``query { viewer { login } }``: who the token acts as, for every kind of
+        token (https://docs.github.com/en/graphql/reference/queries#viewer)."""
+        query = " ".join(str(payload.get("query") or "").split())
+        if re.fullmatch(r"(query\s*)?\{ ?viewer ?\{ ?login ?\} ?\}", query) is None:
+            return 200, {"errors": [{"message": "the local GitHub answers only "
+                                                "{ viewer { login } }"}]}, {}
+        return 200, {"data": {"viewer": {"login": caller.login}}}, {}
 
     def _list_comments(self, query: dict[str, str], payload: Json, n: str
                        ) -> tuple[int, Any, dict[str, str]]:
@@ -356,7 +497,7 @@ class LocalGitHub:
                         ) -> tuple[int, Any, dict[str, str]]:
         self._pull(int(n))
         text = _required_string(payload, "body", "IssueComment")
-        comment_id = self._new_comment(int(n), text, self.bot_login, "Bot")
+        comment_id = self._new_comment(int(n), text, *self._acting_user())
         comment = self._comment_json(self._comments[comment_id])
         return 201, comment, {"Location": comment["url"]}
 
@@ -392,7 +533,7 @@ class LocalGitHub:
             "node_id": f"SC_{status_id}", "state": state, "description": description,
             "target_url": payload.get("target_url"),
             "context": payload.get("context") or "default", "created_at": now,
-            "updated_at": now, "creator": self._user(self.bot_login, "Bot"),
+            "updated_at": now, "creator": self._user(*self._acting_user()),
             "avatar_url": None,
         }
         self._statuses.setdefault(sha, []).append(status)
@@ -534,13 +675,22 @@ class LocalGitHub:
 
     def _commit_json(self, sha: str) -> Json:
         sha = self._known_sha(sha)
+        who = self._commits[sha]
+
+        def person(login: str | None) -> Json:
+            name = login or "someone"
+            return {"name": name, "email": f"{name}@users.noreply.example", "date": _now()}
+
         return {
             "sha": sha, "node_id": f"C_{sha}", "url": f"{self._api()}/commits/{sha}",
             "html_url": f"{self.url}/{self.repository}/commit/{sha}",
             "comments_url": f"{self._api()}/commits/{sha}/comments",
             "commit": {"message": "", "url": f"{self._api()}/git/commits/{sha}",
+                       "author": person(who["author"]), "committer": person(who["committer"]),
                        "tree": {"sha": sha, "url": f"{self._api()}/git/trees/{sha}"}},
-            "author": None, "committer": None, "parents": [], "files": [],
+            "author": self._user(who["author"]) if who["author"] else None,
+            "committer": self._user(who["committer"]) if who["committer"] else None,
+            "parents": [], "files": [],
         }
 
     # -- internals -----------------------------------------------------------------------
@@ -565,9 +715,26 @@ class LocalGitHub:
         return comment_id
 
     def _known_sha(self, sha: str) -> str:
-        if not _SHA.match(sha):
+        """``sha`` in lower case, or 422 as GitHub answers for a commit it does not have."""
+        if not _SHA.match(sha) or sha.lower() not in self._commits:
             raise ApiError(422, f"No commit found for SHA: {sha}")
         return sha.lower()
+
+    def _acting_user(self) -> tuple[str, str]:
+        """The login and user type of the request's caller."""
+        caller = self._acting
+        if caller is None:
+            return self.bot_login, "Bot"
+        return caller.login, "User" if caller.kind == "user" else "Bot"
+
+    def _push(self, pull: _Pull, before: str | None, after: str, pusher: str,
+              kind: str) -> None:
+        """Record a push of ``pull``'s branch in the repository's activity."""
+        activity_id = next(self._ids)
+        self._activity.append({
+            "id": activity_id, "node_id": f"RA_{activity_id}", "before": before or "0" * 40,
+            "after": after, "ref": f"refs/heads/{pull.head_ref}", "timestamp": _now(),
+            "activity_type": kind, "actor": self._user(pusher)})
 
     def _page(self, path: str, query: dict[str, str], items: list[Json]
               ) -> tuple[int, Any, dict[str, str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.audit import Entry
 from bot.core.domain import Plan
-from bot.flows.audit_trail import Entry
 from bot.report.apply_outcome import change_lines, shorten
 
 

@@ -8,7 +8,7 @@ from bot.core.request import METRICS
 from bot.report.plan_comment import METRIC_LABELS, VERDICT_LABELS
 
 if TYPE_CHECKING:
-    from bot.flows.compare import Compared
+    from bot.core.domain import Compared
 
 
 def to_json(result: Compared) -> dict[str, Any]:

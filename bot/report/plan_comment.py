@@ -9,7 +9,7 @@ import difflib
 from typing import Any
 
 from bot.core.domain import Curve, Plan
-from bot.core.endpoint_comparison import EndpointComparison
+from bot.core.endpoint_values import EndpointComparison
 from bot.report import markdown as md
 
 METRIC_LABELS = {

@@ -21,6 +21,7 @@ from bot.adapters.aws.artifacts import object_version
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.ssm import timestamp
 from bot.core.production_config import ProductionConfig, to_yaml
+from bot.core.schemas import generate
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -85,8 +86,6 @@ def read(t: Target) -> ProductionConfig | None:
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema generated from the model (``schemas/`` holds the same; a test checks)."""
-    from bot.report.schemas import generate
-
     return generate()[SCHEMA_NAME]
 
 

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.clients import client
-from bot.core.endpoint_comparison import EndpointComparison, Invocation, summarize
+from bot.core.endpoint_comparison import summarize
+from bot.core.endpoint_values import EndpointComparison, Invocation
 from bot.errors import BotError, first_line
 from bot.settings import Target
 
