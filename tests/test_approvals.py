@@ -136,6 +136,16 @@ def test_no_approval_counts_when_the_most_recent_push_is_unknown() -> None:
         "approve it) is unknown; 1 of 1 required approvals")
 
 
+def test_no_approval_counts_when_the_listed_commits_do_not_reach_the_head() -> None:
+    # GitHub lists at most 250 commits of a pull request: the latest are then missing.
+    listed = tuple(PullCommit(f"{i:040x}", "dana", "dana") for i in range(1, 251))
+    verdict = judge(pull(approved("maria"), commits=listed), 1)
+    assert verdict.blocked and verdict.refusal() == (
+        "PR #7: the pull request's commits as GitHub lists them do not reach its head "
+        "4d5e6f0 (it lists at most 250), so who wrote the most recent push is unknown; "
+        "1 of 1 required approvals")
+
+
 def test_required_approvals_is_a_number() -> None:
     assert not judge(pull(approved("maria")), required=2).approved
     assert judge(pull(approved("maria"), approved("bob")), required=2).approvers == (

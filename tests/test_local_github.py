@@ -117,6 +117,16 @@ def test_commits_and_pushes_of_a_pull_request(github: LocalGitHub) -> None:
     assert call(github, "GET", f"/repos/{REPO}/activity?ref=refs/heads/other")[1] == []
 
 
+def test_a_pull_requests_commits_are_listed_up_to_250_as_on_github(github: LocalGitHub
+                                                                    ) -> None:
+    pr = github.open_pull(head_sha=f"{1:040x}", author="dana", title="t")
+    for i in range(2, 252):
+        github.set_head(pr, f"{i:040x}")
+    shas = [c["sha"] for page in (1, 2, 3) for c in call(
+        github, "GET", f"/repos/{REPO}/pulls/{pr}/commits?per_page=100&page={page}")[1]]
+    assert shas == [f"{i:040x}" for i in range(1, 251)]  # not the head, the 251st
+
+
 def test_pull_request_shape(github: LocalGitHub) -> None:
     pr = github.open_pull(head_sha=SHA, author="dana", title="Promote", body="why")
     github.set_head(pr, "e" * 40)

@@ -18,7 +18,8 @@ Apply checks this itself instead of trusting branch protection to have been set 
   committer from the pull request's commits (``GET /repos/{owner}/{repo}/pulls/{n}/commits``).
   The push's commits are those after its ``before`` among the pull request's commits, or
   all of them when ``before`` is not one (a new branch, a force push). When no push of the
-  merged head is known, its pusher is unknown and no approval counts;
+  merged head is known, or the listed commits (at most 250) do not reach it, who pushed or
+  wrote it is unknown and no approval counts;
 - changes requested by someone with write access block until they approve or are dismissed;
 - when CODEOWNERS names owners for the request file, one of the approvals must be theirs
   (CODEOWNERS is read by the caller where GitHub reads it: on the base branch as it is when
@@ -176,6 +177,13 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
         blocked = True
         problems.append(f"no push of the merged head {pull.head_sha[:7]} is known, so who "
                         "pushed it (who may not approve it) is unknown")
+    elif counted and pull.head_sha.lower() not in (c.sha.lower() for c in pull.commits):
+        # GitHub lists at most 250 commits of a pull request, the oldest: the latest push's
+        # commits, and so their authors, are then not known.
+        blocked = True
+        problems.append(f"the pull request's commits as GitHub lists them do not reach its "
+                        f"head {pull.head_sha[:7]} (it lists at most 250), so who wrote the "
+                        "most recent push is unknown")
     if code_owners is not None and not any(login.lower() in code_owners for login in counted):
         blocked = True
         problems.append(f"no approval by a code owner of the request file ({owners_of})")

@@ -466,7 +466,8 @@ class LocalGitHub:
                            ) -> tuple[int, Any, dict[str, str]]:
         """Oldest first, each with the accounts of its author and committer, as GitHub lists
         them (https://docs.github.com/en/rest/pulls/pulls#list-commits-on-a-pull-request)."""
-        commits = [self._commit_json(sha) for sha in self._pull(int(n)).commits]
+        # "Lists a maximum of 250 commits for a pull request": the oldest 250.
+        commits = [self._commit_json(sha) for sha in self._pull(int(n)).commits[:250]]
         return self._page(f"/pulls/{n}/commits", query, commits)
 
     def _list_activity(self, query: dict[str, str], payload: Json
