@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print metrics, differences, intervals, verdicts and gates as JSON "
                    "(default: a table)")
+    p.add_argument("--feature-columns", metavar="A,B,...",
+                   help="for a model file without feature names: its columns in training "
+                   "order, comma-separated (default: the request's data.feature_columns); "
+                   "such a model is never scored by position")
 
     p = _command(
         sub, "apply", "reconcile AWS to the request files changed in a git range",
@@ -227,13 +231,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The top-level modules of the ``bot`` extra (pyproject.toml): a base install, such as the
+#: pre-commit hook's, has none of them, which is enough for ``validate`` and ``schemas``.
+RUNTIME_MODULES = frozenset({
+    "boto3", "botocore", "s3transfer", "jsonschema", "github", "numpy", "pandas", "pyarrow",
+    "PIL", "xgboost", "moto", "flask", "flask_cors", "werkzeug", "sagemaker_core",
+})
+
+
 def describe(error: Exception) -> str:
     """One line for an unexpected failure: outside systems' errors say what failed."""
+    if (isinstance(error, ModuleNotFoundError)
+            and (error.name or "").split(".")[0] in RUNTIME_MODULES):
+        return (f"needs the bot's runtime, which this install lacks ({error.name} is not "
+                "installed): pip install 'promotion-bot[bot]'")
     origin = type(error).__module__.split(".")[0]
-    if origin in ("botocore", "boto3"):
-        from bot.adapters.aws.clients import explain
-
-        return f"AWS request failed: {explain(error)}"
     if origin == "github":
         return f"GitHub request failed: {type(error).__name__}"
     return (f"internal error ({type(error).__name__}: {error}); "
@@ -242,8 +254,8 @@ def describe(error: Exception) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    module = importlib.import_module(f"bot.commands.{args.command.replace('-', '_')}")
     try:
+        module = importlib.import_module(f"bot.commands.{args.command.replace('-', '_')}")
         code: int = module.run(args)
     except InvalidRequest as error:
         for problem in error.problems:  # already PATH:LINE: FIELD: REASON

@@ -70,9 +70,12 @@ class NotApproved(BotError):
     exit_code = 1
 
 
-def is_aws_error(error: BaseException) -> bool:
-    """Whether boto3 or botocore raised ``error`` (AWS refused, failed or could not be reached)."""
-    return type(error).__module__.startswith(("botocore.", "boto3."))
+class AwsError(BotError):
+    """AWS refused a call, failed it or could not be reached. ``explanation`` is one line
+    saying which call and why (no traceback, no credentials); ``bot.adapters.aws.clients``
+    raises it for every call of the bot's boto3 clients."""
+
+    explanation = ""
 
 
 def first_line(error: BaseException) -> str:

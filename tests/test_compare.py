@@ -25,8 +25,11 @@ PARAMS: dict[str, str | int | float] = {
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Test data (also with a new column) and models: two equal, a wider one, a weak one."""
     root = tmp_path_factory.mktemp("compare")
-    train, test = data.split(data.generate_sample(30_000, seed=4), seed=4)
+    # 100,000 rows: a test split of 34 frauds, enough for intervals (comparison.MIN_FRAUDS)
+    train, test = data.split(data.generate_sample(100_000, seed=6), seed=6)
     test.to_parquet(root / "test.parquet", index=False)
+    # The same rows, columns in another order: a nameless model must not be read by position.
+    test[list(reversed(test.columns))].to_parquet(root / "test-reordered.parquet", index=False)
 
     def hour(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(Hour=(frame["Time"] % 86_400) // 3_600)
@@ -39,6 +42,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     (root / "champion.tar.gz").write_bytes(training.package_model(models["champion"]))
     models["equal"].save_model(root / "equal.json")
+    for name in ("champion", "equal"):  # as a model trained on unnamed columns is stored
+        nameless = models[name].copy()
+        nameless.feature_names = None
+        nameless.save_model(root / f"{name}-nameless.json")
     models["wider"].save_model(root / "wider.ubj")
     (root / "request.yaml").write_text(
         "experiment_id: exp-1\nalgorithm: xgboost\n"
@@ -70,8 +77,46 @@ def test_an_equal_candidate_passes_the_default_gates_with_json_verdicts(
         assert m["ci_low"] <= m["difference"] <= m["ci_high"]
         assert m["verdict"] in ("better", "worse", "inconclusive")
     kinds = [g["kind"] for g in result["gates"]]
-    assert kinds == ["guard", "minimum", "max_drop", "max_drop", "max_drop"]  # the defaults
+    # the defaults
+    assert kinds == ["guard", "minimum", "max_drop", "max_drop", "max_drop",
+                     "max_alert_increase"]
     assert all(g["passed"] for g in result["gates"])
+    assert set(result["operating"]) == {"alerts_per_100k", "alerts_per_fraud_caught",
+                                        "recall_at_champion_alerts", "fraud_amount_caught"}
+
+
+def test_a_nameless_model_is_refused_without_its_columns_never_read_by_position(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(files / "equal-nameless.json"), str(files / "champion-nameless.json"),
+            "--test", str(files / "test-reordered.parquet"), "--json"]
+
+    code, out, err = compare(files, *argv, capsys=capsys)
+
+    assert code == 2 and out == ""
+    [line] = [line for line in err.splitlines() if line.startswith("promotion-bot compare:")]
+    assert "model has no feature names" in line and "data.feature_columns" in line
+    assert "--feature-columns" in line and "Traceback" not in err
+
+
+def test_a_nameless_model_is_scored_by_the_named_columns_whatever_their_order(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = json.loads(compare(files, str(files / "equal.json"),
+                               str(files / "champion.tar.gz"), "--test",
+                               str(files / "test.parquet"), "--json", capsys=capsys)[1])
+    columns = ",".join(c for c in pd.read_parquet(files / "test.parquet").columns
+                       if c != "Class")
+
+    code, out, _ = compare(files, str(files / "equal-nameless.json"),
+                           str(files / "champion-nameless.json"), "--test",
+                           str(files / "test-reordered.parquet"), "--feature-columns", columns,
+                           "--json", capsys=capsys)
+
+    nameless = json.loads(out)
+    assert code == 0
+    assert nameless["candidate"]["metrics"] == named["candidate"]["metrics"]
+    assert nameless["champion"]["metrics"] == named["champion"]["metrics"]
 
 
 def test_a_failing_gate_exits_1_and_the_text_says_which(

@@ -8,7 +8,6 @@ from sklearn import metrics as sk
 
 from bot.core.comparison import (
     SEED_BASELINE,
-    _Cells,
     delong,
     detectable_difference,
     paired,
@@ -18,6 +17,7 @@ from bot.core.comparison import (
 from bot.core.domain import MetricComparison
 from bot.core.evaluation import evaluate
 from bot.core.request import METRICS
+from bot.core.resampling import _Cells
 
 
 def two_models(
@@ -275,7 +275,7 @@ def test_a_single_fraud_gives_values_but_no_delong_test() -> None:
     # Every resample would hold the same single fraud: no interval, no verdict.
     assert all(m.ci_low is None and m.verdict == "not tested" and m.detectable is None
                for m in result.metrics.values())
-    assert "no intervals: the test set holds 1 fraud(s)" in result.method
+    assert "not tested: 1 fraud in the test set, need 30 for an interval" in result.method
 
 
 @pytest.mark.parametrize(("only_candidate", "expected"), [(5, "inconclusive"), (8, "better")])

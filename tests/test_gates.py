@@ -14,7 +14,8 @@ from bot.core.domain import (
     GateResult,
     MetricComparison,
 )
-from bot.core.gates import accuracy_is_uninformative, check, guard, power_note
+from bot.core.gates import accuracy_is_uninformative, check, guard
+from bot.core.power import power_note
 from bot.core.request import Gates
 
 CURVE = Curve(x=(0.0, 1.0), y=(0.0, 1.0))
@@ -45,14 +46,18 @@ def paired_comparison(difference: float, low: float, high: float, se: float = 0.
 
 
 def request_gates(gates: Gates, ev: Evaluation, comparison: Comparison) -> list[GateResult]:
-    """The gates a request asked for: all but the guard, which always comes first."""
-    first, *rest = check(gates, ev, comparison)
-    assert first.kind == "guard"
+    """The gates a request asked for: all but the guard, which always comes first, and the
+    alerts gate, which every request has and comes after the metrics' gates."""
+    first, *rest, alerts = check(gates, ev, comparison)
+    assert first.kind == "guard" and alerts.kind == "max_alert_increase"
     return rest
 
 
-def test_the_format_defaults_are_accuracy_and_the_ranking_metrics() -> None:
+def test_the_format_defaults_are_accuracy_the_ranking_metrics_and_alerts() -> None:
+    *_, alerts = check(Gates(), GOOD, unpaired(GOOD.metrics, {}))
     accuracy, roc, pr, recall = request_gates(Gates(), GOOD, unpaired(GOOD.metrics, {}))
+
+    assert (alerts.kind, alerts.threshold) == ("max_alert_increase", 0.15)
 
     assert accuracy.name == "accuracy >= 0.90"
     assert accuracy.threshold == 0.9 and accuracy.passed
@@ -168,7 +173,7 @@ def test_better_than_champion_fails_without_a_paired_comparison() -> None:
 
 
 def test_the_guard_passes_a_model_that_flags_and_ranks() -> None:
-    (result,) = check(ONLY, GOOD, unpaired(GOOD.metrics, {}))
+    result, _alerts = check(ONLY, GOOD, unpaired(GOOD.metrics, {}))
 
     assert result.kind == "guard" and result.passed
     assert "flags 16 records" in result.detail and "14 of 18 frauds" in result.detail
@@ -182,7 +187,7 @@ def test_the_guard_fails_a_model_that_flags_nothing_or_scores_alike(
     model: Evaluation, words: str
 ) -> None:
     # No request can turn it off: even with no gates at all, the plan fails.
-    (result,) = check(ONLY, model, unpaired(model.metrics, {}))
+    result, _alerts = check(ONLY, model, unpaired(model.metrics, {}))
 
     assert not result.passed and words in result.detail
 
@@ -223,7 +228,7 @@ def test_power_note_of_non_inferiority_gives_the_equal_candidates_chance() -> No
 def test_calling_everything_legit_is_flagged_although_accuracy_passes() -> None:
     lazy = evaluation(tn=9_982, fp=0, fn=18, tp=0)
 
-    _, accuracy = check(Gates(minimum={"accuracy": 0.9}, max_drop={}), lazy,
+    _, accuracy, _ = check(Gates(minimum={"accuracy": 0.9}, max_drop={}), lazy,
                         unpaired(lazy.metrics, {}))
 
     assert accuracy.passed

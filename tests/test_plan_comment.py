@@ -135,3 +135,50 @@ def test_endpoint_changes_show_the_rollout_plan_and_the_requested_step() -> None
                                          {"percent": 100, "soak_hours": 0.0}]}}))
     assert ("Rollout plan (share, minimum soak): 1 % (24 h) → **10 % (24 h) ← this request** "
             "→ 100 % = promotion") in render_comment(plan)
+
+
+def test_the_headline_states_a_risk_the_gates_let_pass() -> None:
+    from bot.core.gates import check
+    from bot.core.request import Gates
+
+    recall = MetricComparison(0.749, 0.8, -0.051, -6.4, "inconclusive", -0.12, 0.02, se=0.035)
+    comparison = Comparison(True, "paired", {"recall": recall}, frauds=98, min_frauds=30)
+    gates = check(Gates(minimum={}, max_drop={"recall": 0.05}), EVALUATION, comparison)
+    comment = render_comment(planned(replace(PLAN, comparison=comparison, gates=gates)))
+
+    head = comment.splitlines()[0] + comment.split("\n\n")[1]
+    assert head.startswith("## ⚠️ Promotion plan") and "✅" not in head
+    assert ("recall -0.051, past the -0.050 you accept; 98 frauds cannot confirm it"
+            in head)
+    # The gate's row shows the point difference and its interval, not the interval's end.
+    [row] = [line for line in comment.splitlines() if line.startswith("| recall not clearly")]
+    assert "| -0.0500 | -0.0510 | [-0.1200, +0.0200] | ✅ pass ⚠️" in row
+
+
+def test_a_clean_pass_keeps_the_check_mark() -> None:
+    from bot.core.gates import check
+    from bot.core.request import Gates
+
+    recall = MetricComparison(0.79, 0.8, -0.01, -1.25, "inconclusive", -0.08, 0.06, se=0.035)
+    comparison = Comparison(True, "paired", {"recall": recall}, frauds=98, min_frauds=30)
+    gates = check(Gates(minimum={}, max_drop={"recall": 0.05}), EVALUATION, comparison)
+    comment = render_comment(planned(replace(PLAN, comparison=comparison, gates=gates)))
+
+    assert comment.startswith("## ✅ Promotion plan") and "gates pass.**" in comment
+
+
+def test_the_operating_point_is_shown_as_operations_see_it() -> None:
+    operating = {
+        "alerts_per_100k": MetricComparison(120.0, 30.0, 3.0, 300.0, "better", 2.5, 3.5,
+                                            relative=True),
+        "alerts_per_fraud_caught": MetricComparison(3.0, 1.15, 1.61, 161.0, "better", 1.2,
+                                                    2.1, relative=True),
+    }
+    comparison = replace(PLAN.comparison, operating=operating, frauds=98, min_frauds=30)
+    comment = render_comment(planned(replace(PLAN, comparison=comparison)))
+
+    assert "### What fraud operations see" in comment
+    assert ("| Alerts per 100,000 transactions | 120.0 | 30.0 | +300.0% | [+250.0%, +350.0%] |"
+            in comment)
+    assert "| Alerts per fraud caught | 3.00 | 1.15 | +161.0% | [+120.0%, +210.0%] |" in comment
+    assert "not available: the test data has no `Amount` column" in comment

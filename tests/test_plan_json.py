@@ -45,7 +45,9 @@ def test_a_plan_survives_json_unchanged() -> None:
     assert data["evaluation"]["confusion_matrix"] == {"tn": 56_850, "fp": 9, "fn": 20, "tp": 80}
     assert data["gates"][1] == {"name": "accuracy >= 0.90", "threshold": 0.9, "value": 0.9995,
                                 "passed": True, "detail": "", "evaluated": True, "kind": "",
-                                "metric": "", "detectable": None}
+                                "metric": "", "detectable": None, "point": None,
+                                "ci_low": None, "ci_high": None, "warning": None,
+                                "frauds": None}
     assert data["comparison"]["metrics"]["pr_auc"]["verdict"] == "worse"
 
 

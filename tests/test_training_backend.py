@@ -42,15 +42,6 @@ def test_training_locally_by_default_keeps_the_content_hash_and_model_key() -> N
     assert plain.training.backend == "local"
     assert explicit.content_sha256() == plain.content_sha256()
     assert explicit.model_key(versions) == plain.model_key(versions)
-    # The hash a request had before `training` existed: its normalized content alone.
-    assert plain.content_sha256() == _sha({k: v for k, v in plain.model_dump(
-        mode="json", by_alias=True).items() if k != "training"})
-
-
-def _sha(value: Any) -> str:
-    from bot.core.request import sha256_of
-
-    return sha256_of(value)
 
 
 def test_a_training_job_model_depends_on_instances_and_image_not_on_instance_type() -> None:
@@ -162,12 +153,6 @@ def test_streamed_training_refuses_a_bad_batch_with_its_column(
     assert [str(p) for p in refused.value.problems] == [
         "data/train.parquet: V7: 1 row(s) hold an infinite value; replace them (leave a value "
         "empty for missing)"]
-
-
-def test_head_table_reads_only_the_first_rows(table_file: tuple[Path, pd.DataFrame]) -> None:
-    path, frame = table_file
-    head = data.head_table(path.name, path.parent, 1234, "Class")
-    pd.testing.assert_frame_equal(head, frame.head(1234))
 
 
 def test_shards_split_every_batch_evenly_label_first_as_float32(

@@ -342,7 +342,7 @@ def test_stop_training_stops_the_pull_requests_jobs_in_the_request_files_targets
             f"fraud-detection: left training job {shared} running: pull request #8 waits "
             "for it too",
             "stopped 1 training job of pull request #7"]
-        assert "'Bad_Name' is not a target name" in err
+        assert "'Bad_Name' cannot be a target" in err
         assert states_of(sagemaker, {"shared": shared}) == {"shared": "InProgress"}
 
         assert cli.main(["stop-training", "--pull-request", "9"]) == 0

@@ -172,7 +172,8 @@ def test_xgboost_names_are_used_not_python_ones() -> None:
     ({"hyperparamters": VALID["hyperparameters"]}, "hyperparamters",
      "unknown field; did you mean 'hyperparameters'? (allowed: experiment_id, "),
     ({"data": {**VALID["data"], "target_colum": "Class"}}, "data.target_colum",
-     "unknown field; did you mean 'target_column'? (allowed: train, test, target_column)"),
+     "unknown field; did you mean 'target_column'? (allowed: train, test, target_column, "
+     "feature_columns)"),
     ({"gates": {"max_drop": {"prauc": 0.02}}}, "gates.max_drop.prauc",
      "(got 'prauc'; did you mean 'pr_auc'?)"),
     ({"gates": {"minimum": {"AUC_ROC": 0.9}}}, "gates.minimum.AUC_ROC",

@@ -288,7 +288,7 @@ def test_the_credentialed_plan_job_runs_only_default_branch_code() -> None:
     assert text.count("workflow_run.head_sha") == 4
 
     installs = [s["run"] for s in steps(job) if "pip install" in str(s.get("run", ""))]
-    assert installs == [f"python -m pip install ./{TRUSTED_DIR}"]
+    assert installs == [f'python -m pip install "./{TRUSTED_DIR}[bot]"']
     for step in steps(job):
         if "run" not in step:
             assert any(uses(step, a) for a in (CHECKOUT, "actions/setup-python@", AWS_ACTION,
@@ -344,7 +344,7 @@ def assert_runs_nothing_from_the_pull_request(words: list[str]) -> None:
         return
     assert program in ALLOWED_PROGRAMS or program.startswith("IFS="), words
     if program == "python":
-        assert words == ["python", "-m", "pip", "install", f"./{TRUSTED_DIR}"], words
+        assert words == ["python", "-m", "pip", "install", f"./{TRUSTED_DIR}[bot]"], words
     if program == "promotion-bot":
         assert words[1] in ("plan", "stop-training"), words
     if program == "git":
@@ -520,7 +520,21 @@ def test_the_linters_are_no_test_dependency() -> None:
     assert not names(extras["dev"]) & {"cfn-lint", "zizmor"}
     assert names(extras["lint"]) >= {"cfn-lint", "zizmor"}
     # moto[server] pulls cfn-lint, sympy and networkx; the bot names the services it uses.
-    assert not [d for d in project["dependencies"] if re.match(r"moto\[.*server", d)]
+    assert not [d for d in [*project["dependencies"], *extras["bot"]]
+                if re.match(r"moto\[.*server", d)]
+
+
+def test_each_workflow_installs_what_it_runs() -> None:
+    """validate needs only the light base (the hook's install); plan and apply the bot."""
+    def installs(name: str) -> list[str]:
+        return [s["run"] for job in load(WORKFLOWS / name)["jobs"].values()
+                for s in job["steps"] if "pip install" in str(s.get("run", ""))]
+
+    assert installs("validate.yml") == ["python -m pip install ."]
+    assert installs("apply.yml") == ['python -m pip install ".[bot]"']
+    assert installs("plan.yml") == [f'python -m pip install "./{TRUSTED_DIR}[bot]"']
+    extras = load_pyproject()["project"]["optional-dependencies"]
+    assert "promotion-bot[bot]" in extras["dev"]  # the README's test install has it all
 
 
 def load_pyproject() -> dict[str, Any]:

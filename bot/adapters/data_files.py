@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws.artifacts import object_version, split_uri
 from bot.adapters.aws.clients import client, error_code
-from bot.core.request import check_data_uri
+from bot.core.request_values import check_data_uri
 from bot.errors import BotError
 
 if TYPE_CHECKING:
@@ -264,24 +264,6 @@ class ParquetTable:
         if not parts:
             return pd.DataFrame(columns=list(columns))
         return pd.concat(parts, ignore_index=True)
-
-
-def head_table(uri: str, repo_root: Path, rows: int,
-               target_column: str | None = None) -> pd.DataFrame:
-    """The first ``rows`` rows of the Parquet table at ``uri``, reading no more than needed."""
-    import pandas as pd
-
-    with open_table(uri, repo_root, target_column) as table:
-        frames = []
-        needed = max(rows, 0)
-        for frame in table.frames(table.columns, max(needed, 1)):
-            frames.append(frame.head(needed))
-            needed -= len(frames[-1])
-            if needed <= 0:
-                break
-    if not frames:
-        return pd.DataFrame(columns=table.columns)
-    return pd.concat(frames, ignore_index=True)
 
 
 def data_version(uri: str, repo_root: Path) -> str:

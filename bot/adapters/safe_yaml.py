@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,6 @@ def load_file(path: Path, display_path: str) -> Document:
     A symbolic link is refused, not followed: a link committed as a request file could
     make the bot read any file of the machine it runs on.
     """
-    import stat
-
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             raise InvalidRequest([Problem(

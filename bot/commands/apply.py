@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from bot.adapters import git
-from bot.errors import BotError, is_aws_error
+from bot.errors import AwsError, BotError
 
 
 def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
@@ -40,15 +40,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         outcomes = apply(repo, before, after, GitHubHost.from_env(), report=report)
-    except Exception as error:
-        if is_aws_error(error):
-            from bot.adapters.aws.clients import explain
-
-            raise BotError(
-                f"AWS failed during apply: {explain(error)}. Production may be partly updated; "
-                "every step is idempotent, so rerunning apply finishes the job"
-            ) from error
-        raise
+    except AwsError as error:
+        raise BotError(
+            f"AWS failed during apply: {error.explanation}. Production may be partly updated; "
+            "every step is idempotent, so rerunning apply finishes the job"
+        ) from error
     if args.outcomes:
         Path(args.outcomes).write_text(json.dumps(outcomes_to_json(outcomes), indent=2))
     if not outcomes:

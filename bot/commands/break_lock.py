@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from bot.errors import BotError, is_aws_error
+from bot.adapters.aws import lock
+from bot.errors import AwsError, BotError
 from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.adapters.aws import lock
-
     t = target(args.target)
     try:
         holder = lock.holder(t)
         removed = lock.break_lock(t)
-    except Exception as error:
-        if is_aws_error(error):
-            raise BotError(f"AWS failed while removing {lock.uri(t)}: {error}") from error
-        raise
+    except AwsError as error:
+        raise BotError(f"AWS failed while removing {lock.uri(t)}: {error.explanation}") from error
     if not removed:
         print(f"{t.name}: no apply lock ({lock.uri(t)})")
         return 0

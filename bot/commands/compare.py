@@ -14,7 +14,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = compare(Path(args.candidate), Path(args.champion), args.test,
                      Path(args.request) if args.request else None,
-                     progress=lambda message: print(message, file=sys.stderr, flush=True))
+                     progress=lambda message: print(message, file=sys.stderr, flush=True),
+                     feature_columns=(args.feature_columns.split(",")
+                                      if args.feature_columns else None))
     if args.json:
         print(json.dumps(compare_report.to_json(result), indent=2))
     else:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from bot.errors import BotError, is_aws_error
+from bot.adapters.aws import lock, ssm
+from bot.errors import AwsError, BotError
 from bot.settings import target
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.adapters.aws import lock, ssm
-
     t = target(args.target)
     try:
         with lock.acquire(t, f"{lock.default_owner()} rolling back parameters"):
             restored = ssm.restore(t, args.backup_key)
-    except Exception as error:
-        if is_aws_error(error):
-            raise BotError(f"AWS failed while restoring {args.backup_key}: {error}") from error
-        raise
+    except AwsError as error:
+        raise BotError(f"AWS failed while restoring {args.backup_key}: {error.explanation}"
+                       ) from error
     print(f"{t.name}: restored {t.ssm_prefix}/* from {args.backup_key}")
     for name, value in sorted(restored.values.items()):
         print(f"  {t.ssm_prefix}/{name} = {value}")

@@ -13,8 +13,9 @@ import functools
 import sys
 from pathlib import Path
 
-from bot.errors import BotError, is_aws_error
-from bot.settings import TARGET_NAME, settings, target
+from bot.errors import AwsError, BotError
+from bot.flows.training_job import stop_jobs_of_pull_request
+from bot.settings import settings, target, target_name_problem
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -31,10 +32,11 @@ def target_names(requests_dir: Path) -> list[str]:
     for path in requests_dir.iterdir():
         if path.suffix not in SUFFIXES or not path.is_file():
             continue
-        if TARGET_NAME.match(path.stem):
+        problem = target_name_problem(path.stem)
+        if problem is None:
             names.add(path.stem)
         else:
-            print(f"skipping {path}: {path.stem!r} is not a target name", file=sys.stderr)
+            print(f"skipping {path}: {problem}", file=sys.stderr)
     return sorted(names)
 
 
@@ -43,8 +45,6 @@ def _say(target_name: str, line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.flows.training_job import stop_jobs_of_pull_request
-
     number: int = args.pull_request
     if number < 1:
         raise BotError(f"--pull-request {number}: a pull request's number is 1 or more")
@@ -60,17 +60,14 @@ def run(args: argparse.Namespace) -> int:
             stopped += stop_jobs_of_pull_request(
                 t, number, functools.partial(_say, t.name),
                 reason=f"no pull request other than #{number} waits for it")
+        except AwsError as error:
+            failed += 1
+            print(f"promotion-bot stop-training: {t.name}: AWS failed while stopping the "
+                  f"training jobs of pull request #{number}: {error.explanation}",
+                  file=sys.stderr)
         except BotError as error:
             failed += 1
             print(f"promotion-bot stop-training: {t.name}: {error.message}", file=sys.stderr)
-        except Exception as error:
-            if not is_aws_error(error):
-                raise
-            from bot.adapters.aws.clients import explain
-
-            failed += 1
-            print(f"promotion-bot stop-training: {t.name}: AWS failed while stopping the "
-                  f"training jobs of pull request #{number}: {explain(error)}", file=sys.stderr)
     jobs = "training job" if len(stopped) == 1 else "training jobs"
     print(f"stopped {len(stopped)} {jobs} of pull request #{number}"
           + (f" (could not look in {failed} of {len(targets)} target"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.core.domain import Plan
+if TYPE_CHECKING:  # only a type here: ``validate`` reads commits without the plan's values
+    from bot.core.domain import Plan
 
 _REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.errors import Problem
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
     import pandas as pd
 
 #: Distinct label values shown in a problem.
@@ -31,7 +33,6 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
     Missing feature values (NaN) are allowed: XGBoost treats them as missing, as the
     SageMaker container does for an empty CSV field. Infinities are not.
     """
-    import numpy as np
     import pandas as pd
 
     def problem(field: str, reason: str) -> Problem:
@@ -73,7 +74,6 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
 def check_features(frame: pd.DataFrame, target_column: str, path: str) -> list[Problem]:
     """The problems of the feature columns alone (numbers, finite): checked batch by batch
     when the table is read in batches."""
-    import numpy as np
     import pandas as pd
 
     def problem(field: str, reason: str) -> Problem:

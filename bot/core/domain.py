@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ConfigDict
@@ -71,6 +71,9 @@ class MetricComparison:
     se: float | None = None  # standard error of the difference (bootstrap SD; DeLong for AUC)
     # The smallest true difference this test set detects with 80 % power:
     detectable: float | None = None
+    # True: difference, ci_low and ci_high are relative changes, current / baseline - 1
+    # (alerts per fraud caught, cost):
+    relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class Comparison:
     paired: bool
     method: str
     metrics: dict[str, MetricComparison]
+    # The operating point as fraud operations see it (bot.core.comparison.OPERATING), paired:
+    operating: dict[str, MetricComparison] = field(default_factory=dict)
+    frauds: int | None = None  # frauds in the test set (paired)
+    min_frauds: int | None = None  # fewest frauds for which intervals are claimed
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,16 @@ class GateResult:
     metric: str = ""
     # Smallest difference this test set detects with 80 % power (from the difference's SE):
     detectable: float | None = None
+    # What the gate judged, for a reader: the point estimate (a difference against the
+    # champion, relative for alerts and cost) and its 95 % interval.
+    point: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    # A passing gate's risk in one line (its point estimate is past the accepted margin, or
+    # it passed without a verdict because the request accepts too few frauds); the headline
+    # shows it instead of a plain pass.
+    warning: str | None = None
+    frauds: int | None = None  # frauds in the test set the verdict rests on
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from bot.core.comparison import detectable_difference
 from bot.core.comparison import verdict as interval_verdict
 from bot.core.endpoint_values import EndpointComparison, Invocation, LiveDifference, VariantStats
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
 
 #: Bootstrap resamples of the live comparison's intervals (four cells per class: cheap).
 RESAMPLES = 2000
@@ -43,8 +41,6 @@ def summarize(
     are the sent records' labels (None: unlabelled, agreement and latency only). The first
     two variants in ``champion``, ``challenger`` order (else as given) are compared.
     """
-    import numpy as np
-
     names = sorted(results, key=lambda n: {"champion": 0, "challenger": 1}.get(n, 2))
     scores = {n: _scores(results[n]) for n in names}
     records = max((s.size for s in scores.values()), default=0)
@@ -80,8 +76,6 @@ def summarize(
 
 def _scores(invocations: Sequence[Invocation]) -> np.ndarray:
     """One score per record sent, NaN where the request failed."""
-    import numpy as np
-
     parts = [np.asarray(i.scores, dtype=np.float64) if i.scores is not None
              else np.full(i.records, np.nan) for i in invocations]
     return np.concatenate(parts) if parts else np.zeros(0)
@@ -105,8 +99,6 @@ def _differences(
     Each class is resampled separately (the frauds are all of the test set's, the legit ones
     a sample), as joint-decision cell counts: (neither, champion only, challenger only, both).
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     cells = []
     for cls in (1, 0):
@@ -157,8 +149,6 @@ def _variant_stats(
     name: str, invocations: Sequence[Invocation], scores: np.ndarray,
     truth: np.ndarray | None, weights: np.ndarray, threshold: float,
 ) -> VariantStats:
-    import numpy as np
-
     answered = ~np.isnan(scores)
     latencies = np.array([i.latency_ms for i in invocations], dtype=np.float64)
     records = scores.size

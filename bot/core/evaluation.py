@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
+import numpy.typing as npt
 
 from bot.core.data_checks import only_zero_and_one
 from bot.core.domain import ConfusionMatrix, Curve, Evaluation
 from bot.errors import BotError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
 
 #: Most points of a curve kept for the comment's charts and the PNGs.
 CURVE_POINTS = 50
@@ -25,8 +22,6 @@ def evaluate(
     ``ranking`` (the model's margins) orders the rows for ROC and PR AUC and the curves;
     without it, ``scores`` do.
     """
-    import numpy as np
-
     labels, values = check_labels_and_scores(y_true, scores)
     flagged = values >= threshold
     if ranking is not None:
@@ -61,8 +56,6 @@ def check_labels_and_scores(
     y_true: npt.ArrayLike, scores: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Labels as 0/1 integers and finite scores of the same length, or a clear error."""
-    import numpy as np
-
     labels = np.asarray(y_true)
     values = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or labels.shape != values.shape:
@@ -96,8 +89,6 @@ def _counts_at_thresholds(
     picks the sign of a threshold only where 0.0 ties with -0.0. The sort is stable and
     descending, as recent scikit-learn's (older releases reversed the ties).
     """
-    import numpy as np
-
     order = np.argsort(-values, kind="stable")
     ordered = values[order]
     # the last row of each run of equal scores, and the last row of all
@@ -115,8 +106,6 @@ def roc_curve(
     ``sklearn.metrics.roc_curve(labels, values)``: points collinear with both neighbours
     are dropped (drop_intermediate=True).
     """
-    import numpy as np
-
     fps, tps, thresholds = _counts_at_thresholds(labels, values)
     if fps.size > 2:
         corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
@@ -136,8 +125,6 @@ def precision_recall_curve(
     ``sklearn.metrics.precision_recall_curve(labels, values)``: every distinct score is a
     threshold, those below the lowest positive's too (full recall, falling precision).
     """
-    import numpy as np
-
     fps, tps, thresholds = _counts_at_thresholds(labels, values)
     precision = tps / (tps + fps)  # every threshold flags at least one row
     recall = tps / tps[-1]
@@ -150,8 +137,6 @@ def auc(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
 
     ``x`` must be monotonic, increasing or decreasing.
     """
-    import numpy as np
-
     dx = np.diff(x)
     direction = 1.0
     if np.any(dx < 0):
@@ -169,8 +154,6 @@ def downsample(
     Even spacing along the length keeps the steep start of a ROC curve on imbalanced data,
     which even spacing along x or along the thresholds would flatten.
     """
-    import numpy as np
-
     xs = np.asarray(x, dtype=np.float64)
     ys = np.asarray(y, dtype=np.float64)
     if xs.size > limit:

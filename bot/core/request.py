@@ -11,13 +11,16 @@ import json
 from typing import Annotated, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from bot.core.cost import Cost
 from bot.core.hyperparameters import Hyperparameters, Strict
+from bot.core.request_values import DATA_URI_PATTERN, check_data_uri, check_printable
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc")
 Metric = Literal["accuracy", "precision", "recall", "f1_score", "auc_roc", "pr_auc"]
@@ -28,6 +31,11 @@ Margin = Annotated[float, Field(ge=0, le=1)]
 #: shows to rank frauds clearly worse than the champion is refused (docs/request-format.md).
 DEFAULT_MAX_DROP: dict[str, float] = {"auc_roc": 0.01, "pr_auc": 0.02, "recall": 0.05}
 
+#: The increase of alerts a request accepts unless it says otherwise: a candidate the test
+#: data shows to flag more than 15 % more records than the champion is refused
+#: (docs/request-format.md#what-fraud-operations-see).
+DEFAULT_MAX_ALERT_INCREASE = 0.15
+
 #: The rollout plan of the seed notebook: challenger share and minimum soak per step.
 DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 48), (100, 0))
 
@@ -35,12 +43,33 @@ DEFAULT_ROLLOUT_STEPS: tuple[tuple[int, float], ...] = ((1, 24), (10, 24), (50, 
 class Data(Strict):
     """Where the training and test data live: ``s3://`` URIs or paths inside the repository."""
 
-    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.")
-    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.")
+    train: str = Field(description="Training data (Parquet): s3://BUCKET/KEY or a repo path.",
+                       json_schema_extra={"pattern": DATA_URI_PATTERN})
+    test: str = Field(description="Test data (Parquet): s3://BUCKET/KEY or a repo path.",
+                      json_schema_extra={"pattern": DATA_URI_PATTERN})
     target_column: str = Field(
         default="Class", min_length=1, max_length=200,
         description="The label column: 1 is fraud, 0 is legit.",
     )
+
+    feature_columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=10_000,
+        description="The feature columns in the order the models were trained on, for a "
+        "champion model file without feature names (one trained outside the bot): it is "
+        "then scored on these columns, by name. Absent: such a model is refused, never "
+        "scored by position.",
+    )
+
+    @field_validator("feature_columns")
+    @classmethod
+    def _distinct_printable_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for name in value:
+                check_printable(name)
+            repeated = sorted({name for name in value if value.count(name) > 1})
+            if repeated:
+                raise ValueError(f"names a column twice: {', '.join(repeated[:5])}")
+        return value
 
     @field_validator("train", "test")
     @classmethod
@@ -53,34 +82,6 @@ class Data(Strict):
     def _printable_column(cls, value: str) -> str:
         check_printable(value)
         return value
-
-
-def check_printable(value: str, allowed: str = "") -> None:
-    """Refuse control and invisible format characters (a line break, a bidi override...),
-    except those in ``allowed``: a value shown to reviewers must look like what it is."""
-    import unicodedata
-
-    for char in value:
-        if char not in allowed and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise ValueError(f"must not contain control characters such as {char!r}")
-
-
-def check_data_uri(value: str) -> None:
-    """Refuse anything but ``s3://bucket/key`` or a relative path that stays in the repo."""
-    check_printable(value)
-    if value.startswith("s3://"):
-        bucket, _, key = value[len("s3://"):].partition("/")
-        if not bucket or not key:
-            raise ValueError("an s3:// URI needs a bucket and a key: s3://BUCKET/KEY")
-        return
-    if "://" in value or value.split(":", 1)[0] in ("file", "http", "https", "ftp", "data"):
-        raise ValueError("must be an s3:// URI or a path inside the repository")
-    if value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":"):
-        raise ValueError("must be a path relative to the repository root, not absolute")
-    if ".." in value.replace("\\", "/").split("/"):
-        raise ValueError("must stay inside the repository ('..' is not allowed)")
-    if not value.strip():
-        raise ValueError("must not be empty")
 
 
 class Gates(Strict):
@@ -111,6 +112,24 @@ class Gates(Strict):
         default_factory=list,
         description="Metrics whose 95 % CI of the paired difference must lie above zero.",
     )
+    max_alert_increase: float = Field(
+        default=DEFAULT_MAX_ALERT_INCREASE, ge=0, le=100,
+        description="The increase of alerts (records flagged at the decision threshold) "
+        "accepted, as a share of the champion's: fail when the data shows the candidate "
+        "flagging more than this much more (the 95 % CI of its alerts / the champion's - 1 "
+        f"lies above it). Default {DEFAULT_MAX_ALERT_INCREASE}: 15 % more.",
+    )
+    cost: Cost | None = Field(
+        default=None,
+        description="Costs of an alert and of missed fraud: compares, and can gate on, the "
+        "expected cost per 100,000 transactions.",
+    )
+    accept_few_frauds: str | None = Field(
+        default=None, min_length=10, max_length=500,
+        description="Why gates against the champion may pass without a verdict when the test "
+        "set holds too few frauds for intervals that hold (fewer than 30); shown on the plan. "
+        "Absent: such gates fail.",
+    )
     primary_metric: Metric = Field(
         default="pr_auc",
         description="The metric a claim of improvement rests on, declared before the plan is "
@@ -120,10 +139,17 @@ class Gates(Strict):
         default=0.5, gt=0, lt=1, description="Score at or above which a record is fraud."
     )
 
-    @field_validator("decision_threshold", mode="before")
+    @field_validator("decision_threshold", "max_alert_increase", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("accept_few_frauds")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_printable(value)
+        return value
 
 
 class RolloutStep(Strict):
@@ -151,11 +177,22 @@ class Challenger(Strict):
     100 means *promote*: the challenger becomes the champion and its variant is removed.
     """
 
+    model_config = ConfigDict(json_schema_extra={
+        # Without steps, the default ones: the share must be one of their percents. (With
+        # steps of its own, only validate can check it: JSON Schema cannot compare a value
+        # with another field's values.)
+        "if": {"not": {"required": ["steps"]}},
+        "then": {"properties": {"traffic_percent": {
+            "enum": [percent for percent, _ in DEFAULT_ROLLOUT_STEPS]}}},
+    })
+
     # steps comes before traffic_percent so that traffic_percent's validator can see them.
     steps: list[RolloutStep] = Field(
         default_factory=_default_steps, min_length=1,
         description="The allowed traffic shares in increasing order, ending at 100, each with "
         "how long the challenger must serve that share before moving to the next step.",
+        json_schema_extra={"contains": {"properties": {"percent": {"const": 100}},
+                                        "required": ["percent"]}},
     )
     traffic_percent: int = Field(
         ge=1, le=100,
@@ -208,6 +245,10 @@ class Challenger(Strict):
         return self.traffic_percent == 100
 
 
+#: Training settings that only a SageMaker training job has.
+SAGEMAKER_ONLY = ("instance_type", "instance_count", "max_runtime_minutes", "volume_gb")
+
+
 class Training(Strict):
     """Where the candidate is trained: in the plan's own process, or by a SageMaker training job.
 
@@ -215,6 +256,12 @@ class Training(Strict):
     training data split into as many objects (``ShardedByS3Key``), and reads the model back
     into the same evaluation as a local one.
     """
+
+    model_config = ConfigDict(json_schema_extra={
+        # The instance settings only with backend: sagemaker (as _instances_only_for_sagemaker).
+        "if": {"properties": {"backend": {"const": "sagemaker"}}, "required": ["backend"]},
+        "else": {"properties": {name: False for name in SAGEMAKER_ONLY}},
+    })
 
     backend: Literal["local", "sagemaker"] = Field(
         default="local",
@@ -244,16 +291,11 @@ class Training(Strict):
     @model_validator(mode="after")
     def _instances_only_for_sagemaker(self) -> Training:
         if self.backend == "local":
-            extra = [name for name in ("instance_type", "instance_count", "max_runtime_minutes",
-                                       "volume_gb") if name in self.model_fields_set]
+            extra = [name for name in SAGEMAKER_ONLY if name in self.model_fields_set]
             if extra:
                 raise ValueError(f"{', '.join(extra)} only apply to backend: sagemaker "
                                  "(this request trains locally)")
         return self
-
-    @property
-    def is_default(self) -> bool:
-        return self == Training()
 
 
 class Rollout(Strict):
@@ -304,13 +346,14 @@ class Request(Strict):
     def content_sha256(self) -> str:
         """Hash of the normalized content: same meaning, same hash, whatever the formatting.
 
-        Training the default way adds nothing to it, so requests written before ``training``
-        existed keep their hash (and their stored plans).
+        The canonical form is the parsed request without every value equal to its default
+        (``exclude_defaults``): a file that spells a default and one that leaves it out hash
+        the same (``exclude_unset`` would tell them apart), and a field added later with a
+        default leaves every existing request's hash, and so its stored plans, as it was.
+        The other side of it: a changed default changes what a file that leaves it out means
+        but not its hash (docs/request-format.md, "The content hash").
         """
-        content = self.model_dump(mode="json", by_alias=True)
-        if self.training.is_default:
-            del content["training"]
-        return sha256_of(content)
+        return sha256_of(self.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
     def model_key(self, data_versions: dict[str, str], trainer: str | None = None) -> str:
         """Hash of what determines the trained model, so gate-only edits never retrain.

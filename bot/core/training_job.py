@@ -31,7 +31,6 @@ WAITING, RELEASED = "planned", "released"
 #: The channel's format: what the algorithm reads Parquet as (label in the first column).
 PARQUET = "application/x-parquet"
 RUNNING = ("InProgress", "Stopping")
-ENDED_WITHOUT_MODEL = ("Failed", "Stopped")
 
 #: On-demand price per instance-hour of SageMaker training in US East (N. Virginia), in USD,
 #: from https://aws.amazon.com/sagemaker-ai/pricing/ (Training, On-Demand), read 2026-12.

@@ -11,7 +11,7 @@ from typing import Any
 from bot.adapters import git
 from bot.core.audit import Commit, Entry
 from bot.core.domain import Plan
-from bot.errors import BotError, is_aws_error
+from bot.errors import BotError
 from bot.settings import settings, target
 
 _PR_IN_SUBJECT = (re.compile(r"\(#(\d+)\)\s*$"), re.compile(r"^Merge pull request #(\d+)"))
@@ -88,12 +88,8 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
 
     try:
         return artifacts.apply_records(t), ""
-    except BotError as error:
+    except BotError as error:  # AwsError included
         return [], f"stored plans and applies unavailable: {error.message}"
-    except Exception as error:
-        if not is_aws_error(error):
-            raise
-        return [], f"stored plans and applies unavailable: {error}"
 
 
 def _plan(t: Any, sha: str) -> tuple[Plan | None, str]:

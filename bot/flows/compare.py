@@ -24,8 +24,12 @@ DEFAULT_TARGET_COLUMN = "Class"
 
 
 def compare(candidate: Path, champion: Path, test: str, request: Path | None = None,
-            progress: Progress = lambda _: None) -> Compared:
-    """Judge the ``candidate`` model file against the ``champion`` one on ``test``."""
+            progress: Progress = lambda _: None,
+            feature_columns: list[str] | None = None) -> Compared:
+    """Judge the ``candidate`` model file against the ``champion`` one on ``test``.
+
+    ``feature_columns`` (else the request's ``data.feature_columns``) name the columns of a
+    model file without feature names, in training order."""
     from bot.core import training
 
     gates, target_column = Gates(), DEFAULT_TARGET_COLUMN
@@ -36,13 +40,15 @@ def compare(candidate: Path, champion: Path, test: str, request: Path | None = N
             raise BotError(f"{request}: no such request file")
         parsed, _ = load_request(request, display_path=str(request))
         gates, target_column = parsed.gates, parsed.data.target_column
+        if feature_columns is None:
+            feature_columns = parsed.data.feature_columns
     boosters = [training.load_model_file(_read(path), str(path))
                 for path in (candidate, champion)]
     progress(f"evaluating on {test} ...")
     with _open_test(test, target_column) as table:
         judgement = judge(gates, table, target_column, boosters[0],
                           Champion(champion.name, f"model file {champion}", {}), boosters[1],
-                          progress)
+                          progress, feature_columns)
     return Compared(str(candidate), str(champion), test, gates.primary_metric, judgement)
 
 

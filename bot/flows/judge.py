@@ -39,6 +39,7 @@ def judge(
     champion: Champion,
     champion_booster: xgboost.Booster | None,
     progress: Progress = lambda _: None,
+    feature_columns: list[str] | None = None,
 ) -> Judgement:
     """Evaluate ``candidate`` on the ``test`` table, compare it with ``champion``, check ``gates``.
 
@@ -47,13 +48,17 @@ def judge(
     recorded values) are the baseline (unpaired, no verdicts). The table is read once, in
     batches, both models scoring each batch: memory holds the labels and the scores (33
     bytes a row), never the table.
-    """
-    from bot.core import training
 
+    A model without feature names is never scored by position: ``feature_columns`` (the
+    request's ``data.feature_columns``, ``compare --feature-columns``) names its columns in
+    training order, and without it the model is refused.
+    """
     data_columns = test.features(target_column)
-    candidate_columns = training.model_features(candidate, data_columns, data_columns)
+    candidate_columns = model_columns(candidate, "candidate", data_columns, feature_columns)
     notes: list[str] = []
-    columns = _champion_columns(champion_booster, data_columns)
+    columns = (None if champion_booster is None else
+               model_columns(champion_booster, "champion", data_columns, feature_columns,
+                             missing_ok=True))
     if champion_booster is not None and columns is not None:
         missing = [c for c in columns if c not in test.columns]
         note = _feature_note(candidate_columns, columns, missing)
@@ -71,9 +76,20 @@ def judge(
         progress(f"re-scoring the champion {champion.experiment_id} on the same test set ...")
         models.append((champion_booster, columns))
     labels, scores = score_table(test, target_column, models)
+    amounts = None
+    if AMOUNT in test.columns and target_column != AMOUNT:
+        try:
+            amounts = test.read([AMOUNT])[AMOUNT].to_numpy(dtype="float64",
+                                                           na_value=float("nan"))
+        except (TypeError, ValueError):
+            amounts = None  # not numbers: no amount caught, said as "not available"
     judged = judge_scores(gates, labels, scores[0], champion,
-                          scores[1] if len(scores) > 1 else None)
+                          scores[1] if len(scores) > 1 else None, amounts)
     return replace(judged, notes=(*notes, *judged.notes))
+
+
+#: The column holding each transaction's amount: what fraud caught and missed is worth.
+AMOUNT = "Amount"
 
 
 def score_table(
@@ -112,11 +128,15 @@ def judge_scores(
     candidate: Scores,
     champion: Champion,
     champion_scores: Scores | None,
+    amounts: npt.ArrayLike | None = None,
 ) -> Judgement:
-    """``judge`` once both models have scored the test rows (pure): evaluate, compare, gate."""
+    """``judge`` once both models have scored the test rows (pure): evaluate, compare, gate.
+
+    ``amounts`` (the test rows' ``Amount``) give the fraud amount caught and the cost."""
     from bot.core import comparison as cmp
     from bot.core import evaluation
     from bot.core import gates as gate_checks
+    from bot.core.resampling import Costs
 
     threshold = gates.decision_threshold
     result = evaluation.evaluate(labels, candidate.probability, threshold, candidate.ranking)
@@ -124,8 +144,11 @@ def judge_scores(
     if champion_scores is not None:
         champion_eval = evaluation.evaluate(labels, champion_scores.probability, threshold,
                                             champion_scores.ranking)
+        costs = (Costs(gates.cost.per_alert, gates.cost.per_missed_fraud_dollar)
+                 if gates.cost is not None else None)
         comparison = cmp.paired(labels, candidate.probability, champion_scores.probability,
-                                threshold, ranking=(candidate.ranking, champion_scores.ranking))
+                                threshold, ranking=(candidate.ranking, champion_scores.ranking),
+                                amounts=amounts, costs=costs)
         champion = Champion(champion.experiment_id, champion.source, champion_eval.metrics,
                             champion.model_artifact)
     else:
@@ -139,26 +162,45 @@ def judge_scores(
             f"\"legit\" for everything scores {result.majority_accuracy:.4f}. "
             "Judge the model on recall, precision and PR AUC."
         )
+    checked = gate_checks.check(gates, result, comparison)
+    if gates.accept_few_frauds and any(g.passed and not g.evaluated and g.warning
+                                       for g in checked):
+        notes.append(f"Gates against the champion pass without a verdict on "
+                     f"{result.positives} frauds because the request accepts it: "
+                     f"{gates.accept_few_frauds}")
     return Judgement(
         evaluation=result, champion=champion, comparison=comparison,
-        gates=gate_checks.check(gates, result, comparison), notes=tuple(notes),
+        gates=checked, notes=tuple(notes),
         champion_evaluation=champion_eval,
     )
 
 
-def _champion_columns(booster: xgboost.Booster | None, data_columns: list[str]
-                      ) -> list[str] | None:
-    """The columns the champion was trained with; the data's when its model has no names."""
-    if booster is None:
-        return None
+def model_columns(booster: xgboost.Booster, who: str, data_columns: list[str],
+                  feature_columns: list[str] | None, missing_ok: bool = False) -> list[str]:
+    """The columns ``booster`` reads, by name: its own feature names, else the
+    ``feature_columns`` given; a one-line error rather than scoring by position.
+
+    ``missing_ok``: columns the test data lacks are returned anyway (the caller falls back
+    to an unpaired comparison); otherwise they are an error.
+    """
     names = list(booster.feature_names or [])
-    if names:
-        return names
-    if booster.num_features() != len(data_columns):
-        raise BotError(f"the champion's model has no feature names and reads "
-                       f"{booster.num_features()} features, not the test data's "
-                       f"{len(data_columns)} columns")
-    return data_columns
+    if not names:
+        if feature_columns is None:
+            raise BotError(
+                f"the {who}'s model has no feature names, so its {booster.num_features()} "
+                "inputs cannot be matched to the test data's columns by name, and scoring by "
+                "position would silently misread a file whose columns are in another order: "
+                "name them in training order with data.feature_columns in the request "
+                "(compare: --feature-columns)")
+        if booster.num_features() != len(feature_columns):
+            raise BotError(f"the {who}'s model reads {booster.num_features()} features, but "
+                           f"{len(feature_columns)} feature columns are named")
+        names = list(feature_columns)
+    missing = [c for c in names if c not in data_columns]
+    if missing and not missing_ok:
+        raise BotError(f"the test data lacks the {who}'s feature columns: "
+                       f"{', '.join(missing[:10])}")
+    return names
 
 
 def _feature_note(candidate: list[str], champion: list[str], missing: list[str]) -> str:

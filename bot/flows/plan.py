@@ -79,7 +79,7 @@ def judge_candidate(
     champion, champion_booster = _champion(live_config)
     with data.open_table(request.data.test, repo_root, request.data.target_column) as test:
         judged = judge(request.gates, test, request.data.target_column, obtained.booster,
-                       champion, champion_booster, progress)
+                       champion, champion_booster, progress, request.data.feature_columns)
     return Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
         model_key=obtained.model_key, evaluation=judged.evaluation, champion=judged.champion,

@@ -17,7 +17,7 @@ from bot.core.domain import Approval, Plan
 from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Request
-from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused, is_aws_error
+from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused
 from bot.flows.rollout_history import rollout_problems
 from bot.settings import Target, settings, target
 
@@ -235,9 +235,7 @@ def missed_items(repo: Path, commit: str, at_commit: dict[str, str], in_range: s
             if not _unapplied(repo, commit, t, sha, config_store.read(t)):
                 continue
             item = approve(repo, prepare(repo, commit, path, "M", now), host, pulls, commit)
-        except Exception as error:
-            if not isinstance(error, BotError) and not is_aws_error(error):
-                raise
+        except BotError as error:  # AwsError included
             warn(f"{path} was changed in {changed_in[:12] or '?'} but never applied (a cancelled "
                  f"run?), and cannot be applied now: {reason(error)}; skipped {path}, the "
                  "other requests are applied")

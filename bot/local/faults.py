@@ -33,8 +33,6 @@ Kind = Literal["error", "throttle", "server-error", "slow", "rate-limit", "endpo
 #: Kinds answered in front of a service; the endpoint kinds change how SageMaker behaves.
 AWS_KINDS = frozenset({"error", "throttle", "server-error", "slow"})
 GITHUB_KINDS = frozenset({"error", "server-error", "slow", "rate-limit"})
-ENDPOINT_STATES = ("OutOfService", "Creating", "Updating", "SystemUpdating", "RollingBack",
-                   "InService", "Deleting", "Failed", "UpdateRollbackFailed")
 
 
 class Rule(BaseModel):

@@ -30,6 +30,12 @@ def to_json(result: Compared) -> dict[str, Any]:
         "method": j.comparison.method,
         "primary_metric": result.primary_metric,
         "comparison": comparison,
+        "operating": {
+            name: {"candidate": m.current, "champion": m.baseline, "difference": m.difference,
+                   "relative": m.relative, "ci_low": m.ci_low, "ci_high": m.ci_high,
+                   "verdict": m.verdict}
+            for name, m in j.comparison.operating.items()
+        },
         "gates": [{"name": g.name, "passed": g.passed, "kind": g.kind, "metric": g.metric,
                    "value": g.value, "threshold": g.threshold, "evaluated": g.evaluated,
                    "detectable": g.detectable, "detail": g.detail} for g in j.gates],
@@ -39,7 +45,7 @@ def to_json(result: Compared) -> dict[str, Any]:
 
 def to_text(result: Compared) -> str:
     """What a data scientist reads in the terminal before opening a pull request."""
-    from bot.core.gates import power_note
+    from bot.core.power import power_note
 
     j = result.judgement
     lines = [

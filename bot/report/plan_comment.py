@@ -10,7 +10,9 @@ from typing import Any
 
 from bot.core.domain import Curve, Plan
 from bot.core.endpoint_values import EndpointComparison
+from bot.core.gates import warnings
 from bot.report import markdown as md
+from bot.report.gates_comment import gates_section, operating_section
 
 METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -91,26 +93,6 @@ VERDICT_LABELS = {
     "inconclusive": "≈ inconclusive",
     "not tested": "not tested",
 }
-
-
-def gates_section(plan: Plan) -> str:
-    from bot.core.gates import power_note
-
-    rows = ["| gate | threshold | value | result |", "| --- | ---: | ---: | --- |"]
-    for g in plan.gates:
-        if not g.evaluated:
-            result = "⚪ **not evaluated**" + ("" if g.passed else ", ❌ **fail**")
-        else:
-            result = "✅ pass" if g.passed else "❌ **fail**"
-        detail = f" — {g.detail}" if g.detail else ""
-        digits = 0 if g.kind == "guard" else 4  # records flagged: a count
-        rows.append(f"| {g.name} | {_fmt(g.threshold, digits)} | {_fmt(g.value, digits)} | "
-                    f"{result}{detail} |")
-    notes = [f"- **{g.metric}** ({g.kind.replace('_', ' ')}): {note}"
-             for g in plan.gates if (note := power_note(g))]
-    if notes:
-        rows += ["", "What this test set can detect:", "", *notes]
-    return "\n".join(rows)
 
 
 def verdict_line(plan: Plan) -> str:
@@ -310,11 +292,19 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     """
     passed = plan.passed
     failed = [g.name for g in plan.gates if not g.passed]
+    risks = warnings(plan.gates)
+    icon = "❌" if not passed else "⚠️" if risks else "✅"
+    if not passed:
+        verdict = f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. "
+    elif risks:
+        verdict = (f"**All {len(plan.gates)} gates pass, with a risk: {'; '.join(risks)}"
+                   ".** ")
+    else:
+        verdict = f"**All {len(plan.gates)} gates pass.** "
     head = (
-        f"## {'✅' if passed else '❌'} Promotion plan — {md.code(plan.target)} · "
+        f"## {icon} Promotion plan — {md.code(plan.target)} · "
         f"{md.code(plan.experiment_id)}\n\n"
-        + (f"**All {len(plan.gates)} gates pass.** " if passed
-           else f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. ")
+        + verdict
         + f"Merging changes **{len(plan.changes)}** thing(s) in AWS, listed below.\n\n"
         f"<sub>request {md.code(plan.request_path)} · content `{plan.content_sha256[:12]}` · "
         f"model `{(plan.model_sha256 or plan.model_key)[:12]}` "
@@ -333,6 +323,7 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
     sections += [
         "### Gates", gates_section(plan),
+        "### What fraud operations see", operating_section(plan),
         "### Candidate vs champion", comparison_section(plan),
         "### Curves", curves_section(plan),
         "<details><summary>Confusion matrix (candidate)</summary>\n\n"

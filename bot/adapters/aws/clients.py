@@ -1,17 +1,24 @@
-"""Lazy boto3 clients with one retry policy and bounded timeouts for every AWS call.
+"""Lazy boto3 clients with one retry policy and bounded timeouts for every AWS call, whose
+failures are ``AwsError``.
 
 boto3 is imported on first use so the CLI starts fast, and it honours ``AWS_ENDPOINT_URL``
 itself, so the same code talks to AWS or to moto's server. Every client retries throttling
 and transient errors the same way (adaptive mode, bounded attempts), and gives up on an
 endpoint that does not answer after a few seconds instead of botocore's minute per attempt.
+A call that still fails raises ``bot.errors.AwsError`` with one line saying why (see
+``Calls``): the one place AWS's errors become the bot's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from bot.errors import AwsError, first_line
 from bot.settings import settings
 
 
@@ -32,8 +39,80 @@ def client(service: str, region: str | None = None) -> Any:
         with _creating:
             found = _clients.get(key)
             if found is None:
-                found = _clients[key] = _create(service, region)
+                with aws_errors():
+                    found = _clients[key] = Calls(_create(service, region))
     return found
+
+
+class Calls:
+    """A boto3 client (or its paginator or waiter) whose failed calls raise ``AwsError``.
+
+    The error raised is botocore's own (or boto3's, or s3transfer's), made an instance of a
+    subclass of both its class and ``AwsError``: an adapter still handles the answers it
+    expects as botocore names them (``except ClientError`` and ``error_code``,
+    ``client.exceptions.NoSuchKey``, ``unreachable``), and whatever it does not handle reaches
+    flows and commands as a ``BotError`` with one line of explanation.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._real, name)
+        if name in ("meta", "exceptions") or name.startswith("_") or not callable(value):
+            return value
+        if name == "paginate":
+            return functools.partial(_pages, value)
+        if name in ("get_paginator", "get_waiter"):
+            return functools.partial(_wrapped, value)
+        return functools.partial(_call, value)
+
+
+def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with aws_errors():
+        return method(*args, **kwargs)
+
+
+def _wrapped(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Calls:
+    with aws_errors():
+        return Calls(factory(*args, **kwargs))
+
+
+def _pages(paginate: Callable[..., Iterable[Any]], *args: Any, **kwargs: Any) -> Iterator[Any]:
+    with aws_errors():
+        yield from paginate(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """Within it, an error of boto3, botocore or s3transfer becomes an ``AwsError`` (see
+    ``Calls``); the same error object, raised on with its traceback."""
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, AwsError) and _from_aws(error):
+            explanation = explain(error)
+            aws: Any = error
+            aws.__class__ = _aws_class(type(aws))
+            aws.explanation = explanation
+            aws.message = f"AWS request failed: {explanation}"
+        raise
+
+
+def _from_aws(error: BaseException) -> bool:
+    return type(error).__module__.startswith(("botocore.", "boto3.", "s3transfer."))
+
+
+def _aws_class(kind: type[BaseException]) -> type[BaseException]:
+    """``kind`` that is also an ``AwsError``, under the same name (made once per class)."""
+    found = _aws_classes.get(kind)
+    if found is None:
+        found = _aws_classes[kind] = type(kind.__name__, (kind, AwsError), {
+            "__module__": kind.__module__, "__qualname__": kind.__qualname__})
+    return found
+
+
+_aws_classes: dict[type[BaseException], type[BaseException]] = {}
 
 
 def _create(service: str, region: str) -> Any:
@@ -109,8 +188,6 @@ def unreachable(error: BaseException) -> bool:
 
 def explain(error: BaseException) -> str:
     """One line for an AWS failure, naming the timeout settings when AWS did not answer."""
-    from bot.errors import first_line
-
     if is_timeout(error):
         s = settings()
         return (f"AWS did not answer in time ({first_line(error)}; tried "

@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
@@ -42,8 +44,6 @@ def execution_arn(machine_arn: str, name: str) -> str:
 
 def find_execution(t: Target, name: str) -> str | None:
     """The ARN of the execution called ``name``, or None when it was never started."""
-    from botocore.exceptions import ClientError
-
     arn = execution_arn(state_machine_arn(t), name)
     try:
         _sfn(t.region).describe_execution(executionArn=arn)
@@ -60,8 +60,6 @@ def start(t: Target, name: str, payload: dict[str, Any],
 
     ``before_write`` runs before the start (apply's lock check).
     """
-    from botocore.exceptions import ClientError
-
     machine = state_machine_arn(t)
     existing = find_execution(t, name)
     if existing is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.core.integrity import BadEnvelope, Envelope, canonical
 from bot.errors import BotError
@@ -26,8 +28,6 @@ class BadSignature(BotError):
 
 def sign(t: Target, statement: dict[str, Any]) -> Envelope:
     """``statement`` signed with the target's key (only the plan role may do this)."""
-    from botocore.exceptions import ClientError
-
     message = canonical(statement)
     if len(message) > MAX_MESSAGE:
         raise ValueError(f"a signed statement must be at most {MAX_MESSAGE} bytes")
@@ -44,8 +44,6 @@ def sign(t: Target, statement: dict[str, Any]) -> Envelope:
 def verify(t: Target, data: bytes, where: str) -> dict[str, Any]:
     """The statement in the envelope ``data`` (stored at ``where``) once KMS confirms that the
     target's key signed it; ``BadSignature`` saying why otherwise."""
-    from botocore.exceptions import ClientError
-
     try:
         envelope = Envelope.from_bytes(data)
     except BadEnvelope as error:
