@@ -129,6 +129,7 @@ def test_a_failing_gate_exits_1_and_the_text_says_which(
     assert code == 1
     assert "FAIL   recall >= 0.99" in out and "1 gate(s) fail" in out
     assert "PR AUC (avg. precision) (primary)" in out and "≈ inconclusive" in out
+    assert "Alerts per 100,000 transactions" in out and "Alerts per fraud caught" in out
 
 
 def test_an_added_feature_is_compared_paired_never_an_error(

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+import numpy as np
+import numpy.typing as npt
 
-    FloatArray = npt.NDArray[np.float64]
-    IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 PER = 100_000  # transactions the alert and cost rates are given for
 _RATIO_CAP = 1e9  # a ratio of infinity (no fraud caught) as a number percentiles can take
@@ -66,8 +64,6 @@ class _Cells:
         flagged: tuple[npt.NDArray[np.bool_], ...] | None = None,
     ) -> _Cells:
         """``models`` rank the rows; ``flagged`` (default: score >= threshold) decides."""
-        import numpy as np
-
         truth = labels == 1
         decided = flagged or tuple(scores >= threshold for scores in models)
         keys = np.zeros(int(np.count_nonzero(~truth)), dtype=np.int64)
@@ -110,8 +106,6 @@ class _Cells:
         self, k: int, weights: npt.ArrayLike, counts: npt.ArrayLike
     ) -> dict[str, FloatArray]:
         """Every metric of model ``k`` for each row of positive weights and negative counts."""
-        import numpy as np
-
         view = self.models[k]
         w = np.asarray(weights, dtype=np.float64)
         c = np.asarray(counts, dtype=np.float64)
@@ -153,8 +147,6 @@ class _Cells:
         by the share of them that fits (the expected value of breaking ties at random).
         Without ``fraud_amounts`` there is no fraud amount caught and no cost.
         """
-        import numpy as np
-
         w = np.asarray(weights, dtype=np.float64)
         c = np.asarray(counts, dtype=np.float64)
         n_pos, n_neg = float(self.positive_weights.size), float(self.counts.sum())
@@ -185,8 +177,6 @@ class _Cells:
 
 def _negatives_at(view: _ModelCells, counts: FloatArray) -> FloatArray:
     """Negatives at each of a model's positions, for each row of cell counts."""
-    import numpy as np
-
     at_position = np.zeros((counts.shape[0], view.positions))
     at_position[:, view.occupied] = np.add.reduceat(
         counts[:, view.cell_order], view.position_starts, axis=1)
@@ -196,8 +186,6 @@ def _negatives_at(view: _ModelCells, counts: FloatArray) -> FloatArray:
 def _top(view: _ModelCells, weights: FloatArray, counts: FloatArray,
          volume: FloatArray) -> FloatArray:
     """Frauds among the ``volume`` highest-ranked rows of a model, for each resample."""
-    import numpy as np
-
     frauds = np.zeros((counts.shape[0], view.positions))
     frauds[:, 1::2] = np.add.reduceat(weights[:, view.positive_order], view.score_starts,
                                       axis=1)
@@ -217,6 +205,4 @@ def _top(view: _ModelCells, weights: FloatArray, counts: FloatArray,
 
 def _starts(ordered: IntArray) -> IntArray:
     """Where each run of equal values starts in a sorted array."""
-    import numpy as np
-
     return np.concatenate(([0], np.flatnonzero(np.diff(ordered)) + 1)).astype(np.int64)

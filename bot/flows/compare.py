@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.adapters import data_files as data
+from bot.adapters.data_files import ParquetTable
+from bot.adapters.request_files import load_request
+from bot.core import training
 from bot.core.domain import Champion, Compared
 from bot.core.request import Gates
 from bot.errors import BotError
@@ -17,8 +21,6 @@ from bot.flows.judge import Progress, judge
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
-
-    from bot.adapters.data_files import ParquetTable
 
 DEFAULT_TARGET_COLUMN = "Class"
 
@@ -30,12 +32,8 @@ def compare(candidate: Path, champion: Path, test: str, request: Path | None = N
 
     ``feature_columns`` (else the request's ``data.feature_columns``) name the columns of a
     model file without feature names, in training order."""
-    from bot.core import training
-
     gates, target_column = Gates(), DEFAULT_TARGET_COLUMN
     if request is not None:
-        from bot.adapters.request_files import load_request
-
         if not request.is_file():
             raise BotError(f"{request}: no such request file")
         parsed, _ = load_request(request, display_path=str(request))
@@ -63,8 +61,6 @@ def _read(path: Path) -> bytes:
 
 def _open_test(test: str, target_column: str) -> AbstractContextManager[ParquetTable]:
     """The test table from an ``s3://`` URI or a local Parquet file."""
-    from bot.adapters import data_files as data
-
     if test.startswith("s3://"):
         return data.open_table(test, Path("."), target_column)
     path = Path(test).expanduser().resolve()

@@ -17,16 +17,23 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
+from bot.core import comparison as cmp
+from bot.core import evaluation, training
+from bot.core import gates as gate_checks
+from bot.core.data_checks import check_features, check_table
 from bot.core.domain import Champion, Evaluation, Judgement
 from bot.core.request import Gates
+from bot.core.resampling import Costs
+from bot.core.training import Scores
 from bot.errors import BotError, InvalidRequest
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
     import xgboost
 
     from bot.adapters.data_files import ParquetTable
-    from bot.core.training import Scores
 
 Progress = Callable[[str], None]
 
@@ -100,11 +107,6 @@ def score_table(
     The labels are checked whole first (rows, 0/1, both classes), the features each batch as
     it is read, so bad data is refused with ``PATH: FIELD: REASON`` lines before any verdict.
     """
-    import numpy as np
-
-    from bot.core import training
-    from bot.core.data_checks import check_features, check_table
-
     labels = test.read([target_column])
     problems = check_table(labels, target_column, test.uri)
     if problems:
@@ -133,11 +135,6 @@ def judge_scores(
     """``judge`` once both models have scored the test rows (pure): evaluate, compare, gate.
 
     ``amounts`` (the test rows' ``Amount``) give the fraud amount caught and the cost."""
-    from bot.core import comparison as cmp
-    from bot.core import evaluation
-    from bot.core import gates as gate_checks
-    from bot.core.resampling import Costs
-
     threshold = gates.decision_threshold
     result = evaluation.evaluate(labels, candidate.probability, threshold, candidate.ranking)
     champion_eval: Evaluation | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.core.request import METRICS
+from bot.report.gates_comment import OPERATING_LABELS
 from bot.report.plan_comment import METRIC_LABELS, VERDICT_LABELS
 
 if TYPE_CHECKING:
@@ -65,6 +66,18 @@ def to_text(result: Compared) -> str:
               if m.ci_low is not None and m.ci_high is not None else "—")
         lines.append(f"{label:<34}{m.current:>10.4f}{m.baseline:>10.4f}{m.difference:>+12.4f}"
                      f"{ci:>22}  {VERDICT_LABELS[m.verdict]}")
+    for name, m in j.comparison.operating.items():
+        label = OPERATING_LABELS.get(name, name)
+        if m.relative:
+            ci = (f"[{m.ci_low:+.1%}, {m.ci_high:+.1%}]"
+                  if m.ci_low is not None and m.ci_high is not None else "—")
+            change = f"{m.difference:>+12.1%}" if m.difference < 1e8 else f"{'+inf':>12}"
+        else:
+            ci = (f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]"
+                  if m.ci_low is not None and m.ci_high is not None else "—")
+            change = f"{m.difference:>+12.4f}"
+        lines.append(f"{label[:33]:<34}{m.current:>10.4g}{m.baseline:>10.4g}{change}"
+                     f"{ci:>22}")
     lines += ["", "gates:"]
     for g in j.gates:
         state = ("PASS" if g.passed else "FAIL") + ("" if g.evaluated else " (not evaluated)")

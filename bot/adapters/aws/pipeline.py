@@ -12,10 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from bot.adapters.aws.clients import client, error_code
-from bot.errors import BotError
+from bot.errors import AwsError, BotError
 from bot.settings import Target
 
 
@@ -47,7 +45,7 @@ def find_execution(t: Target, name: str) -> str | None:
     arn = execution_arn(state_machine_arn(t), name)
     try:
         _sfn(t.region).describe_execution(executionArn=arn)
-    except ClientError as error:
+    except AwsError as error:
         if error_code(error) == "ExecutionDoesNotExist":
             return None
         raise
@@ -70,7 +68,7 @@ def start(t: Target, name: str, payload: dict[str, Any],
         started = _sfn(t.region).start_execution(
             stateMachineArn=machine, name=name, input=json.dumps(payload, sort_keys=True)
         )
-    except ClientError as error:
+    except AwsError as error:
         if error_code(error) == "ExecutionAlreadyExists":
             return execution_arn(machine, name), False
         raise

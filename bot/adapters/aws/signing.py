@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from bot.adapters.aws.clients import client, error_code
 from bot.core.integrity import BadEnvelope, Envelope, canonical
-from bot.errors import BotError
+from bot.errors import AwsError, BotError
 from bot.settings import Target
 
 #: KMS signs messages of at most 4096 bytes; statements are a few hundred.
@@ -35,7 +33,9 @@ def sign(t: Target, statement: dict[str, Any]) -> Envelope:
         answer = client("kms", t.region).sign(
             KeyId=t.signing_key, Message=message, MessageType="RAW",
             SigningAlgorithm=t.signing_algorithm)
-    except ClientError as error:
+    except AwsError as error:
+        if not error_code(error):  # no answer from KMS: not a refusal to explain
+            raise
         raise BotError(_explain(t, "sign with", error)) from None
     return Envelope(statement, str(answer["KeyId"]), str(answer["SigningAlgorithm"]),
                     bytes(answer["Signature"]))
@@ -55,9 +55,11 @@ def verify(t: Target, data: bytes, where: str) -> dict[str, Any]:
         answer = client("kms", t.region).verify(
             KeyId=t.signing_key, Message=canonical(envelope.statement), MessageType="RAW",
             Signature=envelope.signature, SigningAlgorithm=t.signing_algorithm)
-    except ClientError as error:
+    except AwsError as error:
         if error_code(error) == "KMSInvalidSignatureException":
             answer = {"SignatureValid": False}
+        elif not error_code(error):  # no answer from KMS: not a refusal to explain
+            raise
         else:
             raise BotError(_explain(t, "verify with", error)) from None
     if answer.get("SignatureValid") is not True:
