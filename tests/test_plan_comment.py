@@ -177,7 +177,7 @@ def test_the_operating_point_is_shown_as_operations_see_it() -> None:
     comparison = replace(PLAN.comparison, operating=operating, frauds=98, min_frauds=30)
     comment = render_comment(planned(replace(PLAN, comparison=comparison)))
 
-    assert "### What fraud operations see" in comment
+    assert "<summary>What fraud operations see" in comment
     assert ("| Alerts per 100,000 transactions | 120.0 | 30.0 | +300.0% | [+250.0%, +350.0%] |"
             in comment)
     assert "| Alerts per fraud caught | 3.00 | 1.15 | +161.0% | [+120.0%, +210.0%] |" in comment

@@ -80,7 +80,7 @@ def test_the_plan_comment_shows_description_and_override_inert() -> None:
     assert "&lt;img src\\=https\\:\\/\\/tracker\\.example\\/p\\.png&gt;" in text
     # What the injection tried to hide is still there, after it.
     assert text.index("&lt;\\!\\-\\- ") < text.index("### Gates") < text.index(
-        "### What merging changes")
+        "What merging changes in AWS")
 
 
 def test_markdown_helpers_cannot_be_closed_from_inside() -> None:

@@ -60,3 +60,15 @@ def changes(desired: Desired, live: LiveState, ssm_prefix: str, config_uri: str
     found += endpoint_changes(desired, live)
     return tuple(found)
 
+
+
+#: Production config fields a plan cannot know before merge (who approved): apply writes
+#: them, but they are not changes the reviewer approves, so they are not counted.
+PLACEHOLDER_FIELDS = ("approvers", "approval_source")
+
+
+def counted(found: tuple[Change, ...]) -> tuple[Change, ...]:
+    """The changes a reviewer approves: ``found`` without the placeholder fields, so that
+    plan's count is what apply changes."""
+    return tuple(c for c in found if not (
+        c.target == "s3-config" and c.key.rsplit("#", 1)[-1] in PLACEHOLDER_FIELDS))

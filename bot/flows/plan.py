@@ -7,6 +7,7 @@ sits behind an adapter, and only this module puts them together.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -216,7 +217,7 @@ def make_plan(
     prefix = artifacts.plan_prefix(t, sha)
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
-    comment = render_comment(plan, links)
+    comment = render_comment(plan, links, dict(os.environ))
     files = {"comment.md": comment.encode(), **pngs}
     artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
     files["plan.json"] = plan_json.to_bytes(plan)

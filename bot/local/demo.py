@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from bot import cli
 from bot.adapters import git
 from bot.core import plan_json
+from bot.core.changes import counted
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
 from bot.report.apply_outcome import missed_line, outcomes_from_json
@@ -137,7 +138,7 @@ class Journey:
             f"PR AUC {m['pr_auc']:.3f}, ROC AUC {m['auc_roc']:.3f}, recall {m['recall']:.3f}; "
             f"gates: {gates}"
         )
-        self.log(f"  merging would change {len(plan.changes)} thing(s): "
+        self.log(f"  merging would change {len(counted(plan.changes))} thing(s): "
                  + ", ".join(sorted({c.target for c in plan.changes})))
         if plan.endpoint_comparison is not None:
             self.log(f"  live endpoints: {plan.endpoint_comparison.verdict}")

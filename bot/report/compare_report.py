@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.request import METRICS
 from bot.report.gates_comment import OPERATING_LABELS
-from bot.report.plan_comment import METRIC_LABELS, VERDICT_LABELS
+from bot.report.plan_comment import VERDICT_LABELS
+from bot.report.pr_summary import METRIC_LABELS
 
 if TYPE_CHECKING:
     from bot.core.domain import Compared

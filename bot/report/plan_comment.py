@@ -8,20 +8,16 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from bot.core.changes import counted
 from bot.core.domain import Curve, Plan
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.gates import warnings
+from bot.core.pr_effect import Effect, effect, judged_against_itself
 from bot.report import markdown as md
+from bot.report import pr_summary
 from bot.report.gates_comment import gates_section, operating_section
+from bot.report.pr_summary import METRIC_LABELS
 
-METRIC_LABELS = {
-    "accuracy": "Accuracy",
-    "precision": "Precision",
-    "recall": "Recall",
-    "f1_score": "F1",
-    "auc_roc": "ROC AUC",
-    "pr_auc": "PR AUC (avg. precision)",
-}
 ROC_GRID = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 PR_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 TARGET_LABELS = {
@@ -115,7 +111,7 @@ def verdict_line(plan: Plan) -> str:
             f"95 % CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}]).")
 
 
-def comparison_section(plan: Plan) -> str:
+def comparison_section(plan: Plan, env: dict[str, str] | None = None) -> str:
     comparison, champion, evaluation = plan.comparison, plan.champion, plan.evaluation
     how = (
         f"paired on the same {evaluation.rows:,} test rows ({evaluation.positives:,} frauds); "
@@ -149,9 +145,8 @@ def comparison_section(plan: Plan) -> str:
             f"{m.percent_change:+.2f} % | {ci} | {VERDICT_LABELS[m.verdict]} |"
         )
     if comparison.paired:
-        rows += ["", "▲ better / ▼ worse: the 95 % interval of the difference lies above / "
-                 "below 0; ≈ inconclusive: it holds 0, so this test set cannot tell the two "
-                 "apart."]
+        rows += ["", "▲ / ▼: the 95 % interval of the difference lies above / below 0; ≈: it "
+                 f"holds 0 (how to read this: {pr_summary.docs_link(env or {})})."]
     if secondary_better:
         rows.append(SECONDARY_NOTE)
     return "\n".join(rows)
@@ -181,8 +176,8 @@ def _show(value: Any) -> str:
     return md.code(value, 118, cell=True)
 
 
-def changes_section(plan: Plan) -> str:
-    changes = plan.changes
+def changes_section(plan: Plan, e: Effect | None = None) -> str:
+    changes, e = plan.changes, e or effect(plan)
     if not changes:
         return "Nothing: production already matches this request."
     out: list[str] = []
@@ -194,13 +189,14 @@ def changes_section(plan: Plan) -> str:
         if target == "s3-config":
             out.append(config_diff(plan))
             continue
-        if target == "endpoint" and rollout_line(plan):
-            out.append(rollout_line(plan) + "\n")
+        def show(value: Any, endpoint: bool = target == "endpoint") -> str:
+            return pr_summary.variant_text(value, e) if endpoint else _show(value)
+
         out += ["| what | now | after merge |", "| --- | --- | --- |"]
         for c in mine:
             drift = " ⚠️ drift" if c.drift else ""
-            out.append(f"| {md.code(c.key, cell=True)}{drift} | {_show(c.before)} | "
-                       f"{_show(c.after)} |")
+            out.append(f"| {md.code(c.key, cell=True)}{drift} | {show(c.before)} | "
+                       f"{show(c.after)} |")
         out.append("")
     drifted = [c for c in changes if c.drift]
     if drifted:
@@ -230,8 +226,9 @@ def config_diff(plan: Plan) -> str:
     after = (plan.config_after or "").splitlines(keepends=True)
     diff = "".join(difflib.unified_diff(before, after, "production-model-config.yaml (now)",
                                         "production-model-config.yaml (after merge)"))
-    n = sum(1 for c in plan.changes if c.target == "s3-config")
-    return (f"<details><summary>{n} field(s) change — YAML diff</summary>\n\n"
+    n = len([c for c in counted(plan.changes) if c.target == "s3-config"])
+    return (f"<details><summary>{n} field(s) change, and who approved is recorded on merge "
+            "— YAML diff</summary>\n\n"
             f"{md.block(diff, 'diff')}\n</details>\n")
 
 
@@ -285,34 +282,30 @@ def training_note(plan: Plan) -> str:
     return "trained for this plan"
 
 
-def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
-    """The one PR comment per target, rebuilt in full on every push.
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n</details>"
+
+
+def render_comment(plan: Plan, links: dict[str, str] | None = None,
+                   env: dict[str, str] | None = None) -> str:
+    """The one PR comment per target, rebuilt in full on every push: a headline sentence,
+    what merging does by kind, the gates, details collapsed, what happens next. ``env``: the
+    workflow's variables, for the run's and the docs' links (none: no links).
 
     The code host adds the hidden marker that finds it again (``GitHubHost.upsert_comment``).
     """
-    passed = plan.passed
-    failed = [g.name for g in plan.gates if not g.passed]
+    env = env or {}
+    e = effect(plan)
     risks = warnings(plan.gates)
-    icon = "❌" if not passed else "⚠️" if risks else "✅"
-    if not passed:
-        verdict = f"**{len(failed)} gate(s) fail: {', '.join(failed)}.** Do not merge. "
-    elif risks:
-        verdict = (f"**All {len(plan.gates)} gates pass, with a risk: {'; '.join(risks)}"
-                   ".** ")
-    else:
-        verdict = f"**All {len(plan.gates)} gates pass.** "
-    head = (
-        f"## {icon} Promotion plan — {md.code(plan.target)} · "
-        f"{md.code(plan.experiment_id)}\n\n"
-        + verdict
-        + f"Merging changes **{len(plan.changes)}** thing(s) in AWS, listed below.\n\n"
-        f"<sub>request {md.code(plan.request_path)} · content `{plan.content_sha256[:12]}` · "
-        f"model `{(plan.model_sha256 or plan.model_key)[:12]}` "
-        f"({training_note(plan) if plan.trained else 'reused, not retrained'}) · "
-        f"evaluated {plan.evaluated_at}</sub>"
-    )
-    sections = [head]
-    if verdict_line(plan):
+    icon = "❌" if not plan.passed else "⚠️" if risks else "✅"
+    how = training_note(plan) if plan.trained else "reused, not retrained"
+    sections = [
+        f"## {icon} Promotion plan — {md.code(plan.target)} · {md.code(plan.experiment_id)}",
+        pr_summary.headline(plan, risks),
+        pr_summary.provenance(plan, how),
+    ]
+    itself = judged_against_itself(plan)
+    if verdict_line(plan) and not itself:
         sections.append(verdict_line(plan))
     if plan.description.strip():
         sections.append(f"**Description** (by the request's author):\n\n"
@@ -321,22 +314,33 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None) -> str:
     if challenger is not None and challenger.override_reason:
         sections.append(f"> ⚠️ **Rollout override:** {md.text(challenger.override_reason)}")
     sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
-    sections += [
-        "### Gates", gates_section(plan),
-        "### What fraud operations see", operating_section(plan),
-        "### Candidate vs champion", comparison_section(plan),
-        "### Curves", curves_section(plan),
-        "<details><summary>Confusion matrix (candidate)</summary>\n\n"
-        + confusion_section(plan) + "\n</details>",
-    ]
+    serving = [part for part in (
+        pr_summary.serving_section(plan, e),
+        rollout_line(plan),
+        pr_summary.recorded_section(plan, e), pr_summary.self_note(plan)) if part]
+    if serving:
+        sections += ["### Who serves production", "\n\n".join(serving)]
+    if itself:
+        sections.append(_details(f"Gates: {len(plan.gates)}, against the champion the model "
+                                 "is compared with itself", gates_section(plan)))
+    else:
+        sections += ["### Gates", gates_section(plan)]
+        sections += [
+            _details("What fraud operations see: alerts, precision, recall, cost",
+                     operating_section(plan)),
+            _details("Candidate vs champion, every metric",
+                     comparison_section(plan, env)),
+            _details("Curves: ROC and precision-recall", curves_section(plan)),
+            _details("Confusion matrix (candidate)", confusion_section(plan)),
+        ]
     if plan.endpoint_comparison is not None:
-        sections += ["### Live endpoints: champion vs challenger",
-                     endpoint_comparison_section(plan.endpoint_comparison)]
-    sections += ["### What merging changes in AWS", changes_section(plan)]
+        sections.append(_details("Live endpoints: champion vs challenger",
+                                 endpoint_comparison_section(plan.endpoint_comparison)))
+    sections.append(_details(
+        f"What merging changes in AWS: {len(counted(plan.changes))} thing(s)",
+        changes_section(plan, e)))
     if links:
-        sections.append(
-            "<details><summary>Artifacts</summary>\n\n"
-            + "\n".join(f"- {md.text(name)}: {md.code(uri)}" for name, uri in links.items())
-            + "\n</details>"
-        )
+        sections.append(_details("Artifacts", "\n".join(
+            f"- {md.text(name)}: {md.code(uri)}" for name, uri in links.items())))
+    sections.append(pr_summary.footer(env))
     return "\n\n".join(sections) + "\n"
