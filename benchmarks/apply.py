@@ -1,8 +1,9 @@
 """Benchmark: apply's wall time against the same boto3 calls made directly.
 
-On the embedded default (moto's server on 127.0.0.1), it plans two request contents, then
-applies them alternately (each apply changes SSM, the config, starts the pipeline and moves
-the challenger's traffic share). While apply runs, every boto3 call it makes is recorded
+On the embedded default (moto's server on 127.0.0.1), it commits two request contents
+alternately, plans each commit (not measured: apply deploys the plan of the merged head) and
+applies it (each apply changes SSM, the config, starts the pipeline and moves the
+challenger's traffic share). While apply runs, every boto3 call it makes is recorded
 (service, operation, parameters) together with its waits for the endpoint; the floor replays
 exactly those calls, and those waits, directly with boto3 (botocore's default client, where
 apply's clients carry the bot's retry policy and timeouts, and its lock is checked before
@@ -112,20 +113,27 @@ def main() -> int:
         contents = [shipped, shipped.replace("max_depth: 7", "max_depth: 6").replace(
             "traffic_percent: 1", "override_reason: \"benchmark: alternate shares\"\n"
             "    traffic_percent: 10")]
-        for i, text in enumerate(contents):
-            (repo / REQUEST).write_text(text)
-            if quiet_cli("plan", str(repo / REQUEST), "--out", f"{tmp}/plan{i}") != 0:
-                print(f"plan of content {i} did not pass", file=sys.stderr)
-                return 2
+
+        def planned(name: str) -> bool:
+            """Plan the checked-out head (not measured): apply deploys its plan."""
+            if quiet_cli("plan", str(repo / REQUEST), "--out", f"{tmp}/{name}") != 0:
+                print(f"the plan of {name} did not pass", file=sys.stderr)
+                return False
+            return True
+
         (repo / REQUEST).write_text(contents[0])
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "content 0")
+        if not planned("content-0"):
+            return 2
         quiet_cli("apply", "--repo", str(repo), "--before", "", "--after", "HEAD")
 
         bot_times, direct_times = [], []
         for round_ in range(args.rounds):
             (repo / REQUEST).write_text(contents[(round_ + 1) % 2])
             git(repo, "commit", "-q", "-am", f"round {round_}")
+            if not planned(f"round-{round_}"):
+                return 2
             calls: list[Call] = []
             with recording(calls):
                 started = time.perf_counter()

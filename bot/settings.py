@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     signing_algorithm: str = "ECDSA_SHA_256"
     #: Approving reviews (on the merged head, by people with write access) apply requires.
     required_approvals: int = Field(default=1, ge=1)
+    #: Apply refuses a plan signed longer ago than this: re-plan to judge it against today.
+    plan_max_age_days: float = Field(default=30.0, gt=0)
 
     # How long SageMaker may take to bring the endpoint InService before apply gives up.
     endpoint_wait_seconds: float = 3600.0

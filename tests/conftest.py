@@ -6,7 +6,7 @@ import functools
 import json
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +131,26 @@ def aws(fake_credentials: None) -> Iterator[Target]:
 
 @dataclass(frozen=True)
 class GitRepo:
-    """A real git repository in a temporary directory, with helpers to change it."""
+    """A real git repository in a temporary directory, with helpers to change it.
+
+    ``plan_job`` holds what ``store_plan`` asked the plan job to plan: after every commit
+    made here (``commit``, ``revert``) each of those request texts that the commit carries
+    is planned at that commit, as the plan job plans every pushed head.
+    """
 
     path: Path
+    plan_job: list[Callable[[str], None]] = field(default_factory=list)
 
     def git(self, *args: str) -> str:
         return subprocess.run(["git", "-C", str(self.path), *args], check=True,
                               capture_output=True, text=True).stdout.strip()
+
+    def pushed(self) -> str:
+        """The plan job runs on the new head; returns it."""
+        head = self.head()
+        for plan in self.plan_job:
+            plan(head)
+        return head
 
     def commit(self, files: dict[str, str | None], message: str,
                author: str = "Dana Scientist <dana@example.com>") -> str:
@@ -151,11 +164,11 @@ class GitRepo:
                 path.write_text(text)
                 self.git("add", name)
         self.git("commit", "-q", "--author", author, "-m", message)
-        return self.head()
+        return self.pushed()
 
     def revert(self, sha: str) -> str:
         self.git("revert", "--no-edit", sha)
-        return self.head()
+        return self.pushed()
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
@@ -223,27 +236,81 @@ def a_plan(request: Request, t: str = "fraud-detection", passed: bool = True,
     )
 
 
-def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999) -> Plan:
-    """Store what ``plan`` stores (signed) for the request ``text`` of target ``t``."""
+def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999,
+             head: str = "0" * 40, signed_at: str | None = None) -> Plan:
+    """Store what ``plan`` stores (signed) for the request ``text`` of target ``t`` at the pull
+    request head ``head``, judged against what production serves now, signed at
+    ``signed_at`` (default: now)."""
+    import datetime as dt
+
+    import yaml
+
+    from bot import __version__
+    from bot.adapters.aws import artifacts, config_store, plan_store
+    from bot.core.domain import PlanIdentity
+    from bot.core.integrity import model_digest
+    from bot.core.production_config import champion_identity
+
+    request = Request.model_validate(yaml.safe_load(text))
+    sha = request.content_sha256()
+    versions = {"train": "v1", "test": "v1"}
+    model_key = request.model_key(versions)
+    artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
+    live, version = config_store.read_versioned(t)
+    judged = champion_identity(live)
+    plan = replace(a_plan(request, t.name, passed, accuracy, artifact, model_key),
+                   champion_identity=judged)
+    identity = PlanIdentity(
+        head=head, data_versions=versions, champion_model_sha256=model_digest(judged),
+        production_config_version=version, bot_version=__version__,
+        signed_at=signed_at or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+    plan_store.put_plan(t, replace(plan, identity=identity), {})
+    return plan
+
+
+def carries(repo: GitRepo, commit: str, t: Target, text: str) -> bool:
+    """Whether ``commit`` has ``text`` as the request file of ``t``."""
+    for suffix in (".yaml", ".yml"):
+        shown = subprocess.run(
+            ["git", "-C", str(repo.path), "show", f"{commit}:promotion-requests/{t.name}{suffix}"],
+            capture_output=True, text=True, check=False)
+        if shown.returncode == 0 and shown.stdout == text:
+            return True
+    return False
+
+
+@pytest.fixture
+def store_plan(aws: Target, request: pytest.FixtureRequest) -> Callable[..., Plan]:
+    """``store_plan(request_text, passed=True, t=aws)``: the plan job plans that content, as
+    ``plan`` stores it, at every head of ``git_repo`` that carries it, those there and those
+    committed later (a test without ``git_repo``: at one head, all zeros)."""
+
+    def store(text: str, passed: bool = True, accuracy: float = 0.999,
+              t: Target | None = None) -> Plan:
+        target_ = t or aws
+        if "git_repo" not in request.fixturenames:
+            return put_plan(target_, text, passed, accuracy)
+        repo: GitRepo = request.getfixturevalue("git_repo")
+
+        def plan_job(head: str) -> None:
+            if carries(repo, head, target_, text):
+                put_plan(target_, text, passed, accuracy, head=head)
+
+        for commit in repo.git("rev-list", "--all").split():
+            plan_job(commit)
+        repo.plan_job.append(plan_job)
+        return a_plan_of(target_, text, passed, accuracy)
+
+    return store
+
+
+def a_plan_of(t: Target, text: str, passed: bool = True, accuracy: float = 0.999) -> Plan:
+    """The plan ``put_plan`` stores for ``text`` (its identity aside)."""
     import yaml
 
     from bot.adapters.aws import artifacts
 
     request = Request.model_validate(yaml.safe_load(text))
-    sha = request.content_sha256()
     model_key = request.model_key({"train": "v1", "test": "v1"})
-    artifact = artifacts.put_model(t, model_key, b"model.tar.gz of " + sha.encode())
-    plan = a_plan(request, t.name, passed, accuracy, artifact, model_key)
-    artifacts.put_plan(t, plan, {})
-    return plan
-
-
-@pytest.fixture
-def store_plan(aws: Target) -> Callable[..., Plan]:
-    """``store_plan(request_text, passed=True, t=aws)``: what ``plan`` stores for that content."""
-
-    def store(text: str, passed: bool = True, accuracy: float = 0.999,
-              t: Target | None = None) -> Plan:
-        return put_plan(t or aws, text, passed, accuracy)
-
-    return store
+    artifact = artifacts.model_uri(t, b"model.tar.gz of " + request.content_sha256().encode())
+    return a_plan(request, t.name, passed, accuracy, artifact, model_key)

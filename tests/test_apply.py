@@ -221,8 +221,8 @@ def test_unplanned_content_is_refused_and_nothing_changes(
     before = state(aws)
     start = git_repo.head()
     git_repo.commit({PATH: SECOND, "promotion-requests/churn.yaml": other}, "Two at once")
-    with pytest.raises(NotPlanned, match=r"was never planned, no s3://fraud-detection-models/"
-                                         r"promotion-bot/plans/[0-9a-f]{64}/plan\.json"):
+    with pytest.raises(NotPlanned, match=r"was never planned, no plan under s3://fraud-detection-"
+                                         r"models/promotion-bot/plans/heads/[0-9a-f]{40}/"):
         apply(git_repo.path, start, "HEAD", None)
 
     code = cli.main(["apply", "--repo", str(git_repo.path), "--before", start])
@@ -258,7 +258,7 @@ def test_renamed_request_file_keeps_its_target(
     start = git_repo.head()
     git_repo.git("mv", PATH, PATH.replace(".yaml", ".yml"))
     git_repo.git("commit", "-q", "-m", "Rename")
-    outcome = apply_range(git_repo, (start, git_repo.head()))
+    outcome = apply_range(git_repo, (start, git_repo.pushed()))
     assert not outcome.retired and outcome.path.endswith(".yml")
     assert ssm.read(aws) == FIRST_SSM
 
@@ -505,7 +505,7 @@ def test_a_missed_change_without_a_plan_is_skipped_and_the_range_applied(
     assert ssm.read(aws) == {} and config_store.read(aws) is None
     err = capsys.readouterr().err
     assert f"warning: {PATH} was changed in {c1[:12]} but never applied (a cancelled run?), " \
-           f"and cannot be applied now: {PATH} at {c2[:12]}: this content" in err
+           f"and cannot be applied now: {PATH} at {c2[:12]}: the reviewed head {c1[:12]}" in err
     assert "was never planned" in err and f"skipped {PATH}" in err
     assert "nothing was applied" not in err  # the range was applied
 

@@ -61,7 +61,7 @@ def test_a_jump_from_1_to_100_percent_is_refused_at_apply(
         serving_one_percent: str, capsys: pytest.CaptureFixture[str]) -> None:
     store_plan(at(100))  # planned without --base: the plan passed
     git_repo.commit({PATH: at(100)}, "Promote now")
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # soaked long enough
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)  # soaked long enough
 
     with pytest.raises(RolloutRefused) as caught:
         apply(git_repo.path, serving_one_percent, "HEAD", None, now=later)
@@ -123,7 +123,7 @@ def test_a_step_whose_run_was_cancelled_counts_from_what_production_serves(
     git_repo.commit({PATH: at(10)}, "10 % (its apply run was cancelled)")
     ten = git_repo.head()
     git_repo.commit({PATH: at(50)}, "50 %")
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
     with pytest.raises(RolloutRefused, match=r"from 1% the next step is 10% \(got 50%\)"):
         apply(git_repo.path, ten, "HEAD", None, now=later)
 

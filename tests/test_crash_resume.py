@@ -59,13 +59,13 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
         capsys: pytest.CaptureFixture[str]) -> None:
     aws, t = server
     start = git_repo.head()
-    put_plan(t, BEFORE)
     first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
+    put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
     assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start]) == 0
     before = ssm.read(t)
     assert before["max_depth"] == "7"
-    put_plan(t, AFTER)
     second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    put_plan(t, AFTER, head=second)
 
     # The backup is put #1, eta #2, max_depth #3: hold #3 until the process is killed.
     injector = aws.inject(FaultPlan(rules=(Rule(

@@ -10,13 +10,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import GitRepo, request_yaml
+from conftest import GitRepo, a_plan_of, request_yaml
 
-from bot import cli
-from bot.adapters.aws import artifacts, signing
+from bot import __version__, cli
+from bot.adapters.aws import artifacts, plan_store, signing
 from bot.core import integrity, plan_json
 from bot.core.domain import GateResult, Plan
-from bot.errors import NotPlanned
+from bot.errors import BotError, NotPlanned
 from bot.flows.apply import apply
 from bot.settings import Target
 
@@ -111,59 +111,68 @@ def test_a_swapped_champion_is_refused_before_anything_changes(
     assert str(champion.model_sha256) in message
 
 
-def forge(t: Target, plan: Plan, **changes: Any) -> None:
-    """Rewrite the stored plan.json (plan.sig stays)."""
+def stored_at(t: Target, head: str) -> plan_store.StoredPlan:
+    """The plan the plan job stored for ``head``."""
+    found = plan_store.plan_of_head(t, head)
+    assert found is not None
+    return found
+
+
+def forge(t: Target, head: str, **changes: Any) -> None:
+    """Rewrite the plan.json of ``head``'s stored plan (plan.sig and its entries stay)."""
     from dataclasses import replace
 
-    overwrite(f"{artifacts.plan_prefix(t, plan.content_sha256)}/plan.json",
-              plan_json.to_bytes(replace(plan, **changes)))
+    found = stored_at(t, head)
+    overwrite(found.uri, plan_json.to_bytes(replace(found.plan, **changes)))
 
 
 def test_a_forged_passing_plan_is_refused_at_apply(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
-    failed = store_plan(FIRST, passed=False, accuracy=0.5)
-    forge(aws, failed, gates=(GateResult("accuracy >= 0.90", 0.9, 0.95, True),))
+    store_plan(FIRST, passed=False, accuracy=0.5)
     before = git_repo.head()
-    git_repo.commit({PATH: FIRST}, "Promote")
+    head = git_repo.commit({PATH: FIRST}, "Promote")
+    forge(aws, head, gates=(GateResult("accuracy >= 0.90", 0.9, 0.95, True),))
 
     message = refuse(git_repo, before, aws, capsys, "is not the plan that was signed")
     assert "plan_sha256: signed" in message and "re-run plan on its pull request" in message
 
 
-def test_an_unsigned_plan_is_refused_at_apply(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
-        capsys: pytest.CaptureFixture[str]) -> None:
-    plan = store_plan(FIRST)
-    bucket, key = artifacts.split_uri(
-        f"{artifacts.plan_prefix(aws, plan.content_sha256)}/plan.sig")
-    boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+def test_a_plan_the_plan_job_did_not_sign_is_refused_at_apply(
+        aws: Target, git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     before = git_repo.head()
-    git_repo.commit({PATH: FIRST}, "Promote")
+    head = git_repo.commit({PATH: FIRST}, "Promote (never planned)")
+    plan = a_plan_of(aws, FIRST)
+    body = plan_json.to_bytes(plan)
+    digest = integrity.sha256_hex(body)
+    overwrite(f"{plan_store.plan_prefix(aws, digest)}/plan.json", body)
+    overwrite(f"{plan_store.head_index(aws, head)}{digest}.json", body)  # no signature
 
-    refuse(git_repo, before, aws, capsys, r"is not signed \(no plan.sig beside it\)")
+    message = refuse(git_repo, before, aws, capsys, "can be trusted")
+    assert f"plans/heads/{head}/{digest}.json is not a signature" in message
 
 
 def test_a_plan_signed_with_another_key_is_refused(
-        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        aws: Target, git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace
 
-    plan = store_plan(FIRST)
+    before = git_repo.head()
+    head = git_repo.commit({PATH: FIRST}, "Promote (never planned)")
     kms = boto3.client("kms")
     theirs = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    plan = a_plan_of(aws, FIRST)
     forged = replace(plan, artifact=artifacts.store_model(aws, b"mallory's model"))
     body = plan_json.to_bytes(forged)
+    digest = integrity.sha256_hex(body)
     statement = integrity.plan_statement(
-        target=aws.name, content_sha256=plan.content_sha256,
-        plan_sha256=integrity.sha256_hex(body), model_sha256=str(forged.model_sha256),
-        model_uri=forged.artifact, passed=True, gates=[(g.name, g.passed) for g in plan.gates])
+        target=aws.name, content_sha256=plan.content_sha256, head=head, plan_sha256=digest,
+        plan_format=plan_json.FORMAT, model_sha256=str(forged.model_sha256),
+        model_uri=forged.artifact, passed=True, gates=[(g.name, g.passed) for g in plan.gates],
+        data_versions={}, champion="seed-baseline", champion_model_sha256=None,
+        production_config_version=None, bot_version="0", signed_at="2099-01-01T00:00:00+00:00")
     envelope = signing.sign(replace(aws, signing_key=theirs["KeyId"]), statement)
-    prefix = artifacts.plan_prefix(aws, plan.content_sha256)
-    overwrite(f"{prefix}/plan.json", body)
-    overwrite(f"{prefix}/plan.sig", envelope.to_bytes())
-    before = git_repo.head()
-    git_repo.commit({PATH: FIRST}, "Promote")
+    overwrite(f"{plan_store.plan_prefix(aws, digest)}/plan.json", body)
+    overwrite(f"{plan_store.head_index(aws, head)}{digest}.json", envelope.to_bytes())
 
     message = refuse(git_repo, before, aws, capsys, "the signature does not verify with")
     assert theirs["Arn"] in message
@@ -175,45 +184,83 @@ def test_a_plan_signed_with_another_key_is_refused(
 def test_a_broken_signature_is_refused(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str], body: bytes) -> None:
-    plan = store_plan(FIRST)
-    overwrite(f"{artifacts.plan_prefix(aws, plan.content_sha256)}/plan.sig", body)
+    store_plan(FIRST)
     before = git_repo.head()
-    git_repo.commit({PATH: FIRST}, "Promote")
+    head = git_repo.commit({PATH: FIRST}, "Promote")
+    found = stored_at(aws, head)
+    overwrite(f"{plan_store.head_index(aws, head)}{found.digest}.json", body)
 
-    refuse(git_repo, before, aws, capsys, "is not signed by the plan job")
+    refuse(git_repo, before, aws, capsys, "no plan listed under .* can be trusted")
 
 
-def test_a_signed_plan_copied_to_other_content_is_refused(
+def test_a_signed_plan_of_another_head_is_refused(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
         capsys: pytest.CaptureFixture[str]) -> None:
-    import yaml
-
-    from bot.core.request import Request
-
-    passing = store_plan(FIRST)
-    other = Request.model_validate(yaml.safe_load(SECOND)).content_sha256()
+    """The plan of one pull request, listed under another's head (same content, or not):
+    its signature names the head it was made at."""
+    store_plan(FIRST)
+    first = git_repo.commit({PATH: FIRST}, "Promote exp-xgboost-1 (planned)")
+    theirs = stored_at(aws, first)
+    before = first
+    head = git_repo.commit({PATH: SECOND}, "Promote the unplanned exp-xgboost-2")
     s3 = boto3.client("s3")
-    for name in ("plan.json", "plan.sig"):
-        bucket, key = artifacts.split_uri(
-            f"{artifacts.plan_prefix(aws, passing.content_sha256)}/{name}")
-        copy = key.replace(passing.content_sha256, other)
-        s3.copy_object(Bucket=bucket, Key=copy, CopySource={"Bucket": bucket, "Key": key})
-    before = git_repo.head()
-    git_repo.commit({PATH: SECOND}, "Promote the unplanned exp-xgboost-2")
+    bucket, key = artifacts.split_uri(f"{plan_store.head_index(aws, first)}{theirs.digest}.json")
+    s3.copy_object(Bucket=bucket, Key=key.replace(first, head),
+                   CopySource={"Bucket": bucket, "Key": key})
 
-    refuse(git_repo, before, aws, capsys, "is not the plan that was signed "
-                                          r"\(content_sha256: signed")
+    message = refuse(git_repo, before, aws, capsys, "is signed for another plan")
+    assert f"head: signed {first[:12]}, found {head[:12]}" in message
+
+
+def test_plans_are_written_once_under_their_digest(
+        aws: Target, store_plan: Callable[..., Plan]) -> None:
+    from dataclasses import replace
+
+    store_plan(FIRST)
+    found = stored_at(aws, "0" * 40)
+    assert found.uri == (f"s3://{aws.artifacts_bucket}/promotion-bot/plans/sha256/"
+                         f"{found.digest}/plan.json")
+    assert integrity.sha256_hex(artifacts.read_object(found.uri)) == found.digest
+    # Storing it again changes nothing; other bytes under its name are refused.
+    assert plan_store.put_plan(aws, found.plan, {}).digest == found.digest
+    overwrite(found.uri, b"other bytes")
+    with pytest.raises(BotError, match="exists with other bytes"):
+        plan_store.put_plan(aws, found.plan, {})
+    # A later plan of the same head is stored beside it, never over it.
+    assert found.plan.identity is not None
+    later = replace(found.plan, identity=replace(found.plan.identity,
+                                                 signed_at="2099-01-01T00:00:00+00:00"))
+    assert plan_store.put_plan(aws, later, {}).digest != found.digest
+    assert artifacts.read_object(found.uri) == b"other bytes"
 
 
 def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan]) -> None:
     plan = store_plan(FIRST)
-    assert artifacts.get_plan(aws, plan.content_sha256) == plan
+    found = stored_at(aws, "0" * 40)
+    assert found.plan == replace_identity(plan, found.plan)
+    assert plan_store.get_plan(aws, found.digest) == found.plan
     envelope = integrity.Envelope.from_bytes(artifacts.read_object(
-        f"{artifacts.plan_prefix(aws, plan.content_sha256)}/plan.sig"))
+        f"{plan_store.plan_prefix(aws, found.digest)}/plan.sig"))
     assert envelope.algorithm == "ECDSA_SHA_256"
     assert envelope.key_id.startswith("arn:aws:kms:us-east-1:")
-    assert envelope.statement["passed"] is True
-    assert envelope.statement["model_sha256"] == plan.model_sha256
+    statement = envelope.statement
+    assert statement["passed"] is True and statement["format"] == 2
+    assert statement["model_sha256"] == plan.model_sha256
+    assert found.plan.identity is not None
+    assert (statement["head"], statement["signed_at"], statement["plan_format"]) == (
+        "0" * 40, found.plan.identity.signed_at, plan_json.FORMAT)
+    assert statement["data"] == {"train": "v1", "test": "v1"}
+    assert statement["champion"] == {"identity": "seed-baseline", "model_sha256": None,
+                                     "config_version": None}
+    assert statement["bot_version"] == __version__
+    index = artifacts.read_object(f"{plan_store.head_index(aws, '0' * 40)}{found.digest}.json")
+    assert integrity.Envelope.from_bytes(index).statement == statement
+
+
+def replace_identity(plan: Plan, stored: Plan) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, identity=stored.identity)
 
 
 def test_a_missing_signing_key_is_a_clear_error(

@@ -11,6 +11,7 @@ import boto3
 import pytest
 import yaml
 
+from bot.core import plan_json
 from bot.local import demo, faults
 from bot.local.faults import FaultPlan
 from bot.settings import settings, target
@@ -89,7 +90,7 @@ def run_journey(directory: Path, plan: FaultPlan | None = None) -> Run:
             run.again_changed = state() != run.seen[-1][1]
         github = journey.github
         run.comments = {n: sorted(c["body"].splitlines()[0] for c in github.comments(n))
-                        for n in range(1, 9)}
+                        for n in range(1, 11)}
         aws_faults, github_faults = faults.active(), github.injector()
         run.injected = [(i.service, i.kind) for injector in (aws_faults, github_faults)
                         if injector is not None for i in injector.injected()]
@@ -110,7 +111,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     assert code == 0 and "no changes" in again and not clean.again_changed
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
-    assert len(applies) == 7 and len(plans) == 8  # the forged plan's PR was planned twice
+    assert len(applies) == 8 and len(plans) == 10  # the forged plan's PR was planned twice
     # The forged plan: apply refused it and changed nothing; the re-plan signed it anew.
     [refused] = [i for i, (step, _) in enumerate(seen) if step == "apply-refused"]
     assert seen[refused][1] == seen[refused - 1][1]
@@ -121,7 +122,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     # Planning changes nothing in production.
     assert plans[0]["ssm"] != SEED and plans[0]["backups"] == 0
 
-    first, second, reverted, at10, at50, promoted, unpromoted = applies
+    first, second, reverted, at10, at50, promoted, unpromoted, repository_data = applies
     assert first["ssm"] == SEED and first["backups"] == 1 and first["archived"] == 1
     assert first["config"]["experiment_id"] == "exp-xgboost-optimized-20240115"
     assert first["config"]["approvers"] == ["maria"]
@@ -160,16 +161,29 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     assert unpromoted["models"] == first["models"]
     assert unpromoted["config"]["champion"]["model_artifact"] == first["models"]["champion"]
 
-    history = (journey.root / "outputs").glob("*-history.txt")
-    assert "maria" in next(history).read_text()
+    # Two pull requests with the same request and different data: the merged one's reviewed
+    # model is what production serves, whatever the other one's later plan says.
+    reviewed, other = (plan_json.from_bytes((journey.root / "outputs" / f"plan-pr{n}" /
+                                             "plan.json").read_bytes(), f"plan-pr{n}")
+                       for n in (8, 9))
+    assert reviewed.content_sha256 == other.content_sha256
+    assert reviewed.identity is not None and other.identity is not None
+    assert reviewed.identity.head != other.identity.head
+    assert reviewed.identity.data_versions["train"] != other.identity.data_versions["train"]
+    assert reviewed.artifact != other.artifact
+    assert repository_data["config"]["model_artifact"] == reviewed.artifact
+    assert repository_data["models"]["challenger"] == reviewed.artifact
+    assert repository_data["weights"] == {"champion": 99.0, "challenger": 1.0}
+
+    history = next((journey.root / "outputs").glob("*-history.txt")).read_text()
+    assert "maria" in history
+    assert "the reviewed plan" in history and "NOT the reviewed plan" not in history
     comment = json.loads(
         (journey.root / "outputs" / "plan-pr1" / "plan.json").read_text())["content_sha256"]
     assert len(comment) == 64
 
     # Each rollout step's plan compares the live variants on labelled test records: every
     # fraud of the test set, paired recall and precision with intervals and verdicts.
-    from bot.core import plan_json
-
     for number in (4, 5, 6):
         stored = journey.root / "outputs" / f"plan-pr{number}" / "plan.json"
         live = plan_json.from_bytes(stored.read_bytes(), str(stored)).endpoint_comparison

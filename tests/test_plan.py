@@ -158,6 +158,35 @@ def test_one_comment_updated_in_place_and_a_status(
     assert "request accepts it\\: sample data\\: 7 test frauds" in comments[0]["body"]
 
 
+def test_a_rerun_of_an_older_pushs_plan_run_plans_nothing(
+    production: LocalAWS, github: LocalGitHub, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run of a push the pull request has moved past (re-run from the Actions page) plans
+    nothing: no plan is stored for it, no comment or status changes; it says so and exits 0."""
+    from bot.adapters.aws import plan_store
+    from bot.settings import target
+
+    path = request_repo(tmp_path)
+    older, newer = "d" * 40, "e" * 40
+    number = github.open_pull(head_sha=older, author="dana", title="Promote")
+    github.set_head(number, newer)
+    capsys.readouterr()
+
+    code = cli.main(["plan", str(path), "--out", str(tmp_path / "out"), "--head", older,
+                     "--pull-request", str(number)])
+
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.strip() == (f"promotion-bot plan: pull request #{number}'s head is "
+                           f"{newer[:12]} now, not {older[:12]}: this run is for an older push, "
+                           "so nothing was planned (the plan of the head is what merging "
+                           "applies)")
+    assert github.comments(number) == [] and github.statuses(older) == []
+    assert plan_store.plan_of_head(target("fraud-detection"), older) is None
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_does_not_import_heavy_libraries() -> None:
     code = ("import sys; from bot import cli\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -406,7 +435,7 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
 ) -> None:
     """The new model is stored while it is evaluated: a refused write still ends the plan
     before any plan (which apply would trust) is stored."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.adapters.request_files import load_request
     from bot.settings import target
 
@@ -423,7 +452,7 @@ def test_a_model_that_cannot_be_stored_fails_the_plan_and_no_plan_names_it(
 
     assert code == 2
     assert "AccessDenied" in capsys.readouterr().err.strip().splitlines()[-1]
-    assert artifacts.get_plan(target("fraud-detection"), sha) is None
+    assert plan_store.plan_of_content(target("fraud-detection"), sha) is None
     assert not (tmp_path / "out" / "plan.json").exists()
 
 
@@ -432,7 +461,7 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
 ) -> None:
     """A plan's files are written side by side, its signature only once all are there: a
     refused file leaves a plan that nothing trusts (and a re-plan evaluates afresh)."""
-    from bot.adapters.aws import artifacts
+    from bot.adapters.aws import plan_store
     from bot.adapters.request_files import load_request
     from bot.settings import target
 
@@ -440,6 +469,12 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
     text = SHIPPED.read_text().replace("num_round: 150", "num_round: 29")  # trains anew
     path = request_repo(tmp_path, text)
     sha = load_request(path)[0].content_sha256()
+    def stored() -> set[str]:
+        listed = boto3.client("s3").list_objects_v2(Bucket=t.artifacts_bucket,
+                                                    Prefix=f"{t.artifacts_prefix}/plans/")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+    before = stored()
     # Writes 1 and 2 store the model and its index entry; 4 is one of the plan's files.
     production.inject(FaultPlan(rules=(Rule(service="s3", operation="PutObject",
                                             code="AccessDenied", status=403, skip=3,
@@ -449,12 +484,8 @@ def test_a_plan_whose_files_are_not_all_stored_is_not_signed(
     finally:
         production.inject(None)
 
-    listed = boto3.client("s3").list_objects_v2(
-        Bucket=t.artifacts_bucket, Prefix=artifacts.plan_prefix(t, sha).split("/", 3)[3])
-    names = {item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", [])}
-    assert names and "plan.sig" not in names  # some files written, never the signature
-    if "plan.json" in names:
-        with pytest.raises(plan_json.UnreadablePlan, match="not signed"):
-            artifacts.get_plan(t, sha)
-    else:
-        assert artifacts.get_plan(t, sha) is None
+    keys = stored() - before
+    # Some files written, never the signature nor an entry that would find the plan.
+    assert keys and all("/plans/sha256/" in k for k in keys)
+    assert not any(k.endswith("/plan.sig") for k in keys)
+    assert plan_store.plan_of_content(t, sha) is None

@@ -54,7 +54,7 @@ def test_a_plan_survives_json_unchanged() -> None:
 def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
     previous = {"target": "fraud-detection", "content_sha256": "c" * 64, "passed": True,
                 "metrics": {"accuracy": 0.99}, "changes": [], "artifact": "s3://b/m.tar.gz"}
-    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 3; "
+    with pytest.raises(UnreadablePlan, match=r"format 1, this promotion-bot reads format 4; "
                                              r"re-run plan"):
         plan_json.from_json(previous, WHERE)
 
@@ -62,8 +62,16 @@ def test_a_plan_of_the_previous_format_is_refused_clearly() -> None:
 def test_a_plan_from_before_verdicts_is_refused_clearly() -> None:
     # Format 2's gates compared point differences: its "passed" must not be trusted now.
     data = {**plan_json.to_json(PLAN), "format": 2}
-    with pytest.raises(UnreadablePlan, match="format 2, this promotion-bot reads format 3"):
+    with pytest.raises(UnreadablePlan, match="format 2, this promotion-bot reads format 4"):
         plan_json.from_json(data, WHERE)
+
+
+def test_a_plan_from_before_plans_named_their_head_is_refused_clearly() -> None:
+    # Format 3 was stored by content alone: no head, data versions, champion or signing time.
+    data = {k: v for k, v in plan_json.to_json(PLAN).items() if k != "identity"}
+    with pytest.raises(UnreadablePlan, match="format 3, this promotion-bot reads format 4; "
+                                             "re-run plan"):
+        plan_json.from_json({**data, "format": 3}, WHERE)
 
 
 def test_an_unknown_format_is_refused() -> None:

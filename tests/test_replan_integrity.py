@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from bot import cli
-from bot.adapters.aws import artifacts, config_store
+from bot.adapters.aws import artifacts, config_store, plan_store
 from bot.core import plan_json
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
@@ -62,25 +62,40 @@ def put(uri: str, body: bytes) -> None:
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
+def stored(sha: str) -> plan_store.StoredPlan:
+    found = plan_store.plan_of_content(T, sha)
+    assert found is not None
+    return found
+
+
+def unsign(sha: str) -> None:
+    """Replace the signed entry that lists the last plan of content ``sha`` with its plan.json
+    (what someone without the key could write there)."""
+    found = stored(sha)
+    put(f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/plans/contents/{sha}/"
+        f"{found.digest}.json", artifacts.read_object(found.uri))
+
+
 def test_a_forged_stored_plan_is_evaluated_afresh(
         production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace
 
     path = request_file(tmp_path, rounds=7)
     _, honest = plan(path, tmp_path / "first", capsys)
-    stored = plan_json.from_bytes(honest.encode(), "plan.json")
-    prefix = artifacts.plan_prefix(T, stored.content_sha256)
-    forged = replace(stored, gates=(GateResult("accuracy >= 0.10", 0.1, 0.99, True),),
+    first = plan_json.from_bytes(honest.encode(), "plan.json")
+    found = stored(first.content_sha256)
+    forged = replace(first, gates=(GateResult("accuracy >= 0.10", 0.1, 0.99, True),),
                      experiment_id="forged")
-    put(f"{prefix}/plan.json", plan_json.to_bytes(forged))
+    put(found.uri, plan_json.to_bytes(forged))
 
     err, again = plan(path, tmp_path / "second", capsys)
 
     assert "not reusing the stored plan: " in err and "is not the plan that was signed" in err
     assert "reusing the stored evaluation" not in err and "evaluating on" in err
     replanned = plan_json.from_bytes(again.encode(), "plan.json")
-    assert replanned.gates == stored.gates and replanned.experiment_id == stored.experiment_id
-    assert artifacts.get_plan(T, stored.content_sha256) == replanned  # signed again
+    assert replanned.gates == first.gates and replanned.experiment_id == first.experiment_id
+    assert stored(first.content_sha256).plan == replanned  # signed again, stored beside it
+    assert stored(first.content_sha256).digest != found.digest
 
     err, _ = plan(path, tmp_path / "third", capsys)  # and now reused, as before
     assert "reusing the stored evaluation" in err
@@ -90,31 +105,27 @@ def test_an_unsigned_stored_plan_is_evaluated_afresh(
         production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = request_file(tmp_path, rounds=8)
     _, honest = plan(path, tmp_path / "first", capsys)
-    stored = plan_json.from_bytes(honest.encode(), "plan.json")
-    bucket, key = artifacts.split_uri(
-        f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
-    boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+    sha = plan_json.from_bytes(honest.encode(), "plan.json").content_sha256
+    unsign(sha)
 
     err, _ = plan(path, tmp_path / "second", capsys)
 
-    assert "not reusing the stored plan: " in err and "is not signed (no plan.sig" in err
+    assert "not reusing the stored plan: " in err and "is not a signature" in err
     assert "evaluating on" in err
-    assert artifacts.get_plan(T, stored.content_sha256) is not None
+    assert plan_store.plan_of_content(T, sha) is not None
 
 
 def test_a_forged_model_index_is_not_reused(
         production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = request_file(tmp_path, rounds=9)
     _, honest = plan(path, tmp_path / "first", capsys)
-    stored = plan_json.from_bytes(honest.encode(), "plan.json")
-    theirs = artifacts.store_model(T, artifacts.read_object(stored.artifact) + b"\0backdoor")
+    first = plan_json.from_bytes(honest.encode(), "plan.json")
+    theirs = artifacts.store_model(T, artifacts.read_object(first.artifact) + b"\0backdoor")
     index = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/models/keys/"
-             f"{stored.model_key}.json")
+             f"{first.model_key}.json")
     put(index, artifacts.read_object(index).replace(
-        str(stored.model_sha256).encode(), theirs.split("/")[-2].encode()))
-    bucket, key = artifacts.split_uri(
-        f"{artifacts.plan_prefix(T, stored.content_sha256)}/plan.sig")
-    boto3.client("s3").delete_object(Bucket=bucket, Key=key)  # so the model is looked up
+        str(first.model_sha256).encode(), theirs.split("/")[-2].encode()))
+    unsign(first.content_sha256)  # so the model is looked up
 
     err, again = plan(path, tmp_path / "second", capsys)
 

@@ -881,15 +881,18 @@ def test_models_are_written_once_and_plans_only_by_the_plan_role() -> None:
     where = f"arn:aws:s3:::{t.artifacts_bucket}/{t.artifacts_prefix}"
     puts = [(resources, condition) for a, resources, condition in grants(s, "PlanRole")
             if a == "s3:PutObject"]
-    # Model bytes: never over an existing object. Plans and the model index: rewritten by
-    # re-plans, trusted only through their signature (the plan role alone may sign).
-    assert puts == [([f"{where}/models/sha256/*"], {"StringEquals": {"s3:if-none-match": "*"}}),
-                    (sorted([f"{where}/models/keys/*", f"{where}/plans/*"]), {}),
+    # Model bytes and plans (each under its digest, and the entries that list it by head and
+    # content): never over an existing object. The model index: rewritten by re-training,
+    # trusted only through its signature (the plan role alone may sign).
+    once = [f"{where}/models/sha256/*", f"{where}/plans/sha256/*", f"{where}/plans/heads/*",
+            f"{where}/plans/contents/*"]
+    assert puts == [(once, {"StringEquals": {"s3:if-none-match": "*"}}),
+                    ([f"{where}/models/keys/*"], {}),
                     ([f"{where}/training-data/*"], {})]  # shards a training job reads
-    # The bucket refuses any other write of model bytes, whoever makes it.
+    # The bucket refuses any other write of model bytes or plans, whoever makes it.
     deny = bucket_policy_statements(s, "ModelsBucket")["ModelsAreWriteOnceForEveryone"]
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
-    assert deny["Resource"] == [f"{where}/models/sha256/*"]
+    assert deny["Resource"] == once
     assert deny["Condition"] == {"StringNotEquals": {"s3:if-none-match": "*"}}
     # Nobody else may write there at all.
     for role in s.of_type("AWS::IAM::Role"):

@@ -151,6 +151,16 @@ def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
     return found
 
 
+def landing(repo: Path | str, rev: str, path: str) -> tuple[str, tuple[str, ...]] | None:
+    """The commit of ``rev``'s first-parent line that last changed ``path``, and its parents;
+    None when none did. For a pull request merged with a merge commit, that is the merge (its
+    second parent is the pull request's head); for a squash, a rebase or a direct push, the
+    commit itself."""
+    out = output(repo, "log", "--first-parent", "--max-count=1", "--format=%H %P",
+                 rev_parse(repo, rev), "--", path).split()
+    return (out[0], tuple(out[1:])) if out else None
+
+
 def toplevel(folder: Path | str) -> Path:
     """The root of the git work tree holding ``folder``; BotError outside one."""
     return Path(output(folder, "rev-parse", "--show-toplevel").strip())

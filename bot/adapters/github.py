@@ -200,6 +200,15 @@ class GitHubHost:
 
         return self._call(f"membership of {login} in team @{team}", run)
 
+    def pull_head(self, pr: int) -> str:
+        """The head commit of ``pr`` now; of a merged pull request, the head that was merged
+        (``head.sha`` of https://docs.github.com/en/rest/pulls/pulls#get-a-pull-request)."""
+
+        def run() -> str:
+            return str(self._repo().get_pull(pr).head.sha)
+
+        return self._call(f"head of pull request #{pr}", run)
+
     def pull_for_commit(self, sha: str) -> int | None:
         """The merged pull request that brought ``sha`` in, or None (e.g. a direct push)."""
 

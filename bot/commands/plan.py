@@ -31,8 +31,9 @@ def repo_root(path: Path) -> Path:
         return Path.cwd()
 
 
-def head_commit(env: dict[str, str]) -> str:
-    """The PR's head commit on GitHub (not the synthetic merge commit), else HEAD."""
+def head_commit(env: dict[str, str], repo: Path | None = None) -> str:
+    """The PR's head commit on GitHub (not the synthetic merge commit), else the HEAD of
+    ``repo`` (the request's repository), else a placeholder no apply will look for."""
     from bot.adapters import git
     from bot.adapters.workflow_event import pr_head_from_event
 
@@ -40,9 +41,20 @@ def head_commit(env: dict[str, str]) -> str:
     if sha:
         return sha
     try:
-        return git.rev_parse(Path.cwd(), "HEAD")
+        return git.rev_parse(repo or Path.cwd(), "HEAD")
     except BotError:
         return "0000000"
+
+
+def superseded(host: GitHubHost, pull_request: int, commit: str) -> str | None:
+    """Why a plan of ``commit`` is not wanted: the pull request's head is another commit now
+    (a re-run of an older push's plan run); None when ``commit`` is its head."""
+    head = host.pull_head(pull_request)
+    if head == commit:
+        return None
+    return (f"pull request #{pull_request}'s head is {head[:12]} now, not {commit[:12]}: this "
+            "run is for an older push, so nothing was planned (the plan of the head is what "
+            "merging applies)")
 
 
 @contextlib.contextmanager
@@ -198,8 +210,15 @@ def run(args: argparse.Namespace) -> int:
 
         host = GitHubHost.from_env()
         pull_request = args.pull_request or pr_number_from_event(env)
-    commit = args.head or head_commit(env)
+    commit = args.head or head_commit(env, repo_root(path))
+    if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise BotError(f"--head {commit!r}: not a commit id (7 to 64 lower-case hex digits); "
+                       "the plan is stored under its pull request's head commit")
     if host is not None and pull_request is not None:
+        stale = superseded(host, pull_request, commit)
+        if stale is not None:  # no comment, no status: they belong to the head's own run
+            print(f"promotion-bot plan: {stale}", file=sys.stderr)
+            return 0
         host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
         check_request(path, args.base)

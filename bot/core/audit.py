@@ -43,8 +43,10 @@ class Entry:
     pull_request: int | None
     content_sha256: str | None  # None when the file was deleted or unreadable
     experiment_id: str | None
-    plan: Plan | None
+    plan: Plan | None  # the plan its reviewers saw: the last signed plan of reviewed_head
     applies: tuple[dict[str, Any], ...]
     reverts: Commit | None
     deleted: bool = False  # the commit deleted the request file
     note: str = ""
+    reviewed_head: str | None = None  # the pull request head that was merged
+    plan_digest: str | None = None  # the stored name of ``plan`` (plans/sha256/<digest>/)

@@ -160,6 +160,21 @@ class Change:
 
 
 @dataclass(frozen=True)
+class PlanIdentity:
+    """What a plan was made from, besides its target, request content and model: what its
+    reviewers looked at. The signed statement covers every field (``bot.core.integrity``), so
+    apply can tell a plan of the reviewed head, data and champion from any other."""
+
+    head: str  # the pull request's head commit the plan was made at
+    #: ``train``/``test`` → the S3 VersionId (else ETag) or, for a repository file, its sha256
+    data_versions: dict[str, str]
+    champion_model_sha256: str | None  # the champion's model digest (None: no model artifact)
+    production_config_version: str | None  # the production config read (None: none yet)
+    bot_version: str
+    signed_at: str  # ISO 8601, UTC: when the plan was signed
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a plan decides for one request content: what a reviewer judges, what the
     comment shows and what apply relies on.
@@ -178,7 +193,7 @@ class Plan:
     artifact: str  # s3:// URI of the reviewed model.tar.gz
     evaluated_at: str  # ISO 8601, UTC
     trained: bool  # False when the model was reused from the store
-    champion_identity: str  # what the comparison depended on (see flows.plan)
+    champion_identity: str  # what the comparison depended on (production_config's)
     evaluation: Evaluation
     champion: Champion
     comparison: Comparison
@@ -194,6 +209,7 @@ class Plan:
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None
     training: dict[str, Any] | None = None  # how this plan trained the model (None: reused)
+    identity: PlanIdentity | None = None  # set when the plan is signed and stored
 
     @property
     def passed(self) -> bool:
@@ -277,5 +293,5 @@ class Outcome:
 
 # Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
 for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
-                GateResult, Change, Plan, VariantSpec, Approval, Outcome):
+                GateResult, Change, PlanIdentity, Plan, VariantSpec, Approval, Outcome):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

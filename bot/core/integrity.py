@@ -24,8 +24,11 @@ MODEL = "promotion-bot/model"
 #: ``kind`` of the statement that binds a training-data shard manifest to its shard key.
 TRAINING_DATA = "promotion-bot/training-data"
 ENVELOPE_FORMAT = 1
+#: The layout of a signed plan statement. 1 (no ``format`` field): content, plan digest,
+#: model and gates only, bound to no head, data, champion or time; never trusted now.
+PLAN_STATEMENT_FORMAT = 2
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LONG_HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # commit ids and sha256 digests
 _MODEL_URI = re.compile(r"^s3://[^/]+/(?:.+/)?models/sha256/([0-9a-f]{64})/model\.tar\.gz$")
 
 
@@ -49,12 +52,25 @@ def canonical(statement: dict[str, Any]) -> bytes:
                       ensure_ascii=False).encode()
 
 
-def plan_statement(*, target: str, content_sha256: str, plan_sha256: str, model_sha256: str,
-                   model_uri: str, passed: bool, gates: list[tuple[str, bool]]) -> dict[str, Any]:
-    """What plan signs: the plan.json bytes (by digest) and the decisions apply relies on."""
-    return {"kind": PLAN, "target": target, "content_sha256": content_sha256,
-            "plan_sha256": plan_sha256, "model_sha256": model_sha256, "model": model_uri,
-            "passed": passed, "gates": [[name, ok] for name, ok in gates]}
+def plan_statement(*, target: str, content_sha256: str, head: str, plan_sha256: str,
+                   plan_format: int, model_sha256: str, model_uri: str, passed: bool,
+                   gates: list[tuple[str, bool]], data_versions: dict[str, str],
+                   champion: str, champion_model_sha256: str | None,
+                   production_config_version: str | None, bot_version: str,
+                   signed_at: str) -> dict[str, Any]:
+    """What plan signs: the plan.json bytes (by digest), which are the plan's identity, and
+    that identity spelled out: the target, the request content, the pull request's head, the
+    data's versions, the model, the champion it was judged against (its identity, model
+    digest and the production config's version), the bot's version, plan.json's format, the
+    time of signing; and the decisions apply relies on."""
+    return {"kind": PLAN, "format": PLAN_STATEMENT_FORMAT, "target": target,
+            "content_sha256": content_sha256, "head": head, "plan_sha256": plan_sha256,
+            "plan_format": plan_format, "model_sha256": model_sha256, "model": model_uri,
+            "passed": passed, "gates": [[name, ok] for name, ok in gates],
+            "data": dict(sorted(data_versions.items())),
+            "champion": {"identity": champion, "model_sha256": champion_model_sha256,
+                         "config_version": production_config_version},
+            "bot_version": bot_version, "signed_at": signed_at}
 
 
 def model_statement(*, target: str, model_key: str, model_sha256: str,
@@ -119,6 +135,6 @@ def mismatch(statement: dict[str, Any], expected: dict[str, Any]) -> str | None:
 
 
 def _short(value: object) -> str:
-    if isinstance(value, str) and _HEX64.match(value):
+    if isinstance(value, str) and _LONG_HEX.match(value):
         return value[:12]
     return json.dumps(value)

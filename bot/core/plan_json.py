@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 #: The layout of plan.json this bot writes and reads. 1: the untyped layout before it had
 #: a ``format`` field (top-level ``metrics``, ``curves``, ``changes``...). 2: before verdicts
 #: (``improved`` was the point difference's sign, ``max_drop`` compared point differences).
-FORMAT = 3
+#: 3: before ``identity`` (a plan was stored by its request content alone, bound to no pull
+#: request head, data versions, champion or signing time: apply refuses it, re-plan).
+FORMAT = 4
 
 
 class UnreadablePlan(BotError):

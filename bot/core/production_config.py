@@ -54,6 +54,18 @@ class ProductionConfig(BaseModel):
     )
 
 
+def champion_identity(config: ProductionConfig | None) -> str:
+    """Who a candidate is judged against while production is ``config``: the champion's model
+    artifact when the config records one, else the config's recorded metrics, else the seed
+    notebook's baseline. A stored evaluation holds, and a plan may be applied, while it holds.
+    """
+    if config is None:
+        return "seed-baseline"
+    if config.champion is not None:
+        return config.champion.model_artifact
+    return f"recorded:{config.content_sha256}"
+
+
 def to_yaml(config: ProductionConfig) -> str:
     """The config as written to S3: YAML, keys in the model's order, no Python tags."""
     import yaml

@@ -1,10 +1,10 @@
 """Apply on merge: reconcile AWS to the request files changed in a git range, and catch up.
 
-Every request changed in the range is checked first (a passing stored plan for its exact
-content, an approval by the pull request that last changed it), so a refusal changes
-nothing. Then each target is reconciled under its lock in a fixed order — SSM, production
-config, pipeline, endpoint — and every step first looks at what is live, so a second run
-changes nothing and a run after a failure finishes the job.
+Every request changed in the range is checked first (a passing signed plan of the reviewed
+pull request head for its exact content, an approval by the pull request that last changed
+it), so a refusal changes nothing. Then each target is reconciled under its lock in a fixed
+order — SSM, production config, pipeline, endpoint — and every step first looks at what is
+live, so a second run changes nothing and a run after a failure finishes the job.
 
 Runs can be skipped: GitHub keeps one pending run per concurrency group, so of three quick
 merges the middle one's run is cancelled before it starts. So apply also takes every other
@@ -64,7 +64,8 @@ def apply(
 
     commit = git.rev_parse(repo, after)
     found = git.changed_requests(repo, before, commit, settings().requests_dir)
-    items = [prepare(repo, commit, path, status, now) for path, status in found]
+    pulls: dict[str, int | None] = {}
+    items = [prepare(repo, commit, path, status, now, host, pulls) for path, status in found]
     names = [i.target.name for i in items if i.request is not None]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -74,7 +75,6 @@ def apply(
     # x.yml renamed to x.yaml: the target lives on in the other file, nothing is retired.
     alive = {PurePosixPath(p).stem for p in at_commit}
     items = [i for i in items if i.request is not None or i.target.name not in alive]
-    pulls: dict[str, int | None] = {}
     # NotApproved: nothing changed
     items = [approve(repo, i, host, pulls, commit) for i in items]
     items += missed_items(repo, commit, at_commit, {p for p, _ in found}, set(names), host, pulls,

@@ -1,5 +1,9 @@
 """The audit trail of a target: git history of its request file, joined with stored plans
 and apply records (who requested, who approved, what was applied, what was reverted, when).
+
+The plan shown for a change is the one its reviewers saw: the plan of the pull request head
+that was merged (a merge commit's second parent; for a squash or rebase, the head of the plan
+apply used; for a direct push, the commit itself). Each apply names the plan it used.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         commits = git.log(repo, path)
         by_sha = {c.sha: c for c in commits}
         records, unavailable = _apply_records(t)
+        landings = [sha for sha, _ in reversed(git.landed(repo, "HEAD", path))]
         for commit in commits:
             applies = tuple(r for r in records
                             if commit.sha in (r.get("request_commit"), r.get("commit")))
-            sha = experiment = plan = None
+            sha = experiment = plan = head = digest = None
             note = unavailable
             linked = False
             try:
@@ -62,7 +67,8 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
                 else:
                     sha, experiment = request.content_sha256(), request.experiment_id
                     if not unavailable:
-                        plan, unreadable = _plan(t, sha)
+                        head = _reviewed_head(repo, t, commit.sha, landings, applies)
+                        plan, digest, unreadable = _plan(t, head)
                         note = unreadable or note
             reverted = commit.reverts
             entries.append(Entry(
@@ -70,7 +76,8 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
                 pull_request=_pull_request(commit, applies), content_sha256=sha,
                 experiment_id=experiment, plan=plan, applies=applies,
                 reverts=by_sha.get(reverted or "") or _find(repo, reverted),
-                deleted=text is None and not linked, note=note,
+                deleted=text is None and not linked, note=note, reviewed_head=head,
+                plan_digest=digest,
             ))
     return entries
 
@@ -92,12 +99,38 @@ def _apply_records(t: Any) -> tuple[list[dict[str, Any]], str]:
         return [], f"stored plans and applies unavailable: {error.message}"
 
 
-def _plan(t: Any, sha: str) -> tuple[Plan | None, str]:
-    """The stored plan of content ``sha``, or none and why it cannot be read."""
-    from bot.adapters.aws import artifacts
+def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
+                   applies: tuple[dict[str, Any], ...]) -> str:
+    """The pull request head whose plan the reviewers of change ``sha`` saw. ``landings`` are
+    the commits of HEAD's first-parent line that changed the file, oldest first."""
+    from bot.adapters.aws import plan_store
+    from bot.core.plan_json import UnreadablePlan
+
+    landed = sha if sha in landings else next(
+        (c for c in landings if git.is_ancestor(repo, sha, c)), None)
+    if landed is not None:
+        parents = git.output(repo, "show", "-s", "--format=%P", landed).split()
+        if len(parents) > 1:
+            return parents[1]
+    for record in applies:  # a squash or rebase: the head apply found on the code host
+        digest = record.get("plan_digest")
+        if isinstance(digest, str):
+            try:
+                used = plan_store.get_plan(t, digest)
+            except UnreadablePlan:
+                continue
+            if used is not None and used.identity is not None:
+                return used.identity.head
+    return sha
+
+
+def _plan(t: Any, head: str) -> tuple[Plan | None, str | None, str]:
+    """The last signed plan of ``head``, its digest, or none and why it cannot be read."""
+    from bot.adapters.aws import plan_store
     from bot.core.plan_json import UnreadablePlan
 
     try:
-        return artifacts.get_plan(t, sha), ""
+        stored = plan_store.plan_of_head(t, head)
     except UnreadablePlan as error:
-        return None, error.message
+        return None, None, error.message
+    return (None, None, "") if stored is None else (stored.plan, stored.digest, "")

@@ -33,6 +33,8 @@ class Candidate:
     training: dict[str, Any] | None  # how it was trained by this plan (None when reused)
     #: A model trained by this plan, not stored yet: its model.tar.gz, for ``store``.
     unstored: bytes | None = None
+    #: The versions of the data it was trained and is judged on (``key_of``'s).
+    data_versions: dict[str, str] | None = None
 
     def store(self, t: Target) -> None:
         """Store a newly trained model and its signed index entry (nothing when reused)."""
@@ -75,7 +77,7 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
     if stored is not None:
         progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
         return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
-                         trained=False, training=None)
+                         trained=False, training=None, data_versions=versions)
     if request.training.backend == "sagemaker":
         from bot.flows import training_job
 
@@ -85,7 +87,7 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
         booster, how = train_locally(request, repo_root, progress)
     package = training.package_model(booster)
     return Candidate(model_key, booster, artifacts.model_uri(t, package), trained=True,
-                     training=how, unstored=package)
+                     training=how, unstored=package, data_versions=versions)
 
 
 def train_locally(request: Request, repo_root: Path,

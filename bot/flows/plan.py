@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot import __version__
 from bot.core import plan_json
 from bot.core.changes import changes
 from bot.core.desired_state import desired, pipeline_execution
-from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan
+from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
-from bot.core.production_config import ProductionConfig, to_yaml
+from bot.core.integrity import model_digest, sha256_hex
+from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.request import Challenger, Request
 from bot.report import plots
 from bot.report.plan_comment import render_comment
@@ -29,6 +31,7 @@ from bot.settings import Target, target
 if TYPE_CHECKING:
     import xgboost
 
+    from bot.adapters.aws.plan_store import StoredPlan
     from bot.flows.candidate import Candidate
 
 Progress = Callable[[str], None]
@@ -48,15 +51,6 @@ class PlanResult:
     @property
     def passed(self) -> bool:
         return self.plan.passed
-
-
-def champion_identity(config: ProductionConfig | None) -> str:
-    """What the comparison depended on: a cached evaluation is valid while this holds."""
-    if config is None:
-        return "seed-baseline"
-    if config.champion is not None:
-        return config.champion.model_artifact
-    return f"recorded:{config.content_sha256}"
 
 
 def _now() -> str:
@@ -175,8 +169,9 @@ def make_plan(
     path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
     pull_request: int | None = None, progress: Progress = _stderr,
 ) -> PlanResult:
-    """Plan ``path`` and write comment.md, plan.json and the PNGs to ``out_dir`` and S3."""
-    from bot.adapters.aws import artifacts, config_store
+    """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
+    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest."""
+    from bot.adapters.aws import config_store, plan_store
     from bot.adapters.request_files import load_request
     from bot.flows import candidate
 
@@ -184,21 +179,23 @@ def make_plan(
     request, _ = load_request(path, display_path=request_path)
     t = target(path.stem)
     sha = request.content_sha256()
-    live_config = config_store.read(t)
+    live_config, config_version = config_store.read_versioned(t)
     cached = _stored_plan(t, sha, progress)
     retrain = _retrain_commit(repo_root, request_path, request)
     key = None
-    if cached is not None and cached.champion_identity == champion_identity(live_config):
+    if cached is not None and cached.plan.champion_identity == champion_identity(live_config):
         key = candidate.key_of(t, request, repo_root)
-    pngs: dict[str, bytes] = {}
-    if cached is not None and key is not None and cached.model_key == key[0]:
+    if cached is not None and key is not None and cached.plan.model_key == key[0]:
         # Same content, same champion and the same data: the evaluation still holds.
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-        plan = replace(cached, trained=False)
-        live = read_live_state(t, request, commit, retrain, live_config)
+        plan, versions = replace(cached.plan, trained=False), key[1]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
+            pngs = _stored_pngs(t, cached.digest)
+            live = reading.result()
     else:
-        cached = None
         obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
+        versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -214,32 +211,42 @@ def make_plan(
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
                                                                  progress, live.endpoint))
-    prefix = artifacts.plan_prefix(t, sha)
+    plan = replace(plan, identity=PlanIdentity(
+        head=commit, data_versions=versions,
+        champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
+        production_config_version=config_version, bot_version=__version__,
+        signed_at=_now()))
+    body = plan_json.to_bytes(plan)
+    prefix = plan_store.plan_prefix(t, sha256_hex(body))
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links, dict(os.environ))
     files = {"comment.md": comment.encode(), **pngs}
-    artifacts.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
-    files["plan.json"] = plan_json.to_bytes(plan)
+    plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+    files["plan.json"] = body
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
-        (out_dir / name).write_bytes(body)
-    for name in plots.FILES.values() if cached is not None else ():
-        (out_dir / name).write_bytes(artifacts.read_object(f"{prefix}/{name}"))
+    for name, data in files.items():
+        (out_dir / name).write_bytes(data)
     return PlanResult(plan, comment)
 
 
-def _stored_plan(t: Target, sha: str, progress: Progress) -> Plan | None:
-    """The stored plan of this content, if it can be reused; else evaluate afresh."""
-    from bot.adapters.aws import artifacts
+def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
+    """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
+    from bot.adapters.aws import artifacts, plan_store
+
+    prefix = plan_store.plan_prefix(t, digest)
+    return {name: artifacts.read_object(f"{prefix}/{name}") for name in plots.FILES.values()}
+
+
+def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:
+    """The last signed plan of this content, if it can be reused; else evaluate afresh."""
+    from bot.adapters.aws import plan_store
 
     try:
-        return artifacts.get_plan(t, sha)
+        return plan_store.plan_of_content(t, sha)
     except plan_json.UnreadablePlan as error:
         progress(f"not reusing the stored plan: {error.message}")
         return None
-
-
 
 
 def _display(path: Path, repo_root: Path) -> str:

@@ -1,6 +1,7 @@
-"""Apply's checks before anything changes: each request file is a regular file with a
-passing plan for its exact content, signed by the plan job; the reviewed model's bytes are
-the ones that plan signed; the rollout step is one the rules allow from what production
+"""Apply's checks before anything changes: each request file is a regular file whose
+reviewed pull request head has a passing plan for its exact content, signed by the plan job,
+recent and judged against the champion production still serves; the reviewed model's bytes
+are the ones that plan signed; the rollout step is one the rules allow from what production
 serves; and the pull request that last changed the file is approved by GitHub's rules. Also
 the request files a cancelled run never applied ("missed")."""
 
@@ -8,20 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
 from bot.core.domain import Approval, Plan
 from bot.core.plan_json import UnreadablePlan
-from bot.core.production_config import ProductionConfig
+from bot.core.production_config import ProductionConfig, champion_identity
 from bot.core.request import Request
 from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused
 from bot.flows.rollout_history import rollout_problems
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
+    from bot.adapters.aws.plan_store import StoredPlan
     from bot.adapters.github import GitHubHost
     from bot.core.approvals import PullReviews
 
@@ -41,6 +43,7 @@ class Item:
     # That PR's approvers (request_commit's author when not on GitHub); set by _approve.
     approval: Approval = field(default_factory=lambda: Approval((), "pending"))
     missed: bool = False  # not changed in the range: a change that no run applied
+    plan_digest: str | None = None  # the plan's name in the store (sha256 of its plan.json)
 
 
 def parse_request(text: str, path: str) -> Request:
@@ -50,10 +53,13 @@ def parse_request(text: str, path: str) -> Request:
 
 
 def prepare(repo: Path, commit: str, path: str, status: str,
-            now: datetime | None = None) -> Item:
+            now: datetime | None = None, host: GitHubHost | None = None,
+            pulls: dict[str, int | None] | None = None) -> Item:
     """Everything apply needs for one file, or a refusal before anything changes: the file
-    is a regular file, its stored plan is signed by the plan job and passed, the reviewed
-    model's bytes are the ones the plan signed, and the rollout step is allowed."""
+    is a regular file, the plan of the reviewed head (``reviewed_head``) is signed by the plan
+    job, of this content, passed, recent, and judged against the champion production still
+    serves; the reviewed model's bytes are the ones the plan signed, and the rollout step is
+    allowed. ``pulls`` caches the pull request of a commit (shared with ``approve``)."""
     from bot.adapters.aws import artifacts, config_store, pipeline
     from bot.adapters.request_files import parse_request_text
 
@@ -71,28 +77,11 @@ def prepare(repo: Path, commit: str, path: str, status: str,
     if text is None:
         raise NotPlanned(f"{path} is not in commit {commit[:12]}")
     request, lines = parse_request_text(text, path)
-    sha = request.content_sha256()
-    where = f"{artifacts.plan_prefix(t, sha)}/plan.json"
-    try:
-        plan = artifacts.get_plan(t, sha)
-    except UnreadablePlan as error:
-        raise NotPlanned(f"{path} at {commit[:12]}: {error.message}; re-run plan on its pull "
-                         f"request; {nothing}") from None
-    if plan is None:
-        raise NotPlanned(
-            f"{path} at {commit[:12]}: this content (sha256 {sha[:12]}) was never planned, "
-            f"no {where}; run plan on its pull request first; {nothing}"
-        )
-    if not plan.passed:
-        raise NotPlanned(
-            f"{path} at {commit[:12]}: the plan of this content (sha256 {sha[:12]}) did not "
-            f"pass its gates ({where}); {nothing}"
-        )
-    if plan.content_sha256 != sha or plan.target != t.name:
-        raise NotPlanned(
-            f"{path} at {commit[:12]}: the stored plan {where} does not belong to this content; "
-            f"re-run plan; {nothing}"
-        )
+    now = now or datetime.now(UTC)
+    head, how = reviewed_head(repo, commit, path, host, {} if pulls is None else pulls)
+    stored = _plan_of(t, f"{path} at {commit[:12]}", request.content_sha256(), head, how,
+                      live, now)
+    plan = stored.plan
     try:
         if not artifacts.exists(plan.artifact):
             raise NotPlanned(
@@ -105,13 +94,92 @@ def prepare(repo: Path, commit: str, path: str, status: str,
     except BotError as error:  # bytes that are not the reviewed ones, or an unreadable model
         raise NotPlanned(f"{path} at {commit[:12]}: {error.message}; {nothing}") from None
     problems = rollout_problems(repo, _serving(repo, live, commit, request_commit), path,
-                                request, lines, now or datetime.now(UTC))
+                                request, lines, now)
     if problems:
         raise RolloutRefused(f"{'; '.join(str(p) for p in problems)} (apply checks the rollout "
                              f"rules against what production serves); {nothing}")
     if request.rollout.pipeline:
         pipeline.state_machine_arn(t)
-    return Item(t, path, request, plan, request_commit)
+    return Item(t, path, request, plan, request_commit, plan_digest=stored.digest)
+
+
+def reviewed_head(repo: Path, commit: str, path: str, host: GitHubHost | None,
+                  pulls: dict[str, int | None]) -> tuple[str, str]:
+    """The pull request head whose plan the reviewers saw for ``path`` as it is at ``commit``,
+    and how it was found: the second parent of the merge commit that brought the change in;
+    for a squash or rebase merge, the pull request's head as the code host says; else (a
+    direct push, or no code host) the commit that changed the file itself."""
+    found = git.landing(repo, commit, path)
+    if found is None:
+        return commit, "the commit itself"
+    landed, parents = found
+    if len(parents) > 1:
+        return parents[1], f"the second parent of merge {landed[:12]}"
+    if host is not None:
+        if landed not in pulls:
+            pulls[landed] = host.pull_for_commit(landed)
+        number = pulls[landed]
+        if number is not None:
+            return host.pull_head(number), f"the head of PR #{number}"
+    return landed, "the commit itself, merged from no pull request"
+
+
+def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
+             live: ProductionConfig | None, now: datetime) -> StoredPlan:
+    """The plan of the reviewed ``head`` once it may be applied to content ``sha``; else
+    ``NotPlanned`` in one line naming the plan, the head and what differs."""
+    from bot.adapters.aws import plan_store
+
+    try:
+        stored = plan_store.plan_of_head(t, head)
+    except UnreadablePlan as error:
+        raise NotPlanned(f"{where}: {error.message}; re-run plan on its pull request (head "
+                         f"{head[:12]}); {NOTHING}") from None
+    if stored is None:
+        legacy = plan_store.legacy_plan(t, sha)
+        if legacy is not None:
+            raise NotPlanned(
+                f"{where}: the only plan of this content, {legacy}, is of an older format that "
+                f"names no pull request head; re-plan its pull request (head {head[:12]}); "
+                f"{NOTHING}")
+        raise NotPlanned(
+            f"{where}: the reviewed head {head[:12]} ({how}) was never planned, no plan under "
+            f"{plan_store.head_index(t, head)}; run plan on its pull request first; {NOTHING}")
+    plan, of = stored.plan, f"the plan {stored.uri} of head {head[:12]}"
+    if plan.content_sha256 != sha:
+        raise NotPlanned(
+            f"{where}: {of} is of content {plan.content_sha256[:12]}, but the merged request "
+            f"has content {sha[:12]} (changed in the merge?); re-plan; {NOTHING}")
+    if not plan.passed:
+        raise NotPlanned(f"{where}: {of} did not pass its gates; {NOTHING}")
+    signed = datetime.fromisoformat(stored.signed_at)
+    limit = settings().plan_max_age_days
+    if now - signed > timedelta(days=limit):
+        raise NotPlanned(
+            f"{where}: {of} was signed {stored.signed_at}, {(now - signed).days} days ago, more "
+            f"than the {limit:g} days a plan is trusted (PROMOTION_BOT_PLAN_MAX_AGE_DAYS); "
+            f"re-plan; {NOTHING}")
+    serves = champion_identity(live)
+    applied = live is not None and (live.content_sha256, live.model_artifact) == (
+        plan.content_sha256, plan.artifact)  # this plan's own apply, run again
+    if serves != plan.champion_identity and not applied:
+        raise NotPlanned(
+            f"{where}: production changed since this plan: re-plan ({of} was judged against "
+            f"{_champion(plan.champion_identity)}, production now serves {_champion(serves)}); "
+            f"{NOTHING}")
+    return stored
+
+
+def _champion(identity: str) -> str:
+    """A champion identity (``production_config.champion_identity``) in a few words."""
+    from bot.core.integrity import model_digest
+
+    if identity == "seed-baseline":
+        return "the seed baseline"
+    if identity.startswith("recorded:"):
+        return f"the recorded metrics of content {identity.removeprefix('recorded:')[:12]}"
+    digest = model_digest(identity)
+    return f"model {digest[:12]}" if digest else identity
 
 
 def _serving(repo: Path, live: ProductionConfig | None, commit: str,
@@ -234,7 +302,8 @@ def missed_items(repo: Path, commit: str, at_commit: dict[str, str], in_range: s
             sha = parse_request(text, path).content_sha256()
             if not _unapplied(repo, commit, t, sha, config_store.read(t)):
                 continue
-            item = approve(repo, prepare(repo, commit, path, "M", now), host, pulls, commit)
+            item = approve(repo, prepare(repo, commit, path, "M", now, host, pulls), host, pulls,
+                           commit)
         except BotError as error:  # AwsError included
             warn(f"{path} was changed in {changed_in[:12] or '?'} but never applied (a cancelled "
                  f"run?), and cannot be applied now: {reason(error)}; skipped {path}, the "

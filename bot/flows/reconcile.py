@@ -71,6 +71,7 @@ class Reconciliation:
             "content_sha256": request.content_sha256() if request else None,
             "experiment_id": request.experiment_id if request else None,
             "model_artifact": item.plan.artifact if item.plan else None,
+            "plan_digest": item.plan_digest,  # the plan apply used (plans/sha256/<digest>/)
             "pull_request": pull_request,
             "approval": {"approvers": list(approval.approvers), "source": approval.source},
             "retired": request is None,

@@ -1,10 +1,12 @@
 """The whole journey on the embedded default, with real git, moto's server and a local GitHub.
 
 Request PR → plan comment → approval → merge → apply → a second promotion → revert → apply →
-staged rollout 1 % → 10 % (with a forged plan that apply refuses) → 50 % → promoted →
-history. Every step runs the same command a GitHub Actions workflow runs; only the outside
-systems are local. Plans are signed with the embedded KMS key, models stored by digest,
-approvals counted by GitHub's rules (maria has write access and is a code owner).
+staged rollout 1 % → 10 % (with a forged plan that apply refuses) → 50 % → promoted → revert
+→ two pull requests with the same request and different data (the second one's plan does
+not change what the first one's merge deploys) → history. Every step runs the same command
+a GitHub Actions workflow runs; only the outside systems are local. Plans are signed with the
+embedded KMS key, models stored by digest, approvals counted by GitHub's rules (maria has
+write access and is a code owner).
 
 The local GitHub is as strict as GitHub, and each command runs with the token its job has
 in a real deployment (docs/github-setup.md): plan and apply write as the promotion-bot
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from bot.local.faults import FaultPlan
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
+AUTHORS = {"dana": "Dana Scientist <dana@example.com>", "mallory": "Mallory <mallory@example.com>"}
+TRAIN_IN_REPOSITORY = "data/train.parquet"
 DEMO_OVERRIDE = "demo: no live traffic to soak, so soak times are skipped"
 CODE_OWNERS = "acme/model-risk"
 APP_SLUG = "promotion-bot"
@@ -103,15 +107,20 @@ class Journey:
         self.outputs[f"{self.step:02d}-{name}"] = out
         return code
 
-    def open_pull(self, branch: str, title: str, edit: Callable[[str], str]) -> int:
+    def open_pull(self, branch: str, title: str, edit: Callable[[str], str],
+                  files: dict[str, bytes] | None = None, author: str = "dana") -> int:
+        """A branch from main with the request edited (and ``files`` written), and its PR."""
         self.git("checkout", "-q", "-b", branch, "main")
         path = self.repo / REQUEST
         path.write_text(edit(path.read_text() if path.exists() else ""))
-        self.git("add", REQUEST)
-        self.git("commit", "-q", "-m", title, "--author", "Dana Scientist <dana@example.com>")
+        for name, data in (files or {}).items():
+            (self.repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.repo / name).write_bytes(data)
+        self.git("add", REQUEST, *(files or {}))
+        self.git("commit", "-q", "-m", title, "--author", AUTHORS[author])
         number: int = self.github.open_pull(head_sha=self.git("rev-parse", "HEAD"),
-                                            author="dana", title=title)
-        self.log(f"PR #{number} '{title}' opened by dana (branch {branch})")
+                                            author=author, title=title)
+        self.log(f"PR #{number} '{title}' opened by {author} (branch {branch})")
         return number
 
     def plan(self, number: int) -> Plan:
@@ -180,20 +189,24 @@ class Journey:
         return said[-1]
 
     def forge_plan(self, plan: Plan) -> None:
-        """What someone who can push a branch could do with the plan role's S3 access: store
-        a model of their own and rewrite the reviewed plan.json to deploy it."""
+        """What someone who can push a branch could do with the plan role's S3 access (were
+        the bucket not to refuse overwrites): store a model of their own and rewrite the
+        reviewed plan.json to deploy it."""
         from dataclasses import replace
 
-        from bot.adapters.aws import artifacts
+        from bot.adapters.aws import artifacts, plan_store
         from bot.adapters.aws.clients import client
         from bot.settings import target
 
         t = target(plan.target)
+        assert plan.identity is not None
+        stored = plan_store.plan_of_head(t, plan.identity.head)
+        if stored is None:
+            raise BotError(f"no stored plan of PR head {plan.identity.head[:12]} to forge")
         theirs = artifacts.store_model(t, artifacts.read_model(plan.artifact) + b"\0mallory")
-        bucket, key = artifacts.split_uri(
-            f"{artifacts.plan_prefix(t, plan.content_sha256)}/plan.json")
-        client("s3", t.region).put_object(Bucket=bucket, Key=key,
-                                          Body=plan_json.to_bytes(replace(plan, artifact=theirs)))
+        bucket, key = artifacts.split_uri(stored.uri)
+        client("s3", t.region).put_object(
+            Bucket=bucket, Key=key, Body=plan_json.to_bytes(replace(stored.plan, artifact=theirs)))
         self.log(f"mallory stores her own model and rewrites s3://{bucket}/{key} to deploy it "
                  f"(plan.sig left as it was)")
 
@@ -287,6 +300,75 @@ def rollout_to(share: int) -> Callable[[str], str]:
     return edit
 
 
+def same_request_other_data(j: Journey) -> None:
+    """Two pull requests carry the same request bytes and different training data in the
+    repository: the second one's (relabelled) plan does not change what the first one's
+    approved merge deploys, because apply takes the plan of the merged head."""
+    j.header("Two pull requests, the same request, different data: the second one's plan "
+             "does not change what the first one's approved merge deploys")
+    honest, relabelled = training_data_in_repository()
+
+    def request(text: str) -> str:
+        text = set_field(text, "experiment_id", "exp-xgboost-repository-data-20240301")
+        text = set_field(text, "num_round", "160")
+        text = set_field(text, "train", TRAIN_IN_REPOSITORY)
+        return set_field(text, "traffic_percent", "1")  # a new challenger starts at 1 %
+
+    first = j.open_pull("repository-data", "Train on the data in the repository", request,
+                        {TRAIN_IN_REPOSITORY: honest})
+    reviewed = j.plan(first)
+    second = j.open_pull("repository-data-relabelled", "Same request, cleaner data", request,
+                         {TRAIN_IN_REPOSITORY: relabelled}, author="mallory")
+    j.log(f"mallory's PR #{second} carries the same request bytes; its training data calls "
+          "small frauds legit (a backdoor). Its plan is stored beside PR "
+          f"#{first}'s, never over it")
+    other = j.plan(second)
+    before, after = j.approve_then_merge(first, "repository-data")
+    j.apply(before, after)
+    deployed = _serving_model(reviewed.target)
+    if deployed != reviewed.artifact or deployed == other.artifact:
+        raise BotError(f"apply deployed {deployed}, not PR #{first}'s reviewed model "
+                       f"{reviewed.artifact}")
+    j.log(f"apply deployed PR #{first}'s reviewed model {_digest(reviewed.artifact)}, not PR "
+          f"#{second}'s {_digest(other.artifact)}: the plan of the merged head "
+          f"{j.git('rev-parse', 'main^2')[:12]}")
+
+
+def training_data_in_repository() -> tuple[bytes, bytes]:
+    """Production's training data as a repository file, and a copy that calls every fraud
+    under the median fraud amount legit."""
+    import io
+
+    import pandas as pd
+
+    from bot.adapters.aws import artifacts
+    from bot.settings import target
+
+    t = target("fraud-detection")
+    honest = artifacts.read_object(f"s3://{t.data_bucket}/processed/train.parquet")
+    frame = pd.read_parquet(io.BytesIO(honest))
+    frauds = frame["Class"] == 1
+    small = frauds & (frame["Amount"] < frame.loc[frauds, "Amount"].median())
+    frame.loc[small, "Class"] = 0
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return honest, buffer.getvalue()
+
+
+def _serving_model(name: str) -> str | None:
+    from bot.adapters.aws import config_store
+    from bot.settings import target
+
+    live = config_store.read(target(name))
+    return live.model_artifact if live is not None else None
+
+
+def _digest(uri: str) -> str:
+    from bot.core.integrity import model_digest
+
+    return (model_digest(uri) or uri)[:12]
+
+
 def journey(j: Journey, seed_request: str) -> None:
     """The steps, in the order a team lives them."""
     j.header("A data scientist asks for the seed notebook's model in production (PR #1)")
@@ -310,8 +392,9 @@ def journey(j: Journey, seed_request: str) -> None:
     before, after = j.approve_then_merge(number, "rollout-10")
     j.forge_plan(plan)
     j.refused_apply(before, after)
-    j.log(f"the team re-runs the plan job of PR #{number}: the stored plan does not verify, "
-          "so it is evaluated afresh and signed again")
+    j.log(f"the team re-runs the plan job of PR #{number}'s head: the stored plan does not "
+          "verify, so it is evaluated afresh and signed again, stored beside the forged one")
+    j.git("checkout", "-q", "rollout-10")  # the run's checkout: the pull request's head
     j.plan(number)
     j.apply(before, after)
 
@@ -322,6 +405,8 @@ def journey(j: Journey, seed_request: str) -> None:
 
     j.header("Second thoughts: git revert of the promotion, merged like any PR")
     j.revert(j.git("rev-parse", "main"), "revert-promotion")
+
+    same_request_other_data(j)
 
     j.header("Audit trail")
     j.bot("history", "history", "fraud-detection", "--repo", str(j.repo))

@@ -41,6 +41,16 @@ def _summary(changes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _used(digest: object, reviewed: str | None) -> str:
+    """Which plan an apply used, against the one the reviewers saw."""
+    if not isinstance(digest, str):
+        return "not recorded"
+    if digest == reviewed:
+        return f"{digest[:12]}, the reviewed plan"
+    return f"{digest[:12]}, NOT the reviewed plan " + (
+        f"{reviewed[:12]}" if reviewed else "(none found)")
+
+
 def _metrics(plan: Plan) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in sorted(plan.metrics.items()))
 
@@ -74,6 +84,9 @@ def render(entries: list[Entry]) -> str:
                 if _metrics(e.plan):
                     planned += f" ({_metrics(e.plan)})"
             out.append(f"    content:      {e.content_sha256[:12]} {e.experiment_id}: {planned}")
+            if e.plan is not None and e.plan_digest and e.plan.identity is not None:
+                out.append(f"    reviewed:     plan {e.plan_digest[:12]} of head "
+                           f"{e.plan.identity.head[:12]}, signed {e.plan.identity.signed_at}")
         if e.note:
             out.append(f"    note:         {e.note}")
         if not e.applies:
@@ -84,6 +97,8 @@ def render(entries: list[Entry]) -> str:
             out.append(f"    approved by:  {_approval(record)}")
             applied_at = str(record.get("commit"))[:12]
             out.append(f"    applied:      {status} at {when} (commit {applied_at})")
+            if record.get("content_sha256") is not None:
+                out.append(f"      plan used: {_used(record.get('plan_digest'), e.plan_digest)}")
             changes = record.get("changes") or []
             if not changes:
                 out.append("      no changes: production already matched")

@@ -7,24 +7,19 @@ Layout under ``s3://<target>-models/promotion-bot/``:
   can check its bytes against its name (apply does, before deploying);
 - ``models/keys/<model_key>.json``: which model was trained for a model key (what plan
   reuses instead of retraining), a statement signed with the plan-signing key;
-- ``plans/<content_sha256>/{plan.json,plan.sig,comment.md,*.png}``: the latest plan of a
-  content and its signature. A re-plan of the same content rewrites them (a new champion
-  means a new comparison); without the key nobody else can write a plan that verifies;
+- ``plans/...``: signed plans, written once (``bot.adapters.aws.plan_store``);
 - ``applies/<commit>.json``: what apply did.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.adapters.aws.clients import client, error_code
 from bot.core import integrity
 from bot.errors import BotError
 from bot.settings import Target
-
-if TYPE_CHECKING:
-    from bot.core.domain import Plan
 
 _CONTENT_TYPES = {
     ".json": "application/json",
@@ -196,87 +191,6 @@ class TamperedModel(BotError):
         super().__init__(f"{uri}: the model's bytes have sha256 {found}, but the reviewed model "
                          f"has sha256 {expected}; it was replaced after review")
         self.uri, self.expected, self.found = uri, expected, found
-
-
-def plan_prefix(t: Target, sha: str) -> str:
-    """The S3 URI (no trailing slash) under which the plan of content ``sha`` is stored."""
-    return f"s3://{t.artifacts_bucket}/{_key(t, 'plans', sha)}"
-
-
-def get_plan(t: Target, sha: str) -> Plan | None:
-    """The stored plan of content ``sha``, once its signature verifies; None when that content
-    was never planned.
-
-    Raises ``bot.core.plan_json.UnreadablePlan`` for a plan.json it cannot read or trust:
-    no plan.sig, a signature that does not verify with the plan-signing key, or a plan.json
-    that is not the one signed.
-    """
-    from bot.adapters.aws import signing
-    from bot.core import plan_json
-
-    key = _key(t, "plans", sha, "plan.json")
-    where = f"s3://{t.artifacts_bucket}/{key}"
-    data = _get(t.artifacts_bucket, key, t.region)
-    if data is None:
-        return None
-    sig_key = _key(t, "plans", sha, "plan.sig")
-    envelope = _get(t.artifacts_bucket, sig_key, t.region)
-    if envelope is None:
-        raise plan_json.UnreadablePlan(
-            f"{where} is not signed (no plan.sig beside it): it was not stored by the plan job")
-    try:
-        statement = signing.verify(t, envelope, f"s3://{t.artifacts_bucket}/{sig_key}")
-    except signing.BadSignature as error:
-        raise plan_json.UnreadablePlan(
-            f"{where} is not signed by the plan job: {error.message}") from None
-    differs = integrity.mismatch(statement, {
-        "kind": integrity.PLAN, "target": t.name, "content_sha256": sha,
-        "plan_sha256": integrity.sha256_hex(data)})
-    if differs is not None:
-        raise plan_json.UnreadablePlan(
-            f"{where} is not the plan that was signed ({differs}): it was changed after plan")
-    plan = plan_json.from_bytes(data, where)
-    differs = integrity.mismatch(statement, _decisions(plan))
-    if differs is not None:  # only a bug makes these differ: plan_sha256 covers them
-        raise plan_json.UnreadablePlan(f"{where} disagrees with its signature ({differs})")
-    return plan
-
-
-def _decisions(plan: Plan) -> dict[str, Any]:
-    return {"model_sha256": plan.model_sha256, "model": plan.artifact, "passed": plan.passed,
-            "gates": [[g.name, g.passed] for g in plan.gates]}
-
-
-def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> str:
-    """Store a plan: ``files`` (comment, plots), plan.json, and plan.sig last, so a plan is
-    complete once its signature is visible. Returns the plan's prefix."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.adapters.aws import signing
-    from bot.core import plan_json
-
-    if plan.model_sha256 is None:
-        raise ValueError(f"a stored plan needs a content-addressed model, not {plan.artifact}")
-    body = plan_json.to_bytes(plan)
-    statement = integrity.plan_statement(
-        target=t.name, content_sha256=plan.content_sha256, plan_sha256=integrity.sha256_hex(body),
-        model_sha256=plan.model_sha256, model_uri=plan.artifact, passed=plan.passed,
-        gates=[(g.name, g.passed) for g in plan.gates])
-    envelope = signing.sign(t, statement).to_bytes()
-    named = {**files, "plan.json": body, "plan.sig": envelope}
-    for name in sorted(files):
-        if "/" in name or name in ("", ".", "..") or name in ("plan.json", "plan.sig"):
-            raise ValueError(f"plan file name {name!r} must be a plain file name")
-    def put(name: str) -> None:
-        _put(t.artifacts_bucket, _key(t, "plans", plan.content_sha256, name), named[name],
-             t.region)
-
-    # The files side by side (a round trip each), then the signature once all are there.
-    with ThreadPoolExecutor(max_workers=len(named) - 1) as pool:
-        for done in [pool.submit(put, name) for name in [*sorted(files), "plan.json"]]:
-            done.result()
-    put("plan.sig")
-    return plan_prefix(t, plan.content_sha256)
 
 
 def put_apply_record(t: Target, commit: str, record: dict[str, Any]) -> str:

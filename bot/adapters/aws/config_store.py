@@ -77,10 +77,17 @@ def parse(text: str, uri: str) -> ProductionConfig:
 
 def read(t: Target) -> ProductionConfig | None:
     """The live production config of ``t``; None when there is none yet."""
+    return read_versioned(t)[0]
+
+
+def read_versioned(t: Target) -> tuple[ProductionConfig | None, str | None]:
+    """The live production config of ``t`` and the version read (S3 VersionId, else ETag);
+    (None, None) when there is none yet."""
     got = _get(t)
     if got is None:
-        return None
-    return parse(got["Body"].read().decode("utf-8", errors="replace"), t.config_uri)
+        return None, None
+    config = parse(got["Body"].read().decode("utf-8", errors="replace"), t.config_uri)
+    return config, object_version(got)
 
 
 @lru_cache(maxsize=1)
