@@ -137,7 +137,7 @@ def test_deleting_the_steps_in_between_does_not_skip_them(
     text = at(100, steps="1:24,100")
     store_plan(text)  # planned without --base: the plan passed
     git_repo.commit({PATH: text}, "Steps [1, 100], promote now")
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
     problem = (
         f"{PATH}:15: rollout.challenger.traffic_percent: skips the 10% and 50% steps: from 1% "
         "the next step is 10% (got 100%, with the steps in force [1% 24h, 10% 24h, 50% 48h, "
