@@ -34,9 +34,11 @@ class Settings(BaseSettings):
     state_machine_name: str = "{target}-retraining"
     endpoint_name: str = "{target}-production"
     sagemaker_role_arn: str = "arn:aws:iam::123456789012:role/{target}-sagemaker"
-    xgboost_image: str = (
-        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-    )
+    #: SageMaker's XGBoost container version that trains (``training.backend: sagemaker``)
+    #: and serves every model on the endpoint; its image is the region's, from sagemaker-core.
+    xgboost_image_version: str = "3.0-5"
+    #: The full image URI instead, for training and serving (empty: looked up per region).
+    xgboost_image: str = ""
     #: The KMS asymmetric key (SIGN_VERIFY) that signs stored plans: only the plan role may
     #: use it for ``kms:Sign``; plan and apply use it for ``kms:Verify``.
     signing_key: str = "alias/{target}-promotion-bot-plans"
@@ -92,10 +94,6 @@ class Settings(BaseSettings):
 
     #: The role SageMaker training jobs run as (backend: sagemaker); the plan passes it.
     training_role_arn: str = "arn:aws:iam::123456789012:role/{target}-sagemaker-training"
-    #: Version of SageMaker's built-in XGBoost algorithm image that training jobs run.
-    training_image_version: str = "3.0-5"
-    #: The full image URI instead (empty: the region's image of that version, from sagemaker-core).
-    training_image: str = ""
     #: Local training reads a table whole, in one pass (the fastest), while its values
     #: (rows x columns x 8 bytes) fit in this many MiB; a larger one is read in batches
     #: into the binned matrix, about one byte a value, so memory stays flat as data grows.
@@ -119,18 +117,23 @@ class Target:
     state_machine_name: str
     endpoint_name: str
     sagemaker_role_arn: str
+    xgboost_image_version: str
     xgboost_image: str
     lock_ttl_seconds: int
     signing_key: str
     signing_algorithm: str
     training_role_arn: str
-    training_image_version: str
-    training_image: str
     lock_heartbeat_seconds: float = 60.0
 
     @property
     def config_uri(self) -> str:
         return f"s3://{self.config_bucket}/{self.config_key}"
+
+    @property
+    def xgboost_container(self) -> str:
+        """Which XGBoost container trains and serves, without looking its URI up: the
+        image set, else ``sagemaker-xgboost:<version>`` (the same in every region)."""
+        return self.xgboost_image or f"sagemaker-xgboost:{self.xgboost_image_version}"
 
 
 @lru_cache(maxsize=1)

@@ -19,10 +19,15 @@ from bot.settings import Target
 PATH = "promotion-requests/fraud-detection.yaml"
 
 
-def at(share: int, override: str = "") -> str:
+def at(share: int, override: str = "", steps: str = "") -> str:
+    """The challenger at ``share``; ``steps`` e.g. "1:24,100" for its own steps list."""
     reason = f"    override_reason: {override}\n" if override else ""
+    listed = "".join(
+        f"      - percent: {percent}\n" + (f"        soak_hours: {hours[0]}\n" if hours else "")
+        for percent, *hours in (step.split(":") for step in steps.split(",") if step))
     return request_yaml("exp-xgboost-1", rollout=(
-        f"rollout:\n  challenger:\n{reason}    traffic_percent: {share}\n"))
+        f"rollout:\n  challenger:\n{reason}    traffic_percent: {share}\n"
+        + (f"    steps:\n{listed}" if listed else "")))
 
 
 pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
@@ -61,14 +66,14 @@ def test_a_jump_from_1_to_100_percent_is_refused_at_apply(
     with pytest.raises(RolloutRefused) as caught:
         apply(git_repo.path, serving_one_percent, "HEAD", None, now=later)
     assert caught.value.message == (
-        f"{PATH}:15: rollout.challenger.traffic_percent: skips a step: from 1% the next step is "
-        "10% (got 100%); set override_reason to do it anyway (apply checks the rollout rules "
-        "against what production serves); nothing was applied")
+        f"{PATH}:15: rollout.challenger.traffic_percent: skips the 10% and 50% steps: from 1% "
+        "the next step is 10% (got 100%); set override_reason to do it anyway (apply checks the "
+        "rollout rules against what production serves); nothing was applied")
     capsys.readouterr()
     assert cli.main(["apply", "--repo", str(git_repo.path), "--before",
                      serving_one_percent]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "skips a step" in err and "must soak 24h" in err
+    assert err.count("\n") == 1 and "skips the 10% and 50% steps" in err and "must soak 24h" in err
     config = config_store.read(aws)
     assert config is not None and config.challenger_traffic_percent == 1
 
@@ -121,3 +126,68 @@ def test_a_step_whose_run_was_cancelled_counts_from_what_production_serves(
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
     with pytest.raises(RolloutRefused, match=r"from 1% the next step is 10% \(got 50%\)"):
         apply(git_repo.path, ten, "HEAD", None, now=later)
+
+
+def test_deleting_the_steps_in_between_does_not_skip_them(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """After the 1 % soak a pull request edits its own steps to [1, 100] and asks for 100 %:
+    the steps in force are those production was applied from, so 10 % and 50 % (and their
+    72 h of soak) are still ahead; plan and apply both say so, and nothing changes."""
+    text = at(100, steps="1:24,100")
+    store_plan(text)  # planned without --base: the plan passed
+    git_repo.commit({PATH: text}, "Steps [1, 100], promote now")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
+    problem = (
+        f"{PATH}:15: rollout.challenger.traffic_percent: skips the 10% and 50% steps: from 1% "
+        "the next step is 10% (got 100%, with the steps in force [1% 24h, 10% 24h, 50% 48h, "
+        "100%] and this change's [1% 24h, 100%]); set override_reason to do it anyway")
+
+    with pytest.raises(RolloutRefused) as caught:
+        apply(git_repo.path, serving_one_percent, "HEAD", None, now=later)
+    assert caught.value.message == (
+        f"{problem} (apply checks the rollout rules against what production serves); "
+        "nothing was applied")
+    capsys.readouterr()
+    assert cli.main(["apply", "--repo", str(git_repo.path), "--before",
+                     serving_one_percent]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skips the 10% and 50% steps: from 1%" in err
+    assert err.rstrip().endswith("nothing was applied")
+    config = config_store.read(aws)
+    assert config is not None and config.challenger_traffic_percent == 1
+
+    # The plan of that pull request, against its base, refuses it before training.
+    assert cli.main(["plan", str(git_repo.path / PATH), "--base", serving_one_percent,
+                     "--no-github", "--out", str(git_repo.path / "out")]) == 2
+    skipped, soak = capsys.readouterr().err.splitlines()  # planned now: not soaked yet either
+    assert skipped == problem and "the 1% step must soak 24h before the next step" in soak
+
+
+def test_a_change_that_only_deletes_steps_is_refused_so_the_next_cannot_skip(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    text = at(1, steps="1:24,100")
+    store_plan(text)
+    git_repo.commit({PATH: text}, "Steps [1, 100]")
+    with pytest.raises(RolloutRefused, match=r"fraud-detection.yaml:\d+: rollout.challenger.steps: "
+                                             r"leaves out the 10% and 50% steps still ahead"):
+        apply(git_repo.path, serving_one_percent, "HEAD", None)
+
+
+def test_deleting_steps_with_an_override_reason_and_going_down_are_applied(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    text = at(100, "incident 42, the champion is broken", steps="1:24,100")
+    store_plan(text)
+    git_repo.commit({PATH: text}, "Promote now, on purpose")
+    promoted = git_repo.head()
+    [outcome] = apply(git_repo.path, serving_one_percent, "HEAD", None)
+    assert [(v.name, v.weight) for v in outcome.variants] == [("champion", 100)]
+
+    down = at(1, steps="1,100")  # back down, with a shorter list: never waits
+    store_plan(down)
+    git_repo.commit({PATH: down}, "Back to 1 %")
+    [outcome] = apply(git_repo.path, promoted, "HEAD", None)
+    config = config_store.read(aws)
+    assert config is not None and config.challenger_traffic_percent == 1

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from bot.adapters.aws import clients, endpoint
+from bot.adapters.aws.images import xgboost_image
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.local import faults
@@ -73,7 +74,7 @@ def test_first_apply_creates_the_endpoint_serving_the_champion(aws: Any) -> None
     model = endpoint.model_name(T, OLD)
     assert names(aws) == ([model], [endpoint.config_name(T, wanted)])
     described = aws.describe_model(ModelName=model)
-    assert described["PrimaryContainer"] == {"Image": T.xgboost_image, "ModelDataUrl": OLD}
+    assert described["PrimaryContainer"] == {"Image": xgboost_image(T), "ModelDataUrl": OLD}
     assert described["ExecutionRoleArn"] == T.sagemaker_role_arn
     tags = aws.list_tags(ResourceArn=described["ModelArn"])["Tags"]
     assert {"Key": "promotion-bot:managed", "Value": "true"} in tags
@@ -158,7 +159,7 @@ def test_rerun_after_a_crash_before_the_update_finishes_the_job(
 
 
 def test_resources_the_bot_did_not_create_are_kept(aws: Any) -> None:
-    container = {"Image": T.xgboost_image, "ModelDataUrl": OLD}
+    container = {"Image": xgboost_image(T), "ModelDataUrl": OLD}
     for name in ("fraud-detection-0123456789abcdef", "fraud-detection-by-hand"):
         aws.create_model(ModelName=name, PrimaryContainer=container,
                          ExecutionRoleArn=T.sagemaker_role_arn)
@@ -344,3 +345,22 @@ def test_a_spec_whose_weights_do_not_add_up_is_refused(aws: Any) -> None:
     with pytest.raises(BotError, match="add up to 100"):
         reconcile(spec(("champion", OLD, 60), ("challenger", NEW, 10)))
     assert endpoint.read(T) is None
+
+
+def test_models_serve_in_the_training_container_of_the_targets_region(aws: Any) -> None:
+    """One XGBoost container version trains and serves, looked up per region (not a fixed
+    us-east-1 URI); another version is another model and another endpoint config."""
+    from bot.settings import Settings
+
+    frankfurt = target("fraud-detection", Settings(region="eu-central-1"))
+    wanted = EndpointSpec(frankfurt.endpoint_name, (VariantSpec("champion", OLD, 100),))
+    endpoint.reconcile(frankfurt, wanted, wait_delay=0)
+    described = boto3.client("sagemaker", region_name="eu-central-1").describe_model(
+        ModelName=endpoint.model_name(frankfurt, OLD))
+    assert described["PrimaryContainer"]["Image"] == (
+        "492215442770.dkr.ecr.eu-central-1.amazonaws.com/sagemaker-xgboost:3.0-5")
+
+    older = target("fraud-detection", Settings(xgboost_image_version="1.7-1"))
+    assert endpoint.model_name(older, OLD) != endpoint.model_name(T, OLD)
+    assert endpoint.config_name(older, spec(("champion", OLD, 100))) != endpoint.config_name(
+        T, spec(("champion", OLD, 100)))

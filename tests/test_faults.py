@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from bot import cli
 from bot.adapters.aws import artifacts, ssm
+from bot.adapters.aws.images import xgboost_image
 from bot.core.apply_record import ApplyRecord
 from bot.core.domain import Approval
 from bot.errors import InvalidRequest
@@ -126,7 +127,7 @@ def test_a_lost_answer_still_happened(moto: Target) -> None:
 
 def _model(sm: Any, name: str) -> str:
     return str(sm.create_model(ModelName=name, ExecutionRoleArn=T.sagemaker_role_arn,
-                               PrimaryContainer={"Image": T.xgboost_image,
+                               PrimaryContainer={"Image": xgboost_image(T),
                                                  "ModelDataUrl": "s3://b/k"})["ModelArn"])
 
 

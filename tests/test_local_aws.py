@@ -23,6 +23,7 @@ from conftest import FEATURES, small_frame, small_params
 from moto import mock_aws
 
 from bot.adapters.aws import endpoint
+from bot.adapters.aws.images import xgboost_image
 from bot.core import training
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.production_config import ProductionConfig
@@ -139,11 +140,31 @@ def test_a_record_of_the_wrong_width_is_a_model_error(served: dict[str, str]) ->
     assert caught.value.response["Error"]["Code"] == "ModelError"
 
 
+def test_a_model_in_another_container_than_the_training_one_is_not_served(
+    served: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in serves as the XGBoost 3 container that trains: the old fixed 1.7-1 URI
+    (which would misread the stored model's format) gets a model error, not answers."""
+    from bot.settings import Settings, target
+
+    old = target(T.name, Settings(xgboost_image="683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+                                                "sagemaker-xgboost:1.7-1"))
+    endpoint.reconcile(old, EndpointSpec(T.endpoint_name, (
+        VariantSpec("champion", served["old"], 100),)), wait_delay=0)
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=T.endpoint_name, ContentType="text/csv",
+                                Body=csv(small_frame(1, 3)[FEATURES]).encode())
+    assert caught.value.response["Error"]["Code"] == "ModelError"
+    assert "not 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1" in str(
+        caught.value)
+
+
 def test_update_endpoint_switches_variants_through_updating(aws: None) -> None:
     sm = boto3.client("sagemaker", region_name="us-east-1")
     for name in ("m-old", "m-new"):
         sm.create_model(ModelName=name, ExecutionRoleArn=T.sagemaker_role_arn,
-                        PrimaryContainer={"Image": T.xgboost_image, "ModelDataUrl": "s3://b/k"})
+                        PrimaryContainer={"Image": xgboost_image(T), "ModelDataUrl": "s3://b/k"})
     sm.create_endpoint_config(EndpointConfigName="c-old", ProductionVariants=[
         {"VariantName": "champion", "ModelName": "m-old", "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.xlarge", "InitialVariantWeight": 1.0}])

@@ -171,7 +171,7 @@ def test_two_instances_evaluate_like_one_model_of_all_the_data(
 def plan_process(path: Path, out: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "plan", str(path), "--out", str(out), *extra],
-        env={**os.environ, "PROMOTION_BOT_TRAINING_IMAGE": IMAGE, **env},
+        env={**os.environ, "PROMOTION_BOT_XGBOOST_IMAGE": IMAGE, **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -280,3 +280,60 @@ def test_a_newer_plan_of_the_pull_request_stops_the_superseded_job(
     assert "cannot plan" not in comments[0]["body"]
     assert github.statuses("a" * 40)[-1]["state"] == "error"
     assert github.statuses("b" * 40)[-1]["state"] == "success"
+
+
+def test_a_tampered_shard_and_a_job_someone_else_configured_are_not_used(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the plan role's write access to training-data/ and to training jobs, someone
+    relabels the shard the next plan would reuse and starts the job it would attach to, with
+    other hyperparameters: the plan writes the shards again and trains its own job."""
+    import io
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from bot.adapters.request_files import load_request
+    from bot.core import training_job as spec
+    from bot.flows.candidate import key_of
+
+    path = tmp_path / PATH
+    path.parent.mkdir(parents=True)
+    path.write_text(request_text(0.61, 1))
+    assert cli.main(["plan", str(path), "--out", str(tmp_path / "first"), "--no-github"]) == 0
+    first = read_plan(tmp_path / "first")["training"]
+
+    s3 = boto3.client("s3")
+    bucket, _, folder = first["data"].removeprefix("s3://").partition("/")
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"]]
+    table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    flipped = io.BytesIO()
+    pq.write_table(table.set_column(0, table.schema.field(0), pc.subtract(1, table.column(0))),
+                   flipped)
+    s3.put_object(Bucket=bucket, Key=key, Body=flipped.getvalue())
+
+    path.write_text(request_text(0.62, 1))
+    request, _ = load_request(path)
+    name = spec.job_name(T.name, key_of(T, request, tmp_path)[0])
+    boto3.client("sagemaker").create_training_job(**spec.job_request(
+        name=name, image=IMAGE, role_arn=T.training_role_arn,
+        hyperparameters=spec.container_hyperparameters(
+            {**request.hyperparameters.as_dict(), "eta": 0.9}, training.SEED),
+        data_uri=first["data"], output_uri=f"s3://{T.artifacts_bucket}/promotion-bot/"
+                                           "training-jobs",
+        training=request.training, tags={}))
+    capsys.readouterr()
+
+    assert cli.main(["plan", str(path), "--out", str(tmp_path / "second"), "--no-github"]) == 0
+    second = read_plan(tmp_path / "second")["training"]
+    err = capsys.readouterr().err
+    assert f"shard {key.rsplit('/', 1)[1]} has sha256 " in err
+    # Its data is the tampered folder, not the one written again: the first difference seen.
+    assert f"not attaching to training job {name}: it was not started for this request (its " \
+        f"input channels: train {first['data']} (FullyReplicated), not train {second['data']} " \
+        "(FullyReplicated))" in err
+    assert (second["job"], second["attached"]) == (f"{name}-2", False)
+    assert second["data"] != first["data"]
+    assert second["data_manifest_sha256"] != first["data_manifest_sha256"]
+    job = jobs()[second["job"]]
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == second["data"]

@@ -131,8 +131,8 @@ def test_validate_refuses_a_skipped_step_with_the_field_line(
     propose(pr, request_yaml(rollout=rollout(50)))
     assert main(["validate", "--base", "main", PATH]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{PATH}:{SHARE_LINE}: rollout.challenger.traffic_percent: skips a step: from 1% the "
-        "next step is 10% (got 50%); set override_reason to do it anyway"
+        f"{PATH}:{SHARE_LINE}: rollout.challenger.traffic_percent: skips the 10% step: from 1% "
+        "the next step is 10% (got 50%); set override_reason to do it anyway"
     ]
 
 
@@ -210,8 +210,8 @@ def test_plan_refuses_a_skipped_step_before_training(
     # No AWS is set up here: getting past the check would fail on S3, not with this line.
     assert main(["plan", PATH, "--base", "main", "--no-github", "--out", "out"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"{PATH}:{SHARE_LINE}: rollout.challenger.traffic_percent: skips a step: from 1% the "
-        "next step is 10% (got 50%); set override_reason to do it anyway"
+        f"{PATH}:{SHARE_LINE}: rollout.challenger.traffic_percent: skips the 10% step: from 1% "
+        "the next step is 10% (got 50%); set override_reason to do it anyway"
     ]
     assert not Path("out").exists()
 
@@ -227,7 +227,7 @@ def test_plan_on_github_checks_against_the_fetched_base_branch(
     assert "origin/main cannot be read here" in capsys.readouterr().err
 
     pr.git("update-ref", "refs/remotes/origin/main", base)
-    with pytest.raises(InvalidRequest, match="skips a step"):
+    with pytest.raises(InvalidRequest, match="skips the 10% step"):
         check_rollout(Path(PATH), None)
     monkeypatch.delenv("GITHUB_BASE_REF")
     check_rollout(Path(PATH), None)  # neither --base nor GitHub: nothing to check against

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.core.request import Request
-from bot.core.rollout_rules import FIELD, check_rollout_step
+from bot.core.rollout_rules import FIELD, STEPS_FIELD, check_rollout_step
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LINES = {"": 1, "rollout": 10, "rollout.challenger": 11, FIELD: 12}
@@ -37,8 +37,9 @@ def request(share: int | None, *, override: str | None = None,
 def check(current: Request, previous: Request | None, hours_ago: float | None) -> list[str]:
     since = None if hours_ago is None else NOW - timedelta(hours=hours_ago)
     problems = check_rollout_step("r.yaml", current, LINES, previous, since, NOW)
-    for problem in problems:
-        assert (problem.path, problem.line, problem.field) == ("r.yaml", 12, FIELD)
+    for problem in problems:  # the steps have no line of their own in LINES
+        assert (problem.path, problem.line, problem.field) in {("r.yaml", 12, FIELD),
+                                                               ("r.yaml", 11, STEPS_FIELD)}
     return [problem.reason for problem in problems]
 
 
@@ -59,14 +60,14 @@ def test_moving_up_before_the_soak_is_an_error() -> None:
 
 def test_skipping_a_step_is_an_error_even_after_the_soak() -> None:
     assert check(request(50), request(1), hours_ago=100) == [
-        "skips a step: from 1% the next step is 10% (got 50%); "
+        "skips the 10% step: from 1% the next step is 10% (got 50%); "
         "set override_reason to do it anyway"
     ]
 
 
 def test_skipping_early_reports_both() -> None:
     skipped, early = check(request(100), request(10), hours_ago=1)
-    assert skipped.startswith("skips a step: from 10% the next step is 50% (got 100%)")
+    assert skipped.startswith("skips the 50% step: from 10% the next step is 50% (got 100%)")
     assert early.startswith("the 10% step must soak 24h before the next step; it has soaked 1h")
 
 
@@ -124,3 +125,52 @@ def test_an_unknown_start_of_a_soaking_step_is_an_error() -> None:
 def test_less_than_an_hour_reads_in_minutes() -> None:
     [reason] = check(request(10), request(1), hours_ago=0.5)
     assert "soaked 30min since" in reason
+
+
+STEPS_IN_FORCE = "[1% 24h, 10% 24h, 50% 48h, 100%]"
+
+
+def test_deleting_the_next_steps_does_not_skip_them() -> None:
+    """The steps in force are the previous request's: a change cannot skip the 10 % and 50 %
+    steps by leaving them out of its own list."""
+    short = [{"percent": 1, "soak_hours": 24}, {"percent": 100}]
+    assert check(request(100, steps=short), request(1), hours_ago=100) == [
+        "skips the 10% and 50% steps: from 1% the next step is 10% (got 100%, with the steps "
+        f"in force {STEPS_IN_FORCE} and this change's [1% 24h, 100%]); "
+        "set override_reason to do it anyway"
+    ]
+
+
+def test_leaving_out_steps_ahead_needs_a_reason_even_without_moving() -> None:
+    """Else the next change would skip them with the edited list in force."""
+    short = [{"percent": 1, "soak_hours": 24}, {"percent": 100}]
+    assert check(request(1, steps=short), request(1), hours_ago=100) == [
+        f"leaves out the 10% and 50% steps still ahead (with the steps in force {STEPS_IN_FORCE}"
+        " and this change's [1% 24h, 100%]): a later change could skip them; "
+        "set override_reason to do it anyway"
+    ]
+    [reason] = check(request(10, steps=[STEPS[0], STEPS[1], STEPS[3]]), request(1),
+                     hours_ago=100)
+    assert reason.startswith("leaves out the 50% step still ahead (with the steps in force")
+
+
+def test_shortening_a_soak_still_ahead_needs_a_reason() -> None:
+    quick = [STEPS[0], {"percent": 10, "soak_hours": 1}, *STEPS[2:]]
+    [reason] = check(request(1, steps=quick), request(1), hours_ago=100)
+    assert reason.startswith("shortens the soak of the 10% step from 24h to 1h (with the steps")
+    assert check(request(1, steps=quick, override="the 10% step soaks in staging"), request(1),
+                 hours_ago=100) == []
+
+
+def test_adding_steps_and_longer_soaks_are_fine_and_count() -> None:
+    finer = [STEPS[0], {"percent": 5, "soak_hours": 48}, *STEPS[1:]]
+    assert check(request(1, steps=finer), request(1), hours_ago=100) == []
+    assert check(request(5, steps=finer), request(1, steps=finer), hours_ago=30) == []
+    [reason] = check(request(10, steps=finer), request(1), hours_ago=100)
+    assert reason.startswith("skips the 5% step: from 1% the next step is 5% (got 10%")
+
+
+@pytest.mark.parametrize("share", [1, None], ids=["down", "no-challenger"])
+def test_going_down_with_edited_steps_is_allowed(share: int | None) -> None:
+    short = [{"percent": 1, "soak_hours": 0}, {"percent": 100}]
+    assert check(request(share, steps=short), request(50), hours_ago=0) == []

@@ -99,8 +99,8 @@ def test_model_file_is_json_with_a_base_score_xgboost_1_7_reads(
         assert stream is not None
         model = json.loads(stream.read())
 
-    # xgboost 1.7 (the SageMaker container) parses a plain number only and silently reads
-    # xgboost 3's "[1.7E-3]" as 0.5, which would shift every prediction it serves.
+    # xgboost 3.0 (the SageMaker container that serves, 3.0-5) parses a plain number only and
+    # silently reads xgboost 3.1's "[1.7E-3]" as 0.5, which would shift every prediction.
     base_score = model["learner"]["learner_model_param"]["base_score"]
     assert 0 < float(base_score) < 0.01  # the training set's fraud rate, a plain number
 

@@ -17,13 +17,13 @@ from conftest import FEATURES, request_yaml, small_frame, small_params
 from sklearn.metrics import roc_auc_score
 
 from bot.adapters import data_files as data
-from bot.adapters.aws import training_jobs
+from bot.adapters.aws.images import xgboost_image
 from bot.commands.plan import PlanProgress
 from bot.core import training
 from bot.core import training_job as spec
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest
-from bot.flows.training_job import write_shards
+from bot.flows.training_data import write_shards
 from bot.local.github import LocalGitHub
 from bot.settings import Settings, settings, target
 
@@ -58,17 +58,18 @@ def test_a_training_job_model_depends_on_instances_and_image_not_on_instance_typ
     assert bigger.content_sha256() != two.content_sha256()  # a new plan, the same model
 
 
-def test_the_training_image_comes_from_sagemaker_core_per_region() -> None:
-    assert training_jobs.image_uri(target("fraud-detection")) == (
+def test_the_xgboost_image_comes_from_sagemaker_core_per_region() -> None:
+    assert xgboost_image(target("fraud-detection")) == (
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5")
     frankfurt = target("fraud-detection", Settings(region="eu-central-1"))
-    assert training_jobs.image_uri(frankfurt).startswith(
+    assert xgboost_image(frankfurt).startswith(
         "492215442770.dkr.ecr.eu-central-1.amazonaws.com/sagemaker-xgboost:3.0-5")
-    pinned = target("fraud-detection", Settings(training_image="registry/xgb:mine"))
-    assert training_jobs.image_uri(pinned) == "registry/xgb:mine"
+    pinned = target("fraud-detection", Settings(xgboost_image="registry/xgb:mine"))
+    assert xgboost_image(pinned) == "registry/xgb:mine"
+    assert pinned.xgboost_container == "registry/xgb:mine"
+    assert frankfurt.xgboost_container == "sagemaker-xgboost:3.0-5"  # the same everywhere
     with pytest.raises(BotError, match=r"no SageMaker XGBoost image 9\.9-9 for region"):
-        training_jobs.image_uri(target("fraud-detection", Settings(
-            training_image_version="9.9-9")))
+        xgboost_image(target("fraud-detection", Settings(xgboost_image_version="9.9-9")))
 
 
 def test_a_legacy_binary_model_is_refused_with_the_reason() -> None:

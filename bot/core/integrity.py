@@ -21,6 +21,8 @@ from typing import Any
 #: ``kind`` of a signed plan statement, and of a model-index statement.
 PLAN = "promotion-bot/plan"
 MODEL = "promotion-bot/model"
+#: ``kind`` of the statement that binds a training-data shard manifest to its shard key.
+TRAINING_DATA = "promotion-bot/training-data"
 ENVELOPE_FORMAT = 1
 #: The layout of a signed plan statement. 1 (no ``format`` field): content, plan digest,
 #: model and gates only, bound to no head, data, champion or time; never trusted now.
@@ -76,6 +78,15 @@ def model_statement(*, target: str, model_key: str, model_sha256: str,
     """What plan signs when it trains: the model stored for ``model_key`` (for reuse)."""
     return {"kind": MODEL, "target": target, "model_key": model_key,
             "model_sha256": model_sha256, "model": model_uri}
+
+
+def training_data_statement(*, target: str, shard_key: str,
+                            manifest_sha256: str) -> dict[str, Any]:
+    """What plan signs when it writes training shards: the manifest (each shard's sha256) of
+    the data its shard key names (source, version, layout), so a later plan reuses only
+    shards the plan job wrote, not ones someone else put in their place."""
+    return {"kind": TRAINING_DATA, "target": target, "shard_key": shard_key,
+            "manifest_sha256": manifest_sha256}
 
 
 @dataclass(frozen=True)

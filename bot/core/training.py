@@ -1,12 +1,16 @@
 """XGBoost training, the ``model.tar.gz`` that SageMaker serves, loading and scoring.
 
-The artifact is what the SageMaker XGBoost container (1.7-1) loads: a gzipped tar holding one
-file, ``xgboost-model``. The container unpickles it or else calls ``Booster.load_model`` on
-it, which reads JSON, UBJSON or the legacy binary format by the first byte. xgboost 3 can no
-longer write the legacy binary format, so the model is JSON — with one repair: xgboost 3
-writes ``base_score`` as a vector (``"[1.7E-3]"``) that xgboost 1.7 does not parse and
-silently replaces by 0.5, shifting every prediction; a single-target model's vector is
-written back as the scalar that both versions read.
+The artifact is what the SageMaker XGBoost container that trains and serves
+(``bot.adapters.aws.images``, 3.0-5: xgboost 3.0.5) loads: a gzipped tar holding one file,
+``xgboost-model``. The container unpickles it or else calls ``Booster.load_model`` on it,
+which reads JSON or UBJSON by the first byte
+(https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost-how-to-use.html,
+https://github.com/aws/sagemaker-xgboost-container). The model is JSON, with one repair:
+xgboost 3.1 and later write ``base_score`` as a vector (``"[1.7E-3]"``) that xgboost 3.0
+(and 1.7) do not parse and silently replace by 0.5, shifting every prediction; a
+single-target model's vector is written back as the scalar that every version reads. A
+training job's own output (xgboost 3.0's, scalar already) is read and written out here too,
+so every stored model has this one format.
 
 Training builds a ``QuantileDMatrix`` (the histogram bins ``hist`` trains on): from a whole
 frame in one pass (``train``), or from data read batch by batch (``train_batches``), so that

@@ -103,6 +103,51 @@ def job_request(
     }
 
 
+def difference(job: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
+    """The first way the job DescribeTrainingJob shows differs from the ``CreateTrainingJob``
+    request ``wanted`` in what decides its model: image, hyperparameters, input channels
+    (names, S3 URIs, distribution, format), instance type and count, output path. None when
+    it does not differ.
+    """
+    def image(value: Mapping[str, Any]) -> object:
+        return (value.get("AlgorithmSpecification") or {}).get("TrainingImage")
+
+    def channels(value: Mapping[str, Any]) -> object:
+        found = []
+        for channel in value.get("InputDataConfig") or []:
+            source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+            found.append((channel.get("ChannelName"), channel.get("ContentType"),
+                          source.get("S3DataType"), source.get("S3Uri"),
+                          source.get("S3DataDistributionType")))
+        return found
+
+    def resources(value: Mapping[str, Any]) -> object:
+        found = value.get("ResourceConfig") or {}
+        return (found.get("InstanceType"), found.get("InstanceCount"))
+
+    def output(value: Mapping[str, Any]) -> object:
+        return (value.get("OutputDataConfig") or {}).get("S3OutputPath")
+
+    for what, of in (("image", image), ("input channels", channels),
+                     ("instances", resources), ("output path", output)):
+        if of(job) != of(wanted):
+            return f"its {what}: {_shown(of(job))}, not {_shown(of(wanted))}"
+    have, want = job.get("HyperParameters") or {}, wanted.get("HyperParameters") or {}
+    if have != want:
+        names = sorted(n for n in {*have, *want} if have.get(n) != want.get(n))
+        return "its hyperparameters: " + ", ".join(
+            f"{n} {have.get(n, '(not set)')}, not {want.get(n, '(not set)')}" for n in names[:5])
+    return None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+        return f"{value[1]} x {value[0]}"
+    if isinstance(value, list):
+        return ", ".join(f"{c[0]} {c[3]} ({c[4]})" for c in value) or "none"
+    return str(value)
+
+
 def elapsed_seconds(job: Mapping[str, Any], now: dt.datetime) -> float:
     """Seconds since the job was created (to its end, once it ended)."""
     start = job.get("CreationTime")

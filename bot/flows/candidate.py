@@ -48,7 +48,7 @@ def trainer(t: Target, request: Request) -> str | None:
     """What besides the request determines a training job's model: the algorithm image."""
     if request.training.backend == "local":
         return None
-    return t.training_image or f"sagemaker-xgboost:{t.training_image_version}"
+    return t.xgboost_container
 
 
 def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str, str]]:

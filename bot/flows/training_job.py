@@ -1,7 +1,9 @@
 """Train the candidate with a SageMaker training job: data shards, start or attach, wait, read.
 
 1. The training data is written once per data version and instance count as Parquet shards,
-   label first, one object per instance (``ShardedByS3Key``), streamed batch by batch.
+   label first, one object per instance (``ShardedByS3Key``), streamed batch by batch, with
+   a signed manifest of their sha256 that a later plan checks before reusing them
+   (``bot.flows.training_data``).
 2. The job's name comes from the model key (``bot.core.training_job.job_name``): a re-plan or
    a re-run of a killed plan finds the running job and waits for it instead of starting
    another; a plan of a pull request stops that pull request's jobs for other model keys
@@ -15,20 +17,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.adapters.aws import s3
 from bot.core import names
 from bot.core import training_job as spec
-from bot.core.data_checks import only_zero_and_one
-from bot.core.request import Request, sha256_of
+from bot.core.request import Request
 from bot.errors import BotError
+from bot.flows.training_data import Shards, changed_since_checked, prepare_data
 from bot.settings import Target
 
 Progress = Callable[[str], None]
@@ -36,21 +35,11 @@ Progress = Callable[[str], None]
 POLL_FIRST, POLL_MAX = 0.5, 30.0
 #: Seconds between progress lines while nothing changes.
 PROGRESS_EVERY = 60.0
-SHARD_LAYOUT = 1  # bump when the shard format changes, so old shards are not reused
 
 
 class Superseded(BotError):
     """The plan's training job was stopped by a newer plan (or by hand): the newer plan owns
     the pull request's comment now."""
-
-
-@dataclass(frozen=True)
-class Shards:
-    """The training data as the algorithm reads it: one Parquet object per instance."""
-
-    data_uri: str  # the channel's S3 prefix, ending in "/"
-    features: list[str]
-    rows: int
 
 
 def train(t: Target, request: Request, repo_root: Path, model_key: str, progress: Progress,
@@ -68,101 +57,22 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
         raise Superseded(f"training job {name} {spec.failure(job)}")
     if job["TrainingJobStatus"] != "Completed":
         raise BotError(f"training job {name} {spec.failure(job)}")
+    changed = changed_since_checked(shards)
+    if changed:
+        raise BotError(f"training job {name}: {changed} while it trained, so its model is not "
+                       "used; re-run plan to write the shards and train again")
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
         raise BotError(f"training job {name} completed without a model artifact")
     booster = training.name_features(training.load_model(s3.read_uri(uri)),
                                      shards.features)
     how = {**spec.summary(job, attached, attempt), "rows": shards.rows,
-           "data": shards.data_uri}
+           "data": shards.data_uri, "data_manifest_sha256": shards.manifest_sha256}
     cost = how["estimated_cost_usd"]
     progress(f"training job {name} completed: {how['instance_count']} x {how['instance_type']}, "
              f"{how['billable_seconds']:.0f} billable s each"
              + (f", about ${cost:.4f}" if cost is not None else ""))
     return booster, how
-
-
-def prepare_data(t: Target, request: Request, repo_root: Path, progress: Progress,
-                 train_version: str | None = None) -> Shards:
-    """The training data split into ``instance_count`` Parquet objects, written once."""
-    from bot.adapters import data_files as data
-    from bot.adapters.aws import training_jobs
-
-    uri, target_column = request.data.train, request.data.target_column
-    count = request.training.instance_count
-    version = train_version or data.data_version(uri, repo_root)
-    key = sha256_of({"train": uri, "version": version,
-                     "target_column": target_column, "shards": count, "layout": SHARD_LAYOUT})
-    prefix = names.training_data_prefix(t, key[:32])
-    manifest_uri = f"{prefix}/manifest.json"
-    if s3.exists_uri(manifest_uri):
-        manifest = json.loads(s3.read_uri(manifest_uri))
-        progress(f"reusing the training data shards in {prefix}/data/")
-        return Shards(f"{prefix}/data/", list(manifest["features"]), int(manifest["rows"]))
-    progress(f"writing {uri} as {count} Parquet shard(s) to {prefix}/data/ ...")
-    with data.open_table(uri, repo_root, target_column) as table, \
-            tempfile.TemporaryDirectory(prefix="promotion-bot-shards-") as directory:
-        features = table.features(target_column)
-        rows = write_shards(table, target_column, count, Path(directory))
-        for shard in sorted(Path(directory).iterdir()):
-            training_jobs.upload(shard, f"{prefix}/data/{shard.name}")
-    manifest = {"source": uri, "target_column": target_column, "features": features,
-                "rows": sum(rows), "rows_per_shard": rows}
-    s3.write_uri(manifest_uri, json.dumps(manifest, indent=2).encode())
-    return Shards(f"{prefix}/data/", features, sum(rows))
-
-
-def write_shards(table: Any, target_column: str, count: int, directory: Path) -> list[int]:
-    """Write ``table`` as ``count`` Parquet files, label first, every column float32; each
-    batch is split evenly, so every shard gets a like share of every part of the table.
-    """
-    import numpy as np
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    from bot.core import training
-
-    features = table.features(target_column)
-    schema = table.schema
-    wrong = [f"{name} ({schema.field(name).type})" for name in features
-             if not _numeric(schema.field(name).type)]
-    if wrong:
-        raise BotError(f"{table.uri}: the XGBoost algorithm reads numbers only; not numbers: "
-                       f"{', '.join(wrong[:10])}")
-    if table.rows < count:
-        raise BotError(f"{table.uri}: {table.rows} rows cannot be split across "
-                       f"{count} training instances")
-    columns = [target_column, *features]
-    out = pyarrow.schema([(name, pyarrow.float32()) for name in columns])
-    paths = [directory / f"part-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
-    rows = [0] * count
-    writers = [pq.ParquetWriter(path, out) for path in paths]
-    try:
-        for batch in table.batches(columns, training.BATCH_ROWS):
-            labels = batch.column(0).to_numpy(zero_copy_only=False)
-            if not only_zero_and_one(labels):
-                raise BotError(f"{table.uri}: the target column {target_column!r} must hold "
-                               "0 (legit) and 1 (fraud) only")
-            cast = pyarrow.RecordBatch.from_arrays(
-                [batch.column(i).cast(pyarrow.float32()) for i in range(len(columns))],
-                schema=out)
-            bounds = np.linspace(0, cast.num_rows, count + 1).astype(int)
-            for index in range(count):
-                part = cast.slice(int(bounds[index]), int(bounds[index + 1] - bounds[index]))
-                if part.num_rows:
-                    writers[index].write_batch(part)
-                    rows[index] += part.num_rows
-    finally:
-        for writer in writers:
-            writer.close()
-    return rows
-
-
-def _numeric(kind: Any) -> bool:
-    import pyarrow
-
-    return bool(pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind)
-                or pyarrow.types.is_boolean(kind))
 
 
 def start_or_attach(
@@ -171,28 +81,43 @@ def start_or_attach(
 ) -> tuple[int, dict[str, Any], bool]:
     """The model key's job: attached to when it runs or completed, else started.
 
+    A job of the expected name is attached to only if DescribeTrainingJob shows it as this
+    plan would start it (image, hyperparameters, input channels, instances, output path)
+    and it started after its training data was last written: anyone allowed to start
+    training jobs could have started one under that name. Otherwise, as after a job that
+    ended without a model, the next name (``-2``, ``-3``) is tried.
+
     Returns the attempt, the job (as DescribeTrainingJob shows it) and whether it was
     attached to rather than started by this plan.
     """
     from bot.adapters.aws import training_jobs as jobs
 
-    last: dict[str, Any] | None = None
+    last: tuple[str, str] | None = None  # the last job passed over, and why
     for attempt in range(1, spec.MAX_ATTEMPTS + 1):
         name = spec.job_name(t.name, model_key, attempt)
+        wanted = _job_request(t, request, name, model_key, shards, pull_request)
         job = jobs.describe(t, name)
         if job is None:
             stop_superseded(t, model_key, pull_request, progress)
-            created = jobs.create(t, _job_request(t, request, name, model_key, shards,
-                                                  pull_request))
+            created = jobs.create(t, wanted)
             job = jobs.describe(t, name)
             if job is None:
                 raise BotError(f"training job {name} was started but cannot be found")
+            if not created and (why := _not_this_plans(job, wanted, shards)) is not None:
+                progress(f"not attaching to training job {name}, started meanwhile: {why}")
+                last = (name, why)
+                continue
             training = request.training
             progress(f"started training job {name}: {training.instance_count} x "
                      f"{training.instance_type}, at most {training.max_runtime_minutes} min"
                      if created else f"attaching to training job {name}, started meanwhile "
                      "by another plan")
             return attempt, job, not created
+        why = _not_this_plans(job, wanted, shards)
+        if why is not None:
+            progress(f"not attaching to training job {name}: {why}")
+            last = (name, why)
+            continue
         status = job["TrainingJobStatus"]
         if status == "Stopping":
             job = wait(t, job, progress)
@@ -206,24 +131,38 @@ def start_or_attach(
         if status == "Completed":
             progress(f"training job {name} completed earlier; reading its model")
             return attempt, job, True
-        last = job
+        last = (name, spec.failure(job))
         progress(f"training job {name} {spec.failure(job)}; trying again")
     assert last is not None
     raise BotError(
-        f"{spec.MAX_ATTEMPTS} training jobs of this model ended without a model (the last, "
-        f"{last['TrainingJobName']}, {spec.failure(last)}); change the request or its data")
+        f"{spec.MAX_ATTEMPTS} training jobs of this model could not give it (the last, "
+        f"{last[0]}, {last[1]}); change the request or its data")
+
+
+def _not_this_plans(job: dict[str, Any], wanted: dict[str, Any], shards: Shards) -> str | None:
+    """Why ``job`` is not the job this plan would start on ``shards`` (None: it is)."""
+    differs = spec.difference(job, wanted)
+    if differs is not None:
+        return f"it was not started for this request ({differs})"
+    created = job.get("CreationTime")
+    later = sorted(name for name, found in shards.objects.items()
+                   if not isinstance(created, dt.datetime) or found.modified > created)
+    if later:
+        return (f"its training data was written after it started ({', '.join(later[:5])} in "
+                f"{shards.data_uri})")
+    return None
 
 
 def _job_request(t: Target, request: Request, name: str, model_key: str, shards: Shards,
                  pull_request: int | None) -> dict[str, Any]:
-    from bot.adapters.aws import training_jobs as jobs
+    from bot.adapters.aws.images import xgboost_image
     from bot.core import training
 
     tags = {spec.TAG_MANAGED: "true", spec.TAG_TARGET: t.name, spec.TAG_MODEL_KEY: model_key}
     if pull_request is not None:
         tags[_pull_request_tag(pull_request)] = spec.WAITING
     return spec.job_request(
-        name=name, image=jobs.image_uri(t), role_arn=t.training_role_arn,
+        name=name, image=xgboost_image(t), role_arn=t.training_role_arn,
         hyperparameters=spec.container_hyperparameters(request.hyperparameters.as_dict(),
                                                        training.SEED),
         data_uri=shards.data_uri, output_uri=names.training_jobs_prefix(t),

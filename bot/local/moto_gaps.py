@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
+from bot.local.training_jobs import emulated
 
 if TYPE_CHECKING:
     pass
@@ -385,6 +386,10 @@ def invoke(
     model = backend._models.get(model_name)
     container = (model.primary_container or (model.containers or [{}])[0]) if model else {}
     url = str(container.get("ModelDataUrl", ""))
+    image = str(container.get("Image", ""))
+    if not emulated(image):  # serving in another container than the one that trains
+        raise _model_error(500, "local-aws serves models in the XGBoost 3 container "
+                           f"(sagemaker-xgboost:3.0-5 and later), not {image or '(no image)'}")
     media_type = content_type.split(";")[0].strip().lower()
     if media_type != "text/csv":
         raise _model_error(415, f"Content-type {content_type or '(none)'} not supported. "

@@ -210,8 +210,7 @@ class _Run(threading.Thread):
             return
         job = self.job
         image = str((job.algorithm_specification or {}).get("TrainingImage", ""))
-        repository = image.rsplit("/", 1)[-1].split(":", 1)
-        if repository[0] != EMULATED_REPOSITORY or not _version_at_least(repository[-1], 3):
+        if not emulated(image):
             self._end("Failed", "Failed", f"ClientError: local-aws runs the XGBoost 3 algorithm "
                       f"(sagemaker-xgboost:3.0-5 and later), not {image or '(no image)'}")
             return
@@ -412,6 +411,13 @@ def high_water_kib(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def emulated(image: str) -> bool:
+    """Whether ``image`` is one local-aws stands in for: the XGBoost container, version 3 or
+    later (what trains here, and what serves the endpoint's models in ``moto_gaps``)."""
+    repository = image.rsplit("/", 1)[-1].split(":", 1)
+    return repository[0] == EMULATED_REPOSITORY and _version_at_least(repository[-1], 3)
 
 
 def _version_at_least(tag: str, major: int) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.endpoint_cleanup import clean_up
+from bot.adapters.aws.images import xgboost_image
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.names import MANAGED_TAG
 from bot.errors import BotError
@@ -50,14 +51,15 @@ class EndpointOutcome:
 
 
 def model_name(t: Target, model_data_url: str) -> str:
-    """The SageMaker model serving ``model_data_url``: same artifact, same name."""
-    return _checked_name(f"{t.name}-{_sha256(model_data_url)[:16]}")
+    """The SageMaker model serving ``model_data_url`` in the target's XGBoost container:
+    same artifact and container, same name (another container version: another model)."""
+    return _checked_name(f"{t.name}-{_sha256(f'{t.xgboost_container} {model_data_url}')[:16]}")
 
 
 def config_name(t: Target, spec: EndpointSpec) -> str:
-    """The endpoint config for ``spec``: same variants and weights, same name."""
+    """The endpoint config for ``spec``: same variants, weights and models, same name."""
     content = [
-        [v.name, v.model_data_url, v.weight, v.instance_type, v.instance_count]
+        [v.name, model_name(t, v.model_data_url), v.weight, v.instance_type, v.instance_count]
         for v in spec.variants
     ]
     return _checked_name(f"{t.name}-{_sha256(json.dumps(content))[:16]}")
@@ -316,6 +318,8 @@ def _wait(sm: Any, name: str, delay: float, timeout: float, guard: Guard) -> dic
 
 
 def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
+    """The model serving ``model_data_url`` with the XGBoost container that trains too
+    (``bot.adapters.aws.images``), the region's image of that version."""
     from botocore.exceptions import ClientError
 
     name = model_name(t, model_data_url)
@@ -327,7 +331,7 @@ def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
             raise
     sm.create_model(
         ModelName=name,
-        PrimaryContainer={"Image": t.xgboost_image, "ModelDataUrl": model_data_url},
+        PrimaryContainer={"Image": xgboost_image(t), "ModelDataUrl": model_data_url},
         ExecutionRoleArn=t.sagemaker_role_arn,
         Tags=[MANAGED_TAG],
     )

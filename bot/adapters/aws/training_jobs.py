@@ -1,4 +1,5 @@
-"""SageMaker training jobs through boto3: create, describe, stop, find; the algorithm image.
+"""SageMaker training jobs through boto3: create, describe, stop, find; the training
+shards' objects (upload, list, hash). The algorithm's image: ``bot.adapters.aws.images``.
 
 Every AWS refusal a user can cause (no permission, a role SageMaker cannot assume, a quota)
 becomes one ``BotError`` line naming the job.
@@ -6,6 +7,9 @@ becomes one ``BotError`` line naming the job.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +17,6 @@ from bot.adapters.aws import s3
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError, first_line
 from bot.settings import Target
-
-
-def image_uri(t: Target) -> str:
-    """The built-in XGBoost algorithm image for the target's region.
-
-    ``PROMOTION_BOT_TRAINING_IMAGE`` wins; otherwise sagemaker-core's table of the image per
-    region and version (imported only here: it takes seconds, and only starting a job needs it).
-    """
-    if t.training_image:
-        return t.training_image
-    try:
-        from sagemaker.core import image_uris
-    except ImportError as error:  # pragma: no cover - a dependency of the package
-        raise BotError("sagemaker-core is not installed: set PROMOTION_BOT_TRAINING_IMAGE to "
-                       "the XGBoost image URI") from error
-    try:
-        return str(image_uris.retrieve("xgboost", region=t.region,
-                                       version=t.training_image_version,
-                                       image_scope="training"))
-    except ValueError as error:
-        raise BotError(f"no SageMaker XGBoost image {t.training_image_version} for region "
-                       f"{t.region}: {first_line(error)}") from error
 
 
 def describe(t: Target, name: str) -> dict[str, Any] | None:
@@ -112,6 +94,61 @@ def upload(path: Path, uri: str) -> None:
             raise BotError(f"{uri}: cannot upload the training data: {first_line(error)}") \
                 from None
         raise
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An S3 object as a listing shows it: what changes whenever anyone writes it."""
+
+    etag: str
+    size: int
+    modified: dt.datetime
+    #: Versions the key has had (delete markers included): in a versioned bucket, more than
+    #: one means it was written again; an unversioned one always says 1.
+    versions: int = 1
+
+
+def list_objects(uri: str) -> dict[str, StoredObject]:
+    """Every object under the prefix ``s3://bucket/prefix/``, by its name below the prefix
+    (ListObjectVersions: a versioned bucket also tells how often each was written)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bot.adapters.aws.s3 import split_uri
+
+    bucket, prefix = split_uri(uri)
+    latest: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    try:
+        for page in client("s3").get_paginator("list_object_versions").paginate(
+                Bucket=bucket, Prefix=prefix):
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                name = str(item["Key"])[len(prefix):]
+                counts[name] = counts.get(name, 0) + 1
+                if item.get("IsLatest", True):
+                    latest[name] = item
+    except (ClientError, BotoCoreError) as error:
+        raise BotError(f"{uri}: cannot list the training data: {first_line(error)}") from None
+    return {name: StoredObject(str(item["ETag"]).strip('"'), int(item["Size"]),
+                               item["LastModified"], counts[name])
+            for name, item in latest.items() if "ETag" in item}  # not a delete marker
+
+
+def sha256_of_object(uri: str, chunk: int = 8 * 2**20) -> tuple[str, int]:
+    """The sha256 and size of the object at ``uri``, read as a stream (never whole)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bot.adapters.aws.s3 import split_uri
+
+    bucket, key = split_uri(uri)
+    digest, size = hashlib.sha256(), 0
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        while block := body.read(chunk):
+            digest.update(block)
+            size += len(block)
+    except (ClientError, BotoCoreError) as error:
+        raise BotError(f"{uri}: cannot read the training data: {first_line(error)}") from None
+    return digest.hexdigest(), size
 
 
 def _refused(what: str, error: Exception) -> BotError:
