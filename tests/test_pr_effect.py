@@ -173,9 +173,8 @@ def test_history_shows_an_endpoint_change_as_weights() -> None:
     from bot.report.audit_trail import _summary
 
     uri = BASE.model_artifact
-    lines = _summary([{"target": "endpoint", "key": "prod/champion", "drift": False,
-                       "before": f"{uri} @ 99% (1x ml.m5.xlarge)",
-                       "after": f"{uri} @ 90% (1x ml.m5.xlarge)"}])
+    lines = _summary((Change("endpoint", "prod/champion", f"{uri} @ 99% (1x ml.m5.xlarge)",
+                             f"{uri} @ 90% (1x ml.m5.xlarge)"),))
     assert lines == ["endpoint prod/champion: bbbbbbbbbbbb 99 % → bbbbbbbbbbbb 90 %"]
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import small_frame
 
-from bot.adapters.aws import artifacts
+from bot.adapters.aws import s3
 from bot.adapters.aws.images import xgboost_image
 from bot.core import training_job as spec
 from bot.core.request import Request
@@ -64,7 +64,7 @@ def prepare(t: Target, repo: Path, said: list[str] | None = None,
 
 
 def s3_uri(uri: str) -> tuple[str, str]:
-    return artifacts.split_uri(uri)
+    return s3.split_uri(uri)
 
 
 def put(uri: str, body: bytes) -> None:

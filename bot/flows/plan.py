@@ -56,7 +56,8 @@ class PlanResult:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    # Microseconds: two plans of one head are told apart by when they were signed.
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def judge_candidate(

@@ -205,6 +205,8 @@ def _latest(t: Target, prefix: str, expected: dict[str, str]) -> StoredPlan | No
         if differs is not None:
             passed_over.append(f"{where} is signed for another plan ({differs})")
             continue
+        # The newest signed plan whose bytes were changed is refused, not passed over for an
+        # older one: a store someone tampered with deploys nothing.
         return _signed_plan(t, digest, statement)
     if passed_over:
         raise plan_json.UnreadablePlan(
