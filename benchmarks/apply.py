@@ -109,7 +109,10 @@ def main() -> int:
         git(repo, "init", "-q", "-b", "main")
         git(repo, "config", "user.name", "Bench")
         git(repo, "config", "user.email", "bench@example.com")
-        shipped = (REPO / REQUEST).read_text()
+        # 20,000 rows hold a handful of test frauds: too few for an interval, so the gates
+        # would fail closed; the benchmark measures apply, not the verdict.
+        shipped = (REPO / REQUEST).read_text().replace(
+            "\ngates:\n", '\ngates:\n  accept_few_frauds: "benchmark on 20,000 rows"\n', 1)
         contents = [shipped, shipped.replace("max_depth: 7", "max_depth: 6").replace(
             "traffic_percent: 1", "override_reason: \"benchmark: alternate shares\"\n"
             "    traffic_percent: 10")]
