@@ -263,7 +263,7 @@ def put_plan(t: Target, text: str, passed: bool = True, accuracy: float = 0.999,
     identity = PlanIdentity(
         head=head, data_versions=versions, champion_model_sha256=model_digest(judged),
         production_config_version=version, bot_version=__version__,
-        signed_at=signed_at or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+        signed_at=signed_at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))
     plan_store.put_plan(t, replace(plan, identity=identity), {})
     return plan
 

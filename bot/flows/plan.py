@@ -55,9 +55,8 @@ class PlanResult:
         return self.plan.passed
 
 
-def _now() -> str:
-    # Microseconds: two plans of one head are told apart by when they were signed.
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+def _now(timespec: str = "seconds") -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec=timespec)
 
 
 def judge_candidate(
@@ -224,7 +223,7 @@ def make_plan(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
         production_config_version=config_version, bot_version=__version__,
-        signed_at=_now()))
+        signed_at=_now("microseconds")))  # two plans of one head: told apart by this
     body = plan_json.to_bytes(plan)
     prefix = plan_store.plan_prefix(t, sha256_hex(body))
     links = {"plan.json": f"{prefix}/plan.json",
