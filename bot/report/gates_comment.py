@@ -11,7 +11,7 @@ from bot.core.power import power_note
 _HUGE = 1e8  # a ratio this large means the champion had none: shown as infinite
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -23,9 +23,9 @@ def _gate_cells(g: GateResult) -> tuple[str, str, str]:
     """A gate's accepted threshold, what it measured (a point estimate), and its interval."""
     relative = g.kind in ("max_alert_increase", "max_cost_increase", "cost_non_inferior")
     if g.kind == "guard":
-        return _fmt(g.threshold, 0), _fmt(g.value, 0), "—"
+        return fmt(g.threshold, 0), fmt(g.value, 0), "—"
     if g.kind == "minimum":
-        return _fmt(g.threshold), _fmt(g.value), "—"
+        return fmt(g.threshold), fmt(g.value), "—"
     point = g.point if g.point is not None else g.value
 
     def shown(value: float | None, sign: bool = True) -> str:

@@ -15,7 +15,7 @@ from bot.core.gates import warnings
 from bot.core.pr_effect import Effect, effect, judged_against_itself
 from bot.report import markdown as md
 from bot.report import pr_summary
-from bot.report.gates_comment import gates_section, operating_section
+from bot.report.gates_comment import fmt, gates_section, operating_section
 from bot.report.pr_summary import METRIC_LABELS
 
 ROC_GRID = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -26,14 +26,6 @@ TARGET_LABELS = {
     "pipeline": "Step Functions retraining pipeline",
     "endpoint": "SageMaker endpoint",
 }
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _interp(xs: tuple[float, ...], ys: tuple[float, ...], grid: tuple[float, ...],
@@ -133,7 +125,7 @@ def comparison_section(plan: Plan, env: dict[str, str] | None = None) -> str:
             label += " (primary)"
         m = comparison.metrics.get(name)
         if m is None:
-            rows.append(f"| {label} | {_fmt(plan.metrics.get(name))} | — | — | — | — | — |")
+            rows.append(f"| {label} | {fmt(plan.metrics.get(name))} | — | — | — | — | — |")
             continue
         ci = (f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]"
               if m.ci_low is not None and m.ci_high is not None else "—")
@@ -244,9 +236,9 @@ def endpoint_comparison_section(comparison: EndpointComparison) -> str:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for v in comparison.variants:
         rows.append(
-            f"| {v.variant} | {v.records:,} | {v.errors:,} | {_fmt(v.recall, 3)} | "
-            f"{_fmt(v.precision, 3)} | {_fmt(v.flagged_rate)} | {_fmt(v.score_mean)} | "
-            f"{v.requests} | {_fmt(v.latency_p95_ms, 1)} ms |"
+            f"| {v.variant} | {v.records:,} | {v.errors:,} | {fmt(v.recall, 3)} | "
+            f"{fmt(v.precision, 3)} | {fmt(v.flagged_rate)} | {fmt(v.score_mean)} | "
+            f"{v.requests} | {fmt(v.latency_p95_ms, 1)} ms |"
         )
     if comparison.differences:
         rows += ["", "| challenger − champion | difference | 95 % CI | verdict | detectable "
