@@ -161,6 +161,16 @@ def test_apply_approves_what_it_deploys_and_a_revert_rejects_what_it_removes(
     assert record is not None and Change(
         "registry", mr.short(challenger.digest), "Approved", "Rejected") in record.changes
 
+    # History shows each planned model's registry state now, with the reason.
+    capsys.readouterr()
+    assert cli.main(["history", "--repo", str(git_repo.path)]) == 0
+    history = capsys.readouterr().out
+    assert (f"registry now: model {challenger.digest[:12]} Rejected (removed from production "
+            f"by {reverted[:12]})") in history
+    assert (f"registry now: model {champion.digest[:12]} Approved (deployed to "
+            "fraud-detection-production by ") in history
+    assert f"registry {mr.short(challenger.digest)}: Approved → Rejected" in history
+
 
 def test_a_model_rejected_while_it_serves_is_not_approved_again_by_a_later_apply() -> None:
     live = {"a" * 64: mr.Registered("a" * 64, "arn:a", 1, "Rejected"),
