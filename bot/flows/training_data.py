@@ -28,7 +28,7 @@ from bot.adapters.aws import s3, signing
 from bot.adapters.aws import training_jobs as jobs
 from bot.adapters.aws.training_jobs import StoredObject
 from bot.core import integrity, names, training
-from bot.core.data_checks import only_zero_and_one
+from bot.core.evaluation import only_zero_and_one
 from bot.core.request import Request, sha256_of
 from bot.errors import BotError
 from bot.settings import Target
