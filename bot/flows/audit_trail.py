@@ -13,11 +13,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
-from bot.adapters.aws import artifacts, plan_store
+from bot.adapters.aws import artifacts, plan_store, registry
 from bot.adapters.request_files import parse_request_text
 from bot.core.apply_record import ApplyRecord
 from bot.core.audit import Commit, Entry
 from bot.core.domain import Plan
+from bot.core.model_registry import Registered
 from bot.core.plan_json import UnreadablePlan
 from bot.errors import BotError
 from bot.settings import settings, target
@@ -50,6 +51,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         commits = git.log(repo, path)
         by_sha = {c.sha: c for c in commits}
         records, unavailable = _apply_records(t)
+        registered = _registry(t) if not unavailable else {}
         landings = [sha for sha, _ in reversed(git.landed(repo, "HEAD", path))]
         for commit in commits:
             applies = tuple(r for r in records
@@ -80,6 +82,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
                 reverts=by_sha.get(reverted or "") or _find(repo, reverted),
                 deleted=text is None and not linked, note=note, reviewed_head=head,
                 plan_digest=digest,
+                registry=_registry_state(t, registered, plan),
             ))
     return entries
 
@@ -97,6 +100,27 @@ def _apply_records(t: Any) -> tuple[list[ApplyRecord], str]:
         return artifacts.apply_records(t), ""
     except BotError as error:  # AwsError included
         return [], f"stored plans and applies unavailable: {error.message}"
+
+
+def _registry(t: Any) -> dict[str, Registered]:
+    """The target's registered models by digest (none when the registry cannot be read:
+    git and the stored plans still speak)."""
+    try:
+        return registry.packages(t)
+    except BotError:  # AwsError included
+        return {}
+
+
+def _registry_state(t: Any, registered: dict[str, Registered], plan: Plan | None
+                    ) -> tuple[str, str | None] | None:
+    """The plan's model's status in the registry now, and its approval description."""
+    found = registered.get(plan.model_sha256 or "") if plan is not None else None
+    if found is None:
+        return None
+    try:
+        return found.status, registry.describe(t, found.arn).approval_description
+    except BotError:
+        return found.status, None
 
 
 def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],

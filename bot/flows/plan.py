@@ -6,7 +6,9 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -17,19 +19,22 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.adapters import data_files as data
-from bot.adapters.aws import artifacts, config_store, plan_store, runtime, s3
+from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
+from bot.adapters.aws.images import xgboost_image
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
 from bot.core import plan_json, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
+from bot.core.model_registry import MODEL_QUALITY_FILE, model_quality
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.request import Challenger, Request
 from bot.errors import BotError
 from bot.flows import candidate, resources
 from bot.flows.judge import judge
 from bot.flows.resources import config as config_resource
+from bot.flows.resources import model_registry as registry_resource
 from bot.flows.resources.base import Context
 from bot.flows.rollout_history import retrain_commit
 from bot.report import plots
@@ -194,15 +199,18 @@ def make_plan(
         versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             storing = pool.submit(obtained.store, t)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
+            pool.submit(_warm_image, t)  # a new model is registered with it: looked up now
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
             live = reading.result()
             storing.result()  # a plan only ever names a stored model
 
+    # This run registers the model (below): what merging changes counts it as registered.
+    live = registry_resource.with_registered(live, plan)
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
@@ -217,13 +225,29 @@ def make_plan(
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links, dict(os.environ))
-    files = {"comment.md": comment.encode(), **pngs}
-    plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+    quality = model_quality(plan.evaluation)
+    files = {"comment.md": comment.encode(), MODEL_QUALITY_FILE: quality, **pngs}
+    # The model is registered (once) while the plan is stored; its model metrics are the
+    # model quality statistics stored beside plan.json.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        registering = pool.submit(
+            registry.register, t, plan, image=functools.partial(xgboost_image, t),
+            pull_request=pull_request, plan_digest=sha256_hex(body),
+            metrics_uri=f"{prefix}/{MODEL_QUALITY_FILE}", metrics_sha256=sha256_hex(quality))
+        plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+        registering.result()
     files["plan.json"] = body
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         (out_dir / name).write_bytes(content)
     return PlanResult(plan, comment)
+
+
+def _warm_image(t: Target) -> None:
+    """Look the serving image up ahead of registering (its lookup imports for seconds); a
+    lookup that fails fails again, and is reported, when the registration needs it."""
+    with contextlib.suppress(BotError):
+        xgboost_image(t)
 
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ The plan role may only create packages as ``PendingManualApproval`` (IAM conditi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,12 +121,13 @@ def ensure_group(t: Target) -> str:
             ModelPackageGroupName=name)["ModelPackageGroupArn"])
 
 
-def register(t: Target, plan: Plan, *, image: str, pull_request: int | None,
+def register(t: Target, plan: Plan, *, image: Callable[[], str], pull_request: int | None,
              plan_digest: str, metrics_uri: str, metrics_sha256: str) -> Registered:
     """Register the plan's model once: its package, found by the model digest, or a new one
     ``PendingManualApproval`` in the target's group (created when absent) with the model
     quality statistics at ``metrics_uri`` as its model metrics and the plan's identity as
-    metadata. A re-plan of the same model finds it and changes nothing."""
+    metadata; ``image`` gives the serving container's image (asked only to create one). A
+    re-plan of the same model finds it and changes nothing."""
     digest = plan.model_sha256
     if digest is None:
         raise ValueError(f"only a content-addressed model is registered, not {plan.artifact}")
@@ -139,7 +141,7 @@ def register(t: Target, plan: Plan, *, image: str, pull_request: int | None,
         ModelPackageDescription=mr.description(plan, digest),
         ModelApprovalStatus=mr.PENDING,
         InferenceSpecification={
-            "Containers": [{"Image": image, "ModelDataUrl": plan.artifact}],
+            "Containers": [{"Image": image(), "ModelDataUrl": plan.artifact}],
             # What the XGBoost container takes and answers on the endpoint (text/csv).
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["text/csv"],
