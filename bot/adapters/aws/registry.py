@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.core import model_registry as mr
 from bot.core.domain import Plan
@@ -57,8 +59,6 @@ def _missing(error: Exception) -> bool:
 def packages(t: Target) -> dict[str, Registered]:
     """The target's registered models by model digest (an absent group: none). A digest
     registered twice (by hand) counts by its first version."""
-    from botocore.exceptions import ClientError
-
     found: dict[str, Registered] = {}
     try:
         pages = list(_sm(t).get_paginator("list_model_packages").paginate(
@@ -98,8 +98,6 @@ def describe(t: Target, arn: str) -> Package:
 
 def ensure_group(t: Target) -> str:
     """The target's model package group, created when absent; its ARN."""
-    from botocore.exceptions import ClientError
-
     sm, name = _sm(t), mr.group_name(t.name)
     try:
         return str(sm.describe_model_package_group(
