@@ -11,6 +11,7 @@ from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
 from bot.core.request import Rollout
+from bot.core.rollout_rules import Soak
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,17 @@ class PlanIdentity:
 
 
 @dataclass(frozen=True)
+class DataUsed:
+    """A data set the plan used: its role, its location and what it holds (the version is
+    the plan identity's ``data_versions[role]``; None: not counted)."""
+
+    role: str  # "train" or "test"
+    uri: str
+    rows: int | None = None
+    frauds: int | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a plan decides for one request content: what a reviewer judges, what the
     comment shows and what apply relies on.
@@ -209,6 +221,9 @@ class Plan:
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None
     training: dict[str, Any] | None = None  # how this plan trained the model (None: reused)
+    data: tuple[DataUsed, ...] = ()  # the training and test data, for the comment
+    reverts: str | None = None  # the commit the pull request's head reverts (git revert)
+    soak: Soak | None = None  # the challenger's current step, when one serves
     identity: PlanIdentity | None = None  # set when the plan is signed and stored
 
     @property
@@ -385,6 +400,6 @@ def _text(value: Any) -> str | None:
 
 # Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
 for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
-                GateResult, Change, PlanIdentity, Plan, VariantSpec, Approval, Fact,
-                ResourceOutcome, Outcome):
+                GateResult, Change, PlanIdentity, DataUsed, Soak, Plan, VariantSpec, Approval,
+                Fact, ResourceOutcome, Outcome):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

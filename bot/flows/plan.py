@@ -18,11 +18,20 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.adapters.aws import s3
 from bot.core import plan_json
-from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
+from bot.core.domain import (
+    Approval,
+    Champion,
+    DataUsed,
+    EndpointSpec,
+    LiveState,
+    Plan,
+    PlanIdentity,
+)
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.request import Challenger, Request
+from bot.core.rollout_rules import Soak
 from bot.flows import resources
 from bot.flows.resources import config as config_resource
 from bot.flows.resources.base import Context
@@ -173,12 +182,40 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
                                 legit_weight, seed=0)
 
 
+def reverted_commit(repo_root: Path, commit: str) -> str | None:
+    """The commit that the pull request's head ``commit`` reverts (``git revert`` writes
+    "This reverts commit <id>."); None when it is no revert or git cannot read it here."""
+    from bot.adapters import git
+    from bot.errors import BotError
+
+    try:
+        return git.commit(repo_root, commit).reverts
+    except BotError:
+        return None
+
+
+def data_used(request: Request, repo_root: Path, plan: Plan) -> tuple[DataUsed, ...]:
+    """The training and test data with their rows and frauds: the test set's from the
+    evaluation, the training set's from its labels (read again when the model was reused)."""
+    from bot.adapters import data_files as data
+
+    trained = plan.training or {}
+    rows, frauds = trained.get("rows"), trained.get("frauds")
+    if not (isinstance(rows, int) and isinstance(frauds, int)):
+        rows, frauds = data.label_counts(request.data.train, repo_root,
+                                         request.data.target_column)
+    return (DataUsed("train", request.data.train, rows, frauds),
+            DataUsed("test", request.data.test, plan.evaluation.rows,
+                     plan.evaluation.positives))
+
+
 def make_plan(
     path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
-    pull_request: int | None = None, progress: Progress = _stderr,
+    pull_request: int | None = None, progress: Progress = _stderr, soak: Soak | None = None,
 ) -> PlanResult:
     """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
-    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest."""
+    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest.
+    ``soak``: how long the challenger's current step has served on main (the comment's)."""
     from bot.adapters.aws import config_store, plan_store
     from bot.adapters.request_files import load_request
     from bot.flows import candidate
@@ -218,7 +255,9 @@ def make_plan(
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
-                                                                 progress, live.endpoint))
+                                                                 progress, live.endpoint),
+                   data=plan.data or data_used(request, repo_root, plan),
+                   reverts=reverted_commit(repo_root, commit), soak=soak)
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
