@@ -233,9 +233,10 @@ def test_a_rollout_step_says_how_long_the_step_serving_now_has_soaked() -> None:
     assert "The 1 % step has soaked 30 min of its 24 h minimum ⚠️" in render_comment(early)
     unknown = replace(step, soak=Soak(1, None, 24.0))
     assert "When the 1 % step started is unknown (its 24 h minimum)." in render_comment(unknown)
-    # A new challenger has no step serving yet: nothing to say.
-    first = replace(step, soak=Soak(10, "2026-11-25T10:00:00+00:00", 24.0))
-    assert "has soaked" not in render_comment(first)
+    # The same share, or a step back down (which never waits): nothing to say.
+    for share in (10, 50):
+        same = replace(step, soak=Soak(share, "2026-11-25T10:00:00+00:00", 24.0))
+        assert "has soaked" not in render_comment(same)
 
 
 def test_the_provenance_names_the_data_with_versions_rows_and_frauds() -> None:

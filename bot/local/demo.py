@@ -124,13 +124,14 @@ class Journey:
         self.log(f"PR #{number} '{title}' opened by {author} (branch {branch})")
         return number
 
-    def plan(self, number: int) -> Plan:
+    def plan(self, number: int, base: str | None = None) -> Plan:
+        """Plan PR ``number`` at the checked-out head against ``base`` (default: main)."""
         head = self.git("rev-parse", "HEAD")
         out = self.root / "outputs" / f"plan-pr{number}"
         started = time.monotonic()
         # As the plan workflow runs it: the rollout rules read main's history (--base).
         code = self.bot(f"plan-pr{number}", "plan", str(self.repo / REQUEST), "--out", str(out),
-                        "--base", self.git("rev-parse", "main"),
+                        "--base", base or self.git("rev-parse", "main"),
                         event={"pull_request": {"number": number, "head": {"sha": head}}})
         if code == 2:
             log_file = self.outputs[f"{self.step:02d}-plan-pr{number}"]
@@ -398,7 +399,7 @@ def journey(j: Journey, seed_request: str) -> None:
     j.log(f"the team re-runs the plan job of PR #{number}'s head: the stored plan does not "
           "verify, so it is evaluated afresh and signed again, stored beside the forged one")
     j.git("checkout", "-q", "rollout-10")  # the run's checkout: the pull request's head
-    j.plan(number)
+    j.plan(number, base=before)  # the pull request's base, as its event names it
     j.apply(before, after)
 
     for share in (50, 100):

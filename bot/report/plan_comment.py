@@ -215,7 +215,7 @@ def rollout_line(plan: Plan) -> str:
                      challenger.traffic_percent else text)
     line = "Rollout plan (share, minimum soak): " + " → ".join(steps)
     soak = plan.soak
-    if soak is not None and soak.share != challenger.traffic_percent:
+    if soak is not None and soak.share < challenger.traffic_percent:  # a step up
         line += ". " + soak_text(plan)
     return line
 
@@ -362,8 +362,8 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None,
                      operating_section(plan)),
             _details("Candidate vs champion, every metric",
                      comparison_section(plan, env)),
-            _details("Curves: ROC and precision-recall", curves_section(plan)),
-            _details("Confusion matrix (candidate)", confusion_section(plan)),
+            _details("Curves (ROC, precision-recall) and the candidate's confusion matrix",
+                     curves_section(plan) + "\n\n" + confusion_section(plan)),
         ]
     if plan.endpoint_comparison is not None:
         sections.append(_details("Live endpoints: champion vs challenger",
