@@ -9,9 +9,10 @@ import pytest
 from test_plan_comment import PLAN, planned
 
 from bot.core import plan_json
-from bot.core.domain import Change, DataUsed, GateResult
+from bot.core.domain import Change, GateResult
 from bot.core.endpoint_values import EndpointComparison, LiveDifference, VariantStats
 from bot.core.plan_json import UnreadablePlan
+from bot.core.provenance import DataUsed
 from bot.core.request import Rollout
 from bot.core.rollout_rules import Soak
 

@@ -240,7 +240,8 @@ def test_a_rollout_step_says_how_long_the_step_serving_now_has_soaked() -> None:
 
 
 def test_the_provenance_names_the_data_with_versions_rows_and_frauds() -> None:
-    from bot.core.domain import DataUsed, PlanIdentity
+    from bot.core.domain import PlanIdentity
+    from bot.core.provenance import DataUsed
 
     identity = PlanIdentity("h" * 40, {"train": "3LtOgHWOTB4mgA2AdlBn", "test": "a" * 64},
                             None, None, "9.9.9", "2026-11-26T16:30:00+00:00")
@@ -267,8 +268,9 @@ def folded(comment: str) -> list[str]:
 def busy(plan: Plan) -> Plan:
     """``plan`` with as much as a demo pull request carries: seven gates, a description, a
     rollout override, both data sets, every kind of change and a live comparison."""
-    from bot.core.domain import DataUsed, GateResult, PlanIdentity
+    from bot.core.domain import GateResult, PlanIdentity
     from bot.core.endpoint_values import EndpointComparison, LiveDifference, VariantStats
+    from bot.core.provenance import DataUsed
     from bot.core.request import Rollout
     from bot.core.rollout_rules import Soak
 

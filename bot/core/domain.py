@@ -10,6 +10,7 @@ from pydantic import ConfigDict
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
+from bot.core.provenance import DataUsed
 from bot.core.request import Rollout
 from bot.core.rollout_rules import Soak
 
@@ -173,17 +174,6 @@ class PlanIdentity:
     production_config_version: str | None  # the production config read (None: none yet)
     bot_version: str
     signed_at: str  # ISO 8601, UTC: when the plan was signed
-
-
-@dataclass(frozen=True)
-class DataUsed:
-    """A data set the plan used: its role, its location and what it holds (the version is
-    the plan identity's ``data_versions[role]``; None: not counted)."""
-
-    role: str  # "train" or "test"
-    uri: str
-    rows: int | None = None
-    frauds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -400,6 +390,6 @@ def _text(value: Any) -> str | None:
 
 # Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
 for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
-                GateResult, Change, PlanIdentity, DataUsed, Soak, Plan, VariantSpec, Approval,
-                Fact, ResourceOutcome, Outcome):
+                GateResult, Change, PlanIdentity, Soak, Plan, VariantSpec, Approval, Fact,
+                ResourceOutcome, Outcome):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

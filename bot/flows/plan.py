@@ -18,18 +18,11 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.adapters.aws import s3
 from bot.core import plan_json
-from bot.core.domain import (
-    Approval,
-    Champion,
-    DataUsed,
-    EndpointSpec,
-    LiveState,
-    Plan,
-    PlanIdentity,
-)
+from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
+from bot.core.provenance import DataUsed
 from bot.core.request import Challenger, Request
 from bot.core.rollout_rules import Soak
 from bot.flows import resources

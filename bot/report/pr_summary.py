@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from bot import __version__
 from bot.core.changes import counted, variant_value
-from bot.core.domain import DataUsed, Plan
+from bot.core.domain import Plan
 from bot.core.pr_effect import Effect, Model, Serving, effect, judged_against_itself
+from bot.core.provenance import DataUsed
 from bot.report import markdown as md
 
 METRIC_LABELS = {
