@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import BotError
 
 
 class Settings(BaseSettings):
@@ -139,10 +141,6 @@ class Target:
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The settings of this process, read once from the environment (a bad value: BotError)."""
-    from pydantic import ValidationError
-
-    from bot.errors import BotError
-
     try:
         return Settings()
     except ValidationError as error:
@@ -196,8 +194,6 @@ def target(name: str, s: Settings | None = None) -> Target:
     s = s or settings()
     problem = target_name_problem(name, s)
     if problem is not None:
-        from bot.errors import BotError
-
         raise BotError(problem)
     values: dict[str, Any] = {
         k: (v.format(target=name) if isinstance(v, str) else v)

@@ -3,7 +3,8 @@
 import-linter checks the contracts in pyproject.toml (``[tool.importlinter]``: the layers, no
 cycle, a pure core, report apart from flows, no stand-in in production code); these tests run
 it, so pytest fails on a broken contract, and check what it cannot: that every module sits in
-a layer the contracts name, and that commands import the stand-ins only when they run.
+a layer the contracts name, that commands import the stand-ins only when they run, and that
+imports sit at the top of their module but for a few measured heavy ones.
 """
 
 from __future__ import annotations
@@ -95,3 +96,35 @@ def test_no_module_outside_local_is_over_400_lines() -> None:
     long = {str(p.relative_to(BOT)): n for p in modules() if p.parent.name != "local"
             if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+#: The imports made inside functions outside ``bot/local``, each for a measured reason: the
+#: CLI imports a command only when chosen (``bot/cli.py``), so everything else imports at the
+#: top of its module, where the dependency graph can be read.
+LAZY = {
+    "core/training.py": {"xgboost"},  # about 1 s: only to train, read or score a model
+    "adapters/aws/images.py": {"sagemaker.core"},  # over 1 s: only to look an image up
+    "commands/plan.py": {"bot.local.aws_server", "bot.local.bootstrap"},  # stand-ins
+    "commands/demo.py": {"bot.local", "bot.local.faults"},  # stand-ins
+    "commands/local_aws.py": {"bot.local.aws_server", "bot.local.bootstrap",
+                              "bot.local.faults"},  # stand-ins
+}
+
+
+def function_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports inside functions."""
+    found = set()
+    for function in ast.walk(ast.parse(path.read_text())):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    found.add(node.module)
+    return found
+
+
+def test_imports_sit_at_the_top_but_for_the_measured_heavy_ones_and_the_stand_ins() -> None:
+    found = {str(p.relative_to(BOT)): imported for p in modules()
+             if p.parent.name != "local" and (imported := function_imports(p))}
+    assert found == LAZY

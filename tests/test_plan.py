@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -111,6 +112,41 @@ def test_replan_of_same_content_reuses_and_gate_edit_does_not_retrain(
     _, edited = plan(path, tmp_path / "edited")
     assert edited.content_sha256 != again.content_sha256
     assert edited.trained is False and edited.model_key == again.model_key
+
+
+def test_a_planned_model_is_registered_once_pending_in_the_targets_group(
+    production: LocalAWS, tmp_path: Path
+) -> None:
+    path = request_repo(tmp_path)
+    _, first = plan(path, tmp_path / "first")
+    path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.91"))
+    _, edited = plan(path, tmp_path / "edited")  # the same model, another plan
+    assert edited.model_sha256 == first.model_sha256
+
+    sm = boto3.client("sagemaker")
+    listed = sm.list_model_packages(ModelPackageGroupName="fraud-detection")
+    mine = [p for p in listed["ModelPackageSummaryList"]
+            if f"model sha256:{first.model_sha256}" in p.get("ModelPackageDescription", "")]
+    assert len(mine) == 1 and mine[0]["ModelApprovalStatus"] == "PendingManualApproval"
+    package = sm.describe_model_package(ModelPackageName=mine[0]["ModelPackageArn"])
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == first.artifact
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["promotion-bot:model-sha256"] == first.model_sha256
+    assert first.identity is not None and metadata["promotion-bot:head"] == first.identity.head
+    # The plan that registered it is stored, and its model metrics beside it, as named.
+    registering = metadata["promotion-bot:plan-sha256"]
+    stored = plan_json.from_bytes(s3_io.read_uri(
+        f"s3://fraud-detection-models/promotion-bot/plans/sha256/{registering}/plan.json"),
+        "plan.json")
+    assert stored.model_sha256 == first.model_sha256
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]
+    quality = s3_io.read_uri(statistics["S3Uri"])
+    assert statistics["ContentDigest"] == "sha256:" + hashlib.sha256(quality).hexdigest()
+    auc = json.loads(quality)["binary_classification_metrics"]["auc"]["value"]
+    assert auc == pytest.approx(first.metrics["auc_roc"])
+    # What merging changes names the registration's next status (the challenger is deployed).
+    assert [(c.before, c.after) for c in edited.changes if c.target == "registry"] == [
+        ("PendingManualApproval", "Approved")]
 
 
 def test_failing_gate_exits_1(production: LocalAWS, tmp_path: Path) -> None:

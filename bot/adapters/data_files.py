@@ -18,6 +18,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow
+import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bot.adapters.aws import s3
 from bot.adapters.aws.clients import error_code
 from bot.adapters.aws.s3 import object_version, split_uri
@@ -25,11 +31,7 @@ from bot.core.request_values import check_data_uri
 from bot.errors import BotError
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
-    import pandas as pd
-    import pyarrow
-    import pyarrow.parquet
 
 #: Share of frauds in the public data set (492 of 284,807).
 FRAUD_RATE = 0.00172
@@ -67,9 +69,6 @@ def generate_sample(rows: int = 284_807, seed: int = 0) -> pd.DataFrame:
     small amounts at night), some look legit; a few legit rows look like fraud. As on the
     public set, trees beat a linear model on it.
     """
-    import numpy as np
-    import pandas as pd
-
     if rows < 2:
         raise BotError(f"sample data needs at least 2 rows, not {rows}")
     rng = np.random.default_rng(seed)
@@ -126,8 +125,6 @@ def split(
     frame: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0, target_column: str = TARGET
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split: each class keeps its share; rows keep their order."""
-    import numpy as np
-
     if not 0 < test_fraction < 1:
         raise BotError(f"test fraction must be between 0 and 1, not {test_fraction}")
     rng = np.random.default_rng(seed)
@@ -193,13 +190,10 @@ class ParquetTable:
     """A Parquet file read in record batches: its columns, row count and batches of columns."""
 
     def __init__(self, path: Path, uri: str, target_column: str | None = None) -> None:
-        import pyarrow
-        import pyarrow.parquet as pq
-
         self.uri = uri
         try:
             # Buffered, not pre-buffered: a column chunk is read a piece at a time, not whole.
-            self._file: pyarrow.parquet.ParquetFile = pq.ParquetFile(
+            self._file: pq.ParquetFile = pq.ParquetFile(
                 path, buffer_size=1 << 16, pre_buffer=False)
         except (pyarrow.ArrowException, ValueError, OSError) as error:
             raise BotError(f"{uri}: not a readable Parquet file ({error})") from error
@@ -221,8 +215,6 @@ class ParquetTable:
 
     def batches(self, columns: Sequence[str], rows: int) -> Iterator[pyarrow.RecordBatch]:
         """The file's ``columns`` in batches of at most ``rows`` rows, in order."""
-        import pyarrow
-
         missing = [name for name in columns if name not in self.columns]
         if missing:
             raise BotError(f"{self.uri}: lacks the columns {', '.join(missing[:10])}")
@@ -235,8 +227,6 @@ class ParquetTable:
     def read(self, columns: Sequence[str]) -> pd.DataFrame:
         """The file's ``columns`` whole (for a label column: a byte or so a row), read by
         several threads."""
-        import pyarrow
-
         try:
             return self._file.read(columns=list(columns)).to_pandas()
         except (pyarrow.ArrowException, ValueError, OSError) as error:
@@ -251,9 +241,6 @@ class ParquetTable:
              ) -> pd.DataFrame:
         """The rows at ``indices`` (sorted, 0-based) of ``columns``, read ``rows`` at a time:
         memory holds one batch and the rows taken, not the table."""
-        import numpy as np
-        import pandas as pd
-
         parts, start = [], 0
         for batch in self.batches(columns, rows):
             low, high = np.searchsorted(indices, (start, start + batch.num_rows))
@@ -305,8 +292,6 @@ def _repo_file(uri: str, repo_root: Path) -> Path:
 
 
 def _check_bucket(bucket: str) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         s3.head_bucket(bucket)
     except ClientError as error:
@@ -320,8 +305,6 @@ def _check_bucket(bucket: str) -> None:
 
 def _s3_call(uri: str, call: Any, *args: Any) -> Any:
     """Run an S3 call, turning the errors a user can cause into one clear ``BotError``."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         return call(*args)
     except ClientError as error:

@@ -1,7 +1,7 @@
 """The code host: the few verbs the bot needs from GitHub, behind one small class.
 
 Everything above this module is independent of GitHub; everything here is a thin adapter
-over PyGithub. PyGithub is imported lazily so that the CLI starts fast.
+over PyGithub.
 
 Every verb is safe to run again (the comment is found by its marker and edited, a status is
 replaced by the next one of its context), so a verb that fails on a rate limit, a server
@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from github import Auth, Github, GithubException
+from requests import RequestException
+
 from bot.adapters.github_answers import (
     fit_comment,
     is_loopback,
@@ -28,10 +31,11 @@ from bot.adapters.github_answers import (
     seconds_after,
     secs,
 )
+from bot.core.approvals import PullCommit, PullReviews, Push, Review, is_bot
 from bot.errors import BotError
+from bot.settings import settings
 
 if TYPE_CHECKING:
-    from github import Github
     from github.Repository import Repository
 
     from bot.core.approvals import PullReviews, Push
@@ -67,8 +71,6 @@ class GitHubHost:
     def __init__(self, token: str, repository: str, base_url: str | None = None, *,
                  max_wait: float | None = None, secondary_wait: float | None = None,
                  attempts: int | None = None, backoff: float | None = None) -> None:
-        from bot.settings import settings
-
         if not token:
             raise BotError("GitHub: no token given (set GITHUB_TOKEN)")
         if repository.count("/") != 1 or not all(repository.split("/")):
@@ -147,8 +149,6 @@ class GitHubHost:
         each human reviewer's permission on the repository, its commits with their authors'
         and committers' logins, and the push that made its head the head: what
         ``bot.core.approvals`` judges."""
-        from bot.core.approvals import PullCommit, PullReviews, Review, is_bot
-
         def run() -> PullReviews:
             pull = self._repo().get_pull(pr)
             reviews = tuple(
@@ -176,8 +176,6 @@ class GitHubHost:
         """Whether ``login`` is an active member of ``team`` (``org/slug``), as CODEOWNERS'
         ``@org/slug`` owners are checked. Reading memberships needs the token to have the
         organization's members:read."""
-        from github import GithubException
-
         org, _, slug = team.partition("/")
 
         def run() -> bool:
@@ -226,8 +224,6 @@ class GitHubHost:
 
     def _github(self) -> Github:
         if self._client is None:
-            from github import Auth, Github
-
             # No retries below this class: ``_call`` retries whole verbs, which is safe for
             # writes too, and waits for rate limits within the total cap.
             throttle: dict[str, Any] = {}
@@ -244,8 +240,6 @@ class GitHubHost:
     def _permission(self, login: str) -> str:
         """``login``'s permission on the repository: admin, write, read or none (maintain
         counts as write, triage as read, as GitHub reports them)."""
-        from github import GithubException
-
         try:
             return str(self._repo().get_collaborator_permission(login))
         except GithubException as error:
@@ -259,10 +253,6 @@ class GitHubHost:
         (https://docs.github.com/en/rest/repos/repos#list-repository-activities); None when
         the activity shows none (a fork GitHub does not let this token read, a push older
         than the activity GitHub keeps)."""
-        from github import GithubException
-
-        from bot.core.approvals import Push
-
         if repository is None:
             return None
         url: str | None = f"/repos/{repository}/activity"
@@ -300,8 +290,6 @@ class GitHubHost:
         token's own login as GitHub's GraphQL ``viewer`` names it (it answers installation
         tokens too, which ``GET /user`` refuses with 403:
         https://docs.github.com/en/rest/users/users#get-the-authenticated-user)."""
-        from bot.settings import settings
-
         slug = settings().app_slug
         if slug:
             return f"{slug}[bot]"
@@ -315,9 +303,6 @@ class GitHubHost:
     def _call(self, what: str, action: Callable[[], T]) -> T:
         """Run one PyGithub conversation, again after a rate limit, a server error or a lost
         connection; its failures as one-line ``BotError``s."""
-        from github import GithubException
-        from requests import RequestException
-
         attempt = 0
         while True:
             attempt += 1

@@ -8,14 +8,17 @@ import os
 from pathlib import Path
 
 from bot.adapters import git
+from bot.adapters.github import GitHubHost
+from bot.adapters.workflow_event import push_range_from_event
+from bot.core.domain import Outcome
 from bot.errors import AwsError, BotError
+from bot.flows.apply import apply, stop_on_sigterm
+from bot.report.apply_outcome import describe, outcomes_to_json
 
 
 def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str | None, str]:
     """The range to apply: as given, else the push event's, else ``HEAD~1..HEAD``."""
     if before is None and after is None:
-        from bot.adapters.workflow_event import push_range_from_event
-
         event = push_range_from_event(os.environ)
         if event is not None:
             return event
@@ -26,11 +29,6 @@ def push_range(repo: Path, before: str | None, after: str | None) -> tuple[str |
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.adapters.github import GitHubHost
-    from bot.core.domain import Outcome
-    from bot.flows.apply import apply, stop_on_sigterm
-    from bot.report.apply_outcome import describe, outcomes_to_json
-
     repo = Path(args.repo)
     before, after = push_range(repo, args.before, args.after)
     shown = f"{before[:12] if before else '(start)'}..{git.rev_parse(repo, after)[:12]}"

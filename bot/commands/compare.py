@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from bot.flows.compare import compare
+from bot.report import compare_report
+
 
 def run(args: argparse.Namespace) -> int:
-    from bot.flows.compare import compare
-    from bot.report import compare_report
-
     result = compare(Path(args.candidate), Path(args.champion), args.test,
                      Path(args.request) if args.request else None,
                      progress=lambda message: print(message, file=sys.stderr, flush=True),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
+    # Only here: production never imports the stand-ins (they need moto).
     from bot.local import demo
     from bot.local.faults import FaultPlan
 

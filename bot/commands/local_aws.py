@@ -7,11 +7,11 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    # Only here: production never imports the stand-ins (they need moto).
     from bot.local.aws_server import LocalAWS
     from bot.local.bootstrap import bootstrap
     from bot.local.faults import FaultPlan

@@ -10,22 +10,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bot.errors import BotError
-
-if TYPE_CHECKING:
-    from bot.adapters.github import GitHubHost
-    from bot.core.rollout_rules import Soak
+from bot.adapters import git
+from bot.adapters.github import GitHubHost
+from bot.adapters.request_files import load_request, load_target_request
+from bot.adapters.workflow_event import pr_head_from_event, pr_number_from_event
+from bot.core.rollout_rules import Soak
+from bot.errors import BotError, InvalidRequest
+from bot.flows.plan import make_plan
+from bot.flows.rollout_history import current_soak, locate, rollout_problems
+from bot.flows.training_job import Superseded
+from bot.report import markdown as md
 
 STATUS_CONTEXT = "promotion-bot/plan"
 
 
 def repo_root(path: Path) -> Path:
     """The git work tree holding ``path``, else the current directory."""
-    from bot.adapters import git
-
     try:
         return git.toplevel(path.resolve().parent)
     except BotError:
@@ -35,9 +38,6 @@ def repo_root(path: Path) -> Path:
 def head_commit(env: dict[str, str], repo: Path | None = None) -> str:
     """The PR's head commit on GitHub (not the synthetic merge commit), else the HEAD of
     ``repo`` (the request's repository), else a placeholder no apply will look for."""
-    from bot.adapters import git
-    from bot.adapters.workflow_event import pr_head_from_event
-
     sha = pr_head_from_event(env) or env.get("GITHUB_SHA")
     if sha:
         return sha
@@ -64,6 +64,7 @@ def embedded(enabled: bool, rows: int) -> Iterator[None]:
     if not enabled:
         yield
         return
+    # Only here: production never imports the stand-ins (they need moto).
     from bot.local.aws_server import LocalAWS
     from bot.local.bootstrap import bootstrap
 
@@ -117,8 +118,6 @@ def report_failure(host: GitHubHost, pull_request: int, commit: str, target: str
 
     The status is set even when the comment cannot be written, so it never stays pending.
     """
-    from bot.report import markdown as md
-
     body = (
         f"## ❌ Promotion plan — {md.code(target)}: cannot plan this request\n\n"
         f"{md.block(error.message)}\n\nFix the request and push again; nothing was changed.\n"
@@ -148,8 +147,6 @@ def check_request(path: Path, base: str | None) -> Soak | None:
     plan starts anything (the embedded AWS, a training): the request's format, its file name
     as a target's, and the rollout rules. Raises ``InvalidRequest`` (exit 2). Returns how long
     the challenger's current step has soaked on the base (None: unknown or none serves)."""
-    from bot.adapters.request_files import load_target_request
-
     load_target_request(path, display_path=_shown(path))
     return check_rollout(path, base)
 
@@ -169,13 +166,6 @@ def check_rollout(path: Path, base: str | None) -> Soak | None:
     ``base`` is the revision main is at; on GitHub without it, ``origin/$GITHUB_BASE_REF``
     if that was fetched (else the check is skipped, with a note).
     """
-    from datetime import UTC, datetime
-
-    from bot.adapters import git
-    from bot.adapters.request_files import load_request
-    from bot.errors import InvalidRequest
-    from bot.flows.rollout_history import current_soak, locate, rollout_problems
-
     if base is None:
         base_ref = os.environ.get("GITHUB_BASE_REF")
         if not base_ref:
@@ -199,8 +189,6 @@ def check_rollout(path: Path, base: str | None) -> Soak | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.flows.plan import make_plan
-
     path = Path(args.path)
     if not path.is_file():
         raise BotError(f"{path}: no such request file")
@@ -209,9 +197,6 @@ def run(args: argparse.Namespace) -> int:
     host = None
     pull_request = None
     if not args.no_github and not args.embedded:
-        from bot.adapters.github import GitHubHost
-        from bot.adapters.workflow_event import pr_number_from_event
-
         host = GitHubHost.from_env()
         pull_request = args.pull_request or pr_number_from_event(env)
     commit = args.head or head_commit(env, repo_root(path))
@@ -231,8 +216,6 @@ def run(args: argparse.Namespace) -> int:
                                pull_request=pull_request, soak=soak,
                                progress=PlanProgress(host, pull_request, commit, path.stem))
     except BotError as error:
-        from bot.flows.training_job import Superseded
-
         if host is not None and pull_request is not None:
             with contextlib.suppress(BotError):  # the plan's own error is the one to show
                 if isinstance(error, Superseded):  # the newer plan owns the comment

@@ -51,3 +51,6 @@ class Entry:
     note: str = ""
     reviewed_head: str | None = None  # the pull request head that was merged
     plan_digest: str | None = None  # the stored name of ``plan`` (plans/sha256/<digest>/)
+    #: The planned model's state in the Model Registry now: (status, why), or None when
+    #: it is not registered (or the registry was not read).
+    registry: tuple[str, str | None] | None = None

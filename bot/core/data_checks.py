@@ -8,23 +8,13 @@ is one ``PATH: FIELD: REASON`` line, like the problems of a request file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
-import numpy.typing as npt
+import pandas as pd
 
 from bot.errors import Problem
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 #: Distinct label values shown in a problem.
 _SHOWN = 5
-
-
-def only_zero_and_one(labels: npt.NDArray[Any]) -> bool:
-    """Whether every label is 0 or 1 (by comparison: ``np.isin`` sorts, far slower)."""
-    return bool(((labels == 0) | (labels == 1)).all())
 
 
 def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Problem]:
@@ -33,8 +23,6 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
     Missing feature values (NaN) are allowed: XGBoost treats them as missing, as the
     SageMaker container does for an empty CSV field. Infinities are not.
     """
-    import pandas as pd
-
     def problem(field: str, reason: str) -> Problem:
         return Problem(path, None, field, reason)
 
@@ -74,8 +62,6 @@ def check_table(frame: pd.DataFrame, target_column: str, path: str) -> list[Prob
 def check_features(frame: pd.DataFrame, target_column: str, path: str) -> list[Problem]:
     """The problems of the feature columns alone (numbers, finite): checked batch by batch
     when the table is read in batches."""
-    import pandas as pd
-
     def problem(field: str, reason: str) -> Problem:
         return Problem(path, None, field, reason)
 
@@ -97,8 +83,6 @@ def check_features(frame: pd.DataFrame, target_column: str, path: str) -> list[P
 
 
 def _kind(values: pd.Series) -> str:
-    import pandas as pd
-
     if pd.api.types.is_string_dtype(values) or values.dtype == object:
         return "text"
     return f"{values.dtype} values"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
-from bot.core.data_checks import only_zero_and_one
 from bot.core.domain import ConfusionMatrix, Curve, Evaluation
 from bot.errors import BotError
 
@@ -50,6 +51,11 @@ def evaluate(
         majority_accuracy=(tn + fp) / labels.size,
         distinct_scores=int(np.unique(values).size),
     )
+
+
+def only_zero_and_one(labels: npt.NDArray[Any]) -> bool:
+    """Whether every label is 0 or 1 (by comparison: ``np.isin`` sorts, far slower)."""
+    return bool(((labels == 0) | (labels == 1)).all())
 
 
 def check_labels_and_scores(

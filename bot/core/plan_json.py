@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from bot.core.domain import Plan
 from bot.errors import BotError
-
-if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
-    from bot.core.domain import Plan
 
 #: The layout of plan.json this bot writes and reads. 1: the untyped layout before it had
 #: a ``format`` field (top-level ``metrics``, ``curves``, ``changes``...). 2: before verdicts
@@ -33,10 +31,6 @@ class UnreadablePlan(BotError):
 
 @functools.cache
 def _adapter() -> TypeAdapter[Plan]:
-    from pydantic import TypeAdapter
-
-    from bot.core.domain import Plan
-
     return TypeAdapter(Plan)
 
 
@@ -53,8 +47,6 @@ def to_bytes(plan: Plan) -> bytes:
 
 def from_json(data: object, where: str) -> Plan:
     """The plan stored in ``data`` (plan.json parsed), or ``UnreadablePlan`` saying why."""
-    from pydantic import ValidationError
-
     if not isinstance(data, dict):
         raise UnreadablePlan(f"{where}: plan.json must be a JSON object")
     found = data.get("format", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.core.hyperparameters import Hyperparameters
@@ -68,6 +69,4 @@ def champion_identity(config: ProductionConfig | None) -> str:
 
 def to_yaml(config: ProductionConfig) -> str:
     """The config as written to S3: YAML, keys in the model's order, no Python tags."""
-    import yaml
-
     return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.errors import BotError, first_line
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     import pandas as pd
     import xgboost
 
@@ -65,7 +66,7 @@ def train(
     ``num_round`` is the number of boosting rounds, as in SageMaker and SSM; every other
     name is passed to xgboost as it is (SSM's string values included).
     """
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     if target_column not in train_df.columns:
         raise BotError(f"the training data has no target column {target_column!r}")
@@ -82,7 +83,7 @@ def train_batches(
     """Train on data read batch by batch (``Batches``): what ``train`` makes of the whole
     table, in memory for the binned data only (the bins' edges may differ slightly once the
     data is more than one batch)."""
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     return _train(hyperparameters, lambda nthread: xgboost.QuantileDMatrix(
         _batch_iterator(batches), nthread=nthread))
@@ -91,7 +92,7 @@ def train_batches(
 def _train(hyperparameters: Mapping[str, str | int | float],
            matrix_of: Callable[[int], xgboost.QuantileDMatrix]) -> xgboost.Booster:
     """Train on the matrix ``matrix_of(nthread)`` builds, with the request's hyperparameters."""
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     params: dict[str, str | int | float] = {
         "tree_method": "hist",
@@ -111,7 +112,7 @@ def _train(hyperparameters: Mapping[str, str | int | float],
 
 def _batch_iterator(batches: Batches) -> Any:
     """An ``xgboost.DataIter`` over ``batches``, starting again from the first on reset."""
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     class BatchIterator(xgboost.DataIter):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -153,7 +154,7 @@ def package_model(booster: xgboost.Booster) -> bytes:
 
 def load_model(data: bytes) -> xgboost.Booster:
     """The booster in a ``model.tar.gz`` made by ``package_model`` (or by SageMaker training)."""
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
@@ -183,7 +184,7 @@ def load_model(data: bytes) -> xgboost.Booster:
 def load_model_file(data: bytes, name: str) -> xgboost.Booster:
     """A model file as a data scientist has it: the bot's ``model.tar.gz`` (or SageMaker's),
     or an XGBoost model saved as JSON or UBJSON."""
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     if data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar":  # gzip, or a plain tar
         try:
@@ -220,10 +221,8 @@ def predict(
     feature_columns: Sequence[str] | None = None,
 ) -> Scores:
     """Probabilities and margins of each row, from the booster's features in its order."""
-    import numpy as np
-
     features = model_features(booster, list(frame.columns), feature_columns)
-    import xgboost
+    import xgboost  # lazy: ~1 s to import, only when a model is trained, read or scored
 
     booster.set_param({"nthread": os.cpu_count() or 1})
     try:

@@ -13,9 +13,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.adapters import git
+from bot.adapters.aws import artifacts, plan_store, registry
+from bot.adapters.request_files import parse_request_text
 from bot.core.apply_record import ApplyRecord
 from bot.core.audit import Commit, Entry
 from bot.core.domain import Plan
+from bot.core.model_registry import Registered
+from bot.core.plan_json import UnreadablePlan
 from bot.errors import BotError
 from bot.settings import settings, target
 
@@ -35,8 +39,6 @@ def _pull_request(commit: Commit, applies: tuple[ApplyRecord, ...]) -> int | Non
 
 def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
     """Every change of the requested target (or of every target), newest first per target."""
-    from bot.adapters.request_files import parse_request_text
-
     requests_dir = settings().requests_dir.strip("/")
     paths = git.request_paths(repo, requests_dir)
     if target_name is not None:
@@ -49,6 +51,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
         commits = git.log(repo, path)
         by_sha = {c.sha: c for c in commits}
         records, unavailable = _apply_records(t)
+        registered = _registry(t) if not unavailable else {}
         landings = [sha for sha, _ in reversed(git.landed(repo, "HEAD", path))]
         for commit in commits:
             applies = tuple(r for r in records
@@ -79,6 +82,7 @@ def trail(repo: Path, target_name: str | None = None) -> list[Entry]:
                 reverts=by_sha.get(reverted or "") or _find(repo, reverted),
                 deleted=text is None and not linked, note=note, reviewed_head=head,
                 plan_digest=digest,
+                registry=_registry_state(t, registered, plan),
             ))
     return entries
 
@@ -92,21 +96,37 @@ def _find(repo: Path, sha: str | None) -> Commit | None:
 
 def _apply_records(t: Any) -> tuple[list[ApplyRecord], str]:
     """Stored apply records, or none and why when AWS cannot be reached (git still speaks)."""
-    from bot.adapters.aws import artifacts
-
     try:
         return artifacts.apply_records(t), ""
     except BotError as error:  # AwsError included
         return [], f"stored plans and applies unavailable: {error.message}"
 
 
+def _registry(t: Any) -> dict[str, Registered]:
+    """The target's registered models by digest (none when the registry cannot be read:
+    git and the stored plans still speak)."""
+    try:
+        return registry.packages(t)
+    except BotError:  # AwsError included
+        return {}
+
+
+def _registry_state(t: Any, registered: dict[str, Registered], plan: Plan | None
+                    ) -> tuple[str, str | None] | None:
+    """The plan's model's status in the registry now, and its approval description."""
+    found = registered.get(plan.model_sha256 or "") if plan is not None else None
+    if found is None:
+        return None
+    try:
+        return found.status, registry.describe(t, found.arn).approval_description
+    except BotError:
+        return found.status, None
+
+
 def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
                    applies: tuple[ApplyRecord, ...]) -> str:
     """The pull request head whose plan the reviewers of change ``sha`` saw. ``landings`` are
     the commits of HEAD's first-parent line that changed the file, oldest first."""
-    from bot.adapters.aws import plan_store
-    from bot.core.plan_json import UnreadablePlan
-
     landed = sha if sha in landings else next(
         (c for c in landings if git.is_ancestor(repo, sha, c)), None)
     if landed is not None:
@@ -127,9 +147,6 @@ def _reviewed_head(repo: Path, t: Any, sha: str, landings: list[str],
 
 def _plan(t: Any, head: str) -> tuple[Plan | None, str | None, str]:
     """The last signed plan of ``head``, its digest, or none and why it cannot be read."""
-    from bot.adapters.aws import plan_store
-    from bot.core.plan_json import UnreadablePlan
-
     try:
         stored = plan_store.plan_of_head(t, head)
     except UnreadablePlan as error:

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.adapters import data_files as data
+from bot.adapters.aws import artifacts
+from bot.core import training
+from bot.core.data_checks import check_features, check_table
 from bot.core.request import Request
 from bot.errors import InvalidRequest
-from bot.settings import Target
+from bot.flows import training_job
+from bot.settings import Target, settings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -38,8 +43,6 @@ class Candidate:
 
     def store(self, t: Target) -> None:
         """Store a newly trained model and its signed index entry (nothing when reused)."""
-        from bot.adapters.aws import artifacts
-
         if self.unstored is not None:
             artifacts.put_model(t, self.model_key, self.unstored)
 
@@ -53,8 +56,6 @@ def trainer(t: Target, request: Request) -> str | None:
 
 def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str, str]]:
     """The model key of ``request`` with its data as it is now, and the data versions."""
-    from bot.adapters import data_files as data
-
     versions = {
         "train": data.data_version(request.data.train, repo_root),
         "test": data.data_version(request.data.test, repo_root),
@@ -69,9 +70,6 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
     trained the way ``training.backend`` says, to be stored (``Candidate.store``) while it is
     evaluated. ``key`` is ``key_of``'s answer when the caller has it already (the data is then
     not hashed again)."""
-    from bot.adapters.aws import artifacts
-    from bot.core import training
-
     model_key, versions = key or key_of(t, request, repo_root)
     stored = artifacts.get_model(t, model_key)
     if stored is not None:
@@ -79,8 +77,6 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
         return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
                          trained=False, training=None, data_versions=versions)
     if request.training.backend == "sagemaker":
-        from bot.flows import training_job
-
         booster, how = training_job.train(t, request, repo_root, model_key, progress,
                                           pull_request, versions["train"])
     else:
@@ -94,11 +90,6 @@ def train_locally(request: Request, repo_root: Path,
                   progress: Progress) -> tuple[Any, dict[str, Any]]:
     """Train in this process: on the whole table when it fits ``training_in_memory_mib``,
     else reading the training data a batch at a time."""
-    from bot.adapters import data_files as data
-    from bot.core import training
-    from bot.core.data_checks import check_features, check_table
-    from bot.settings import settings
-
     uri, target_column = request.data.train, request.data.target_column
     progress(f"training xgboost on {uri} ...")
     started = time.monotonic()

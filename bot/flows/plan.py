@@ -6,7 +6,9 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -16,18 +18,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import __version__
-from bot.adapters.aws import s3
-from bot.core import plan_json
+from bot.adapters import data_files as data
+from bot.adapters import git
+from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
+from bot.adapters.aws.images import xgboost_image
+from bot.adapters.request_files import load_request
+from bot.core import comparison as cmp
+from bot.core import plan_json, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
+from bot.core.model_registry import MODEL_QUALITY_FILE, model_quality
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.provenance import DataUsed
 from bot.core.request import Challenger, Request
 from bot.core.rollout_rules import Soak
-from bot.flows import resources
+from bot.errors import BotError
+from bot.flows import candidate, resources
+from bot.flows.judge import judge
 from bot.flows.resources import config as config_resource
+from bot.flows.resources import model_registry as registry_resource
 from bot.flows.resources.base import Context
+from bot.flows.rollout_history import retrain_commit
 from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -71,9 +83,6 @@ def judge_candidate(
     (``bot.flows.candidate``); it and the champion are judged on the test set
     (``bot.flows.judge``).
     """
-    from bot.adapters import data_files as data
-    from bot.flows.judge import judge
-
     progress(f"evaluating on {request.data.test} ...")
     champion, champion_booster = _champion(live_config)
     with data.open_table(request.data.test, repo_root, request.data.target_column) as test:
@@ -93,10 +102,6 @@ def judge_candidate(
 def _champion(live_config: ProductionConfig | None) -> tuple[Champion, xgboost.Booster | None]:
     """Who the candidate is compared with: the champion's model when production records it,
     else its recorded metrics, else the seed notebook's baseline."""
-    from bot.adapters.aws import artifacts
-    from bot.core import comparison as cmp
-    from bot.core import training
-
     if live_config is None:
         return Champion("seed baseline", "seed notebook's baseline, nothing in production",
                         dict(cmp.SEED_BASELINE)), None
@@ -111,9 +116,6 @@ def _champion(live_config: ProductionConfig | None) -> tuple[Champion, xgboost.B
 
 def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str | None:
     """The commit that last changed what production retrains from, if git knows it."""
-    from bot.errors import BotError
-    from bot.flows.rollout_history import retrain_commit
-
     try:
         return retrain_commit(repo_root, "HEAD", request_path, request)
     except BotError:  # not a git repository, or no commit yet: this change starts one
@@ -156,10 +158,6 @@ def with_live_changes(
 def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: Progress,
                         live: EndpointSpec | None) -> EndpointComparison | None:
     """Champion vs challenger on the ``live`` endpoint, when a challenger is serving."""
-    from bot.adapters import data_files as data
-    from bot.adapters.aws import runtime
-    from bot.core import training
-
     if live is None or live.variant("challenger") is None:
         return None
     challenger = request.rollout.challenger
@@ -178,9 +176,6 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
 def reverted_commit(repo_root: Path, commit: str) -> str | None:
     """The commit that the pull request's head ``commit`` reverts (``git revert`` writes
     "This reverts commit <id>."); None when it is no revert or git cannot read it here."""
-    from bot.adapters import git
-    from bot.errors import BotError
-
     try:
         return git.commit(repo_root, commit).reverts
     except BotError:
@@ -190,8 +185,6 @@ def reverted_commit(repo_root: Path, commit: str) -> str | None:
 def data_used(request: Request, repo_root: Path, plan: Plan) -> tuple[DataUsed, ...]:
     """The training and test data with their rows and frauds: the test set's from the
     evaluation, the training set's from its labels (read again when the model was reused)."""
-    from bot.adapters import data_files as data
-
     trained = plan.training or {}
     rows, frauds = trained.get("rows"), trained.get("frauds")
     if not (isinstance(rows, int) and isinstance(frauds, int)):
@@ -209,10 +202,6 @@ def make_plan(
     """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
     PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest.
     ``soak``: how long the challenger's current step has served on main (the comment's)."""
-    from bot.adapters.aws import config_store, plan_store
-    from bot.adapters.request_files import load_request
-    from bot.flows import candidate
-
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)
     t = target(path.stem)
@@ -236,15 +225,18 @@ def make_plan(
         versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             storing = pool.submit(obtained.store, t)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
+            pool.submit(_warm_image, t)  # a new model is registered with it: looked up now
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
             live = reading.result()
             storing.result()  # a plan only ever names a stored model
 
+    # This run registers the model (below): what merging changes counts it as registered.
+    live = registry_resource.with_registered(live, plan)
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
@@ -261,27 +253,39 @@ def make_plan(
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links, dict(os.environ))
-    files = {"comment.md": comment.encode(), **pngs}
-    plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+    quality = model_quality(plan.evaluation)
+    files = {"comment.md": comment.encode(), MODEL_QUALITY_FILE: quality, **pngs}
+    # The model is registered (once) while the plan is stored; its model metrics are the
+    # model quality statistics stored beside plan.json.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        registering = pool.submit(
+            registry.register, t, plan, image=functools.partial(xgboost_image, t),
+            pull_request=pull_request, plan_digest=sha256_hex(body),
+            metrics_uri=f"{prefix}/{MODEL_QUALITY_FILE}", metrics_sha256=sha256_hex(quality))
+        plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
+        registering.result()
     files["plan.json"] = body
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (out_dir / name).write_bytes(data)
+    for name, content in files.items():
+        (out_dir / name).write_bytes(content)
     return PlanResult(plan, comment)
+
+
+def _warm_image(t: Target) -> None:
+    """Look the serving image up ahead of registering (its lookup imports for seconds); a
+    lookup that fails fails again, and is reported, when the registration needs it."""
+    with contextlib.suppress(BotError):
+        xgboost_image(t)
 
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
     """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
-    from bot.adapters.aws import plan_store
-
     prefix = plan_store.plan_prefix(t, digest)
     return {name: s3.read_uri(f"{prefix}/{name}") for name in plots.FILES.values()}
 
 
 def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:
     """The last signed plan of this content, if it can be reused; else evaluate afresh."""
-    from bot.adapters.aws import plan_store
-
     try:
         return plan_store.plan_of_content(t, sha)
     except plan_json.UnreadablePlan as error:

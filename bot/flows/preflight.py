@@ -14,8 +14,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
-from bot.adapters.aws import s3
+from bot.adapters.aws import artifacts, config_store, pipeline, plan_store, s3
+from bot.adapters.request_files import parse_request_text
+from bot.core import codeowners
+from bot.core.approvals import judge
 from bot.core.domain import Approval, Plan
+from bot.core.integrity import model_digest
 from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig, champion_identity
 from bot.core.request import Request
@@ -48,8 +52,6 @@ class Item:
 
 
 def parse_request(text: str, path: str) -> Request:
-    from bot.adapters.request_files import parse_request_text
-
     return parse_request_text(text, path)[0]
 
 
@@ -61,9 +63,6 @@ def prepare(repo: Path, commit: str, path: str, status: str,
     job, of this content, passed, recent, and judged against the champion production still
     serves; the reviewed model's bytes are the ones the plan signed, and the rollout step is
     allowed. ``pulls`` caches the pull request of a commit (shared with ``approve``)."""
-    from bot.adapters.aws import artifacts, config_store, pipeline
-    from bot.adapters.request_files import parse_request_text
-
     t = target(PurePosixPath(path).stem)
     request_commit = _last_change(repo, commit, path)
     nothing = NOTHING
@@ -129,8 +128,6 @@ def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
              live: ProductionConfig | None, now: datetime) -> StoredPlan:
     """The plan of the reviewed ``head`` once it may be applied to content ``sha``; else
     ``NotPlanned`` in one line naming the plan, the head and what differs."""
-    from bot.adapters.aws import plan_store
-
     try:
         stored = plan_store.plan_of_head(t, head)
     except UnreadablePlan as error:
@@ -173,8 +170,6 @@ def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
 
 def _champion(identity: str) -> str:
     """A champion identity (``production_config.champion_identity``) in a few words."""
-    from bot.core.integrity import model_digest
-
     if identity == "seed-baseline":
         return "the seed baseline"
     if identity.startswith("recorded:"):
@@ -198,9 +193,6 @@ def _serving(repo: Path, live: ProductionConfig | None, commit: str,
 def _check_served_models(live: ProductionConfig | None, where: str) -> None:
     """The champion and previous champion apply may (re)deploy still have their reviewed
     bytes (their names say which); ``NotPlanned`` naming both digests otherwise."""
-    from bot.adapters.aws import artifacts
-    from bot.core.integrity import model_digest
-
     if live is None:
         return
     for model in (live.champion, live.previous_champion):
@@ -254,8 +246,6 @@ def requests_at(repo: Path, commit: str,
 def _unapplied(repo: Path, commit: str, t: Target, sha: str,
                live: ProductionConfig | None) -> bool:
     """Whether production does not serve content ``sha`` of ``t`` as of ``commit`` yet."""
-    from bot.adapters.aws import artifacts
-
     if live is not None and live.content_sha256 == sha:
         # Served; unless a catch-up of this very commit stopped half-way: finish it.
         record = artifacts.get_apply_record(t, commit)
@@ -279,8 +269,6 @@ def missed_items(repo: Path, commit: str, at_commit: dict[str, str], in_range: s
     Each one that cannot be applied is skipped with a warning, never raised: the files of
     the range must not wait for an old change that nobody planned or approved.
     """
-    from bot.adapters.aws import config_store
-
     others = {p: text for p, text in at_commit.items() if p not in in_range}
     by_target: dict[str, list[str]] = {}
     for path in others:
@@ -319,8 +307,6 @@ def approval_for(repo: Path, commit: str, host: GitHubHost | None,
     """The PR's approvers as GitHub's rules count them (``bot.core.approvals``); the commit's
     author only when not on GitHub. ``path`` is the request file (for CODEOWNERS) and ``at``
     the commit to read CODEOWNERS at when the PR's base is not in this repository."""
-    from bot.core.approvals import judge
-
     if host is None:
         return Approval((git.commit_author(repo, commit),), "commit-author")
     if pull_request is None:
@@ -370,8 +356,6 @@ def _owners(repo: Path, pull: PullReviews, path: str,
 
 
 def _owners_at(repo: Path, commit: str, path: str) -> tuple[str, ...]:
-    from bot.core import codeowners
-
     for location in codeowners.LOCATIONS:
         text = git.show(repo, commit, location)
         if text is not None:

@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow
+import pyarrow.parquet as pq
+
 from bot.adapters import data_files as data
 from bot.adapters.aws import s3, signing
 from bot.adapters.aws import training_jobs as jobs
 from bot.adapters.aws.training_jobs import StoredObject
 from bot.core import integrity, names, training
-from bot.core.data_checks import only_zero_and_one
+from bot.core.evaluation import only_zero_and_one
 from bot.core.request import Request, sha256_of
 from bot.errors import BotError
 from bot.settings import Target
@@ -189,10 +193,6 @@ def write_shards(table: Any, target_column: str, count: int, directory: Path) ->
     """Write ``table`` as ``count`` Parquet files, label first, every column float32; each
     batch is split evenly, so every shard gets a like share of every part of the table.
     """
-    import numpy as np
-    import pyarrow
-    import pyarrow.parquet as pq
-
     features = table.features(target_column)
     schema = table.schema
     wrong = [f"{name} ({schema.field(name).type})" for name in features
@@ -230,7 +230,5 @@ def write_shards(table: Any, target_column: str, count: int, directory: Path) ->
 
 
 def _numeric(kind: Any) -> bool:
-    import pyarrow
-
     return bool(pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind)
                 or pyarrow.types.is_boolean(kind))

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapters.aws import s3
-from bot.core import names
+from bot.adapters.aws import training_jobs as jobs
+from bot.adapters.aws.clients import client
+from bot.adapters.aws.images import xgboost_image
+from bot.core import names, training
 from bot.core import training_job as spec
 from bot.core.request import Request
 from bot.errors import BotError
@@ -46,8 +49,6 @@ def train(t: Target, request: Request, repo_root: Path, model_key: str, progress
           pull_request: int | None = None, train_version: str | None = None,
           ) -> tuple[Any, dict[str, Any]]:
     """The booster a training job trained for ``model_key``, and how it was trained."""
-    from bot.core import training
-
     shards = prepare_data(t, request, repo_root, progress, train_version)
     attempt, job, attached = start_or_attach(t, request, model_key, shards, progress,
                                              pull_request)
@@ -90,8 +91,6 @@ def start_or_attach(
     Returns the attempt, the job (as DescribeTrainingJob shows it) and whether it was
     attached to rather than started by this plan.
     """
-    from bot.adapters.aws import training_jobs as jobs
-
     last: tuple[str, str] | None = None  # the last job passed over, and why
     for attempt in range(1, spec.MAX_ATTEMPTS + 1):
         name = spec.job_name(t.name, model_key, attempt)
@@ -155,9 +154,6 @@ def _not_this_plans(job: dict[str, Any], wanted: dict[str, Any], shards: Shards)
 
 def _job_request(t: Target, request: Request, name: str, model_key: str, shards: Shards,
                  pull_request: int | None) -> dict[str, Any]:
-    from bot.adapters.aws.images import xgboost_image
-    from bot.core import training
-
     tags = {spec.TAG_MANAGED: "true", spec.TAG_TARGET: t.name, spec.TAG_MODEL_KEY: model_key}
     if pull_request is not None:
         tags[_pull_request_tag(pull_request)] = spec.WAITING
@@ -180,7 +176,6 @@ def _note_pull_request(t: Target, job: dict[str, Any], pull_request: int | None,
     ``RELEASED``, that it no longer does)."""
     if pull_request is None:
         return
-    from bot.adapters.aws.clients import client
 
     client("sagemaker", t.region).add_tags(  # overwrites the tag's value
         ResourceArn=job["TrainingJobArn"],
@@ -210,8 +205,6 @@ def stop_jobs_of_pull_request(t: Target, pull_request: int, progress: Progress, 
     A job another pull request also waits for is left running, with a progress line, and
     marked as no longer waited for by this one: the last pull request to let go stops it.
     """
-    from bot.adapters.aws import training_jobs as jobs
-
     mine = _pull_request_tag(pull_request)
     stopped = []
     for job in jobs.running(t, spec.job_name(t.name, "")):
@@ -242,8 +235,6 @@ def stop_jobs_of_pull_request(t: Target, pull_request: int, progress: Progress, 
 def wait(t: Target, job: dict[str, Any], progress: Progress,
          sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Poll the job until it ends, with a progress line on every change and every minute."""
-    from bot.adapters.aws import training_jobs as jobs
-
     name = job["TrainingJobName"]
     delay, said, said_at = POLL_FIRST, "", 0.0
     while job["TrainingJobStatus"] in spec.RUNNING:

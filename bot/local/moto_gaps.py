@@ -87,9 +87,11 @@ def _response_classes() -> tuple[Any, Any]:
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+    from bot.local import model_registry
     from bot.local.training_jobs import response_mixin
 
-    class LocalSageMakerResponse(response_mixin(), SageMakerResponse):  # type: ignore[misc]
+    class LocalSageMakerResponse(response_mixin(), model_registry.response_mixin(),  # type: ignore[misc]
+                                 SageMakerResponse):
         """moto's SageMaker plus UpdateEndpoint, honest weights and SageMaker's endpoint states.
 
         A change reports its transitional state (Creating, Updating) on the next

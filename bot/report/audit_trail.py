@@ -99,6 +99,10 @@ def render(entries: list[Entry]) -> str:
             if e.plan is not None and e.plan_digest and e.plan.identity is not None:
                 out.append(f"    reviewed:     plan {e.plan_digest[:12]} of head "
                            f"{e.plan.identity.head[:12]}, signed {e.plan.identity.signed_at}")
+        if e.plan is not None and e.registry is not None:
+            status, why = e.registry
+            model = (e.plan.model_sha256 or "")[:12]
+            out.append(f"    registry now: model {model} {status}" + (f" ({why})" if why else ""))
         if e.note:
             out.append(f"    note:         {e.note}")
         if not e.applies:

@@ -14,12 +14,11 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
+
+from PIL import Image, ImageDraw, ImageFont
 
 from bot.errors import BotError
-
-if TYPE_CHECKING:
-    from PIL import Image, ImageDraw, ImageFont
 
 #: The picture's size in pixels, and the plot area's edges as shares of it (left, top,
 #: right, bottom).
@@ -112,8 +111,6 @@ class _Canvas:
     """A white picture ``SCALE`` times ``SIZE``, with its plot area and fonts."""
 
     def __init__(self) -> None:
-        from PIL import Image, ImageDraw
-
         width, height = SIZE[0] * SCALE, SIZE[1] * SCALE
         self.image: Image.Image = Image.new("RGB", (width, height), _WHITE)
         self.draw: ImageDraw.ImageDraw = ImageDraw.Draw(self.image)
@@ -123,8 +120,6 @@ class _Canvas:
 
     def font(self, points: int) -> ImageFont.FreeTypeFont:
         """Pillow's scalable font at ``points`` (as at 100 dpi) of the final picture."""
-        from PIL import ImageFont
-
         if points not in self._fonts:
             font = ImageFont.load_default(size=round(points * 100 / 72) * SCALE)
             if not isinstance(font, ImageFont.FreeTypeFont):
@@ -137,8 +132,6 @@ class _Canvas:
                across: tuple[int, int] | None = None) -> None:
         """The title above the plot, the x label below it, the y label up its left side;
         ``across``: the plot's left and right edges, if narrower than the plot area."""
-        from PIL import Image, ImageDraw
-
         left, top, right, bottom = self.box
         if across is not None:
             left, right = across

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.core.power import power_note
 from bot.core.request import METRICS
 from bot.report.gates_comment import OPERATING_LABELS
 from bot.report.plan_comment import VERDICT_LABELS
@@ -47,8 +48,6 @@ def to_json(result: Compared) -> dict[str, Any]:
 
 def to_text(result: Compared) -> str:
     """What a data scientist reads in the terminal before opening a pull request."""
-    from bot.core.power import power_note
-
     j = result.judgement
     lines = [
         f"candidate {result.candidate} vs champion {result.champion} on {result.test} "

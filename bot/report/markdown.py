@@ -15,6 +15,7 @@ put into a plan, failure or apply comment:
 from __future__ import annotations
 
 import re
+import unicodedata
 
 #: Placed after ``@`` so that GitHub does not read a mention (``@org/team``).
 ZWJ = "\u200d"
@@ -26,8 +27,6 @@ _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029\x85\v\f]")
 
 def _printable(value: str, keep_newlines: bool) -> str:
     """Control and format characters (bidi overrides, zero-width...) as spaces."""
-    import unicodedata
-
     out = []
     for char in value:
         if keep_newlines and char == "\n":

@@ -27,6 +27,7 @@ TARGET_LABELS = {
     "s3-config": "S3 production config",
     "pipeline": "Step Functions retraining pipeline",
     "endpoint": "SageMaker endpoint",
+    "registry": "SageMaker Model Registry (approval status by model digest)",
 }
 
 

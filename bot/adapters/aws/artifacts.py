@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.adapters.aws import s3
+from bot.adapters.aws import s3, signing
 from bot.core import apply_record, integrity, names
 from bot.core.apply_record import ApplyRecord
 from bot.errors import BotError
@@ -35,8 +35,6 @@ def model_uri(t: Target, data: bytes) -> str:
 def get_model(t: Target, model_key: str) -> bytes | None:
     """The model trained for ``model_key``, if a signed index names one whose bytes match;
     None otherwise (never trained, or the index or the bytes cannot be trusted: retrain)."""
-    from bot.adapters.aws import signing
-
     key = names.model_index_key(t, model_key)
     index = _get(t.artifacts_bucket, key, t.region)
     if index is None:
@@ -57,8 +55,6 @@ def get_model(t: Target, model_key: str) -> bytes | None:
 
 def put_model(t: Target, model_key: str, data: bytes) -> str:
     """Store a trained model (once, by digest) and the signed index entry for ``model_key``."""
-    from bot.adapters.aws import signing
-
     uri = store_model(t, data)
     statement = integrity.model_statement(target=t.name, model_key=model_key,
                                           model_sha256=integrity.sha256_hex(data), model_uri=uri)

@@ -1,12 +1,13 @@
-"""Lazy boto3 clients with one retry policy and bounded timeouts for every AWS call, whose
-failures are ``AwsError``.
+"""boto3 clients, made on first use, with one retry policy and bounded timeouts for every
+AWS call, whose failures are ``AwsError``.
 
-boto3 is imported on first use so the CLI starts fast, and it honours ``AWS_ENDPOINT_URL``
-itself, so the same code talks to AWS or to moto's server. Every client retries throttling
-and transient errors the same way (adaptive mode, bounded attempts), and gives up on an
-endpoint that does not answer after a few seconds instead of botocore's minute per attempt.
-A call that still fails raises ``bot.errors.AwsError`` with one line saying why (see
-``Calls``): the one place AWS's errors become the bot's.
+boto3 honours ``AWS_ENDPOINT_URL`` itself, so the same code talks to AWS or to moto's
+server. Every client retries throttling and transient errors the same way (adaptive mode,
+bounded attempts), and gives up on an endpoint that does not answer after a few seconds
+instead of botocore's minute per attempt. A call that still fails raises
+``bot.errors.AwsError`` with one line saying why (see ``Calls``): the one place AWS's errors
+become the bot's. (The CLI stays fast because it imports a command, and so boto3, only when
+that command runs.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import boto3
+import botocore.loaders
+from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from bot.errors import AwsError, first_line
 from bot.settings import settings
@@ -29,8 +40,6 @@ def client(service: str, region: str | None = None) -> Any:
     one costs more than most calls made with it. A client may be used from several threads;
     creating one (in boto3's default session, which is not thread-safe) is done one at a time.
     """
-    import boto3
-
     region = region or settings().region
     key = (service, region, id(boto3.DEFAULT_SESSION), id(settings()),
            *(os.environ.get(name) for name in _CONFIGURING))
@@ -116,8 +125,6 @@ _aws_classes: dict[type[BaseException], type[BaseException]] = {}
 
 
 def _create(service: str, region: str) -> Any:
-    import boto3
-
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
     _share_loader(boto3.DEFAULT_SESSION)
@@ -134,8 +141,6 @@ def _share_loader(session: Any) -> None:
     """Give ``session`` the process's botocore data loader, so service models (megabytes of
     JSON) are parsed once per process, not again for every new session."""
     global _loader
-    import botocore.loaders
-
     core = session._session
     if _loader is None:
         _loader = botocore.loaders.create_loader(core.get_config_variable("data_path"))
@@ -148,8 +153,6 @@ _loader: Any = None
 
 def config() -> Any:
     """The botocore ``Config`` every client of the bot uses: the retry policy and timeouts."""
-    from botocore.config import Config
-
     s = settings()
     return Config(
         retries={"mode": s.aws_retry_mode, "total_max_attempts": s.aws_max_attempts},
@@ -172,16 +175,12 @@ def _timeouts_retried_once(attempts: int, caught_exception: Exception | None = N
 
 def is_timeout(error: BaseException) -> bool:
     """Whether AWS did not answer in time (connect or read timeout)."""
-    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
-
     return isinstance(error, ConnectTimeoutError | ReadTimeoutError)
 
 
 def unreachable(error: BaseException) -> bool:
     """Whether ``error`` says AWS could not be reached at all (timeouts, refused connections):
     then every other call would fail the same way, so best-effort clean-up is skipped."""
-    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
-
     return is_timeout(error) or isinstance(error, EndpointConnectionError
                                            | ConnectionClosedError)
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from pydantic import ValidationError
 
@@ -84,8 +85,6 @@ def schema() -> dict[str, Any]:
 
 def validate(config: ProductionConfig, uri: str) -> str:
     """The YAML to write, after checking it against the JSON Schema and the model."""
-    import jsonschema
-
     text = to_yaml(config)
     document = yaml.safe_load(text)
     validator = jsonschema.Draft202012Validator(schema())

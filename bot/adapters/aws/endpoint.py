@@ -16,13 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.endpoint_cleanup import clean_up
 from bot.adapters.aws.images import xgboost_image
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.names import MANAGED_TAG
 from bot.errors import BotError
-from bot.settings import Target
+from bot.settings import Target, settings
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 #: States SageMaker leaves by itself: wait for InService.
@@ -84,8 +86,6 @@ def reconcile(
     the lock was lost, so nothing is written and nobody waits without it); ``wait_timeout``
     defaults to the settings'.
     """
-    from bot.settings import settings
-
     if wait_timeout is None:
         wait_timeout = settings().endpoint_wait_seconds
     check: Guard = guard or (lambda: None)
@@ -201,8 +201,6 @@ def _check_spec(spec: EndpointSpec) -> None:
 
 
 def _describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
     try:
         described: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
     except ClientError as error:
@@ -320,8 +318,6 @@ def _wait(sm: Any, name: str, delay: float, timeout: float, guard: Guard) -> dic
 def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
     """The model serving ``model_data_url`` with the XGBoost container that trains too
     (``bot.adapters.aws.images``), the region's image of that version."""
-    from botocore.exceptions import ClientError
-
     name = model_name(t, model_data_url)
     try:
         sm.describe_model(ModelName=name)
@@ -339,8 +335,6 @@ def _ensure_model(sm: Any, t: Target, model_data_url: str) -> list[str]:
 
 
 def _ensure_config(sm: Any, t: Target, spec: EndpointSpec, name: str) -> list[str]:
-    from botocore.exceptions import ClientError
-
     try:
         sm.describe_endpoint_config(EndpointConfigName=name)
         return []

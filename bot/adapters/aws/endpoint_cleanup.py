@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import error_code
 from bot.core.names import MANAGED_TAG
 from bot.settings import Target
@@ -46,8 +48,6 @@ def _delete(call: Any, **name: str) -> None:
     """Delete; one that is gone already is done (a retried delete whose first answer was
     lost finds nothing: SageMaker answers ValidationException "Could not find ...", not
     ResourceNotFound: https://github.com/boto/boto3/issues/2886)."""
-    from botocore.exceptions import ClientError
-
     try:
         call(**name)
     except ClientError as error:
@@ -57,8 +57,6 @@ def _delete(call: Any, **name: str) -> None:
 
 def managed(sm: Any, arn: str) -> bool:
     """Whether the resource carries the bot's tag; one deleted meanwhile is not ours to delete."""
-    from botocore.exceptions import ClientError
-
     try:
         tags = [
             tag for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn)

@@ -33,7 +33,7 @@ def xgboost_image(t: Target) -> str:
 @lru_cache(maxsize=8)
 def _retrieve(region: str, version: str) -> str:
     try:
-        from sagemaker.core import image_uris
+        from sagemaker.core import image_uris  # lazy: over 1 s to import
     except ImportError as error:  # pragma: no cover - a dependency of the package
         raise BotError("sagemaker-core is not installed: set PROMOTION_BOT_XGBOOST_IMAGE to "
                        "the XGBoost image URI") from error

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws import s3
 from bot.adapters.aws.clients import error_code, unreachable
 from bot.core import names
@@ -162,8 +164,6 @@ def _put(t: Target, holder: Holder, *, once: bool = False, if_match: str | None 
          ) -> str | None:
     """Write the lock object on a condition; its ETag, or None when the condition failed
     (or, for ``if_match``, the object is gone)."""
-    from botocore.exceptions import ClientError
-
     body = json.dumps(holder.__dict__, indent=2).encode()
     try:
         put = s3.put(t.artifacts_bucket, key(t), body, t.region, once=once, if_match=if_match)

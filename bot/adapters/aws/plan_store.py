@@ -21,12 +21,13 @@ rewritten by each plan of that content: such a plan is never trusted, only named
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.aws import s3
+from bot.adapters.aws import s3, signing
 from bot.adapters.aws.clients import client
-from bot.core import integrity
+from bot.core import integrity, plan_json
 from bot.core.names import key as _key
 from bot.errors import BotError
 from bot.settings import Target
@@ -80,11 +81,6 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> StoredPlan:
     plan.json side by side, then its signature (plan.sig) and the signed entries that find
     it by its pull request head and by its request content. Every object is written with
     ``If-None-Match: *``: nothing a later plan stores changes what this one says."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.adapters.aws import signing
-    from bot.core import plan_json
-
     identity = plan.identity
     if plan.model_sha256 is None or identity is None:
         raise ValueError(f"a stored plan needs a content-addressed model and an identity, "
@@ -135,9 +131,6 @@ def get_plan(t: Target, digest: str) -> Plan | None:
     signature that does not verify with the plan-signing key, a statement of another plan, or
     a plan.json that is not the one signed.
     """
-    from bot.adapters.aws import signing
-    from bot.core import plan_json
-
     where = f"{plan_prefix(t, digest)}/plan.json"
     if _get(t.artifacts_bucket, _key(t, "plans", "sha256", digest, "plan.json"),
             t.region) is None:
@@ -179,9 +172,6 @@ def _latest(t: Target, prefix: str, expected: dict[str, str]) -> StoredPlan | No
     Entries are tried newest first by the time they claim, so the first one that verifies is
     the latest signed of those that do: one KMS call in the usual case, however many there are.
     """
-    from bot.adapters.aws import signing
-    from bot.core import plan_json
-
     entries = []
     for page in client("s3", t.region).get_paginator("list_objects_v2").paginate(
             Bucket=t.artifacts_bucket, Prefix=prefix):
@@ -227,8 +217,6 @@ def _claimed_time(envelope: bytes) -> str:
 
 def _signed_plan(t: Target, digest: str, statement: dict[str, Any]) -> StoredPlan:
     """The plan stored under ``digest``, which the verified ``statement`` vouches for."""
-    from bot.core import plan_json
-
     uri = f"{plan_prefix(t, digest)}/plan.json"
     if statement.get("format") != integrity.PLAN_STATEMENT_FORMAT:
         raise plan_json.UnreadablePlan(

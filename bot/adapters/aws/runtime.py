@@ -18,15 +18,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.aws import s3
-from bot.adapters.aws.clients import client
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.adapters.aws import endpoint, s3
+from bot.adapters.aws.clients import client, error_code
+from bot.core import training
 from bot.core.endpoint_comparison import summarize
 from bot.core.endpoint_values import EndpointComparison, Invocation
 from bot.errors import BotError, first_line
 from bot.settings import Target
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
     import pandas as pd
 
@@ -54,8 +57,6 @@ def compare_endpoints(
     variant gets the columns its model was trained with, in its order (the container reads
     CSV by position), else all of them.
     """
-    from bot.adapters.aws import endpoint
-
     live = endpoint.read(t)
     if live is None:
         raise BotError(f"endpoint {t.endpoint_name} does not exist: nothing to compare")
@@ -82,8 +83,6 @@ def sample(labels: npt.ArrayLike | None, legit_records: int, seed: int, size: in
 
     Every fraud, and ``legit_records`` legit rows drawn without replacement (all if fewer).
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     if labels is None:
         chosen = rng.choice(size, min(size, legit_records), replace=False)
@@ -113,15 +112,11 @@ def batches(frame: pd.DataFrame) -> list[tuple[bytes, int]]:
 
 
 def _as_array(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    import numpy as np
-
     return np.asarray(labels).astype(np.int64).ravel()
 
 
 def _model_columns(model_data_url: str, fallback: list[str]) -> list[str]:
     """The columns a variant's model was trained with, read from its artifact; else all."""
-    from bot.core import training
-
     try:
         names = training.load_model(s3.read_uri(model_data_url)).feature_names
     except BotError:
@@ -140,10 +135,6 @@ def _missing(value: Any) -> bool:
 
 def _invoke(runtime: Any, endpoint_name: str, variant: str, body: bytes,
             records: int) -> Invocation:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from bot.adapters.aws.clients import error_code
-
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(

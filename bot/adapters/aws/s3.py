@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 
@@ -70,8 +72,6 @@ def content_type(key: str) -> str:
 
 def get_object(bucket: str, key: str, region: str | None = None) -> dict[str, Any] | None:
     """GetObject's answer (body unread), or None when there is no such object."""
-    from botocore.exceptions import ClientError
-
     try:
         got: dict[str, Any] = s3(region).get_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -98,8 +98,6 @@ def put(bucket: str, key: str, data: bytes, region: str | None = None, *,
     ``once``: only if no object is there (``If-None-Match: *``); ``if_match``: only if the
     object still has that ETag. Either condition failing returns None.
     """
-    from botocore.exceptions import ClientError
-
     condition = {"IfNoneMatch": "*"} if once else {}
     if if_match is not None:
         condition["IfMatch"] = if_match
@@ -121,8 +119,6 @@ def put_once(bucket: str, key: str, data: bytes, region: str | None = None) -> b
 
 def head(bucket: str, key: str, region: str | None = None) -> dict[str, Any] | None:
     """HeadObject's answer, or None when there is no such object."""
-    from botocore.exceptions import ClientError
-
     try:
         found: dict[str, Any] = s3(region).head_object(Bucket=bucket, Key=key)
     except ClientError as error:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.adapters.aws.clients import client, error_code
 from bot.errors import BotError
 from bot.settings import Target
@@ -61,8 +63,6 @@ def read(t: Target) -> dict[str, str]:
 def _put_backup(t: Target, key: str, values: dict[str, str]) -> bool:
     """Create the backup ``key`` holding ``values``; False when a parameter of that name
     exists already (a backup is never overwritten)."""
-    from botocore.exceptions import ClientError
-
     body = json.dumps(dict(sorted(values.items())), separators=(",", ":"))
     try:
         _ssm(t).put_parameter(
@@ -131,8 +131,6 @@ def backups(t: Target) -> list[str]:
 
 def load_backup(t: Target, backup_key: str) -> dict[str, str]:
     """The values stored in a backup; ``backup_key`` may be the full key or its timestamp."""
-    from botocore.exceptions import ClientError
-
     prefix = t.ssm_backup_prefix.rstrip("/") + "/"
     key = backup_key if backup_key.startswith("/") else prefix + backup_key
     if not key.startswith(prefix):

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bot.adapters.aws import s3
 from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws.s3 import split_uri
 from bot.errors import BotError, first_line
 from bot.settings import Target
 
 
 def describe(t: Target, name: str) -> dict[str, Any] | None:
     """The job as DescribeTrainingJob shows it; None when no job has that name."""
-    from botocore.exceptions import ClientError
-
     try:
         job: dict[str, Any] = client("sagemaker", t.region).describe_training_job(
             TrainingJobName=name)
@@ -35,8 +36,6 @@ def describe(t: Target, name: str) -> dict[str, Any] | None:
 
 def create(t: Target, request: dict[str, Any]) -> bool:
     """Start the job; False when a job of that name exists already (another plan started it)."""
-    from botocore.exceptions import ClientError
-
     name = request["TrainingJobName"]
     try:
         client("sagemaker", t.region).create_training_job(**request)
@@ -49,8 +48,6 @@ def create(t: Target, request: dict[str, Any]) -> bool:
 
 def stop(t: Target, name: str) -> bool:
     """Ask SageMaker to stop the job; False when it had ended already."""
-    from botocore.exceptions import ClientError
-
     try:
         client("sagemaker", t.region).stop_training_job(TrainingJobName=name)
     except ClientError as error:
@@ -62,8 +59,6 @@ def stop(t: Target, name: str) -> bool:
 
 def running(t: Target, name_prefix: str) -> list[dict[str, Any]]:
     """Jobs in progress whose name starts with ``name_prefix``, each with its tags."""
-    from botocore.exceptions import ClientError
-
     sagemaker = client("sagemaker", t.region)
     found = []
     try:
@@ -82,8 +77,6 @@ def running(t: Target, name_prefix: str) -> list[dict[str, Any]]:
 
 def upload(path: Path, uri: str) -> None:
     """Upload a local file to ``s3://bucket/key`` (in parts, streamed from disk)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     bucket, key = s3.split_uri(uri)
     try:
         s3.upload(str(path), bucket, key)
@@ -111,10 +104,6 @@ class StoredObject:
 def list_objects(uri: str) -> dict[str, StoredObject]:
     """Every object under the prefix ``s3://bucket/prefix/``, by its name below the prefix
     (ListObjectVersions: a versioned bucket also tells how often each was written)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from bot.adapters.aws.s3 import split_uri
-
     bucket, prefix = split_uri(uri)
     latest: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
@@ -135,10 +124,6 @@ def list_objects(uri: str) -> dict[str, StoredObject]:
 
 def sha256_of_object(uri: str, chunk: int = 8 * 2**20) -> tuple[str, int]:
     """The sha256 and size of the object at ``uri``, read as a stream (never whole)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from bot.adapters.aws.s3 import split_uri
-
     bucket, key = split_uri(uri)
     digest, size = hashlib.sha256(), 0
     try:

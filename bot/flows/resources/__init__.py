@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.desired_state import Desired
 from bot.core.domain import Change, LiveState
-from bot.flows.resources import config, endpoint, pipeline, ssm
+from bot.flows.resources import config, endpoint, model_registry, pipeline, ssm
 from bot.flows.resources.base import Context, Resource
 
 REGISTRY: list[Resource] = [
@@ -21,6 +21,7 @@ REGISTRY: list[Resource] = [
     config,
     pipeline,
     endpoint,
+    model_registry,
 ]
 
 
