@@ -20,7 +20,7 @@ from bot.adapters.workflow_event import pr_head_from_event, pr_number_from_event
 from bot.errors import BotError, InvalidRequest
 from bot.flows.plan import make_plan
 from bot.flows.rollout_history import locate, rollout_problems
-from bot.flows.training_job import Superseded
+from bot.flows.sagemaker_training import Superseded
 from bot.report import markdown as md
 
 STATUS_CONTEXT = "promotion-bot/plan"
