@@ -41,7 +41,12 @@ def aws_state() -> dict[str, Any]:
         "PrimaryContainer"]["ModelDataUrl"] for v in endpoint_config["ProductionVariants"]}
     jobs = [sm.describe_training_job(TrainingJobName=j["TrainingJobName"])
             for j in sm.list_training_jobs()["TrainingJobSummaries"]]
+    packages = [sm.describe_model_package(ModelPackageName=p["ModelPackageArn"]) for p in
+                sm.list_model_packages(ModelPackageGroupName=T.name)["ModelPackageSummaryList"]]
     return {
+        # The Model Registry: each registered model's approval status, by its model.tar.gz.
+        "registry": {p["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]:
+                     p["ModelApprovalStatus"] for p in packages},
         "ssm": {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in params},
         "backups": len(backups),
         "config": config,
@@ -139,6 +144,15 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     assert plans[1]["training_jobs"] == {trained_by["training"]["job"]: ("Completed", 2)}
     assert second["models"]["challenger"] == trained_by["artifact"]
     assert second["backups"] == 2 and second["executions"] == 2
+
+    # The Model Registry mirrors git: each planned model registered once, pending until the
+    # apply that deploys it approves it, rejected when a revert takes it away.
+    first_model, second_model = first["models"]["challenger"], second["models"]["challenger"]
+    assert plans[0]["registry"] == {first_model: "PendingManualApproval"}
+    assert first["registry"] == {first_model: "Approved"}
+    # The second promotion replaced the challenger; its revert brings the first one back.
+    assert second["registry"] == {first_model: "Rejected", second_model: "Approved"}
+    assert reverted["registry"] == {first_model: "Approved", second_model: "Rejected"}
 
     # The revert restores the exact previous parameters, config content and challenger.
     assert reverted["ssm"] == first["ssm"]

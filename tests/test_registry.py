@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import boto3
 import pytest
@@ -13,10 +14,11 @@ import yaml
 from conftest import GitRepo, a_plan, request_yaml
 
 from bot import cli
-from bot.adapters.aws import artifacts, registry
+from bot.adapters.aws import artifacts, clients, lock, registry
 from bot.core import model_registry as mr
 from bot.core.domain import Change, Plan, PlanIdentity
 from bot.core.request import Request
+from bot.flows.apply import apply
 from bot.settings import Target
 
 
@@ -188,3 +190,65 @@ def test_a_model_rejected_while_it_serves_is_not_approved_again_by_a_later_apply
         (mr.short("b" * 64), "Approved", "Rejected"),
         (mr.short("c" * 64), "PendingManualApproval", "Approved"),
         (mr.short("d" * 64), "Approved", "Rejected")]
+
+
+class Killed(BaseException):
+    """The process died here."""
+
+
+@pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
+@pytest.mark.parametrize("kill_after", [1, 2])
+def test_an_apply_killed_after_a_status_update_is_resumed_with_every_change(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        monkeypatch: pytest.MonkeyPatch, kill_after: int) -> None:
+    """A new challenger replaces the one serving: one apply approves it and rejects the
+    other. Killed after either UpdateModelPackage (its answer lost), the next run finishes
+    and both changes are in its outcome and the record."""
+    champion_text = request_yaml("exp-champion", eta=0.3)
+    _registered(aws, store_plan(champion_text))
+    start = git_repo.head()
+    git_repo.commit({PATH: champion_text}, "Champion")
+    apply(git_repo.path, start, "HEAD", None)
+    old = _registered(aws, store_plan(_at(1)))
+    before = git_repo.head()
+    git_repo.commit({PATH: _at(1)}, "Challenger at 1 %")
+    apply(git_repo.path, before, "HEAD", None)
+    replacing = request_yaml("exp-other", eta=0.25, rollout=(
+        "rollout:\n  challenger:\n    traffic_percent: 1\n"))
+    new = _registered(aws, store_plan(replacing))
+    before = git_repo.head()
+    commit = git_repo.commit({PATH: replacing}, "Another challenger at 1 %")
+
+    updates: list[str] = []
+    real = clients._create
+
+    def create(service: str, region: str) -> Any:
+        created = real(service, region)
+
+        def after(event_name: str, **_: Any) -> None:
+            if not event_name.endswith(".UpdateModelPackage"):
+                return
+            updates.append(event_name)
+            if len(updates) == kill_after:
+                raise Killed(f"killed after UpdateModelPackage {kill_after}")
+
+        created.meta.events.register("after-call", after)
+        return created
+
+    monkeypatch.setattr(clients, "_create", create)
+    clients.forget()
+    with pytest.raises(Killed):
+        apply(git_repo.path, before, "HEAD", None)
+    monkeypatch.setattr(clients, "_create", real)
+    clients.forget()
+    lock.break_lock(aws)  # the dead run's lock
+
+    [resumed] = apply(git_repo.path, before, "HEAD", None)
+    expected = {Change("registry", mr.short(new.digest), "PendingManualApproval", "Approved"),
+                Change("registry", mr.short(old.digest), "Approved", "Rejected")}
+    assert {c for c in resumed.changes if c.target == "registry"} == expected
+    record = artifacts.get_apply_record(aws, commit)
+    assert record is not None and record.finished
+    assert {c for c in record.changes if c.target == "registry"} == expected
+    statuses = {d: p.status for d, p in registry.packages(aws).items()}
+    assert statuses[new.digest] == "Approved" and statuses[old.digest] == "Rejected"

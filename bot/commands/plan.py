@@ -21,7 +21,7 @@ from bot.core.rollout_rules import Soak
 from bot.errors import BotError, InvalidRequest
 from bot.flows.plan import make_plan
 from bot.flows.rollout_history import current_soak, locate, rollout_problems
-from bot.flows.training_job import Superseded
+from bot.flows.sagemaker_training import Superseded
 from bot.report import markdown as md
 
 STATUS_CONTEXT = "promotion-bot/plan"

@@ -19,7 +19,7 @@ from bot.core import training
 from bot.core.data_checks import check_features, check_table
 from bot.core.request import Request
 from bot.errors import InvalidRequest
-from bot.flows import training_job
+from bot.flows import sagemaker_training
 from bot.settings import Target, settings
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
         return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
                          trained=False, training=None, data_versions=versions)
     if request.training.backend == "sagemaker":
-        booster, how = training_job.train(t, request, repo_root, model_key, progress,
+        booster, how = sagemaker_training.train(t, request, repo_root, model_key, progress,
                                           pull_request, versions["train"])
     else:
         booster, how = train_locally(request, repo_root, progress)

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot import cli
 from bot.adapters import git
-from bot.adapters.aws import s3
+from bot.adapters.aws import registry, s3
 from bot.core import plan_json
 from bot.core.changes import counted
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
 from bot.report.apply_outcome import missed_line, outcomes_from_json
+from bot.settings import target
 
 if TYPE_CHECKING:
     from bot.local.faults import FaultPlan
@@ -373,6 +374,19 @@ def _digest(uri: str) -> str:
     return (model_digest(uri) or uri)[:12]
 
 
+def registry_states(name: str) -> list[str]:
+    """Every model the Model Registry holds for target ``name``, oldest first: its version,
+    model digest, approval status and why."""
+    t = target(name)
+    lines = []
+    for digest, package in sorted(registry.packages(t).items(),
+                                  key=lambda item: item[1].version or 0):
+        why = registry.describe(t, package.arn).approval_description
+        lines.append(f"  version {package.version}: model {digest[:12]} {package.status}"
+                     + (f" ({why})" if why else ""))
+    return lines or ["  no model registered"]
+
+
 def journey(j: Journey, seed_request: str) -> None:
     """The steps, in the order a team lives them."""
     j.header("A data scientist asks for the seed notebook's model in production (PR #1)")
@@ -415,6 +429,9 @@ def journey(j: Journey, seed_request: str) -> None:
     j.header("Audit trail")
     j.bot("history", "history", "fraud-detection", "--repo", str(j.repo))
     j.log(j.outputs[f"{j.step:02d}-history"].read_text().rstrip())
+
+    j.header("The SageMaker Model Registry mirrors git (group fraud-detection)")
+    j.log("\n".join(registry_states("fraud-detection")))
 
 
 @contextlib.contextmanager
