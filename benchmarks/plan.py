@@ -136,7 +136,7 @@ def measure(command: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     ``ru_maxrss`` that ``wait4`` reports would include this process's size at the fork. CPU
     time is the process's and its children's (which it waits for, so ``wait4`` counts them).
     """
-    from bot.local.training_jobs import high_water_kib
+    from bot.local.training_runner import high_water_kib
 
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,

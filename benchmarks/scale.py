@@ -64,7 +64,7 @@ def setup(workdir: Path, rows: int) -> None:
 
 
 def run_size(workdir: Path, rows: int) -> dict[str, dict[str, float]]:
-    from bot.local import training_jobs
+    from bot.local import training_runner
     from bot.local.aws_server import LocalAWS
     from bot.local.bootstrap import bootstrap
 
@@ -78,7 +78,7 @@ def run_size(workdir: Path, rows: int) -> dict[str, dict[str, float]]:
             result = {"seconds": wall, "rss_mib": rss, "cpu_seconds": cpu}
             if mode.startswith("job"):
                 plan = json.loads((where / "out" / "plan.json").read_text())
-                result["worker_rss_mib"] = training_jobs.peak_rss_mib(
+                result["worker_rss_mib"] = training_runner.peak_rss_mib(
                     plan["training"]["job"]) or 0.0
                 result["job_seconds"] = plan["training"]["seconds"]
             results[mode] = result

@@ -11,7 +11,14 @@ from conftest import GitRepo, request_yaml
 from bot import cli
 from bot.adapters.aws import config_store, ssm
 from bot.adapters.github import GitHubHost
-from bot.core.approvals import PullCommit, PullReviews, Push, Review, judge
+from bot.core.approvals import (
+    ApprovalCount,
+    PullCommit,
+    PullReviews,
+    Push,
+    Review,
+    count_approvals,
+)
 from bot.core.codeowners import owners
 from bot.core.domain import Plan
 from bot.errors import NotApproved
@@ -23,10 +30,11 @@ HEAD, OLD = "4d5e6f" + "0" * 34, "1a2b3c" + "0" * 34
 PATH = "promotion-requests/fraud-detection.yaml"
 REQUEST = request_yaml("exp-xgboost-1")
 DANA_PUSHED = Push("dana", None)  # the branch's first push, by its author
+DANAS_HEAD = PullCommit(HEAD, "dana", "dana")  # the head, authored and committed by dana
 
 
 def pull(*reviews: Review, permissions: dict[str, str] | None = None,
-         commits: tuple[PullCommit, ...] = (PullCommit(HEAD, "dana", "dana"),),
+         commits: tuple[PullCommit, ...] = (DANAS_HEAD,),
          push: Push | None = DANA_PUSHED) -> PullReviews:
     return PullReviews(7, "dana", HEAD, reviews,
                        permissions if permissions is not None else {
@@ -38,100 +46,105 @@ def approved(login: str, commit: str = HEAD, bot: bool = False) -> Review:
     return Review(login, bot, "APPROVED", commit)
 
 
+def count(*reviews: Review, commits: tuple[PullCommit, ...] = (DANAS_HEAD,),
+          push: Push | None = DANA_PUSHED) -> ApprovalCount:
+    """The approvals of PR #7 (dana's) with ``reviews``, when one approval is required."""
+    return count_approvals(pull(*reviews, commits=commits, push=push), required=1)
+
+
 # -- the rule --------------------------------------------------------------------------
 
 
 def test_an_approval_of_the_merged_head_by_a_writer_counts() -> None:
-    verdict = judge(pull(approved("maria")), required=1)
-    assert verdict.approved and verdict.approvers == ("maria",)
+    counted = count(approved("maria"))
+    assert counted.approved and counted.approvers == ("maria",)
 
 
 def test_a_stale_approval_does_not_count() -> None:
-    verdict = judge(pull(approved("maria", OLD)), required=1)
-    assert not verdict.approved
-    assert verdict.refusal() == ("PR #7: approval by maria was given on 1a2b3c0, not the merged "
+    counted = count(approved("maria", OLD))
+    assert not counted.approved
+    assert counted.refusal() == ("PR #7: approval by maria was given on 1a2b3c0, not the merged "
                                  "head 4d5e6f0; 0 of 1 required approvals")
 
 
 def test_the_authors_own_approval_does_not_count() -> None:
-    verdict = judge(pull(approved("dana")), required=1)
-    assert verdict.refusal() == ("PR #7: approval by dana does not count: dana opened the pull "
+    counted = count(approved("dana"))
+    assert counted.refusal() == ("PR #7: approval by dana does not count: dana opened the pull "
                                  "request; 0 of 1 required approvals")
 
 
 def test_a_bots_approval_does_not_count() -> None:
-    verdict = judge(pull(approved("github-actions[bot]", bot=True),
-                         approved("renovate[bot]")), required=1)
-    assert not verdict.approved
-    assert "approval by github-actions[bot] does not count: it is a bot" in verdict.refusal()
-    assert "approval by renovate[bot] does not count: it is a bot" in verdict.refusal()
+    counted = count(approved("github-actions[bot]", bot=True), approved("renovate[bot]"))
+    assert not counted.approved
+    assert "approval by github-actions[bot] does not count: it is a bot" in counted.refusal()
+    assert "approval by renovate[bot] does not count: it is a bot" in counted.refusal()
 
 
 def test_an_outsiders_approval_does_not_count_and_a_writers_changes_requested_block() -> None:
-    verdict = judge(pull(Review("bob", False, "CHANGES_REQUESTED", OLD), approved("eve"),
-                         approved("maria")), required=1)
-    assert not verdict.approved and verdict.blocked
-    assert verdict.approvers == ("maria",)
-    assert verdict.refusal() == (
+    counted = count(Review("bob", False, "CHANGES_REQUESTED", OLD), approved("eve"),
+                    approved("maria"))
+    assert not counted.approved and counted.blocked
+    assert counted.approvers == ("maria",)
+    assert counted.refusal() == (
         "PR #7: bob requested changes and has not approved since; approval by eve does not "
         "count: eve has read access, not write; 1 of 1 required approvals")
 
 
 def test_only_the_latest_state_counts() -> None:
     comment = Review("maria", False, "COMMENTED", HEAD)
-    assert judge(pull(Review("maria", False, "CHANGES_REQUESTED", OLD), approved("maria"),
-                      comment), required=1).approved
-    dismissed = judge(pull(approved("maria"), Review("maria", False, "DISMISSED", HEAD)),
-                      required=1)
+    assert count(Review("maria", False, "CHANGES_REQUESTED", OLD), approved("maria"),
+                 comment).approved
+    dismissed = count(approved("maria"), Review("maria", False, "DISMISSED", HEAD))
     assert dismissed.refusal() == ("PR #7: the review by maria was dismissed; 0 of 1 required "
                                    "approvals")
     # A dismissed change request no longer blocks.
-    assert judge(pull(Review("bob", False, "DISMISSED", HEAD), approved("maria")),
-                 required=1).approved
+    assert count(Review("bob", False, "DISMISSED", HEAD), approved("maria")).approved
+
+
+# -- who made the most recent push does not approve it ---------------------------------
 
 
 def test_the_pusher_of_the_most_recent_push_does_not_approve_it() -> None:
     # maria pushes onto dana's pull request (a commit dana wrote), then approves the head.
     commits = (PullCommit(OLD, "dana", "dana"), PullCommit(HEAD, "dana", "dana"))
-    verdict = judge(pull(approved("maria"), commits=commits, push=Push("maria", OLD)), 1)
-    assert verdict.refusal() == (
+    by_maria = Push("maria", OLD)
+    assert count(approved("maria"), commits=commits, push=by_maria).refusal() == (
         "PR #7: approval by maria does not count: maria pushed the most recent push "
         "(4d5e6f0); it needs an approval by someone else; 0 of 1 required approvals")
     # bob, who had no part in that push, may approve it.
-    assert judge(pull(approved("maria"), approved("bob"), commits=commits,
-                      push=Push("maria", OLD)), 1).approvers == ("bob",)
+    assert count(approved("maria"), approved("bob"), commits=commits,
+                 push=by_maria).approvers == ("bob",)
 
 
 def test_whoever_authored_or_committed_the_most_recent_push_does_not_approve_it() -> None:
     # dana pushes a commit maria wrote, and one bob committed (a rebase, a cherry-pick).
     first = PullCommit("0" * 39 + "1", "maria", "maria")  # before the push: maria may approve
     pushed = (PullCommit(OLD, "maria", "maria"), PullCommit(HEAD, "dana", "bob"))
-    verdict = judge(pull(approved("maria"), approved("bob"), commits=(first, *pushed),
-                         push=Push("dana", first.sha)), 1)
-    assert not verdict.approved
-    assert verdict.problems == (
+    counted = count(approved("maria"), approved("bob"), commits=(first, *pushed),
+                    push=Push("dana", first.sha))
+    assert not counted.approved
+    assert counted.problems == (
         "approval by bob does not count: bob committed commit 4d5e6f0 of the most recent "
         "push (4d5e6f0); it needs an approval by someone else",
         "approval by maria does not count: maria authored commit 1a2b3c0 of the most recent "
         "push (4d5e6f0); it needs an approval by someone else")
     # A commit of an earlier push does not bar its author.
-    assert judge(pull(approved("maria"), commits=(first, PullCommit(HEAD, "dana", "dana")),
-                      push=Push("dana", first.sha)), 1).approvers == ("maria",)
+    assert count(approved("maria"), commits=(first, DANAS_HEAD),
+                 push=Push("dana", first.sha)).approvers == ("maria",)
 
 
 def test_a_force_push_or_a_new_branch_brings_all_the_commits() -> None:
     earlier = PullCommit(OLD, "maria", "maria")
     for before in (None, "0" * 40, "9" * 40):  # a new branch; a force push over 9999999
-        verdict = judge(pull(approved("maria"), commits=(earlier, PullCommit(HEAD, "dana",
-                                                                          "dana")),
-                             push=Push("dana", before)), 1)
-        assert verdict.approvers == () and "maria authored commit 1a2b3c0" in verdict.refusal()
+        counted = count(approved("maria"), commits=(earlier, DANAS_HEAD),
+                        push=Push("dana", before))
+        assert counted.approvers == () and "maria authored commit 1a2b3c0" in counted.refusal()
 
 
 def test_no_approval_counts_when_the_most_recent_push_is_unknown() -> None:
-    verdict = judge(pull(approved("maria"), push=None), 1)
-    assert verdict.blocked and verdict.approvers == ("maria",)
-    assert verdict.refusal() == (
+    counted = count(approved("maria"), push=None)
+    assert counted.blocked and counted.approvers == ("maria",)
+    assert counted.refusal() == (
         "PR #7: no push of the merged head 4d5e6f0 is known, so who pushed it (who may not "
         "approve it) is unknown; 1 of 1 required approvals")
 
@@ -139,29 +152,29 @@ def test_no_approval_counts_when_the_most_recent_push_is_unknown() -> None:
 def test_no_approval_counts_when_the_listed_commits_do_not_reach_the_head() -> None:
     # GitHub lists at most 250 commits of a pull request: the latest are then missing.
     listed = tuple(PullCommit(f"{i:040x}", "dana", "dana") for i in range(1, 251))
-    verdict = judge(pull(approved("maria"), commits=listed), 1)
-    assert verdict.blocked and verdict.refusal() == (
+    counted = count(approved("maria"), commits=listed)
+    assert counted.blocked and counted.refusal() == (
         "PR #7: the pull request's commits as GitHub lists them do not reach its head "
         "4d5e6f0 (it lists at most 250), so who wrote the most recent push is unknown; "
         "1 of 1 required approvals")
 
 
 def test_required_approvals_is_a_number() -> None:
-    assert not judge(pull(approved("maria")), required=2).approved
-    assert judge(pull(approved("maria"), approved("bob")), required=2).approvers == (
-        "bob", "maria")
+    assert not count_approvals(pull(approved("maria")), required=2).approved
+    assert count_approvals(pull(approved("maria"), approved("bob")),
+                           required=2).approvers == ("bob", "maria")
 
 
 def test_a_code_owner_must_approve_when_codeowners_names_one() -> None:
     both = pull(approved("maria"), approved("bob"))
-    assert judge(both, 1, frozenset({"bob"}), "@acme/model-risk").approved
-    refused = judge(pull(approved("maria")), 1, frozenset(), "@acme/model-risk")
+    assert count_approvals(both, 1, frozenset({"bob"}), "@acme/model-risk").approved
+    refused = count_approvals(pull(approved("maria")), 1, frozenset(), "@acme/model-risk")
     assert refused.refusal() == ("PR #7: no approval by a code owner of the request file "
                                  "(@acme/model-risk); 1 of 1 required approvals")
 
 
 def test_no_review_at_all() -> None:
-    assert judge(pull(), 1).refusal() == "PR #7: no review; 0 of 1 required approvals"
+    assert count().refusal() == "PR #7: no review; 0 of 1 required approvals"
 
 
 def test_codeowners_last_matching_line_wins() -> None:

@@ -14,7 +14,7 @@ from bot.adapters.workflow_event import (
     pr_number_from_event,
     push_range_from_event,
 )
-from bot.core.approvals import judge
+from bot.core.approvals import count_approvals
 from bot.errors import BotError
 from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
@@ -209,7 +209,7 @@ def test_status_state_must_be_one_github_knows(host: GitHubHost) -> None:
 
 
 def approvers(host: GitHubHost, pr: int) -> tuple[str, ...]:
-    return judge(host.pull_reviews(pr), required=1).approvers
+    return count_approvals(host.pull_reviews(pr), required=1).approvers
 
 
 def test_later_changes_requested_cancels_an_approval(github: LocalGitHub, host: GitHubHost,

@@ -22,7 +22,7 @@ from bot import cli
 from bot.adapters.aws import endpoint
 from bot.adapters.aws import s3 as s3_io
 from bot.core import training
-from bot.local import training_jobs
+from bot.local import training_runner
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import bootstrap
 from bot.local.github import LocalGitHub
@@ -70,7 +70,7 @@ def production() -> Iterator[LocalAWS]:
 @pytest.fixture(autouse=True)
 def quiet(no_github_context: None, endpoint_polls_fast: None) -> Iterator[None]:
     yield
-    training_jobs.release()
+    training_runner.release()
 
 
 def jobs() -> dict[str, dict[str, Any]]:
@@ -209,7 +209,7 @@ def test_a_killed_plan_is_rerun_onto_its_running_job(
     path.parent.mkdir(parents=True)
     path.write_text(request_text(0.31, 2))
     known = set(jobs())
-    with training_jobs.held():
+    with training_runner.held():
         killed = plan_process(path, tmp_path / "killed", "--no-github")
         name = until(lambda: running_job(known), "the plan starts a training job")
         killed.kill()
@@ -247,7 +247,7 @@ def test_a_newer_plan_of_the_pull_request_stops_the_superseded_job(
     number = github.open_pull(head_sha="a" * 40, author="dana", title="Promote")
     other = github.open_pull(head_sha="c" * 40, author="erin", title="Another")
     known = set(jobs())
-    with training_jobs.held():
+    with training_runner.held():
         path.write_text(request_text(0.41, 1))
         first = plan_process(path, tmp_path / "first",
                              GITHUB_EVENT_PATH=event(tmp_path / "a.json", number, "a" * 40))
@@ -294,7 +294,7 @@ def test_a_tampered_shard_and_a_job_someone_else_configured_are_not_used(
     import pyarrow.parquet as pq
 
     from bot.adapters.request_files import load_request
-    from bot.core import training_job as spec
+    from bot.core import training_job_spec as spec
     from bot.flows.candidate import key_of
 
     path = tmp_path / PATH

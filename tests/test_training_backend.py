@@ -20,7 +20,7 @@ from bot.adapters import data_files as data
 from bot.adapters.aws.images import xgboost_image
 from bot.commands.plan import PlanProgress
 from bot.core import training
-from bot.core import training_job as spec
+from bot.core import training_job_spec as spec
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest
 from bot.flows.training_data import write_shards

@@ -18,12 +18,12 @@ from conftest import small_frame
 
 from bot.adapters.aws import s3
 from bot.adapters.aws.images import xgboost_image
-from bot.core import training_job as spec
+from bot.core import training_job_spec as spec
 from bot.core.request import Request
 from bot.errors import BotError
-from bot.flows import training_data, training_job
+from bot.flows import sagemaker_training, training_data
 from bot.flows.candidate import key_of
-from bot.local import training_jobs as local_jobs
+from bot.local import training_runner as local_jobs
 from bot.settings import Target
 
 ROLE = "arn:aws:iam::123456789012:role/fraud-detection-sagemaker-training"
@@ -217,7 +217,7 @@ def test_a_job_of_the_expected_name_but_another_configuration_is_not_attached(
     said: list[str] = []
     with local_jobs.held():
         impostor(sagemaker, aws, name, shards, **change)
-        attempt, job, attached = training_job.start_or_attach(
+        attempt, job, attached = sagemaker_training.start_or_attach(
             aws, request(), model_key, shards, said.append, None)
     assert (attempt, job["TrainingJobName"], attached) == (2, f"{name}-2", False)
     assert said[0].startswith(f"not attaching to training job {name}: it was not started for "
@@ -239,14 +239,14 @@ def test_a_job_is_attached_only_to_shards_written_once_before_it_started(
     with local_jobs.held():
         impostor(sagemaker, aws, name, shards)
         said: list[str] = []
-        assert training_job.start_or_attach(aws, request(), model_key, shards, said.append,
+        assert sagemaker_training.start_or_attach(aws, request(), model_key, shards, said.append,
                                             None)[0] == 1
         assert said[0].startswith(f"attaching to training job {name}")
         shard = "part-00000-of-00002.parquet"
         put(shards.data_uri + shard, get(shards.data_uri + shard))
         said.clear()
         rechecked = prepare(aws, repo, said)
-        attempt, job, _ = training_job.start_or_attach(aws, request(), model_key, rechecked,
+        attempt, job, _ = sagemaker_training.start_or_attach(aws, request(), model_key, rechecked,
                                                        said.append, None)
     assert said[0].endswith(f"shards {shard} were written more than once; writing them again")
     assert (attempt, job["TrainingJobName"]) == (2, f"{name}-2")
@@ -267,11 +267,11 @@ def test_without_versions_a_job_older_than_its_shards_is_not_attached(
     with local_jobs.held():
         impostor(sagemaker, aws, name, shards)
         job = sagemaker.describe_training_job(TrainingJobName=name)
-    wanted = training_job._job_request(aws, request(), name, model_key, shards, None)
-    assert training_job._not_this_plans(job, wanted, shards) is None
+    wanted = sagemaker_training._job_request(aws, request(), name, model_key, shards, None)
+    assert sagemaker_training._not_this_plans(job, wanted, shards) is None
     earlier = {**job, "CreationTime": min(o.modified for o in shards.objects.values())
                - dt.timedelta(seconds=1)}
-    assert training_job._not_this_plans(earlier, wanted, shards) == (
+    assert sagemaker_training._not_this_plans(earlier, wanted, shards) == (
         "its training data was written after it started (part-00000-of-00002.parquet, "
         f"part-00001-of-00002.parquet in {shards.data_uri})")
 
@@ -288,7 +288,7 @@ def test_a_shard_changed_while_the_job_trains_voids_its_model(
 
     model_key, _ = key_of(aws, request(), repo)
     with pytest.raises(BotError) as caught:
-        training_job.train(aws, request(), repo, model_key, tamper_once_started)
+        sagemaker_training.train(aws, request(), repo, model_key, tamper_once_started)
     assert caught.value.message.startswith(
         f"training job {spec.job_name(aws.name, model_key)}: the training data in ")
     assert caught.value.message.endswith(

@@ -19,9 +19,9 @@ import xgboost
 from botocore.exceptions import ClientError
 
 from bot.core import training
-from bot.core import training_job as spec
+from bot.core import training_job_spec as spec
 from bot.core.request import Training
-from bot.local import training_jobs
+from bot.local import training_runner
 from bot.settings import Target, settings
 
 ROLE = "arn:aws:iam::123456789012:role/fraud-detection-sagemaker-training"
@@ -38,8 +38,8 @@ def sagemaker(aws: Target) -> Iterator[Any]:
     boto3.client("iam").create_role(RoleName=ROLE.rsplit("/", 1)[1],
                                     AssumeRolePolicyDocument="{}")
     yield boto3.client("sagemaker", region_name=aws.region)
-    training_jobs.shutdown()  # held jobs end at once, without starting their workers
-    training_jobs.release()
+    training_runner.shutdown()  # held jobs end at once, without starting their workers
+    training_runner.release()
 
 
 def table(rows: int, seed: int, features: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +90,7 @@ def test_a_job_runs_through_sagemakers_states_and_writes_model_tar_gz(
     sagemaker: Any, aws: Target
 ) -> None:
     uri = put_shards(aws, "data/one", [table(600, 0)])
-    with training_jobs.held():
+    with training_runner.held():
         start(sagemaker, aws, "fraud-detection-one", uri)
         job = sagemaker.describe_training_job(TrainingJobName="fraud-detection-one")
         assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("InProgress", "Starting")
@@ -131,7 +131,7 @@ def test_two_instances_train_one_model_on_their_shards(sagemaker: Any, aws: Targ
 
 def test_a_name_is_used_once_and_the_role_must_exist(sagemaker: Any, aws: Target) -> None:
     uri = put_shards(aws, "data/once", [table(300, 3)])
-    with training_jobs.held():
+    with training_runner.held():
         start(sagemaker, aws, "fraud-detection-once", uri)
         with pytest.raises(ClientError, match=r"ResourceInUse.*must be unique"):
             start(sagemaker, aws, "fraud-detection-once", uri)
@@ -147,7 +147,7 @@ def test_stop_training_job_stops_it_and_only_while_it_runs(
     sagemaker: Any, aws: Target
 ) -> None:
     uri = put_shards(aws, "data/stop", [table(300, 4)])
-    with training_jobs.held():
+    with training_runner.held():
         start(sagemaker, aws, "fraud-detection-stop", uri)
         sagemaker.stop_training_job(TrainingJobName="fraud-detection-stop")
         assert sagemaker.describe_training_job(
@@ -161,7 +161,7 @@ def test_stop_training_job_stops_it_and_only_while_it_runs(
 
 def test_a_job_past_its_max_runtime_is_stopped(sagemaker: Any, aws: Target) -> None:
     uri = put_shards(aws, "data/slow", [table(300, 5)])
-    with training_jobs.held():  # never gets its instances
+    with training_runner.held():  # never gets its instances
         start(sagemaker, aws, "fraud-detection-slow", uri, max_runtime=1)
         job = finished(sagemaker, "fraud-detection-slow")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
@@ -236,11 +236,11 @@ def states_of(client: Any, names: dict[str, str]) -> dict[str, str]:
 def test_a_newer_plan_stops_only_its_pull_requests_jobs_for_other_models(
     sagemaker: Any, aws: Target
 ) -> None:
-    from bot.flows.training_job import stop_superseded
+    from bot.flows.sagemaker_training import stop_superseded
 
     uri = put_shards(aws, "data/prs", [table(300, 7)])
     waiting = {"old": (7,), "shared": (7, 8), "same": (7,), "other": (8,)}
-    with training_jobs.held():
+    with training_runner.held():
         names = {key: start_tagged(sagemaker, aws, uri, key, prs)
                  for key, prs in waiting.items()}
         said: list[str] = []
@@ -259,14 +259,14 @@ def test_a_newer_plan_stops_only_its_pull_requests_jobs_for_other_models(
 def test_closing_a_pull_request_stops_the_jobs_it_alone_waits_for(
     sagemaker: Any, aws: Target
 ) -> None:
-    from bot.flows.training_job import stop_jobs_of_pull_request
+    from bot.flows.sagemaker_training import stop_jobs_of_pull_request
 
     uri = put_shards(aws, "data/closed", [table(300, 8)])
     done = start_tagged(sagemaker, aws, uri, "done", (7,))  # trains to the end
     assert finished(sagemaker, done)["TrainingJobStatus"] == "Completed"
     waiting = {"first": (7,), "second": (7,), "shared": (7, 12, 8), "other": (8,),
                "nobody": ()}
-    with training_jobs.held():
+    with training_runner.held():
         names = {key: start_tagged(sagemaker, aws, uri, key, prs)
                  for key, prs in waiting.items()}
         # Another target whose job names share the prefix: its jobs are its own.
@@ -331,7 +331,7 @@ def test_stop_training_stops_the_pull_requests_jobs_in_the_request_files_targets
     from bot import cli
 
     uri = put_shards(aws, "data/command", [table(300, 9)])
-    with training_jobs.held():
+    with training_runner.held():
         mine = start_tagged(sagemaker, aws, uri, "mine", (7,))
         shared = start_tagged(sagemaker, aws, uri, "shared", (7, 8))
         assert cli.main(["stop-training", "--pull-request", "7"]) == 0

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bot.errors import AwsError, BotError
-from bot.flows.training_job import stop_jobs_of_pull_request
+from bot.flows.sagemaker_training import stop_jobs_of_pull_request
 from bot.settings import settings, target, target_name_problem
 
 SUFFIXES = (".yaml", ".yml")

@@ -83,7 +83,7 @@ class PullReviews:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ApprovalCount:
     """Which approvals count and, when they are not enough, exactly why."""
 
     number: int
@@ -124,10 +124,10 @@ def last_pushers(pull: PullReviews) -> dict[str, str]:
     return people
 
 
-def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None = None,
+def count_approvals(pull: PullReviews, required: int, code_owners: frozenset[str] | None = None,
           owners_of: str = "",
-          also_owned: tuple[tuple[frozenset[str], str], ...] = ()) -> Verdict:
-    """Judge ``pull``'s reviews.
+          also_owned: tuple[tuple[frozenset[str], str], ...] = ()) -> ApprovalCount:
+    """Count ``pull``'s approvals: which reviews count, and what blocks the merge.
 
     ``code_owners`` is None when no CODEOWNERS line owns the request file; otherwise the
     (lower-case) logins of the reviewers who own it, and ``owners_of`` says whom CODEOWNERS
@@ -194,4 +194,4 @@ def judge(pull: PullReviews, required: int, code_owners: frozenset[str] | None =
             problems.append(f"no approval by a code owner of the request file ({whom})")
     if not latest:
         problems.append("no review")
-    return Verdict(pull.number, tuple(sorted(counted)), required, tuple(problems), blocked)
+    return ApprovalCount(pull.number, tuple(sorted(counted)), required, tuple(problems), blocked)

@@ -19,7 +19,7 @@ from bot.core import training
 from bot.core.data_checks import check_features, check_table
 from bot.core.request import Request
 from bot.errors import InvalidRequest
-from bot.flows import training_job
+from bot.flows import sagemaker_training
 from bot.settings import Target, settings
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
         return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
                          trained=False, training=None, data_versions=versions)
     if request.training.backend == "sagemaker":
-        booster, how = training_job.train(t, request, repo_root, model_key, progress,
+        booster, how = sagemaker_training.train(t, request, repo_root, model_key, progress,
                                           pull_request, versions["train"])
     else:
         booster, how = train_locally(request, repo_root, progress)
@@ -101,6 +101,7 @@ def train_locally(request: Request, repo_root: Path,
         problems = check_table(frame, target_column, uri)
         if problems:
             raise InvalidRequest(problems)
+        frauds = int(frame[target_column].sum())
         if whole:
             booster = training.train(params, frame, target_column)
         else:
@@ -118,4 +119,5 @@ def train_locally(request: Request, repo_root: Path,
     seconds = time.monotonic() - started
     progress(f"trained on {table.rows:,} rows in {seconds:.1f}s"
              + ("" if whole else f" (read in batches of {training.BATCH_ROWS:,})"))
-    return booster, {"backend": "local", "rows": table.rows, "seconds": round(seconds, 1)}
+    return booster, {"backend": "local", "rows": table.rows, "frauds": frauds,
+                     "seconds": round(seconds, 1)}

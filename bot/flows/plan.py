@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.adapters import data_files as data
+from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
@@ -27,7 +28,9 @@ from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.model_registry import MODEL_QUALITY_FILE, model_quality
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
+from bot.core.provenance import DataUsed
 from bot.core.request import Challenger, Request
+from bot.core.rollout_rules import Soak
 from bot.errors import BotError
 from bot.flows import candidate, resources
 from bot.flows.judge import judge
@@ -168,12 +171,35 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
                                 legit_weight, seed=0)
 
 
+def reverted_commit(repo_root: Path, commit: str) -> str | None:
+    """The commit that the pull request's head ``commit`` reverts (``git revert`` writes
+    "This reverts commit <id>."); None when it is no revert or git cannot read it here."""
+    try:
+        return git.commit(repo_root, commit).reverts
+    except BotError:
+        return None
+
+
+def data_used(request: Request, repo_root: Path, plan: Plan) -> tuple[DataUsed, ...]:
+    """The training and test data with their rows and frauds: the test set's from the
+    evaluation, the training set's from its labels (read again when the model was reused)."""
+    trained = plan.training or {}
+    rows, frauds = trained.get("rows"), trained.get("frauds")
+    if not (isinstance(rows, int) and isinstance(frauds, int)):
+        rows, frauds = data.label_counts(request.data.train, repo_root,
+                                         request.data.target_column)
+    return (DataUsed("train", request.data.train, rows, frauds),
+            DataUsed("test", request.data.test, plan.evaluation.rows,
+                     plan.evaluation.positives))
+
+
 def make_plan(
     path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
-    pull_request: int | None = None, progress: Progress = _stderr,
+    pull_request: int | None = None, progress: Progress = _stderr, soak: Soak | None = None,
 ) -> PlanResult:
     """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
-    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest."""
+    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest.
+    ``soak``: how long the challenger's current step has served on main (the comment's)."""
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)
     t = target(path.stem)
@@ -211,7 +237,9 @@ def make_plan(
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
-                                                                 progress, live.endpoint))
+                                                                 progress, live.endpoint),
+                   data=plan.data or data_used(request, repo_root, plan),
+                   reverts=reverted_commit(repo_root, commit), soak=soak)
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),

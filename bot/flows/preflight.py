@@ -17,7 +17,7 @@ from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, pipeline, plan_store, s3
 from bot.adapters.request_files import parse_request_text
 from bot.core import codeowners
-from bot.core.approvals import judge
+from bot.core.approvals import count_approvals
 from bot.core.domain import Approval, Plan
 from bot.core.integrity import model_digest
 from bot.core.plan_json import UnreadablePlan
@@ -318,10 +318,10 @@ def approval_for(repo: Path, commit: str, host: GitHubHost | None,
     reviewers = {r.login for r in pull.reviews if not r.bot}
     owned = tuple((frozenset(login.lower() for login in reviewers if _owns(host, owners, login)),
                    ", ".join(owners)) for owners in _owners(repo, pull, path, at or commit))
-    verdict = judge(pull, settings().required_approvals, also_owned=owned)
-    if not verdict.approved:
-        raise NotApproved(f"{verdict.refusal()}; {NOTHING}")
-    return Approval(verdict.approvers, "github-reviews")
+    counted = count_approvals(pull, settings().required_approvals, also_owned=owned)
+    if not counted.approved:
+        raise NotApproved(f"{counted.refusal()}; {NOTHING}")
+    return Approval(counted.approvers, "github-reviews")
 
 
 def _owners(repo: Path, pull: PullReviews, path: str,

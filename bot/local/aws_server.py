@@ -78,12 +78,12 @@ class LocalAWS:
 
         from moto.core.config import default_user_config
 
-        from bot.local import faults, training_jobs
+        from bot.local import faults, training_runner
 
         faults.activate(None)
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        training_jobs.shutdown()  # no worker process outlives the server
+        training_runner.shutdown()  # no worker process outlives the server
         try:
             self._moto_api("reset", None)
         finally:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
-from bot.local.training_jobs import emulated
+from bot.local.training_runner import emulated
 
 if TYPE_CHECKING:
     pass
@@ -88,7 +88,7 @@ def _response_classes() -> tuple[Any, Any]:
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
     from bot.local import model_registry
-    from bot.local.training_jobs import response_mixin
+    from bot.local.training_runner import response_mixin
 
     class LocalSageMakerResponse(response_mixin(), model_registry.response_mixin(),  # type: ignore[misc]
                                  SageMakerResponse):

@@ -1,4 +1,4 @@
-"""One instance of the built-in XGBoost algorithm, as ``bot.local.training_jobs`` runs it.
+"""One instance of the built-in XGBoost algorithm, as ``bot.local.training_runner`` runs it.
 
 The steps are the algorithm's own in File mode (``sagemaker_xgboost_container``
 ``algorithm_mode/train.py`` and ``data_utils.py``, 3.0-5): hyperparameters from

@@ -4,7 +4,7 @@
    label first, one object per instance (``ShardedByS3Key``), streamed batch by batch, with
    a signed manifest of their sha256 that a later plan checks before reusing them
    (``bot.flows.training_data``).
-2. The job's name comes from the model key (``bot.core.training_job.job_name``): a re-plan or
+2. The job's name comes from the model key (``bot.core.training_job_spec.job_name``): a re-plan or
    a re-run of a killed plan finds the running job and waits for it instead of starting
    another; a plan of a pull request stops that pull request's jobs for other model keys
    (its superseded plans), closing the pull request stops the jobs it alone waits for
@@ -27,7 +27,7 @@ from bot.adapters.aws import training_jobs as jobs
 from bot.adapters.aws.clients import client
 from bot.adapters.aws.images import xgboost_image
 from bot.core import names, training
-from bot.core import training_job as spec
+from bot.core import training_job_spec as spec
 from bot.core.request import Request
 from bot.errors import BotError
 from bot.flows.training_data import Shards, changed_since_checked, prepare_data
