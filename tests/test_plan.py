@@ -20,20 +20,11 @@ from bot.adapters.github import GitHubHost
 from bot.core import plan_json
 from bot.core.domain import Plan
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
-
-
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        # 20,000 rows: the test split holds 7 frauds, so a working candidate flags some.
-        bootstrap(rows=20_000, progress=lambda _: None)
-        yield aws
 
 
 @pytest.fixture()

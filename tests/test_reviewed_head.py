@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from conftest import run_plan
 
 from bot import cli
 from bot.adapters.aws import config_store
@@ -19,7 +19,6 @@ from bot.adapters.aws import s3 as s3_io
 from bot.core import plan_json
 from bot.core.integrity import sha256_hex
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.settings import target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,19 +27,7 @@ TRAIN = "data/train.parquet"
 T = target("fraud-detection")
 
 
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        # 20,000 rows: the test split holds frauds, so a working candidate flags some.
-        bootstrap(rows=20_000, progress=lambda _: None)
-        yield aws
-
-
-@pytest.fixture(autouse=True)
-def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_BASE_REF",
-                 "GITHUB_SHA"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_github_context")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -98,15 +85,6 @@ def pull_request(repo: Path, branch: str, train: bytes) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def plan(repo: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, bytes]:
-    """``promotion-bot plan`` of the checked-out head; its stderr and plan.json."""
-    capsys.readouterr()
-    code = cli.main(["plan", str(repo / REQUEST), "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code in (0, 1), err
-    return err, (out / "plan.json").read_bytes()
-
-
 def merge(repo: Path, branch: str) -> tuple[str, str]:
     git(repo, "checkout", "-q", "main")
     before = git(repo, "rev-parse", "HEAD")
@@ -127,9 +105,9 @@ def test_another_pull_requests_plan_does_not_change_what_the_approved_merge_depl
         capsys: pytest.CaptureFixture[str]) -> None:
     honest, relabelled = training_data()
     head_a = pull_request(repo, "a", honest)
-    _, a = plan(repo, tmp_path / "a", capsys)
+    _, a = run_plan(repo / REQUEST, tmp_path / "a", capsys)
     head_b = pull_request(repo, "b", relabelled)  # the same request bytes, other data
-    _, b = plan(repo, tmp_path / "b", capsys)
+    _, b = run_plan(repo / REQUEST, tmp_path / "b", capsys)
     reviewed = plan_json.from_bytes(a, "a/plan.json")
     other = plan_json.from_bytes(b, "b/plan.json")
     assert reviewed.content_sha256 == other.content_sha256 and reviewed.passed
@@ -150,8 +128,8 @@ def test_an_older_signed_plan_put_back_over_a_newer_one_is_refused(
         capsys: pytest.CaptureFixture[str]) -> None:
     honest, _ = training_data()
     pull_request(repo, "a", honest)
-    _, older = plan(repo, tmp_path / "older", capsys)
-    err, newer = plan(repo, tmp_path / "newer", capsys)  # a re-run: signed later
+    _, older = run_plan(repo / REQUEST, tmp_path / "older", capsys)
+    err, newer = run_plan(repo / REQUEST, tmp_path / "newer", capsys)  # a re-run: signed later
     assert "reusing the stored evaluation" in err
     assert sha256_hex(older) != sha256_hex(newer)
     newer_uri = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/plans/sha256/"
