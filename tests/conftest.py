@@ -58,6 +58,19 @@ def production(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield aws
 
 
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local GitHub stand-in, named by the environment as GitHub Actions names it (the
+    app's token, the repository, the API). Yields the ``LocalGitHub``."""
+    from bot.local.github import LocalGitHub
+
+    with LocalGitHub(repository="acme/fraud-models") as server:
+        monkeypatch.setenv("GITHUB_TOKEN", server.token)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        yield server
+
+
 def run_plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, bytes]:
     """``promotion-bot plan`` of the request at ``path`` into ``out``: its stderr and the
     plan.json it wrote (a plan that passes or fails its gates; anything else fails the test)."""

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -25,15 +24,6 @@ from bot.local.github import LocalGitHub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
-
-
-@pytest.fixture()
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
-    with LocalGitHub(repository="acme/fraud-models") as server:
-        monkeypatch.setenv("GITHUB_TOKEN", server.token)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        yield server
 
 
 def request_repo(tmp_path: Path, text: str | None = None) -> Path:

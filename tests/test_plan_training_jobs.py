@@ -217,15 +217,6 @@ def test_a_killed_plan_is_rerun_onto_its_running_job(
     assert [n for n in jobs() if n not in known] == [name]  # no second job
 
 
-@pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
-    with LocalGitHub(repository="acme/fraud-models") as server:
-        monkeypatch.setenv("GITHUB_TOKEN", server.token)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        yield server
-
-
 def event(path: Path, number: int, sha: str) -> str:
     path.write_text(json.dumps({"pull_request": {"number": number, "head": {"sha": sha}}}))
     return str(path)
