@@ -76,3 +76,14 @@ def test_revert_of_a_merge_commit_names_the_merge(git_repo: GitRepo) -> None:
     merge = git_repo.head()
     git_repo.git("revert", "--no-edit", "-m", "1", merge)
     assert git.log(git_repo.path, A)[0].reverts == merge
+
+
+def test_a_commit_read_alone_says_what_it_reverts(git_repo: GitRepo) -> None:
+    first = git_repo.commit({A: "a: 1\n"}, "Promote exp-1")
+    reverted = git_repo.revert(first)
+    found = git.commit(git_repo.path, reverted)
+    assert (found.sha, found.subject, found.reverts) == (reverted, 'Revert "Promote exp-1"',
+                                                         first)
+    assert git.commit(git_repo.path, first).reverts is None
+    with pytest.raises(BotError, match="is not a commit"):
+        git.commit(git_repo.path, "f" * 40)

@@ -12,7 +12,9 @@ from bot.core import plan_json
 from bot.core.domain import Change, GateResult
 from bot.core.endpoint_values import EndpointComparison, LiveDifference, VariantStats
 from bot.core.plan_json import UnreadablePlan
+from bot.core.provenance import DataUsed
 from bot.core.request import Rollout
+from bot.core.rollout_rules import Soak
 
 WHERE = "s3://models/plans/c/plan.json"
 
@@ -33,6 +35,9 @@ def full_plan() -> object:
         rollout=Rollout.model_validate({"pipeline": True, "challenger": {"traffic_percent": 1}}),
         endpoint_comparison=comparison, primary_metric="pr_auc",
         gates=(guard, *PLAN.gates, drop),
+        data=(DataUsed("train", "s3://d/train.parquet", 10, 2),
+              DataUsed("test", "data/test.parquet")),
+        reverts="f" * 40, soak=Soak(1, "2026-11-25T10:00:00+00:00", 24.0),
     )
 
 

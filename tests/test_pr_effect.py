@@ -79,9 +79,29 @@ def test_replacing_a_challenger_names_it_and_compares_the_candidate_with_it() ->
     assert effect(plan).kind == "replace-challenger"
     assert "Merging replaces challenger `exp-old` (1 %) with `exp-new` at 1 %." in headline(plan)
     comment = render_comment(plan)
-    assert ("| metric | candidate `exp-new` | challenger it replaces `exp-old` | difference |"
-            in comment)
-    assert "| Recall | 0.8000 | 0.7500 | +0.0500 |" in comment
+    # The candidate against the challenger it replaces, shown (not folded): one row a model.
+    assert "| recorded at each model's review (unpaired: no verdict) | Recall |" in comment
+    assert "| challenger after merge `exp-new` | 0.8000 |\n" in comment
+    assert "| challenger now, removed `exp-old` | 0.7500 |\n" in comment
+    assert "| difference | +0.0500 |" in comment
+    assert "reverts" not in headline(plan)
+
+
+def test_a_revert_of_a_replaced_challenger_says_it_rolls_back_and_what_it_removes() -> None:
+    # Production: exp-new replaced exp-old as challenger; git revert brings exp-old back.
+    plan = replace(plan_of(OLD, config(NEW, BASE, 1), config(OLD, BASE, 1)),
+                   reverts="f" * 40, evaluation=replace(PLAN.evaluation,
+                                                        metrics={"recall": 0.75}))
+    assert effect(plan).kind == "replace-challenger"
+    assert ("This pull request reverts commit `ffffffffffff`. Merging rolls the challenger "
+            "back: `exp-new` (1 %) → `exp-old` at 1 %; `exp-new` stops serving (champion "
+            "`exp-base` keeps 99 %).") in headline(plan)
+    comment = render_comment(plan)
+    # What comes back against what leaves, and against the champion in the gates.
+    assert "| challenger after merge `exp-old` | 0.7500 |\n" in comment
+    assert "| challenger now, removed `exp-new` | 0.8000 |\n" in comment
+    assert "| difference | -0.0500 |" in comment
+    assert "### Gates" in comment
 
 
 def test_a_revert_of_a_promotion_says_rollback_and_is_not_judged_against_itself() -> None:
@@ -95,8 +115,17 @@ def test_a_revert_of_a_promotion_says_rollback_and_is_not_judged_against_itself(
     assert "is not compared with itself" in comment
     assert "Candidate vs champion" not in comment and "Primary metric" not in comment
     # What comes back against what leaves: recorded metrics, no verdict claimed.
-    assert "| Recall | 0.7000 | 0.8000 | -0.1000 |" in comment
+    assert "| champion after merge `exp-base` | 0.7000 |\n" in comment
+    assert "| champion now `exp-new` | 0.8000 |\n" in comment
+    assert "| difference | -0.1000 |" in comment
     assert "| champion 100 % | challenger 50 % |" in comment
+    reverted = replace(plan, reverts="d" * 40)
+    assert headline(reverted).count("This pull request reverts commit `dddddddddddd`.") == 1
+    # A rollback that leaves nothing for the model leaving says it stops serving.
+    gone = plan_of(NEW, config(NEW, NEW, None, previous=BASE), config(BASE, BASE, None),
+                   champion=NEW)
+    assert ("Merging rolls production back: champion `exp-new` → `exp-base`; `exp-new` stops "
+            "serving.") in headline(gone)
 
 
 def test_a_revert_of_a_new_challenger_removes_it() -> None:
@@ -184,3 +213,149 @@ def test_an_endpoint_change_in_the_comment_names_the_model_and_its_weight() -> N
                f"{NEW.model_artifact} @ 10% (1x ml.m5.xlarge)"),))
     assert ("| `prod/challenger` | `exp-new` `eeeeeeeeeeee` **1 %** (1x ml\\.m5\\.xlarge) | "
             "`exp-new` `eeeeeeeeeeee` **10 %** (1x ml\\.m5\\.xlarge) |") in render_comment(plan)
+
+
+def test_a_rollout_step_says_how_long_the_step_serving_now_has_soaked() -> None:
+    from bot.core.domain import PlanIdentity
+    from bot.core.request import Rollout
+    from bot.core.rollout_rules import Soak
+
+    rollout = Rollout.model_validate({"challenger": {"traffic_percent": 10, "steps": [
+        {"percent": 1, "soak_hours": 24}, {"percent": 10, "soak_hours": 24},
+        {"percent": 100, "soak_hours": 0}]}})
+    identity = PlanIdentity("h" * 40, {}, None, None, "0.1.0", "2026-11-26T16:30:00+00:00")
+    step = replace(plan_of(NEW, config(NEW, BASE, 1), config(NEW, BASE, 10)), rollout=rollout,
+                   identity=identity,
+                   soak=Soak(1, "2026-11-25T10:00:00+00:00", 24.0))
+    assert ("→ **10 % (24 h) ← this request** → 100 % = promotion. The 1 % step has soaked "
+            "30.5 h of its 24 h minimum (since 2026-11-25 10:00 UTC).") in render_comment(step)
+    early = replace(step, soak=Soak(1, "2026-11-26T16:00:00+00:00", 24.0))
+    assert "The 1 % step has soaked 30 min of its 24 h minimum ⚠️" in render_comment(early)
+    unknown = replace(step, soak=Soak(1, None, 24.0))
+    assert "When the 1 % step started is unknown (its 24 h minimum)." in render_comment(unknown)
+    # The same share, or a step back down (which never waits): nothing to say.
+    for share in (10, 50):
+        same = replace(step, soak=Soak(share, "2026-11-25T10:00:00+00:00", 24.0))
+        assert "has soaked" not in render_comment(same)
+
+
+def test_the_provenance_names_the_data_with_versions_rows_and_frauds() -> None:
+    from bot.core.domain import PlanIdentity
+    from bot.core.provenance import DataUsed
+
+    identity = PlanIdentity("h" * 40, {"train": "3LtOgHWOTB4mgA2AdlBn", "test": "a" * 64},
+                            None, None, "9.9.9", "2026-11-26T16:30:00+00:00")
+    plan = replace(PLAN, identity=identity, data=(
+        DataUsed("train", "s3://data/processed/train.parquet", 227_846, 394),
+        DataUsed("test", "data/test.parquet", 56_961, 98)))
+    line = next(x for x in render_comment(plan).splitlines() if x.startswith("<sub>"))
+    assert ("train `s3://data/processed/train.parquet` @ `3LtOgHWOTB4m` 227,846 rows "
+            "(394 frauds, 0.17 %) · test `data/test.parquet` @ `aaaaaaaaaaaa` 56,961 rows "
+            "(98 frauds, 0.17 %) · model sha256 `") in line
+    assert line.endswith("promotion-bot 9\\.9\\.9</sub>")  # the bot that made the plan
+
+
+def folded(comment: str) -> list[str]:
+    """The comment's lines as a reviewer first sees it: each details block one line."""
+    lines, depth = [], 0
+    for line in comment.splitlines():
+        if depth == 0:
+            lines.append(line)
+        depth += line.count("<details>") - line.count("</details>")
+    return lines
+
+
+def busy(plan: Plan) -> Plan:
+    """``plan`` with as much as a demo pull request carries: seven gates, a description, a
+    rollout override, both data sets, every kind of change and a live comparison."""
+    from bot.core.domain import GateResult, PlanIdentity
+    from bot.core.endpoint_values import EndpointComparison, LiveDifference, VariantStats
+    from bot.core.provenance import DataUsed
+    from bot.core.request import Rollout
+    from bot.core.rollout_rules import Soak
+
+    gates = tuple(GateResult(f"gate {i} of a long name, not clearly more than 0.02 below", -0.02,
+                             0.01, True, "difference +0.0459, 95 % CI [-0.0026, +0.0998]: fails "
+                             "only when the whole interval lies below -0.0200", kind="max_drop",
+                             metric="pr_auc", detectable=0.07, point=0.01, ci_low=-0.01,
+                             ci_high=0.03, frauds=98) for i in range(7))
+    stats = VariantStats("champion", 10, 2, 1, 0.1, 0.2, 0.5, 0.25, 4.0, 7.5, 0.8, None)
+    live = EndpointComparison("ep", 10, 0.5, (stats, replace(stats, variant="challenger")),
+                              0.9, 4, 2.5, (LiveDifference("recall", 0.5, 0.75, 0.25, -0.1,
+                                                           0.5, "inconclusive", 0.0),), 0, 1,
+                              1.0, "fine")
+    changes = (*(Change("ssm", f"/fraud-detection/hyperparameters/p{i}", "1", "2")
+                 for i in range(5)),
+               *(Change("s3-config", f"s3://c/p.yaml#f{i}", "a", "b") for i in range(10)),
+               Change("pipeline", "run", None, "start execution"),
+               Change("endpoint", "ep/champion", None, None),
+               Change("endpoint", "ep/challenger", None, None))
+    rollout = Rollout.model_validate({"challenger": {
+        "traffic_percent": 10, "override_reason": "demo: no live traffic to soak",
+        "steps": [{"percent": 1, "soak_hours": 24}, {"percent": 10, "soak_hours": 24},
+                  {"percent": 50, "soak_hours": 48}, {"percent": 100, "soak_hours": 0}]}})
+    return replace(
+        plan, gates=gates, endpoint_comparison=live, changes=changes, rollout=rollout,
+        description="Optimized XGBoost hyperparameters from the January 2024 tuning "
+                    "experiment: deeper trees and a higher learning rate than the baseline.",
+        identity=PlanIdentity("h" * 40, {"train": "v1", "test": "v2"}, None, None, "0.1.0",
+                              "2026-11-26T16:30:00+00:00"),
+        data=(DataUsed("train", "s3://fraud-detection-data/processed/train.parquet", 227_846,
+                       394),
+              DataUsed("test", "s3://fraud-detection-data/processed/test.parquet", 56_961, 98)),
+        soak=Soak(1, "2026-11-25T10:00:00+00:00", 24.0), reverts="f" * 40,
+        primary_metric="pr_auc")
+
+
+KINDS = {
+    "first": plan_of(NEW, None, config(NEW, NEW, None)),
+    "new-challenger": plan_of(NEW, config(BASE, BASE, None), config(NEW, BASE, 1)),
+    "rollout-step": plan_of(NEW, config(NEW, BASE, 1), config(NEW, BASE, 10)),
+    "replace-challenger": plan_of(NEW, config(OLD, BASE, 1), config(NEW, BASE, 1)),
+    "remove-challenger": plan_of(BASE, config(NEW, BASE, 1), config(BASE, BASE, None)),
+    "promotion": plan_of(NEW, config(NEW, BASE, 50), config(NEW, NEW, None, previous=BASE)),
+    "rollback": plan_of(NEW, config(NEW, NEW, None, previous=BASE), config(NEW, BASE, 50),
+                        champion=NEW),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_of_comment_fits_on_one_screen_folded(kind: str) -> None:
+    plan = busy(KINDS[kind])
+    assert effect(plan).kind == kind
+    lines = folded(render_comment(plan))
+    assert len(lines) <= 60, "\n".join(lines)
+
+
+def test_apply_tells_endpoint_values_whole_and_only_what_it_did() -> None:
+    from bot.core.domain import Approval, Fact, Outcome, ResourceOutcome
+    from bot.report.apply_outcome import comment, describe
+
+    uri = NEW.model_artifact
+    endpoint = ResourceOutcome("endpoint", (
+        Change("endpoint", "prod/challenger", f"{uri} @ 1% (1x ml.m5.xlarge)",
+               f"{uri} @ 10% (1x ml.m5.xlarge)"),), {},
+        (Fact("endpoint", "prod: champion 90%, challenger 10%", "endpoint prod: weights"),))
+    # A rollout step starts no retraining: the execution an earlier apply started is not its.
+    pipeline = ResourceOutcome("pipeline", (), {"execution_arn": "arn:old"},
+                               (Fact("pipeline execution", "arn:old (SUCCEEDED)",
+                                     "pipeline: arn:old SUCCEEDED", in_noop=True),))
+    outcome = Outcome("fraud-detection", "promotion-requests/fraud-detection.yaml", "a" * 40,
+                      "c" * 64, (pipeline, endpoint), Approval(("maria",), "github-reviews"))
+    text = describe(outcome)
+    assert ("endpoint  prod/challenger: model eeeeeeeeeeee at 1 % (1x ml.m5.xlarge) → model "
+            "eeeeeeeeeeee at 10 % (1x ml.m5.xlarge)") in text
+    assert "…" not in text and "arn:old" not in text and "endpoint prod: weights" in text
+    assert "arn:old" not in comment(outcome)
+    # Nothing changed: what is there is said, as such.
+    noop = replace(outcome, resources=(pipeline,))
+    assert "no changes" in describe(noop) and "pipeline: arn:old SUCCEEDED" in describe(noop)
+
+
+def test_a_live_comparison_without_spread_claims_no_detectable_difference() -> None:
+    from bot.report.plan_comment import detectable_text
+
+    assert detectable_text(0.0) == "—" and detectable_text(None) == "—"
+    assert detectable_text(0.1234) == "0.123" and detectable_text(0.0001) == "<0.001"
+    comment = render_comment(busy(KINDS["rollout-step"]))  # its live recall spread is 0
+    assert "| inconclusive | —" in comment.replace("≈ ", "") and "0.000 |" not in comment

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.core.request import Request
-from bot.core.rollout_rules import FIELD, STEPS_FIELD, check_rollout_step
+from bot.core.rollout_rules import FIELD, STEPS_FIELD, Soak, check_rollout_step, soak_of
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LINES = {"": 1, "rollout": 10, "rollout.challenger": 11, FIELD: 12}
@@ -174,3 +174,14 @@ def test_adding_steps_and_longer_soaks_are_fine_and_count() -> None:
 def test_going_down_with_edited_steps_is_allowed(share: int | None) -> None:
     short = [{"percent": 1, "soak_hours": 0}, {"percent": 100}]
     assert check(request(share, steps=short), request(50), hours_ago=0) == []
+
+
+def test_the_soak_of_the_step_serving_now_is_the_one_the_rules_measure() -> None:
+    since = NOW - timedelta(hours=30)
+    assert soak_of(request(1), request(10), since) == Soak(1, since.isoformat(), 24.0)
+    longer = [{"percent": 1, "soak_hours": 36}, *STEPS[1:]]
+    assert soak_of(request(1), request(10, steps=longer), None) == Soak(1, None, 36.0)
+    # No challenger of this model serves yet: it has no step to soak.
+    assert soak_of(None, request(1), since) is None
+    assert soak_of(request(1), request(1, max_depth=8), since) is None
+    assert soak_of(request(1), request(None), since) is None

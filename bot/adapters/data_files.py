@@ -252,6 +252,14 @@ class ParquetTable:
         return pd.concat(parts, ignore_index=True)
 
 
+def label_counts(uri: str, repo_root: Path, target_column: str) -> tuple[int, int]:
+    """The rows of the table at ``uri`` and how many are labelled 1 (frauds): its label
+    column alone is read."""
+    with open_table(uri, repo_root, target_column) as table:
+        labels = table.read([target_column])[target_column]
+        return table.rows, int((labels == 1).sum())
+
+
 def data_version(uri: str, repo_root: Path) -> str:
     """What identifies this content: the S3 VersionId if versioned, else its ETag; sha256 locally.
 

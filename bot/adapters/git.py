@@ -134,6 +134,16 @@ def log(repo: Path | str, path: str, rev: str = "HEAD", max_count: int | None = 
     return commits
 
 
+def commit(repo: Path | str, rev: str) -> Commit:
+    """The commit ``rev``: its author, date, subject and message body."""
+    sha = rev_parse(repo, rev)
+    out = output(repo, "show", "-s", "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b", sha)
+    fields = out.rstrip("\n").split(_FIELD, 5)
+    if len(fields) != 6:
+        raise BotError(f"`git show {sha[:12]}`: unexpected output")
+    return Commit(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5].strip())
+
+
 def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
     """Commits of ``rev``'s first-parent line that changed ``path``, newest first, dated.
 

@@ -17,9 +17,10 @@ from bot.adapters import git
 from bot.adapters.github import GitHubHost
 from bot.adapters.request_files import load_request, load_target_request
 from bot.adapters.workflow_event import pr_head_from_event, pr_number_from_event
+from bot.core.rollout_rules import Soak
 from bot.errors import BotError, InvalidRequest
 from bot.flows.plan import make_plan
-from bot.flows.rollout_history import locate, rollout_problems
+from bot.flows.rollout_history import current_soak, locate, rollout_problems
 from bot.flows.sagemaker_training import Superseded
 from bot.report import markdown as md
 
@@ -141,12 +142,13 @@ def final_status(host: GitHubHost, commit: str, state: str, description: str) ->
                        "still say pending: rerun the plan") from None
 
 
-def check_request(path: Path, base: str | None) -> None:
+def check_request(path: Path, base: str | None) -> Soak | None:
     """Every check that needs neither data nor AWS, the ones ``validate`` makes, before the
     plan starts anything (the embedded AWS, a training): the request's format, its file name
-    as a target's, and the rollout rules. Raises ``InvalidRequest`` (exit 2)."""
+    as a target's, and the rollout rules. Raises ``InvalidRequest`` (exit 2). Returns how long
+    the challenger's current step has soaked on the base (None: unknown or none serves)."""
     load_target_request(path, display_path=_shown(path))
-    check_rollout(path, base)
+    return check_rollout(path, base)
 
 
 def _shown(path: Path) -> str:
@@ -157,8 +159,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def check_rollout(path: Path, base: str | None) -> None:
-    """Refuse a rollout step the rules forbid before anything is trained (exit 2).
+def check_rollout(path: Path, base: str | None) -> Soak | None:
+    """Refuse a rollout step the rules forbid before anything is trained (exit 2); return the
+    current step's soak for the comment.
 
     ``base`` is the revision main is at; on GitHub without it, ``origin/$GITHUB_BASE_REF``
     if that was fetched (else the check is skipped, with a note).
@@ -166,7 +169,7 @@ def check_rollout(path: Path, base: str | None) -> None:
     if base is None:
         base_ref = os.environ.get("GITHUB_BASE_REF")
         if not base_ref:
-            return
+            return None
         try:
             root, relative = locate(path)
             base = git.resolve(root, f"origin/{base_ref}")
@@ -175,13 +178,14 @@ def check_rollout(path: Path, base: str | None) -> None:
         if base is None:
             print(f"promotion-bot plan: origin/{base_ref} cannot be read here, so the rollout "
                   "steps were not checked (pass --base REV)", file=sys.stderr)
-            return
+            return None
     else:
         root, relative = locate(path)
     request, lines = load_request(path, display_path=relative)
     problems = rollout_problems(root, base, relative, request, lines, datetime.now(UTC))
     if problems:
         raise InvalidRequest(problems)
+    return current_soak(root, base, relative, request)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,10 +210,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
-        check_request(path, args.base)
+        soak = check_request(path, args.base)
         with embedded(args.embedded, args.rows):
             result = make_plan(path, repo_root(path), out_dir, commit=commit,
-                               pull_request=pull_request,
+                               pull_request=pull_request, soak=soak,
                                progress=PlanProgress(host, pull_request, commit, path.stem))
     except BotError as error:
         if host is not None and pull_request is not None:

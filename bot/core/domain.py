@@ -10,7 +10,9 @@ from pydantic import ConfigDict
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest
 from bot.core.production_config import ProductionConfig
+from bot.core.provenance import DataUsed
 from bot.core.request import Rollout
+from bot.core.rollout_rules import Soak
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,9 @@ class Plan:
     config_after: str | None = None  # production config YAML after merge
     endpoint_comparison: EndpointComparison | None = None
     training: dict[str, Any] | None = None  # how this plan trained the model (None: reused)
+    data: tuple[DataUsed, ...] = ()  # the training and test data, for the comment
+    reverts: str | None = None  # the commit the pull request's head reverts (git revert)
+    soak: Soak | None = None  # the challenger's current step, when one serves
     identity: PlanIdentity | None = None  # set when the plan is signed and stored
 
     @property
@@ -385,6 +390,6 @@ def _text(value: Any) -> str | None:
 
 # Stored values (plan.json, apply --outcomes) are read back by pydantic: refuse unknown fields.
 for _stored in (ConfusionMatrix, Curve, Evaluation, Champion, MetricComparison, Comparison,
-                GateResult, Change, PlanIdentity, Plan, VariantSpec, Approval, Fact,
+                GateResult, Change, PlanIdentity, Soak, Plan, VariantSpec, Approval, Fact,
                 ResourceOutcome, Outcome):
     setattr(_stored, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010

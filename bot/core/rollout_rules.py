@@ -10,10 +10,22 @@ rollback must never wait.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.core.request import Challenger, Request
 from bot.errors import Problem
+
+
+@dataclass(frozen=True)
+class Soak:
+    """How long the challenger's share now serving has soaked, against its step's minimum
+    (``soak_of``); the plan carries it for the comment."""
+
+    share: int  # the challenger's percent of traffic now
+    since: str | None  # ISO 8601, UTC: when that share took effect on main (None: unknown)
+    minimum_hours: float  # the step's minimum soak before the next step
+
 
 FIELD = "rollout.challenger.traffic_percent"
 STEPS_FIELD = "rollout.challenger.steps"
@@ -97,6 +109,20 @@ def check_rollout_step(
                 f"soaked {_hours(soaked)} since {previous_since.isoformat(timespec='minutes')}"
             ))
     return problems
+
+
+def soak_of(previous: Request | None, current: Request, since: datetime | None) -> Soak | None:
+    """The step the challenger of ``current`` serves now (in ``previous``, the request on
+    main, since ``since``) and its minimum soak, the longer of both requests' as the rules
+    read it; None when no such challenger serves yet (a new one starts at the first step)."""
+    challenger = current.rollout.challenger
+    before = _same_challenger(previous, current)
+    if challenger is None or before is None:
+        return None
+    share = before.traffic_percent
+    soak = max((s.soak_hours for s in (*before.steps, *challenger.steps) if s.percent == share),
+               default=0.0)
+    return Soak(share, since.isoformat() if since is not None else None, soak)
 
 
 def _steps(percents: list[int]) -> str:

@@ -101,6 +101,7 @@ def train_locally(request: Request, repo_root: Path,
         problems = check_table(frame, target_column, uri)
         if problems:
             raise InvalidRequest(problems)
+        frauds = int(frame[target_column].sum())
         if whole:
             booster = training.train(params, frame, target_column)
         else:
@@ -118,4 +119,5 @@ def train_locally(request: Request, repo_root: Path,
     seconds = time.monotonic() - started
     progress(f"trained on {table.rows:,} rows in {seconds:.1f}s"
              + ("" if whole else f" (read in batches of {training.BATCH_ROWS:,})"))
-    return booster, {"backend": "local", "rows": table.rows, "seconds": round(seconds, 1)}
+    return booster, {"backend": "local", "rows": table.rows, "frauds": frauds,
+                     "seconds": round(seconds, 1)}

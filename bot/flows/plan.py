@@ -6,7 +6,6 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import os
@@ -19,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.adapters import data_files as data
+from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
-from bot.adapters.aws.images import xgboost_image
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
 from bot.core import plan_json, training
@@ -29,7 +28,9 @@ from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
 from bot.core.model_registry import MODEL_QUALITY_FILE, model_quality
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
+from bot.core.provenance import DataUsed
 from bot.core.request import Challenger, Request
+from bot.core.rollout_rules import Soak
 from bot.errors import BotError
 from bot.flows import candidate, resources
 from bot.flows.judge import judge
@@ -170,12 +171,35 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
                                 legit_weight, seed=0)
 
 
+def reverted_commit(repo_root: Path, commit: str) -> str | None:
+    """The commit that the pull request's head ``commit`` reverts (``git revert`` writes
+    "This reverts commit <id>."); None when it is no revert or git cannot read it here."""
+    try:
+        return git.commit(repo_root, commit).reverts
+    except BotError:
+        return None
+
+
+def data_used(request: Request, repo_root: Path, plan: Plan) -> tuple[DataUsed, ...]:
+    """The training and test data with their rows and frauds: the test set's from the
+    evaluation, the training set's from its labels (read again when the model was reused)."""
+    trained = plan.training or {}
+    rows, frauds = trained.get("rows"), trained.get("frauds")
+    if not (isinstance(rows, int) and isinstance(frauds, int)):
+        rows, frauds = data.label_counts(request.data.train, repo_root,
+                                         request.data.target_column)
+    return (DataUsed("train", request.data.train, rows, frauds),
+            DataUsed("test", request.data.test, plan.evaluation.rows,
+                     plan.evaluation.positives))
+
+
 def make_plan(
     path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
-    pull_request: int | None = None, progress: Progress = _stderr,
+    pull_request: int | None = None, progress: Progress = _stderr, soak: Soak | None = None,
 ) -> PlanResult:
     """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
-    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest."""
+    PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest.
+    ``soak``: how long the challenger's current step has served on main (the comment's)."""
     request_path = _display(path, repo_root)
     request, _ = load_request(path, display_path=request_path)
     t = target(path.stem)
@@ -199,10 +223,9 @@ def make_plan(
         versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             storing = pool.submit(obtained.store, t)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
-            pool.submit(_warm_image, t)  # a new model is registered with it: looked up now
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
@@ -214,7 +237,9 @@ def make_plan(
     plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
-                                                                 progress, live.endpoint))
+                                                                 progress, live.endpoint),
+                   data=plan.data or data_used(request, repo_root, plan),
+                   reverts=reverted_commit(repo_root, commit), soak=soak)
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
@@ -231,7 +256,9 @@ def make_plan(
     # model quality statistics stored beside plan.json.
     with ThreadPoolExecutor(max_workers=1) as pool:
         registering = pool.submit(
-            registry.register, t, plan, image=functools.partial(xgboost_image, t),
+            registry.register, t, plan, image=functools.partial(
+                registry.serving_image, t,
+                [v.model_data_url for v in live.endpoint.variants] if live.endpoint else []),
             pull_request=pull_request, plan_digest=sha256_hex(body),
             metrics_uri=f"{prefix}/{MODEL_QUALITY_FILE}", metrics_sha256=sha256_hex(quality))
         plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
@@ -241,13 +268,6 @@ def make_plan(
     for name, content in files.items():
         (out_dir / name).write_bytes(content)
     return PlanResult(plan, comment)
-
-
-def _warm_image(t: Target) -> None:
-    """Look the serving image up ahead of registering (its lookup imports for seconds); a
-    lookup that fails fails again, and is reported, when the registration needs it."""
-    with contextlib.suppress(BotError):
-        xgboost_image(t)
 
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:

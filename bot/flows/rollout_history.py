@@ -15,7 +15,7 @@ from pathlib import Path
 from bot.adapters import git
 from bot.adapters.request_files import parse_request_text
 from bot.core.request import Request, retraining_key
-from bot.core.rollout_rules import _same_challenger, check_rollout_step
+from bot.core.rollout_rules import Soak, _same_challenger, check_rollout_step, soak_of
 from bot.errors import BotError, InvalidRequest, Problem
 
 
@@ -28,6 +28,13 @@ def rollout_problems(repo: Path, base: str | None, path: str, request: Request,
     and ``apply``; problems name the file as ``shown`` (default ``path``)."""
     previous, since = previous_state(repo, base, path) if base is not None else (None, None)
     return check_rollout_step(shown or path, request, lines, previous, since, now)
+
+
+def current_soak(repo: Path, base: str, path: str, request: Request) -> Soak | None:
+    """How long the challenger of ``request`` has served its share on ``base``, against its
+    step's minimum soak (None when it does not serve there yet)."""
+    previous, since = previous_state(repo, base, path)
+    return soak_of(previous, request, since)
 
 
 def previous_state(repo: Path, rev: str, path: str) -> tuple[Request | None, datetime | None]:

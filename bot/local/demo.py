@@ -125,11 +125,14 @@ class Journey:
         self.log(f"PR #{number} '{title}' opened by {author} (branch {branch})")
         return number
 
-    def plan(self, number: int) -> Plan:
+    def plan(self, number: int, base: str | None = None) -> Plan:
+        """Plan PR ``number`` at the checked-out head against ``base`` (default: main)."""
         head = self.git("rev-parse", "HEAD")
         out = self.root / "outputs" / f"plan-pr{number}"
         started = time.monotonic()
+        # As the plan workflow runs it: the rollout rules read main's history (--base).
         code = self.bot(f"plan-pr{number}", "plan", str(self.repo / REQUEST), "--out", str(out),
+                        "--base", base or self.git("rev-parse", "main"),
                         event={"pull_request": {"number": number, "head": {"sha": head}}})
         if code == 2:
             log_file = self.outputs[f"{self.step:02d}-plan-pr{number}"]
@@ -254,10 +257,10 @@ def summarize_apply(outcomes: list[Outcome]) -> list[str]:
             lines.append(f"{o.target}: no changes: production already matches")
             continue
         counts: dict[str, int] = {}
-        for c in o.changes:
+        for c in counted(o.changes):  # as the plan counted them: who approved is its own line
             counts[c.target] = counts.get(c.target, 0) + 1
-        lines.append(f"{o.target}: changed " + ", ".join(f"{n} {where}"
-                                                         for where, n in counts.items()))
+        lines.append(f"{o.target}: changed {sum(counts.values())}: " + ", ".join(
+            f"{n} {where}" for where, n in counts.items()))
         lines.append(f"approved by {', '.join(o.approval.approvers)} ({o.approval.source})")
         if o.retired:
             lines.append("request file deleted: challenger retired")
@@ -265,7 +268,8 @@ def summarize_apply(outcomes: list[Outcome]) -> list[str]:
                   for c in o.drift]
         if o.backup_key:
             lines.append(f"backup: {o.backup_key}")
-        if o.execution_arn:
+        started = o.resource("pipeline")
+        if o.execution_arn and started is not None and started.changes:
             lines.append(f"pipeline: {o.execution_arn} {o.execution_status}")
         if o.endpoint:
             lines.append(f"endpoint {o.endpoint}: " + ", ".join(
@@ -409,7 +413,7 @@ def journey(j: Journey, seed_request: str) -> None:
     j.log(f"the team re-runs the plan job of PR #{number}'s head: the stored plan does not "
           "verify, so it is evaluated afresh and signed again, stored beside the forged one")
     j.git("checkout", "-q", "rollout-10")  # the run's checkout: the pull request's head
-    j.plan(number)
+    j.plan(number, base=before)  # the pull request's base, as its event names it
     j.apply(before, after)
 
     for share in (50, 100):

@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from bot.core.domain import Approval, Change, Outcome
+from bot.core.changes import variant_value
+from bot.core.domain import Approval, Change, Outcome, ResourceOutcome
+from bot.core.integrity import model_digest
 from bot.report import markdown as md
 
 
@@ -15,7 +17,8 @@ def missed_line(path: str, sha: str) -> str:
     return f"{path} was changed in {sha[:12]} but never applied (a cancelled run?): applying it now"
 
 
-_MODEL_URI = re.compile(r"(s3://[^\s/]+/)\S*?models/([0-9a-f]{12})[0-9a-f]+/model\.tar\.gz")
+_MODEL_URI = re.compile(
+    r"(s3://[^\s/]+/)\S*?models/(?:sha256/)?([0-9a-f]{12})[0-9a-f]+/model\.tar\.gz")
 _LONG_HEX = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b")
 
 
@@ -27,9 +30,23 @@ def shorten(value: Any, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def variant_text(value: Any) -> Any:
+    """An endpoint variant's value whole, for people: "model 09b508e6b295 at 1 % (1x
+    ml.m5.xlarge)" (other values as they are)."""
+    found = variant_value(value)
+    if found is None:
+        return value
+    digest = model_digest(found.model)
+    model = digest[:12] if digest else shorten(found.model, 60)
+    return f"model {model} at {found.weight} % ({found.instances})"
+
+
 def change_lines(change: Change) -> list[tuple[str, str, Any, Any]]:
-    """(where, what, before, after) for people: config fields by name, dicts key by key."""
+    """(where, what, before, after) for people: config fields by name, dicts key by key,
+    endpoint variants as model and weight."""
     where, key, before, after = change.target, change.key, change.before, change.after
+    if where == "endpoint":
+        return [(where, key, variant_text(before), variant_text(after))]
     if where == "s3-config":
         key = key.rsplit("#", 1)[-1]
         if isinstance(before, dict) and isinstance(after, dict):
@@ -68,10 +85,16 @@ def describe(outcome: Outcome) -> str:
     for c in o.drift:
         lines.append(f"  DRIFT {c.key}: live {shorten(c.before)} was changed by hand; overwritten "
                      f"with {shorten(c.after)} (the hand-made value is in the backup)")
-    for r in o.resources:  # each resource's facts, in apply's order
+    for r in _acted(o):  # each resource's facts, in apply's order
         lines += [f"  {f.text}" for f in r.facts if f.text]
         lines += [f"    {line}" for line in r.lines]
     return "\n".join(lines)
+
+
+def _acted(outcome: Outcome) -> tuple[ResourceOutcome, ...]:
+    """The resources this apply changed: only what it did is told (a rollout step does not
+    start the retraining pipeline, so its last execution is not shown as if it ran)."""
+    return tuple(r for r in outcome.resources if r.changes)
 
 
 def comment(outcome: Outcome) -> str:
@@ -96,7 +119,7 @@ def comment(outcome: Outcome) -> str:
         rows += [f"> ⚠️ **Drift:** {len(o.drift)} live value(s) had been changed by hand; "
                  "overwritten by the desired state, the hand-made values are in the backup.", ""]
     rows += [f"- **{f.label}:** {md.code(f.value)}"
-             for r in o.resources for f in r.facts if f.label and f.value]
+             for r in _acted(o) for f in r.facts if f.label and f.value]
     return "\n".join(rows)
 
 

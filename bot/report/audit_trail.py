@@ -122,7 +122,7 @@ def render(entries: list[Entry]) -> str:
             out += [f"      {line}" for line in _summary(changes)]
             for key in record.backup_keys:
                 out.append(f"      backup: {key}")
-            if record.detail("execution_arn"):
+            if record.detail("execution_arn") and any(c.target == "pipeline" for c in changes):
                 out.append(f"      pipeline: {record.detail('execution_arn')}")
             if record.error and status != "complete":
                 out.append(f"      error: {record.error}")

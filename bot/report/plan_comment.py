@@ -6,6 +6,8 @@ It is rendered from a ``Plan`` alone, so a stored plan re-renders without re-eva
 from __future__ import annotations
 
 import difflib
+import math
+from datetime import datetime
 from typing import Any
 
 from bot.core.changes import counted
@@ -201,7 +203,8 @@ def changes_section(plan: Plan, e: Effect | None = None) -> str:
 
 
 def rollout_line(plan: Plan) -> str:
-    """The staged rollout plan with the step this request asks for in bold."""
+    """The staged rollout plan with the step this request asks for in bold, and how long the
+    step serving now has soaked when this request moves on from it."""
     challenger = plan.rollout.challenger if plan.rollout else None
     if challenger is None:
         return ""
@@ -211,7 +214,36 @@ def rollout_line(plan: Plan) -> str:
         text += " = promotion" if step.percent == 100 else f" ({step.soak_hours:g} h)"
         steps.append(f"**{text} ← this request**" if step.percent ==
                      challenger.traffic_percent else text)
-    return "Rollout plan (share, minimum soak): " + " → ".join(steps)
+    line = "Rollout plan (share, minimum soak): " + " → ".join(steps)
+    soak = plan.soak
+    if soak is not None and soak.share < challenger.traffic_percent:  # a step up
+        line += ". " + soak_text(plan)
+    return line
+
+
+def soak_text(plan: Plan) -> str:
+    """How long the step serving now has soaked, against its minimum: "The 10 % step has
+    soaked 30.5 h of its 24 h minimum (since 2026-11-24 09:00 UTC)"."""
+    soak = plan.soak
+    if soak is None:
+        return ""
+    minimum = f"its {soak.minimum_hours:g} h minimum" if soak.minimum_hours else "no minimum"
+    if soak.since is None:
+        return f"When the {soak.share} % step started is unknown ({minimum})."
+    since = datetime.fromisoformat(soak.since)
+    now = datetime.fromisoformat(plan.identity.signed_at if plan.identity is not None
+                                 else plan.evaluated_at)
+    hours = max(0.0, (now - since).total_seconds() / 3600)
+    short = " ⚠️" if hours < soak.minimum_hours else ""
+    return (f"The {soak.share} % step has soaked {_duration(hours)} of {minimum}{short} "
+            f"(since {since.strftime('%Y-%m-%d %H:%M')} UTC).")
+
+
+def _duration(hours: float) -> str:
+    """Rounded down, so a soak a minute short never reads as complete."""
+    if hours < 1:
+        return f"{math.floor(hours * 60)} min"
+    return f"{math.floor(hours * 10) / 10:g} h"
 
 
 def config_diff(plan: Plan) -> str:
@@ -247,7 +279,7 @@ def endpoint_comparison_section(comparison: EndpointComparison) -> str:
         for d in comparison.differences:
             rows.append(f"| {d.metric} | {d.difference:+.4f} | [{d.ci_low:+.4f}, "
                         f"{d.ci_high:+.4f}] | {VERDICT_LABELS[d.verdict]} | "
-                        f"{d.detectable:.3f} |")
+                        f"{detectable_text(d.detectable)} |")
     extra = []
     if comparison.agreement is not None:
         extra.append(f"Decisions agree on **{comparison.agreement:.2%}** of the test set.")
@@ -257,6 +289,14 @@ def endpoint_comparison_section(comparison: EndpointComparison) -> str:
     if comparison.verdict:
         extra.append(f"\n> {comparison.verdict}")
     return "\n".join(rows) + "\n\n" + " ".join(extra)
+
+
+def detectable_text(value: float | None) -> str:
+    """The smallest difference a sample detects, or "—" when it has no spread to measure it
+    by (identical answers): no claim rather than "detects 0.000"."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return "—"
+    return f"{value:.3f}" if value >= 0.0005 else "<0.001"
 
 
 def training_note(plan: Plan) -> str:
@@ -301,16 +341,13 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None,
     if verdict_line(plan) and not itself:
         sections.append(verdict_line(plan))
     if plan.description.strip():
-        sections.append(f"**Description** (by the request's author):\n\n"
-                        f"{md.quote(plan.description)}")
+        sections.append("> **Description** (by the request's author): "
+                        + md.quote(plan.description).removeprefix(">").lstrip())
     challenger = plan.rollout.challenger if plan.rollout else None
     if challenger is not None and challenger.override_reason:
         sections.append(f"> ⚠️ **Rollout override:** {md.text(challenger.override_reason)}")
     sections += [f"> ⚠️ {md.text(note, None)}" for note in plan.notes]
     recorded = pr_summary.recorded_section(plan, e)
-    if recorded and e.kind == "replace-challenger":
-        recorded = _details("The candidate against the challenger it replaces (recorded "
-                            "metrics)", recorded)
     serving = [part for part in (
         pr_summary.serving_section(plan, e), rollout_line(plan), recorded,
         pr_summary.self_note(plan)) if part]
@@ -326,8 +363,8 @@ def render_comment(plan: Plan, links: dict[str, str] | None = None,
                      operating_section(plan)),
             _details("Candidate vs champion, every metric",
                      comparison_section(plan, env)),
-            _details("Curves: ROC and precision-recall", curves_section(plan)),
-            _details("Confusion matrix (candidate)", confusion_section(plan)),
+            _details("Curves (ROC, precision-recall) and the candidate's confusion matrix",
+                     curves_section(plan) + "\n\n" + confusion_section(plan)),
         ]
     if plan.endpoint_comparison is not None:
         sections.append(_details("Live endpoints: champion vs challenger",

@@ -11,6 +11,7 @@ from bot import __version__
 from bot.core.changes import counted, variant_value
 from bot.core.domain import Plan
 from bot.core.pr_effect import Effect, Model, Serving, effect, judged_against_itself
+from bot.core.provenance import DataUsed
 from bot.report import markdown as md
 
 METRIC_LABELS = {
@@ -46,6 +47,11 @@ def merging_sentence(plan: Plan, e: Effect | None = None) -> str:
                 f"{_name(after.challenger)} from {before.share} % to {after.share} % "
                 f"(champion {champion} {before.weight('champion')} % → "
                 f"{after.weight('champion')} %).")
+    if e.kind == "replace-challenger" and plan.reverts:
+        return (f"Merging rolls the challenger back: {_name(before.challenger)} "
+                f"({before.share} %) → {_name(after.challenger)} at {after.share} %; "
+                f"{_name(before.challenger)} stops serving (champion {champion} keeps "
+                f"{after.weight('champion')} %).")
     if e.kind == "replace-challenger":
         return (f"Merging replaces challenger {_name(before.challenger)} ({before.share} %) "
                 f"with {_name(after.challenger)} at {after.share} %.")
@@ -59,8 +65,12 @@ def merging_sentence(plan: Plan, e: Effect | None = None) -> str:
                 f"{after.weight('champion')} %; champion {_name(before.champion)} is kept "
                 "for rollback.")
     if e.kind == "rollback":
+        leaving = before.champion
         stays = (f"; {_name(after.challenger)} stays as challenger at {after.share} %"
                  if after.challenger is not None else "")
+        if leaving is not None and leaving.artifact not in {
+                m.artifact for m in (after.champion, after.challenger) if m is not None}:
+            stays += f"; {_name(leaving)} stops serving"
         return (f"Merging rolls production back: champion {_name(before.champion)} → "
                 f"{champion}{stays}.")
     return "Merging leaves the models serving production as they are."
@@ -77,8 +87,15 @@ def headline(plan: Plan, risks: list[str]) -> str:
     else:
         verdict = f"**All {len(plan.gates)} gates pass.**"
     n = len(counted(plan.changes))
-    return (f"{verdict} {merging_sentence(plan)} It changes **{n}** thing(s) in AWS, "
-            "listed below.")
+    return (f"{verdict} {revert_sentence(plan)}{merging_sentence(plan)} It changes **{n}** "
+            "thing(s) in AWS, listed below.")
+
+
+def revert_sentence(plan: Plan) -> str:
+    """That the pull request is a revert, as its head commit's message says (with a space)."""
+    if not plan.reverts:
+        return ""
+    return f"This pull request reverts commit {md.code(plan.reverts[:12])}. "
 
 
 def _weight(serving: Serving, model: Model) -> str:
@@ -108,30 +125,33 @@ def serving_section(plan: Plan, e: Effect | None = None) -> str:
 
 
 def recorded_section(plan: Plan, e: Effect | None = None) -> str:
-    """For a replaced challenger or a rollback: the two models' recorded metrics side by side
-    (each measured when it was reviewed: not paired, so no verdict). Empty otherwise."""
+    """For a replaced challenger, a rollback or a removed challenger: the two models' recorded
+    metrics, one row each (each measured when it was reviewed: not paired, so no verdict).
+    Empty otherwise."""
     e = e or effect(plan)
     pair: tuple[Model, Model, str, str]
     if e.kind == "replace-challenger" and e.before.challenger is not None:
         pair = (Model(plan.experiment_id, plan.artifact, plan.metrics), e.before.challenger,
-                "candidate", "challenger it replaces")
+                "challenger after merge", "challenger now, removed")
     elif e.kind == "rollback" and e.after.champion and e.before.champion:
         pair = (e.after.champion, e.before.champion, "champion after merge", "champion now")
     elif e.kind == "remove-challenger" and e.after.champion and e.before.challenger:
         pair = (e.after.champion, e.before.challenger, "champion (stays)",
-                "challenger removed")
+                "challenger now, removed")
     else:
         return ""
     first, second, first_label, second_label = pair
-    names = sorted(set(first.metrics) & set(second.metrics))
+    names = [n for n in METRIC_LABELS if n in first.metrics and n in second.metrics]
     if not names:
         return ""
-    rows = ["Recorded test-set metrics, each from its own review (not paired: no verdict):",
-            "", f"| metric | {first_label} {_name(first)} | {second_label} {_name(second)} "
-            "| difference |", "| --- | ---: | ---: | ---: |"]
-    rows += [f"| {METRIC_LABELS.get(n) or md.text(n)} | {first.metrics[n]:.4f} | "
-             f"{second.metrics[n]:.4f} | {first.metrics[n] - second.metrics[n]:+.4f} |"
-             for n in names]
+    rows = ["| recorded at each model's review (unpaired: no verdict) | "
+            + " | ".join(METRIC_LABELS[n] for n in names) + " |",
+            "| --- |" + " ---: |" * len(names)]
+    for label, model in ((first_label, first), (second_label, second)):
+        rows.append(f"| {label} {_name(model)} | "
+                    + " | ".join(f"{model.metrics[n]:.4f}" for n in names) + " |")
+    rows.append("| difference | " + " | ".join(
+        f"{first.metrics[n] - second.metrics[n]:+.4f}" for n in names) + " |")
     return "\n".join(rows)
 
 
@@ -144,16 +164,32 @@ def self_note(plan: Plan) -> str:
 
 
 def provenance(plan: Plan, how: str) -> str:
-    """What was judged: the test data, the model, the request content, the bot."""
+    """What was judged: the data (location, version, rows, frauds), the model, the request
+    content, when, and the bot that made the plan."""
     ev = plan.evaluation
-    trained = plan.training or {}
-    train = (f"trained on {trained['rows']:,} rows · " if isinstance(trained.get("rows"), int)
-             else "")
+    versions = plan.identity.data_versions if plan.identity is not None else {}
+    if plan.data:
+        data = " · ".join(_data(d, versions.get(d.role)) for d in plan.data)
+    else:  # a plan stored before it named its data
+        data = (f"tested on {ev.rows:,} rows ({ev.positives:,} frauds, "
+                f"{percent(ev.positives, ev.rows, 2)})")
     digest = plan.model_sha256 or plan.model_key
-    return (f"<sub>{train}tested on {ev.rows:,} rows ({ev.positives:,} frauds, "
-            f"{percent(ev.positives, ev.rows, 2)}) · model sha256 `{digest[:12]}` ({how}) · "
+    bot = plan.identity.bot_version if plan.identity is not None else __version__
+    return (f"<sub>{data} · model sha256 `{digest[:12]}` ({how}) · "
             f"request {md.code(plan.request_path)} content `{plan.content_sha256[:12]}` · "
-            f"evaluated {md.text(plan.evaluated_at)} · promotion-bot {__version__}</sub>")
+            f"evaluated {md.text(plan.evaluated_at)} · promotion-bot {md.text(bot, 40)}</sub>")
+
+
+def _data(used: DataUsed, version: str | None) -> str:
+    """``train `s3://…/train.parquet` @ `3f2a…` 227,846 rows (394 frauds, 0.17 %)``."""
+    at = f" @ {md.code(version[:12])}" if version else ""
+    counted = ""
+    if used.rows is not None:
+        counted = f" {used.rows:,} rows"
+        if used.frauds is not None:
+            counted += (f" ({used.frauds:,} frauds, "
+                        f"{percent(used.frauds, used.rows, 2)})")
+    return f"{used.role} {md.code(used.uri, 200)}{at}{counted}"
 
 
 def percent(count: int, total: int, digits: int = 1) -> str:
