@@ -156,7 +156,9 @@ def test_apply_approves_what_it_deploys_and_a_revert_rejects_what_it_removes(
     assert cli.main(["apply", "--repo", str(git_repo.path), "--before", before]) == 0
     rejected = registry.describe(aws, challenger.arn)
     assert rejected.status == "Rejected"
-    assert rejected.approval_description == f"removed from production by {reverted[:12]}"
+    assert rejected.approval_description == (
+        f"removed from production by {reverted[:12]}, a revert of {introduced[:12]} "
+        "Challenger at 1 %")
     assert registry.packages(aws)[champion.digest].status == "Approved"
     # The record of the revert's apply names the change.
     record = artifacts.get_apply_record(aws, reverted)
@@ -168,7 +170,7 @@ def test_apply_approves_what_it_deploys_and_a_revert_rejects_what_it_removes(
     assert cli.main(["history", "--repo", str(git_repo.path)]) == 0
     history = capsys.readouterr().out
     assert (f"registry now: model {challenger.digest[:12]} Rejected (removed from production "
-            f"by {reverted[:12]})") in history
+            f"by {reverted[:12]}, a revert of {introduced[:12]} Challenger at 1 %)") in history
     assert (f"registry now: model {champion.digest[:12]} Approved (deployed to "
             "fraud-detection-production by ") in history
     assert f"registry {mr.short(challenger.digest)}: Approved → Rejected" in history

@@ -137,9 +137,11 @@ def apply(
                 request, plan = item.request, item.plan
                 if request is not None and plan is not None:
                     context = Context(t, request, plan, commit, pull_request, item.approval,
-                                      retrain_commit(repo, commit, item.path, request) or commit)
+                                      retrain_commit(repo, commit, item.path, request) or commit,
+                                      reverts=_reverts(repo, item.path, item.request_commit))
                 else:  # the request file was deleted: retire the challenger
-                    context = Context(t, None, None, commit, pull_request, item.approval)
+                    context = Context(t, None, None, commit, pull_request, item.approval,
+                                      reverts=_reverts(repo, item.path, item.request_commit))
                 outcome = run.reconcile(context, resources.read_live(context), held,
                                         stopping.check)
                 said = run.record.commented
@@ -175,6 +177,18 @@ def apply(
         for number, name, outcome in commented:
             _comment(host, number, name, comment(outcome) + status_note(statuses.failed), warn)
     return outcomes
+
+
+def _reverts(repo: Path, path: str, sha: str) -> str | None:
+    """What the change ``sha`` of ``path`` reverts ("<commit[:12]> <subject>"), from git
+    revert's message; None when it is no revert."""
+    found = git.log(repo, path, rev=sha, max_count=1)
+    reverted = found[0].reverts if found else None
+    if reverted is None:
+        return None
+    original = git.log(repo, ".", rev=reverted, max_count=1) if git.resolve(
+        repo, reverted) else []
+    return f"{reverted[:12]} {original[0].subject}" if original else reverted[:12]
 
 
 class _Statuses:

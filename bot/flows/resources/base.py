@@ -30,6 +30,8 @@ class Context:
     pull_request: int | None = None
     approval: Approval = field(default_factory=lambda: Approval((), "pending"))
     retrain_commit: str | None = None  # names the retraining execution (default: commit)
+    #: What the change reverts, for people ("<commit[:12]> <subject>"; None: not a revert).
+    reverts: str | None = None
 
 
 @dataclass(frozen=True)

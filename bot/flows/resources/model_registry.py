@@ -70,6 +70,8 @@ def desired(context: Context, live: LiveState, earlier: dict[str, Any]
                    if approval.source != "pending" and approval.approvers else "")
     name = endpoint.endpoint_name if endpoint is not None else "the endpoint"
     retired = " (request file deleted)" if context.request is None else ""
+    if context.reverts:
+        retired += f", a revert of {context.reverts}"
     return mr.wanted(
         serving=_digests(endpoint), keep=_kept(config), live_serving=_digests(live.endpoint),
         live=registered,
