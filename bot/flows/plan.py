@@ -22,7 +22,7 @@ from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
-from bot.core import plan_json, training
+from bot.core import names, plan_json, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
@@ -246,7 +246,7 @@ def make_plan(
         production_config_version=config_version, bot_version=__version__,
         signed_at=_now("microseconds")))  # two plans of one head: told apart by this
     body = plan_json.to_bytes(plan)
-    prefix = plan_store.plan_prefix(t, sha256_hex(body))
+    prefix = names.plan_prefix(t, sha256_hex(body))
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links, dict(os.environ))
@@ -272,7 +272,7 @@ def make_plan(
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
     """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
-    prefix = plan_store.plan_prefix(t, digest)
+    prefix = names.plan_prefix(t, digest)
     return {name: s3.read_uri(f"{prefix}/{name}") for name in plots.FILES.values()}
 
 
