@@ -143,6 +143,12 @@ def test_a_planned_model_is_registered_once_pending_in_the_targets_group(
     assert len(mine) == 1 and mine[0]["ModelApprovalStatus"] == "PendingManualApproval"
     package = sm.describe_model_package(ModelPackageName=mine[0]["ModelPackageArn"])
     assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == first.artifact
+    # Served with the endpoint's own XGBoost image (the champion's model, same container).
+    serving = sm.describe_endpoint_config(EndpointConfigName=sm.describe_endpoint(
+        EndpointName="fraud-detection-production")["EndpointConfigName"])
+    champion_model = sm.describe_model(ModelName=serving["ProductionVariants"][0]["ModelName"])
+    assert package["InferenceSpecification"]["Containers"][0]["Image"] == champion_model[
+        "PrimaryContainer"]["Image"]
     metadata = package["CustomerMetadataProperties"]
     assert metadata["promotion-bot:model-sha256"] == first.model_sha256
     assert first.identity is not None and metadata["promotion-bot:head"] == first.identity.head

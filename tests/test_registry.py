@@ -19,7 +19,7 @@ from bot.core import model_registry as mr
 from bot.core.domain import Change, Plan, PlanIdentity
 from bot.core.request import Request
 from bot.flows.apply import apply
-from bot.settings import Target
+from bot.settings import Target, settings, target
 
 
 def _plan(t: Target, experiment: str = "exp-xgboost-1") -> Plan:
@@ -252,3 +252,12 @@ def test_an_apply_killed_after_a_status_update_is_resumed_with_every_change(
     assert {c for c in record.changes if c.target == "registry"} == expected
     statuses = {d: p.status for d, p in registry.packages(aws).items()}
     assert statuses[new.digest] == "Approved" and statuses[old.digest] == "Rejected"
+
+
+def test_the_serving_image_is_looked_up_when_no_endpoint_model_has_it(
+        aws: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMOTION_BOT_XGBOOST_IMAGE", "example/xgboost:3.0-5")
+    settings.cache_clear()
+    t = target(aws.name)
+    assert registry.serving_image(t, [artifacts.model_uri(t, b"not on the endpoint")]) == (
+        "example/xgboost:3.0-5")

@@ -6,7 +6,6 @@ sits behind an adapter, and only this module puts them together.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import os
@@ -21,7 +20,6 @@ from bot import __version__
 from bot.adapters import data_files as data
 from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
-from bot.adapters.aws.images import xgboost_image
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
 from bot.core import plan_json, training
@@ -231,11 +229,10 @@ def make_plan(
         versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             storing = pool.submit(obtained.store, t)
             counting = pool.submit(train_counts, request, repo_root, obtained.training)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
-            pool.submit(_warm_image, t)  # a new model is registered with it: looked up now
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
@@ -268,7 +265,9 @@ def make_plan(
     # model quality statistics stored beside plan.json.
     with ThreadPoolExecutor(max_workers=1) as pool:
         registering = pool.submit(
-            registry.register, t, plan, image=functools.partial(xgboost_image, t),
+            registry.register, t, plan, image=functools.partial(
+                registry.serving_image, t,
+                [v.model_data_url for v in live.endpoint.variants] if live.endpoint else []),
             pull_request=pull_request, plan_digest=sha256_hex(body),
             metrics_uri=f"{prefix}/{MODEL_QUALITY_FILE}", metrics_sha256=sha256_hex(quality))
         plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
@@ -278,13 +277,6 @@ def make_plan(
     for name, content in files.items():
         (out_dir / name).write_bytes(content)
     return PlanResult(plan, comment)
-
-
-def _warm_image(t: Target) -> None:
-    """Look the serving image up ahead of registering (its lookup imports for seconds); a
-    lookup that fails fails again, and is reported, when the registration needs it."""
-    with contextlib.suppress(BotError):
-        xgboost_image(t)
 
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:

@@ -17,13 +17,15 @@ The plan role may only create packages as ``PendingManualApproval`` (IAM conditi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bot.adapters.aws.clients import client, error_code
+from bot.adapters.aws.endpoint import model_name
+from bot.adapters.aws.images import xgboost_image
 from bot.core import model_registry as mr
 from bot.core.domain import Plan
 from bot.core.integrity import model_digest
@@ -94,6 +96,25 @@ def describe(t: Target, arn: str) -> Package:
         approval_description=found.get("ApprovalDescription"),
         model_data_url=containers[0].get("ModelDataUrl"),
         metadata=dict(found.get("CustomerMetadataProperties") or {}))
+
+
+def serving_image(t: Target, model_data_urls: Iterable[str]) -> str:
+    """The XGBoost image a registered model is served with: that of the endpoint's model for
+    one of ``model_data_urls`` made with this container setting (its name hashes the
+    container with the model, so it was made with the image ``xgboost_image`` gives), else
+    looked up (which imports sagemaker-core's table: seconds a plan need not spend)."""
+    sm = _sm(t)
+    for url in model_data_urls:
+        try:
+            found = sm.describe_model(ModelName=model_name(t, url))
+        except ClientError as error:
+            if error_code(error) == "ValidationException":  # "Could not find model"
+                continue
+            raise
+        image = (found.get("PrimaryContainer") or {}).get("Image")
+        if image:
+            return str(image)
+    return xgboost_image(t)
 
 
 def ensure_group(t: Target) -> str:
