@@ -37,10 +37,50 @@ def fresh_clients() -> Iterator[None]:
 
 @pytest.fixture
 def no_github_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands run as by hand: no GitHub token, repository, event, API or run around them."""
+    """Commands run as by hand: no GitHub token, repository, event, API, run, base branch or
+    commit around them."""
     for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_API_URL",
-                 "GITHUB_RUN_ID"):
+                 "GITHUB_RUN_ID", "GITHUB_BASE_REF", "GITHUB_SHA"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def production(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The embedded default (moto's server) with production set up, once per test module:
+    ``PRODUCTION_ROWS`` rows of data (the module's, else 20,000: the test split then holds
+    frauds, so a working candidate flags some). Yields the ``LocalAWS``."""
+    from bot.local.aws_server import LocalAWS
+    from bot.local.bootstrap import bootstrap
+
+    with LocalAWS() as aws:
+        bootstrap(rows=getattr(request.module, "PRODUCTION_ROWS", 20_000),
+                  progress=lambda _: None)
+        yield aws
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local GitHub stand-in, named by the environment as GitHub Actions names it (the
+    app's token, the repository, the API). Yields the ``LocalGitHub``."""
+    from bot.local.github import LocalGitHub
+
+    with LocalGitHub(repository="acme/fraud-models") as server:
+        monkeypatch.setenv("GITHUB_TOKEN", server.token)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        yield server
+
+
+def run_plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, bytes]:
+    """``promotion-bot plan`` of the request at ``path`` into ``out``: its stderr and the
+    plan.json it wrote (a plan that passes or fails its gates; anything else fails the test)."""
+    from bot import cli
+
+    capsys.readouterr()
+    code = cli.main(["plan", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code in (0, 1), err
+    return err, (out / "plan.json").read_bytes()
 
 
 @pytest.fixture

@@ -207,14 +207,25 @@ def merged(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
            github: LocalGitHub) -> tuple[str, str, int]:
     """The request merged by a PR whose reviewed head is the merge's only commit."""
     store_plan(REQUEST)
+    return merge_pull_request(git_repo, github, {PATH: REQUEST})
+
+
+def merge_pull_request(git_repo: GitRepo, github: LocalGitHub,
+                       files: dict[str, str | None]) -> tuple[str, str, int]:
+    """dana's pull request of one commit writing ``files``, merged into main (``--no-ff``):
+    main before and after the merge, and the pull request's number."""
     before = git_repo.head()
     git_repo.git("checkout", "-q", "-b", "promote")
-    head = git_repo.commit({PATH: REQUEST}, "Promote exp-xgboost-1")
+    head = git_repo.commit(files, "Promote")
     git_repo.git("checkout", "-q", "main")
     git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
-    after = git_repo.head()
     pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
-    return before, after, pr
+    return before, git_repo.head(), pr
+
+
+def host(github: LocalGitHub) -> GitHubHost:
+    """The bot's view of ``github``, with the app's token."""
+    return GitHubHost(github.token, github.repository, github.url)
 
 
 def refused(git_repo: GitRepo, merged: tuple[str, str, int], github: LocalGitHub,
@@ -222,9 +233,8 @@ def refused(git_repo: GitRepo, merged: tuple[str, str, int], github: LocalGitHub
     """Merge, apply: refused with one line and nothing changed; returns the line."""
     before, after, pr = merged
     github.merge_pull(pr, after)
-    host = GitHubHost(github.token, github.repository, github.url)
     with pytest.raises(NotApproved) as caught:
-        apply(git_repo.path, before, after, host)
+        apply(git_repo.path, before, after, host(github))
     assert ssm.read(aws) == {} and config_store.read(aws) is None
     assert github.comments(pr) == [] and github.statuses(after) == []
     env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": github.repository,
@@ -291,22 +301,16 @@ def test_codeowners_on_the_base_require_a_code_owners_approval(
     git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
                     "Code owners")
     store_plan(REQUEST)
-    before = git_repo.head()
-    git_repo.git("checkout", "-q", "-b", "promote")
     # The branch tries to name its own owners: GitHub (and apply) read the base's file.
-    head = git_repo.commit({PATH: REQUEST, ".github/CODEOWNERS": "* @maria\n"}, "Promote")
-    git_repo.git("checkout", "-q", "main")
-    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
-    after = git_repo.head()
-    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    before, after, pr = merge_pull_request(
+        git_repo, github, {PATH: REQUEST, ".github/CODEOWNERS": "* @maria\n"})
     github.review(pr, "maria", "APPROVED")
     message = refused(git_repo, (before, after, pr), github, aws, capsys)
     assert "no approval by a code owner of the request file (@acme/model-risk); 1 of 1" in message
 
     github.add_team_member("acme/model-risk", "bob")
     github.review(pr, "bob", "APPROVED")
-    host = GitHubHost(github.token, github.repository, github.url)
-    [outcome] = apply(git_repo.path, before, after, host)
+    [outcome] = apply(git_repo.path, before, after, host(github))
     assert outcome.approval.approvers == ("bob", "maria")
     config = config_store.read(aws)
     assert config is not None and config.approvers == ["bob", "maria"]
@@ -322,8 +326,7 @@ def test_two_approvals_when_the_setting_says_so(
         assert refused(git_repo, merged, github, aws, capsys).endswith(
             "1 of 2 required approvals; nothing was applied")
         github.review(merged[2], "bob", "APPROVED")
-        host = GitHubHost(github.token, github.repository, github.url)
-        [outcome] = apply(git_repo.path, merged[0], merged[1], host)
+        [outcome] = apply(git_repo.path, merged[0], merged[1], host(github))
         assert outcome.approval.approvers == ("bob", "maria")
     finally:
         settings.cache_clear()
@@ -353,8 +356,7 @@ def test_a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_it(
         "nothing was applied")
 
     github.review(pr, "bob", "APPROVED")  # someone with no part in that push
-    host = GitHubHost(github.token, github.repository, github.url)
-    [outcome] = apply(git_repo.path, before, after, host)
+    [outcome] = apply(git_repo.path, before, after, host(github))
     assert outcome.approval.approvers == ("bob",)
 
 
@@ -397,13 +399,7 @@ def test_an_actions_token_cannot_check_a_code_owner_team_and_apply_says_so(
     git_repo.commit({".github/CODEOWNERS": "/promotion-requests/ @acme/model-risk\n"},
                     "Code owners")
     store_plan(REQUEST)
-    before = git_repo.head()
-    git_repo.git("checkout", "-q", "-b", "promote")
-    head = git_repo.commit({PATH: REQUEST}, "Promote")
-    git_repo.git("checkout", "-q", "main")
-    git_repo.git("merge", "-q", "--no-ff", "promote", "-m", "Merge pull request #1")
-    after = git_repo.head()
-    pr = github.open_pull(head_sha=head, author="dana", title="Promote", base_sha=before)
+    before, after, pr = merge_pull_request(git_repo, github, {PATH: REQUEST})
     github.add_team_member("acme/model-risk", "maria")
     github.review(pr, "maria", "APPROVED")
     github.merge_pull(pr, after)
@@ -453,6 +449,5 @@ def test_a_rebase_merge_cannot_name_its_own_code_owners(
 
     github.add_team_member("acme/model-risk", "bob")
     github.review(pr, "bob", "APPROVED")
-    host = GitHubHost(github.token, github.repository, github.url)
-    [outcome] = apply(git_repo.path, before, after, host)
+    [outcome] = apply(git_repo.path, before, after, host(github))
     assert outcome.approval.approvers == ("bob", "maria")

@@ -7,6 +7,7 @@ second hyperparameter write until it is killed with SIGKILL, as a runner can be.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from bot import cli
 from bot.adapters.aws import artifacts, lock, ssm
 from bot.local.aws_server import LocalAWS
 from bot.local.bootstrap import create_signing_key
-from bot.local.faults import FaultPlan, Rule
+from bot.local.faults import FaultPlan, Injector, Rule
 from bot.settings import Target, target
 
 PATH = "promotion-requests/fraud-detection.yaml"
@@ -54,37 +55,56 @@ def wait_for(condition: object, what: str, seconds: float = 90) -> None:
         time.sleep(0.05)
 
 
+def second_promotion(repo: GitRepo, t: Target) -> tuple[str, str]:
+    """exp-xgboost-1 merged, planned and applied; then exp-xgboost-2 merged and planned (as
+    the plan job plans every pushed head) against what production serves now. The two
+    commits."""
+    start = repo.head()
+    first = repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
+    put_plan(t, BEFORE, head=first)
+    assert cli.main(["apply", "--repo", str(repo.path), "--before", start,
+                     "--after", first]) == 0
+    second = repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
+    put_plan(t, AFTER, head=second)
+    return first, second
+
+
+@contextlib.contextmanager
+def apply_held(aws: LocalAWS, repo: GitRepo, pushed: tuple[str, str], rule: Rule
+               ) -> Iterator[tuple[Injector, subprocess.Popen[str]]]:
+    """``apply`` of the range ``pushed`` in its own process, held at the AWS call ``rule``
+    holds; on leaving, the process is killed if it still runs and the fault plan ends."""
+    injector = aws.inject(FaultPlan(rules=(rule,)))
+    assert injector is not None
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "apply", "--repo", str(repo.path),
+         "--before", pushed[0], "--after", pushed[1]], env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: injector.injected() or runner.poll() is not None, "the held call")
+        assert runner.poll() is None, "apply ended before the held call"
+        yield injector, runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()  # SIGKILL, as a runner can be killed
+            runner.wait()
+        injector.release()
+        aws.inject(None)
+
+
 def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
         server: tuple[LocalAWS, Target], git_repo: GitRepo,
         capsys: pytest.CaptureFixture[str]) -> None:
     aws, t = server
-    start = git_repo.head()
-    first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
-    put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
-    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start]) == 0
+    first, second = second_promotion(git_repo, t)
     before = ssm.read(t)
     assert before["max_depth"] == "7"
-    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
-    put_plan(t, AFTER, head=second)
 
     # The backup is put #1, eta #2, max_depth #3: hold #3 until the process is killed.
-    injector = aws.inject(FaultPlan(rules=(Rule(
-        service="ssm", operation="PutParameter", kind="server-error", skip=2, times=1,
-        delay=120),)))
-    assert injector is not None
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "apply", "--repo", str(git_repo.path),
-         "--before", first, "--after", second], env=dict(os.environ),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: injector.injected() or runner.poll() is not None,
-                 "the second hyperparameter write")
-        assert runner.poll() is None, "apply ended before the held write"
-    finally:
-        runner.send_signal(signal.SIGKILL)
-        runner.wait()
-        injector.release()
-        aws.inject(None)
+    with apply_held(aws, git_repo, (first, second), Rule(
+            service="ssm", operation="PutParameter", kind="server-error", skip=2, times=1,
+            delay=120)):
+        pass  # killed while its third write waits
     half = ssm.read(t)
     assert (half["eta"], half["max_depth"]) == ("0.2", "7")  # half written
     record = artifacts.get_apply_record(t, second)
@@ -119,36 +139,16 @@ def test_a_resumed_apply_names_the_backup_taken_before_its_first_write(
 def test_a_sigtermed_apply_stops_after_its_current_call_and_releases_the_lock(
         server: tuple[LocalAWS, Target], git_repo: GitRepo) -> None:
     aws, t = server
-    start = git_repo.head()
-    first = git_repo.commit({PATH: BEFORE}, "Promote exp-xgboost-1")
-    put_plan(t, BEFORE, head=first)  # the plan job plans the pushed head
-    assert cli.main(["apply", "--repo", str(git_repo.path), "--before", start,
-                     "--after", first]) == 0
-    second = git_repo.commit({PATH: AFTER}, "Promote exp-xgboost-2")
-    put_plan(t, AFTER, head=second)  # planned against what production serves now
+    first, second = second_promotion(git_repo, t)
 
     # Hold the first hyperparameter write: the runner is cancelled while it waits.
-    injector = aws.inject(FaultPlan(rules=(Rule(
-        service="ssm", operation="PutParameter", kind="slow", skip=1, times=1,
-        delay=120),)))
-    assert injector is not None
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "apply", "--repo", str(git_repo.path),
-         "--before", first, "--after", second], env=dict(os.environ),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: injector.injected() or runner.poll() is not None,
-                 "the held hyperparameter write")
-        assert runner.poll() is None, "apply ended before the held write"
+    with apply_held(aws, git_repo, (first, second), Rule(
+            service="ssm", operation="PutParameter", kind="slow", skip=1, times=1,
+            delay=120)) as (injector, runner):
         assert lock.holder(t) is not None
         runner.send_signal(signal.SIGTERM)
         injector.release()  # the current call ends; the next write is not made
         _, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
-        aws.inject(None)
     assert runner.returncode == 143, err
     assert "SIGTERM received" in err and err.count("\n") == 1
     assert lock.holder(t) is None  # released: the next apply need not break it

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -23,29 +22,11 @@ from bot.core import plan_json
 from bot.core.domain import Plan
 from bot.core.provenance import DataUsed
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "promotion-requests" / "fraud-detection.yaml"
-
-
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        # 20,000 rows: the test split holds 7 frauds, so a working candidate flags some.
-        bootstrap(rows=20_000, progress=lambda _: None)
-        yield aws
-
-
-@pytest.fixture()
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
-    with LocalGitHub(repository="acme/fraud-models") as server:
-        monkeypatch.setenv("GITHUB_TOKEN", server.token)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        yield server
 
 
 def request_repo(tmp_path: Path, text: str | None = None) -> Path:

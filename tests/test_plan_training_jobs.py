@@ -24,7 +24,6 @@ from bot.adapters.aws import s3 as s3_io
 from bot.core import training
 from bot.local import training_runner
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.local.github import LocalGitHub
 from bot.settings import target
 
@@ -58,13 +57,6 @@ def request_text(eta: float, instances: int, experiment: str = "exp-job") -> str
         f"  instance_count: {instances}\n"
         "  max_runtime_minutes: 30\n"
     )
-
-
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        bootstrap(rows=20_000, progress=lambda _: None)  # a test set with frauds
-        yield aws
 
 
 @pytest.fixture(autouse=True)
@@ -223,15 +215,6 @@ def test_a_killed_plan_is_rerun_onto_its_running_job(
     plan = read_plan(tmp_path / "rerun")
     assert plan["training"]["job"] == name and plan["training"]["attached"] is True
     assert [n for n in jobs() if n not in known] == [name]  # no second job
-
-
-@pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalGitHub]:
-    with LocalGitHub(repository="acme/fraud-models") as server:
-        monkeypatch.setenv("GITHUB_TOKEN", server.token)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/fraud-models")
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        yield server
 
 
 def event(path: Path, number: int, sha: str) -> str:

@@ -5,11 +5,11 @@ champion model is refused."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from conftest import run_plan
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store, plan_store
@@ -17,7 +17,6 @@ from bot.adapters.aws import s3 as s3_io
 from bot.core import plan_json
 from bot.core.domain import GateResult
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.settings import target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,17 +24,10 @@ SHIPPED = (ROOT / "promotion-requests" / "fraud-detection.yaml").read_text()
 T = target("fraud-detection")
 
 
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        bootstrap(rows=3000, progress=lambda _: None)
-        yield aws
+#: A small production: quick to set up; its test set holds a few frauds.
+PRODUCTION_ROWS = 3000
 
-
-@pytest.fixture(autouse=True)
-def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_BASE_REF"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_github_context")
 
 
 def request_file(tmp_path: Path, rounds: int) -> Path:
@@ -47,15 +39,6 @@ def request_file(tmp_path: Path, rounds: int) -> Path:
     path.write_text(text)
     subprocess.run(["git", "init", "-q", str(path.parents[1])], check=True)
     return path
-
-
-def plan(path: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
-    """Run ``plan``; return its stderr and the stored plan.json."""
-    capsys.readouterr()
-    code = cli.main(["plan", str(path), "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code in (0, 1), err
-    return err, (out / "plan.json").read_text()
 
 
 def put(uri: str, body: bytes) -> None:
@@ -82,34 +65,34 @@ def test_a_forged_stored_plan_is_evaluated_afresh(
     from dataclasses import replace
 
     path = request_file(tmp_path, rounds=7)
-    _, honest = plan(path, tmp_path / "first", capsys)
-    first = plan_json.from_bytes(honest.encode(), "plan.json")
+    _, honest = run_plan(path, tmp_path / "first", capsys)
+    first = plan_json.from_bytes(honest, "plan.json")
     found = stored(first.content_sha256)
     forged = replace(first, gates=(GateResult("accuracy >= 0.10", 0.1, 0.99, True),),
                      experiment_id="forged")
     put(found.uri, plan_json.to_bytes(forged))
 
-    err, again = plan(path, tmp_path / "second", capsys)
+    err, again = run_plan(path, tmp_path / "second", capsys)
 
     assert "not reusing the stored plan: " in err and "is not the plan that was signed" in err
     assert "reusing the stored evaluation" not in err and "evaluating on" in err
-    replanned = plan_json.from_bytes(again.encode(), "plan.json")
+    replanned = plan_json.from_bytes(again, "plan.json")
     assert replanned.gates == first.gates and replanned.experiment_id == first.experiment_id
     assert stored(first.content_sha256).plan == replanned  # signed again, stored beside it
     assert stored(first.content_sha256).digest != found.digest
 
-    err, _ = plan(path, tmp_path / "third", capsys)  # and now reused, as before
+    err, _ = run_plan(path, tmp_path / "third", capsys)  # and now reused, as before
     assert "reusing the stored evaluation" in err
 
 
 def test_an_unsigned_stored_plan_is_evaluated_afresh(
         production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = request_file(tmp_path, rounds=8)
-    _, honest = plan(path, tmp_path / "first", capsys)
-    sha = plan_json.from_bytes(honest.encode(), "plan.json").content_sha256
+    _, honest = run_plan(path, tmp_path / "first", capsys)
+    sha = plan_json.from_bytes(honest, "plan.json").content_sha256
     unsign(sha)
 
-    err, _ = plan(path, tmp_path / "second", capsys)
+    err, _ = run_plan(path, tmp_path / "second", capsys)
 
     assert "not reusing the stored plan: " in err and "is not a signature" in err
     assert "evaluating on" in err
@@ -119,8 +102,8 @@ def test_an_unsigned_stored_plan_is_evaluated_afresh(
 def test_a_forged_model_index_is_not_reused(
         production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = request_file(tmp_path, rounds=9)
-    _, honest = plan(path, tmp_path / "first", capsys)
-    first = plan_json.from_bytes(honest.encode(), "plan.json")
+    _, honest = run_plan(path, tmp_path / "first", capsys)
+    first = plan_json.from_bytes(honest, "plan.json")
     theirs = artifacts.store_model(T, s3_io.read_uri(first.artifact) + b"\0backdoor")
     index = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/models/keys/"
              f"{first.model_key}.json")
@@ -128,10 +111,10 @@ def test_a_forged_model_index_is_not_reused(
         str(first.model_sha256).encode(), theirs.split("/")[-2].encode()))
     unsign(first.content_sha256)  # so the model is looked up
 
-    err, again = plan(path, tmp_path / "second", capsys)
+    err, again = run_plan(path, tmp_path / "second", capsys)
 
     assert "training xgboost" in err and "reusing the model" not in err
-    assert plan_json.from_bytes(again.encode(), "plan.json").artifact != theirs
+    assert plan_json.from_bytes(again, "plan.json").artifact != theirs
 
 
 def test_a_swapped_champion_model_is_refused_by_plan(

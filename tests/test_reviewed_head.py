@@ -6,12 +6,11 @@ signed plan put back over a newer one changes nothing."""
 from __future__ import annotations
 
 import io
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from conftest import GitRepo, run_plan
 
 from bot import cli
 from bot.adapters.aws import config_store
@@ -19,7 +18,6 @@ from bot.adapters.aws import s3 as s3_io
 from bot.core import plan_json
 from bot.core.integrity import sha256_hex
 from bot.local.aws_server import LocalAWS
-from bot.local.bootstrap import bootstrap
 from bot.settings import target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,24 +26,7 @@ TRAIN = "data/train.parquet"
 T = target("fraud-detection")
 
 
-@pytest.fixture(scope="module")
-def production() -> Iterator[LocalAWS]:
-    with LocalAWS() as aws:
-        # 20,000 rows: the test split holds frauds, so a working candidate flags some.
-        bootstrap(rows=20_000, progress=lambda _: None)
-        yield aws
-
-
-@pytest.fixture(autouse=True)
-def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH", "GITHUB_BASE_REF",
-                 "GITHUB_SHA"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+pytestmark = pytest.mark.usefixtures("no_github_context")
 
 
 def request_text() -> str:
@@ -71,87 +52,64 @@ def training_data() -> tuple[bytes, bytes]:
     return honest, buffer.getvalue()
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    path = tmp_path / "repo"
-    (path / "promotion-requests").mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Dana Scientist")
-    git(path, "config", "user.email", "dana@example.com")
-    (path / "README.md").write_text("fraud models\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "Start")
-    return path
-
-
-def pull_request(repo: Path, branch: str, train: bytes) -> str:
+def pull_request(repo: GitRepo, branch: str, train: bytes) -> str:
     """A branch from main with the request and ``train`` as its training data; its head."""
-    git(repo, "checkout", "-q", "-b", branch, "main")
-    (repo / REQUEST).parent.mkdir(exist_ok=True)
-    (repo / REQUEST).write_text(request_text())
-    (repo / TRAIN).parent.mkdir(exist_ok=True)
-    (repo / TRAIN).write_bytes(train)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", f"Promote ({branch})")
-    return git(repo, "rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", branch, "main")
+    (repo.path / REQUEST).parent.mkdir(exist_ok=True)
+    (repo.path / REQUEST).write_text(request_text())
+    (repo.path / TRAIN).parent.mkdir(exist_ok=True)
+    (repo.path / TRAIN).write_bytes(train)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", f"Promote ({branch})")
+    return repo.git("rev-parse", "HEAD")
 
 
-def plan(repo: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, bytes]:
-    """``promotion-bot plan`` of the checked-out head; its stderr and plan.json."""
-    capsys.readouterr()
-    code = cli.main(["plan", str(repo / REQUEST), "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code in (0, 1), err
-    return err, (out / "plan.json").read_bytes()
+def merge(repo: GitRepo, branch: str) -> tuple[str, str]:
+    repo.git("checkout", "-q", "main")
+    before = repo.git("rev-parse", "HEAD")
+    repo.git("merge", "-q", "--no-ff", branch, "-m", f"Merge pull request from {branch}")
+    return before, repo.git("rev-parse", "HEAD")
 
 
-def merge(repo: Path, branch: str) -> tuple[str, str]:
-    git(repo, "checkout", "-q", "main")
-    before = git(repo, "rev-parse", "HEAD")
-    git(repo, "merge", "-q", "--no-ff", branch, "-m", f"Merge pull request from {branch}")
-    return before, git(repo, "rev-parse", "HEAD")
-
-
-def apply(repo: Path, pushed: tuple[str, str], capsys: pytest.CaptureFixture[str]
+def apply(repo: GitRepo, pushed: tuple[str, str], capsys: pytest.CaptureFixture[str]
           ) -> tuple[int, str]:
     capsys.readouterr()
-    code = cli.main(["apply", "--repo", str(repo), "--before", pushed[0], "--after",
+    code = cli.main(["apply", "--repo", str(repo.path), "--before", pushed[0], "--after",
                      pushed[1]])
     return code, capsys.readouterr().err
 
 
 def test_another_pull_requests_plan_does_not_change_what_the_approved_merge_deploys(
-        production: LocalAWS, repo: Path, tmp_path: Path,
+        production: LocalAWS, git_repo: GitRepo, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     honest, relabelled = training_data()
-    head_a = pull_request(repo, "a", honest)
-    _, a = plan(repo, tmp_path / "a", capsys)
-    head_b = pull_request(repo, "b", relabelled)  # the same request bytes, other data
-    _, b = plan(repo, tmp_path / "b", capsys)
+    head_a = pull_request(git_repo, "a", honest)
+    _, a = run_plan(git_repo.path / REQUEST, tmp_path / "a", capsys)
+    head_b = pull_request(git_repo, "b", relabelled)  # the same request bytes, other data
+    _, b = run_plan(git_repo.path / REQUEST, tmp_path / "b", capsys)
     reviewed = plan_json.from_bytes(a, "a/plan.json")
     other = plan_json.from_bytes(b, "b/plan.json")
     assert reviewed.content_sha256 == other.content_sha256 and reviewed.passed
     assert reviewed.artifact != other.artifact
 
-    pushed = merge(repo, "a")
-    code, err = apply(repo, pushed, capsys)
+    pushed = merge(git_repo, "a")
+    code, err = apply(git_repo, pushed, capsys)
 
     assert code == 0, err
-    assert git(repo, "rev-parse", f"{pushed[1]}^2") == head_a != head_b
+    assert git_repo.git("rev-parse", f"{pushed[1]}^2") == head_a != head_b
     live = config_store.read(T)
     assert live is not None and live.model_artifact == reviewed.artifact
     assert live.commit == pushed[1]
 
 
 def test_an_older_signed_plan_put_back_over_a_newer_one_is_refused(
-        production: LocalAWS, repo: Path, tmp_path: Path,
+        production: LocalAWS, git_repo: GitRepo, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     honest, _ = training_data()
-    pull_request(repo, "a", honest)
-    _, older = plan(repo, tmp_path / "older", capsys)
-    err, newer = plan(repo, tmp_path / "newer", capsys)  # a re-run: signed later
+    pull_request(git_repo, "a", honest)
+    path = git_repo.path / REQUEST
+    _, older = run_plan(path, tmp_path / "older", capsys)
+    err, newer = run_plan(path, tmp_path / "newer", capsys)  # a re-run: signed later
     assert "reusing the stored evaluation" in err
     assert sha256_hex(older) != sha256_hex(newer)
     newer_uri = (f"s3://{T.artifacts_bucket}/{T.artifacts_prefix}/plans/sha256/"
@@ -160,7 +118,7 @@ def test_an_older_signed_plan_put_back_over_a_newer_one_is_refused(
     # What the plan role's old write access allowed, were the bucket not to refuse it now.
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=older)
 
-    code, err = apply(repo, merge(repo, "a"), capsys)
+    code, err = apply(git_repo, merge(git_repo, "a"), capsys)
 
     assert code == 1
     assert err.count("\n") == 1 and err.rstrip().endswith("nothing was applied")
