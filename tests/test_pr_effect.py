@@ -175,8 +175,10 @@ def test_the_footer_says_what_happens_next_and_links_the_run() -> None:
     assert "(https://github.example/acme/models/actions/runs/42)" in text
     assert "actions/runs" not in footer({})
     comment = render_comment(PLAN, env=env)
-    assert comment.rstrip().endswith("[this plan's run and log]"
-                                     "(https://github.example/acme/models/actions/runs/42)")
+    assert comment.rstrip().endswith(
+        "[this plan's run and log](https://github.example/acme/models/actions/runs/42) · the "
+        "pictures and plan.json: [the run's artifact]"
+        "(https://github.example/acme/models/actions/runs/42#artifacts)")
     assert ("(https://github.example/acme/models/blob/HEAD/docs/request-format.md"
             "#how-the-plan-judges-a-difference)") in comment
 
