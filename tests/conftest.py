@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from bot.core import names
 from bot.core.domain import Plan
+from bot.core.integrity import sha256_hex
 from bot.core.request import Request
 from bot.settings import Target, target
 
@@ -348,9 +350,8 @@ def a_plan_of(t: Target, text: str, passed: bool = True, accuracy: float = 0.999
     """The plan ``put_plan`` stores for ``text`` (its identity aside)."""
     import yaml
 
-    from bot.adapters.aws import artifacts
-
     request = Request.model_validate(yaml.safe_load(text))
     model_key = request.model_key({"train": "v1", "test": "v1"})
-    artifact = artifacts.model_uri(t, b"model.tar.gz of " + request.content_sha256().encode())
+    model = b"model.tar.gz of " + request.content_sha256().encode()
+    artifact = names.model_uri(t, sha256_hex(model))
     return a_plan(request, t.name, passed, accuracy, artifact, model_key)

@@ -15,7 +15,7 @@ from conftest import GitRepo, a_plan_of, request_yaml
 from bot import __version__, cli
 from bot.adapters.aws import artifacts, plan_store, signing
 from bot.adapters.aws import s3 as s3_io
-from bot.core import integrity, plan_json
+from bot.core import integrity, names, plan_json
 from bot.core.domain import GateResult, Plan
 from bot.errors import BotError, NotPlanned
 from bot.flows.apply import apply
@@ -146,8 +146,8 @@ def test_a_plan_the_plan_job_did_not_sign_is_refused_at_apply(
     plan = a_plan_of(aws, FIRST)
     body = plan_json.to_bytes(plan)
     digest = integrity.sha256_hex(body)
-    overwrite(f"{plan_store.plan_prefix(aws, digest)}/plan.json", body)
-    overwrite(f"{plan_store.head_index(aws, head)}{digest}.json", body)  # no signature
+    overwrite(f"{names.plan_prefix(aws, digest)}/plan.json", body)
+    overwrite(f"{names.head_index(aws, head)}{digest}.json", body)  # no signature
 
     message = refuse(git_repo, before, aws, capsys, "can be trusted")
     assert f"plans/heads/{head}/{digest}.json is not a signature" in message
@@ -172,8 +172,8 @@ def test_a_plan_signed_with_another_key_is_refused(
         data_versions={}, champion="seed-baseline", champion_model_sha256=None,
         production_config_version=None, bot_version="0", signed_at="2099-01-01T00:00:00+00:00")
     envelope = signing.sign(replace(aws, signing_key=theirs["KeyId"]), statement)
-    overwrite(f"{plan_store.plan_prefix(aws, digest)}/plan.json", body)
-    overwrite(f"{plan_store.head_index(aws, head)}{digest}.json", envelope.to_bytes())
+    overwrite(f"{names.plan_prefix(aws, digest)}/plan.json", body)
+    overwrite(f"{names.head_index(aws, head)}{digest}.json", envelope.to_bytes())
 
     message = refuse(git_repo, before, aws, capsys, "the signature does not verify with")
     assert theirs["Arn"] in message
@@ -189,7 +189,7 @@ def test_a_broken_signature_is_refused(
     before = git_repo.head()
     head = git_repo.commit({PATH: FIRST}, "Promote")
     found = stored_at(aws, head)
-    overwrite(f"{plan_store.head_index(aws, head)}{found.digest}.json", body)
+    overwrite(f"{names.head_index(aws, head)}{found.digest}.json", body)
 
     refuse(git_repo, before, aws, capsys, "no plan listed under .* can be trusted")
 
@@ -205,7 +205,7 @@ def test_a_signed_plan_of_another_head_is_refused(
     before = first
     head = git_repo.commit({PATH: SECOND}, "Promote the unplanned exp-xgboost-2")
     s3 = boto3.client("s3")
-    bucket, key = s3_io.split_uri(f"{plan_store.head_index(aws, first)}{theirs.digest}.json")
+    bucket, key = s3_io.split_uri(f"{names.head_index(aws, first)}{theirs.digest}.json")
     s3.copy_object(Bucket=bucket, Key=key.replace(first, head),
                    CopySource={"Bucket": bucket, "Key": key})
 
@@ -241,7 +241,7 @@ def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan])
     assert found.plan == replace_identity(plan, found.plan)
     assert plan_store.get_plan(aws, found.digest) == found.plan
     envelope = integrity.Envelope.from_bytes(s3_io.read_uri(
-        f"{plan_store.plan_prefix(aws, found.digest)}/plan.sig"))
+        f"{names.plan_prefix(aws, found.digest)}/plan.sig"))
     assert envelope.algorithm == "ECDSA_SHA_256"
     assert envelope.key_id.startswith("arn:aws:kms:us-east-1:")
     statement = envelope.statement
@@ -254,7 +254,7 @@ def test_a_signed_plan_round_trips(aws: Target, store_plan: Callable[..., Plan])
     assert statement["champion"] == {"identity": "seed-baseline", "model_sha256": None,
                                      "config_version": None}
     assert statement["bot_version"] == __version__
-    index = s3_io.read_uri(f"{plan_store.head_index(aws, '0' * 40)}{found.digest}.json")
+    index = s3_io.read_uri(f"{names.head_index(aws, '0' * 40)}{found.digest}.json")
     assert integrity.Envelope.from_bytes(index).statement == statement
 
 

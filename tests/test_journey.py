@@ -10,10 +10,13 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from test_pr_effect import folded
 
 from bot.core import plan_json
+from bot.core.changes import counted
 from bot.local import demo, faults
 from bot.local.faults import FaultPlan
+from bot.report.apply_outcome import outcomes_from_json
 from bot.settings import settings, target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,6 +217,34 @@ def comparable(state: dict[str, Any]) -> dict[str, Any]:
     the commits (git hashes carry their time) and the time of each evaluation."""
     config = {k: v for k, v in state["config"].items() if k not in ("commit", "test_date")}
     return {**state, "config": config}
+
+
+def test_each_comment_says_what_its_pull_request_does_on_one_screen(clean: Run) -> None:
+    out = clean.journey.root / "outputs"
+    comments = {n: (out / f"plan-pr{n}" / "comment.md").read_text() for n in range(1, 10)}
+    for n, comment in comments.items():
+        assert len(folded(comment)) <= 60, f"PR #{n}: {len(folded(comment))} lines"
+    heads = {n: comment.split("\n\n")[1] for n, comment in comments.items()}
+    # Both reverts say so, and what they roll back.
+    assert "This pull request reverts commit" in heads[3] and "rolls the challenger back" \
+        in heads[3] and "stops serving" in heads[3]
+    assert "This pull request reverts commit" in heads[7] and "rolls production back" \
+        in heads[7]
+    assert not any("reverts" in heads[n] for n in (1, 2, 4, 5, 6, 8, 9))
+    # Each rollout step: the weights now and after, and how long the step has soaked.
+    for n, (old, new) in {4: (1, 10), 5: (10, 50)}.items():
+        assert f"from {old} % to {new} %" in heads[n]
+        assert f"The {old} % step has soaked" in comments[n]
+    assert "promotes challenger" in heads[6] and "The 50 % step has soaked" in comments[6]
+    # The data judged, with versions, rows and frauds.
+    assert "train `s3://fraud-detection-data/processed/train.parquet` @ `" in comments[1]
+    # What each plan counts is what its apply changed (PR #9 was never merged).
+    for step, n in enumerate(range(1, 9), start=1):
+        plan = plan_json.from_bytes((out / f"plan-pr{n}" / "plan.json").read_bytes(), "p")
+        [outcome] = outcomes_from_json(json.loads(
+            (out / f"{step:02d}-apply.outcomes.json").read_text()))
+        assert len(counted(outcome.changes)) == len(counted(plan.changes)), f"PR #{n}"
+        assert f"It changes **{len(counted(plan.changes))}** thing(s)" in heads[n]
 
 
 def test_the_journey_ends_the_same_while_aws_and_github_keep_failing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import boto3
+import pandas
 import pytest
 
 from bot import cli
@@ -18,6 +20,7 @@ from bot.adapters.aws import s3 as s3_io
 from bot.adapters.github import GitHubHost
 from bot.core import plan_json
 from bot.core.domain import Plan
+from bot.core.provenance import DataUsed
 from bot.local.aws_server import LocalAWS
 from bot.local.faults import FaultPlan, Rule
 from bot.local.github import LocalGitHub
@@ -36,6 +39,9 @@ def request_repo(tmp_path: Path, text: str | None = None) -> Path:
         path.write_text(text)
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     return path
+
+
+TRAIN = "s3://fraud-detection-data/processed/train.parquet"
 
 
 def event(tmp_path: Path, number: int, sha: str) -> str:
@@ -86,13 +92,20 @@ def test_replan_of_same_content_reuses_and_gate_edit_does_not_retrain(
     production: LocalAWS, tmp_path: Path
 ) -> None:
     path = request_repo(tmp_path)
-    plan(path, tmp_path / "first")
+    _, first = plan(path, tmp_path / "first")
     _, again = plan(path, tmp_path / "again")
     assert again.trained is False and (tmp_path / "again" / "roc_curve.png").is_file()
     path.write_text(path.read_text().replace("accuracy: 0.90", "accuracy: 0.91"))
     _, edited = plan(path, tmp_path / "edited")
     assert edited.content_sha256 != again.content_sha256
     assert edited.trained is False and edited.model_key == again.model_key
+    # The data judged, as trained, as stored, and as read again for a reused model.
+    labels = pandas.read_parquet(io.BytesIO(s3_io.read_uri(TRAIN)))["Class"]
+    assert first.data == again.data == edited.data == (
+        DataUsed("train", TRAIN, len(labels), int(labels.sum())),
+        DataUsed("test", TRAIN.replace("train", "test"), first.evaluation.rows,
+                 first.evaluation.positives))
+    assert int(labels.sum()) > 0
 
 
 def test_a_planned_model_is_registered_once_pending_in_the_targets_group(

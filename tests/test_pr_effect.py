@@ -175,8 +175,10 @@ def test_the_footer_says_what_happens_next_and_links_the_run() -> None:
     assert "(https://github.example/acme/models/actions/runs/42)" in text
     assert "actions/runs" not in footer({})
     comment = render_comment(PLAN, env=env)
-    assert comment.rstrip().endswith("[this plan's run and log]"
-                                     "(https://github.example/acme/models/actions/runs/42)")
+    assert comment.rstrip().endswith(
+        "[this plan's run and log](https://github.example/acme/models/actions/runs/42) · the "
+        "pictures and plan.json: [the run's artifact]"
+        "(https://github.example/acme/models/actions/runs/42#artifacts)")
     assert ("(https://github.example/acme/models/blob/HEAD/docs/request-format.md"
             "#how-the-plan-judges-a-difference)") in comment
 
@@ -359,3 +361,28 @@ def test_a_live_comparison_without_spread_claims_no_detectable_difference() -> N
     assert detectable_text(0.1234) == "0.123" and detectable_text(0.0001) == "<0.001"
     comment = render_comment(busy(KINDS["rollout-step"]))  # its live recall spread is 0
     assert "| inconclusive | —" in comment.replace("≈ ", "") and "0.000 |" not in comment
+
+
+def test_history_names_a_pipeline_execution_only_where_the_apply_started_it() -> None:
+    from bot.core.apply_record import ApplyRecord, ResourceStep
+    from bot.core.audit import Commit, Entry
+    from bot.core.domain import Approval
+    from bot.report.audit_trail import render
+
+    uri = NEW.model_artifact
+    weights = Change("endpoint", "prod/challenger", f"{uri} @ 1% (1x ml.m5.xlarge)",
+                     f"{uri} @ 10% (1x ml.m5.xlarge)")
+    started = Change("pipeline", "fraud-detection-abc", None, "start execution")
+    record = ApplyRecord(
+        "fraud-detection", "p.yaml", "a" * 40, "complete", "2026-11-25T10:00:00+00:00",
+        "2026-11-25T10:01:00+00:00", "tag", Approval(("maria",), "github-reviews"),
+        content_sha256="c" * 64, changes=(weights,),
+        steps=(ResourceStep("pipeline", "done", (), {"execution_arn": "arn:old"}),))
+    entry = Entry("fraud-detection", "p.yaml", Commit("a" * 40, "Dana", "d@e", "2026", "Step",
+                                                     ""), 4, "c" * 64, "exp-new", None,
+                  (record,), None)
+    text = render([entry])
+    assert "endpoint prod/challenger: eeeeeeeeeeee 1 % → eeeeeeeeeeee 10 %" in text
+    assert "arn:old" not in text  # a rollout step starts no retraining
+    again = replace(record, changes=(started, weights))
+    assert "pipeline: arn:old" in render([replace(entry, applies=(again,))])

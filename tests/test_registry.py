@@ -16,7 +16,9 @@ from conftest import GitRepo, a_plan, request_yaml
 from bot import cli
 from bot.adapters.aws import artifacts, clients, lock, registry
 from bot.core import model_registry as mr
+from bot.core import names
 from bot.core.domain import Change, Plan, PlanIdentity
+from bot.core.integrity import sha256_hex
 from bot.core.request import Request
 from bot.flows.apply import apply
 from bot.settings import Target, settings, target
@@ -78,7 +80,7 @@ def test_reject_sets_rejected_with_the_reason_and_keeps_the_metadata(aws: Target
 def test_reject_of_a_model_never_registered_is_none(aws: Target) -> None:
     registered = _plan(aws, "exp-a")
     _register(aws, registered)
-    other = artifacts.model_uri(aws, b"another model")
+    other = names.model_uri(aws, sha256_hex(b"another model"))
 
     assert registry.reject(aws, other, "why") is None
     assert registry.reject(aws, "s3://elsewhere/model.tar.gz", "why") is None
@@ -87,7 +89,7 @@ def test_reject_of_a_model_never_registered_is_none(aws: Target) -> None:
 
 def test_no_group_yet_means_nothing_registered(aws: Target) -> None:
     assert registry.packages(aws) == {}
-    assert registry.reject(aws, artifacts.model_uri(aws, b"m"), "why") is None
+    assert registry.reject(aws, names.model_uri(aws, sha256_hex(b"m")), "why") is None
 
 
 def test_two_registrations_racing_create_one_package(aws: Target) -> None:
@@ -261,5 +263,6 @@ def test_the_serving_image_is_looked_up_when_no_endpoint_model_has_it(
     monkeypatch.setenv("PROMOTION_BOT_XGBOOST_IMAGE", "example/xgboost:3.0-5")
     settings.cache_clear()
     t = target(aws.name)
-    assert registry.serving_image(t, [artifacts.model_uri(t, b"not on the endpoint")]) == (
+    elsewhere = names.model_uri(t, sha256_hex(b"not on the endpoint"))
+    assert registry.serving_image(t, [elsewhere]) == (
         "example/xgboost:3.0-5")

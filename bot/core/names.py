@@ -6,7 +6,10 @@ Under ``s3://<artifacts bucket>/<artifacts prefix>/``:
 
 - ``models/sha256/<sha256>/model.tar.gz``: a model, content-addressed, written once;
 - ``models/keys/<model key>.json``: the signed index entry naming the model of a model key;
-- ``plans/<content sha256>/{plan.json,plan.sig,comment.md,*.png}``: a content's plan;
+- ``plans/sha256/<plan.json's sha256>/{plan.json,plan.sig,comment.md,*.png}``: a plan,
+  content-addressed, written once; ``plans/heads/<head commit>/<digest>.json`` and
+  ``plans/contents/<request content sha256>/<digest>.json``: the signed entries that find it
+  (``plans/<content sha256>/plan.json``: the layout before, never trusted);
 - ``applies/<commit>.json``: the apply record (the apply's write-ahead log);
 - ``locks/<target>.json``: the apply lock;
 - ``training-data/<key>/`` and ``training-jobs/``: training's shards and job output.
@@ -15,6 +18,7 @@ Under ``s3://<artifacts bucket>/<artifacts prefix>/``:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from bot.settings import Target
 
@@ -42,8 +46,43 @@ def model_index_key(t: Target, model_key_: str) -> str:
     return key(t, "models", "keys", f"{model_key_}.json")
 
 
-def plan_key(t: Target, content_sha256: str, name: str = "") -> str:
-    return key(t, "plans", content_sha256, name) if name else key(t, "plans", content_sha256)
+def artifacts_uri(t: Target, key_: str) -> str:
+    """The S3 URI of ``key_`` in the artifacts bucket."""
+    return f"s3://{t.artifacts_bucket}/{key_}"
+
+
+def model_uri(t: Target, digest: str) -> str:
+    """Where the model whose model.tar.gz has sha256 ``digest`` is (or would be) stored."""
+    return artifacts_uri(t, model_key(t, digest))
+
+
+def plan_key(t: Target, digest: str, name: str = "") -> str:
+    """The key of the plan whose plan.json has sha256 ``digest`` (no trailing slash), or of
+    its file ``name``."""
+    return key(t, "plans", "sha256", digest, *([name] if name else []))
+
+
+def plan_prefix(t: Target, digest: str) -> str:
+    """The S3 URI (no trailing slash) of the plan whose plan.json has sha256 ``digest``."""
+    return artifacts_uri(t, plan_key(t, digest))
+
+
+def plan_entry_key(t: Target, by: Literal["heads", "contents"], value: str,
+                   digest: str = "") -> str:
+    """The signed entry of plan ``digest`` listed by pull request head or by request content
+    ``value``; without ``digest``, the folder (trailing slash) they are listed under."""
+    return key(t, "plans", by, value, f"{digest}.json" if digest else "")
+
+
+def head_index(t: Target, head: str) -> str:
+    """The S3 URI (trailing slash) under which the plans of pull request head ``head`` are
+    listed, one signed entry per plan."""
+    return artifacts_uri(t, plan_entry_key(t, "heads", head))
+
+
+def legacy_plan_key(t: Target, content_sha256: str) -> str:
+    """plan.json of a content in the layout before plans were bound to a head."""
+    return key(t, "plans", content_sha256, "plan.json")
 
 
 def apply_record_key(t: Target, commit: str) -> str:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters import data_files as data
 from bot.adapters.aws import artifacts
-from bot.core import training
+from bot.core import names, training
 from bot.core.data_checks import check_features, check_table
+from bot.core.integrity import sha256_hex
 from bot.core.request import Request
 from bot.errors import InvalidRequest
 from bot.flows import sagemaker_training
@@ -74,15 +75,16 @@ def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
     stored = artifacts.get_model(t, model_key)
     if stored is not None:
         progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
-        return Candidate(model_key, training.load_model(stored), artifacts.model_uri(t, stored),
-                         trained=False, training=None, data_versions=versions)
+        return Candidate(model_key, training.load_model(stored),
+                         names.model_uri(t, sha256_hex(stored)), trained=False, training=None,
+                         data_versions=versions)
     if request.training.backend == "sagemaker":
         booster, how = sagemaker_training.train(t, request, repo_root, model_key, progress,
                                           pull_request, versions["train"])
     else:
         booster, how = train_locally(request, repo_root, progress)
     package = training.package_model(booster)
-    return Candidate(model_key, booster, artifacts.model_uri(t, package), trained=True,
+    return Candidate(model_key, booster, names.model_uri(t, sha256_hex(package)), trained=True,
                      training=how, unstored=package, data_versions=versions)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.adapters import data_files as data
@@ -22,7 +22,7 @@ from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
-from bot.core import plan_json, training
+from bot.core import names, plan_json, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
@@ -180,15 +180,20 @@ def reverted_commit(repo_root: Path, commit: str) -> str | None:
         return None
 
 
-def data_used(request: Request, repo_root: Path, plan: Plan) -> tuple[DataUsed, ...]:
-    """The training and test data with their rows and frauds: the test set's from the
-    evaluation, the training set's from its labels (read again when the model was reused)."""
-    trained = plan.training or {}
-    rows, frauds = trained.get("rows"), trained.get("frauds")
-    if not (isinstance(rows, int) and isinstance(frauds, int)):
-        rows, frauds = data.label_counts(request.data.train, repo_root,
-                                         request.data.target_column)
-    return (DataUsed("train", request.data.train, rows, frauds),
+def train_counts(request: Request, repo_root: Path, training: dict[str, Any] | None
+                 ) -> tuple[int, int]:
+    """The training data's rows and frauds: as training counted them, else from its labels
+    (a reused model, a training job: the label column read again)."""
+    rows, frauds = (training or {}).get("rows"), (training or {}).get("frauds")
+    if isinstance(rows, int) and isinstance(frauds, int):
+        return rows, frauds
+    return data.label_counts(request.data.train, repo_root, request.data.target_column)
+
+
+def data_used(request: Request, plan: Plan, train: tuple[int, int]) -> tuple[DataUsed, ...]:
+    """The training and test data with their rows and frauds (the test set's from the
+    evaluation)."""
+    return (DataUsed("train", request.data.train, *train),
             DataUsed("test", request.data.test, plan.evaluation.rows,
                      plan.evaluation.positives))
 
@@ -214,6 +219,7 @@ def make_plan(
         # Same content, same champion and the same data: the evaluation still holds.
         progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
         plan, versions = replace(cached.plan, trained=False), key[1]
+        train = None  # the stored plan names its data (one stored before it did: read below)
         with ThreadPoolExecutor(max_workers=2) as pool:
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
             pngs = _stored_pngs(t, cached.digest)
@@ -223,14 +229,16 @@ def make_plan(
         versions = obtained.data_versions or {}
         # A new model is stored, and live state read (network waits), on threads while the
         # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             storing = pool.submit(obtained.store, t)
+            counting = pool.submit(train_counts, request, repo_root, obtained.training)
             reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
             plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
                                    progress)
             pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
             live = reading.result()
             storing.result()  # a plan only ever names a stored model
+            train = counting.result()
 
     # This run registers the model (below): what merging changes counts it as registered.
     live = registry_resource.with_registered(live, plan)
@@ -238,7 +246,8 @@ def make_plan(
                              retrain)
     plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
                                                                  progress, live.endpoint),
-                   data=plan.data or data_used(request, repo_root, plan),
+                   data=plan.data or data_used(
+                       request, plan, train or train_counts(request, repo_root, None)),
                    reverts=reverted_commit(repo_root, commit), soak=soak)
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
@@ -246,7 +255,7 @@ def make_plan(
         production_config_version=config_version, bot_version=__version__,
         signed_at=_now("microseconds")))  # two plans of one head: told apart by this
     body = plan_json.to_bytes(plan)
-    prefix = plan_store.plan_prefix(t, sha256_hex(body))
+    prefix = names.plan_prefix(t, sha256_hex(body))
     links = {"plan.json": f"{prefix}/plan.json",
              **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
     comment = render_comment(plan, links, dict(os.environ))
@@ -272,7 +281,7 @@ def make_plan(
 
 def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
     """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
-    prefix = plan_store.plan_prefix(t, digest)
+    prefix = names.plan_prefix(t, digest)
     return {name: s3.read_uri(f"{prefix}/{name}") for name in plots.FILES.values()}
 
 

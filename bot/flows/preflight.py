@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.adapters import git
 from bot.adapters.aws import artifacts, config_store, pipeline, plan_store, s3
 from bot.adapters.request_files import parse_request_text
-from bot.core import codeowners
+from bot.core import codeowners, names
 from bot.core.approvals import count_approvals
 from bot.core.domain import Approval, Plan
 from bot.core.integrity import model_digest
@@ -142,7 +142,7 @@ def _plan_of(t: Target, where: str, sha: str, head: str, how: str,
                 f"{NOTHING}")
         raise NotPlanned(
             f"{where}: the reviewed head {head[:12]} ({how}) was never planned, no plan under "
-            f"{plan_store.head_index(t, head)}; run plan on its pull request first; {NOTHING}")
+            f"{names.head_index(t, head)}; run plan on its pull request first; {NOTHING}")
     plan, of = stored.plan, f"the plan {stored.uri} of head {head[:12]}"
     if plan.content_sha256 != sha:
         raise NotPlanned(

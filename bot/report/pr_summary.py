@@ -230,7 +230,13 @@ def docs_link(env: dict[str, str]) -> str:
 def footer(env: dict[str, str]) -> str:
     """What happens next, and the run that wrote this comment."""
     run = run_url(env)
-    log = f" · [this plan's run and log]({run})" if run else ""
+    # The pictures open from the run's artifact (the plan workflow uploads comment.md, the
+    # PNGs and plan.json; https://docs.github.com/en/actions/concepts/workflows-and-actions/workflow-artifacts),
+    # not from presigned S3 links: a link signed with the plan role's session credentials
+    # dies with the session, within hours, long before a review ends
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html).
+    log = (f" · [this plan's run and log]({run}) · the pictures and plan.json: "
+           f"[the run's artifact]({run}#artifacts)") if run else ""
     return ("---\n**Next:** merging applies this plan and the apply job comments what it did "
             "· to roll back, revert the merge commit and merge the revert · a push to this "
             f"branch plans again{log}")

@@ -12,24 +12,15 @@ deploys (the key layout is ``bot.core.names``; object I/O is ``bot.adapters.aws.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.adapters.aws import s3, signing
 from bot.core import apply_record, integrity, names
 from bot.core.apply_record import ApplyRecord
 from bot.errors import BotError
 from bot.settings import Target
 
-if TYPE_CHECKING:
-    pass
 
 def _get(bucket: str, key: str, region: str | None = None) -> bytes | None:
     return s3.get(bucket, key, region)
-
-
-def model_uri(t: Target, data: bytes) -> str:
-    """Where the model ``data`` is (or would be) stored: named by the sha256 of its bytes."""
-    return f"s3://{t.artifacts_bucket}/{names.model_key(t, integrity.sha256_hex(data))}"
 
 
 def get_model(t: Target, model_key: str) -> bytes | None:
@@ -40,7 +31,7 @@ def get_model(t: Target, model_key: str) -> bytes | None:
     if index is None:
         return None
     try:
-        statement = signing.verify(t, index, f"s3://{t.artifacts_bucket}/{key}")
+        statement = signing.verify(t, index, names.artifacts_uri(t, key))
     except signing.BadSignature:
         return None
     digest = statement.get("model_sha256")
@@ -71,7 +62,7 @@ def store_model(t: Target, data: bytes) -> str:
     """
     digest = integrity.sha256_hex(data)
     key = names.model_key(t, digest)
-    uri = f"s3://{t.artifacts_bucket}/{key}"
+    uri = names.artifacts_uri(t, key)
     if not s3.put_once(t.artifacts_bucket, key, data, t.region):
         verify_model(uri)
     return uri
@@ -112,14 +103,14 @@ def put_apply_record(t: Target, commit: str, record: ApplyRecord) -> str:
     prints)."""
     key = names.apply_record_key(t, commit)
     s3.put(t.artifacts_bucket, key, apply_record.to_bytes(record), t.region)
-    return f"s3://{t.artifacts_bucket}/{key}"
+    return names.artifacts_uri(t, key)
 
 
 def get_apply_record(t: Target, commit: str) -> ApplyRecord | None:
     key = names.apply_record_key(t, commit)
     data = s3.get(t.artifacts_bucket, key, t.region)
     return None if data is None else apply_record.from_bytes(
-        data, f"s3://{t.artifacts_bucket}/{key}")
+        data, names.artifacts_uri(t, key))
 
 
 def apply_records(t: Target) -> list[ApplyRecord]:
@@ -128,5 +119,5 @@ def apply_records(t: Target) -> list[ApplyRecord]:
     for key in s3.keys(t.artifacts_bucket, names.apply_records_prefix(t), t.region):
         data = s3.get(t.artifacts_bucket, key, t.region)
         if data is not None:
-            records.append(apply_record.from_bytes(data, f"s3://{t.artifacts_bucket}/{key}"))
+            records.append(apply_record.from_bytes(data, names.artifacts_uri(t, key)))
     return records

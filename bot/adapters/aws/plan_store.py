@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters.aws import s3, signing
 from bot.adapters.aws.clients import client
-from bot.core import integrity, plan_json
-from bot.core.names import key as _key
+from bot.core import integrity, names, plan_json
 from bot.errors import BotError
 from bot.settings import Target
 
@@ -47,22 +46,11 @@ if TYPE_CHECKING:
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def plan_prefix(t: Target, digest: str) -> str:
-    """The S3 URI (no trailing slash) of the plan whose plan.json has sha256 ``digest``."""
-    return f"s3://{t.artifacts_bucket}/{_key(t, 'plans', 'sha256', digest)}"
-
-
-def head_index(t: Target, head: str) -> str:
-    """The S3 URI (trailing slash) under which the plans of pull request head ``head`` are
-    listed, one signed entry per plan."""
-    return f"s3://{t.artifacts_bucket}/{_key(t, 'plans', 'heads', head, '')}"
-
-
 def legacy_plan(t: Target, sha: str) -> str | None:
     """The URI of a plan of content ``sha`` in the layout before plans were bound to a head
     (``plans/<content_sha256>/plan.json``) when one is there; None otherwise. Never trusted:
     only named, so that a refusal can say "re-plan"."""
-    uri = f"s3://{t.artifacts_bucket}/{_key(t, 'plans', sha, 'plan.json')}"
+    uri = names.artifacts_uri(t, names.legacy_plan_key(t, sha))
     return uri if exists(uri) else None
 
 
@@ -99,11 +87,11 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> StoredPlan:
         production_config_version=identity.production_config_version,
         bot_version=identity.bot_version, signed_at=identity.signed_at)
     envelope = signing.sign(t, statement).to_bytes()
-    where = _key(t, "plans", "sha256", digest)
-    first = {f"{where}/{name}": data for name, data in {**files, "plan.json": body}.items()}
-    then = {f"{where}/plan.sig": envelope,
-            _key(t, "plans", "heads", identity.head, f"{digest}.json"): envelope,
-            _key(t, "plans", "contents", plan.content_sha256, f"{digest}.json"): envelope}
+    first = {names.plan_key(t, digest, name): data
+             for name, data in {**files, "plan.json": body}.items()}
+    then = {names.plan_key(t, digest, "plan.sig"): envelope,
+            names.plan_entry_key(t, "heads", identity.head, digest): envelope,
+            names.plan_entry_key(t, "contents", plan.content_sha256, digest): envelope}
 
     def put(key: str, data: bytes) -> None:
         if not _put(t.artifacts_bucket, key, data, t.region, once=True) and key.endswith(
@@ -120,7 +108,7 @@ def put_plan(t: Target, plan: Plan, files: dict[str, bytes]) -> StoredPlan:
         for round_ in (first, then):
             for done in [pool.submit(put, key, data) for key, data in round_.items()]:
                 done.result()
-    return StoredPlan(plan, digest, f"{plan_prefix(t, digest)}/plan.json", identity.signed_at)
+    return StoredPlan(plan, digest, f"{names.plan_prefix(t, digest)}/plan.json", identity.signed_at)
 
 
 def get_plan(t: Target, digest: str) -> Plan | None:
@@ -131,12 +119,12 @@ def get_plan(t: Target, digest: str) -> Plan | None:
     signature that does not verify with the plan-signing key, a statement of another plan, or
     a plan.json that is not the one signed.
     """
-    where = f"{plan_prefix(t, digest)}/plan.json"
-    if _get(t.artifacts_bucket, _key(t, "plans", "sha256", digest, "plan.json"),
+    where = f"{names.plan_prefix(t, digest)}/plan.json"
+    if _get(t.artifacts_bucket, names.plan_key(t, digest, "plan.json"),
             t.region) is None:
         return None
-    sig = f"{plan_prefix(t, digest)}/plan.sig"
-    envelope = _get(t.artifacts_bucket, _key(t, "plans", "sha256", digest, "plan.sig"),
+    sig = f"{names.plan_prefix(t, digest)}/plan.sig"
+    envelope = _get(t.artifacts_bucket, names.plan_key(t, digest, "plan.sig"),
                     t.region)
     if envelope is None:
         raise plan_json.UnreadablePlan(
@@ -157,13 +145,13 @@ def plan_of_head(t: Target, head: str) -> StoredPlan | None:
     passed over; ``UnreadablePlan`` says why when no entry is left, or when the plan the last
     signed entry names is not the plan that was signed.
     """
-    return _latest(t, _key(t, "plans", "heads", head, ""), {"head": head})
+    return _latest(t, names.plan_entry_key(t, "heads", head), {"head": head})
 
 
 def plan_of_content(t: Target, sha: str) -> StoredPlan | None:
     """The last signed plan of request content ``sha``, whichever head it was made at: what
     a re-plan may reuse the evaluation of. ``UnreadablePlan`` as for ``plan_of_head``."""
-    return _latest(t, _key(t, "plans", "contents", sha, ""), {"content_sha256": sha})
+    return _latest(t, names.plan_entry_key(t, "contents", sha), {"content_sha256": sha})
 
 
 def _latest(t: Target, prefix: str, expected: dict[str, str]) -> StoredPlan | None:
@@ -183,7 +171,7 @@ def _latest(t: Target, prefix: str, expected: dict[str, str]) -> StoredPlan | No
                     entries.append((_claimed_time(data), digest, item["Key"], data))
     passed_over = []
     for _, digest, key, data in sorted(entries, reverse=True):
-        where = f"s3://{t.artifacts_bucket}/{key}"
+        where = names.artifacts_uri(t, key)
         try:
             statement = signing.verify(t, data, where)
         except signing.BadSignature as error:
@@ -217,7 +205,7 @@ def _claimed_time(envelope: bytes) -> str:
 
 def _signed_plan(t: Target, digest: str, statement: dict[str, Any]) -> StoredPlan:
     """The plan stored under ``digest``, which the verified ``statement`` vouches for."""
-    uri = f"{plan_prefix(t, digest)}/plan.json"
+    uri = f"{names.plan_prefix(t, digest)}/plan.json"
     if statement.get("format") != integrity.PLAN_STATEMENT_FORMAT:
         raise plan_json.UnreadablePlan(
             f"{uri} is signed in an older format that names no pull request head, data or "
@@ -226,7 +214,7 @@ def _signed_plan(t: Target, digest: str, statement: dict[str, Any]) -> StoredPla
                                              "plan_sha256": digest})
     if differs is not None:
         raise plan_json.UnreadablePlan(f"{uri} is not the plan that was signed ({differs})")
-    data = _get(t.artifacts_bucket, _key(t, "plans", "sha256", digest, "plan.json"), t.region)
+    data = _get(t.artifacts_bucket, names.plan_key(t, digest, "plan.json"), t.region)
     if data is None:
         raise plan_json.UnreadablePlan(f"{uri} is missing, although a signed entry names it")
     differs = integrity.mismatch(statement, {"plan_sha256": integrity.sha256_hex(data)})
