@@ -45,9 +45,24 @@ def load_target_request(
         found = load_request(path, shown)
     except InvalidRequest as error:
         raise InvalidRequest(problems + error.problems) from None
+    if not problems:
+        problems = alarm_name_problems(Path(path).stem, *found, shown)
     if problems:
         raise InvalidRequest(problems)
     return found
+
+
+def alarm_name_problems(target: str, request: Request, lines: dict[str, int],
+                        shown: str) -> list[Problem]:
+    """The team's alarms a request lists must be named ``<target>-...``: the bot's roles may
+    read only the target's alarms (``deploy/promotion-bot.yaml``)."""
+    challenger = request.rollout.challenger
+    names = challenger.alarms.names if challenger is not None else []
+    field = "rollout.challenger.alarms.names"
+    return [Problem(shown, lines.get(f"{field}.{i}", lines.get(field)), f"{field}.{i}",
+                    f"must begin with {target}- (got {name!r}): the bot may read only the "
+                    "target's own alarms")
+            for i, name in enumerate(names) if not name.startswith(f"{target}-")]
 
 
 def target_problems(path: str | Path, shown: str) -> list[Problem]:

@@ -57,6 +57,14 @@ class Alarms(Strict):
         "challenger; the bot watches them but never creates or changes them.",
     )
 
+    @field_validator("error_rate", mode="before")
+    @classmethod
+    def _a_share(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool) and 1 < value <= 100:
+            raise ValueError(f"is a share of invocations, at most 1 (got {value:g}; for "
+                             f"{value:g} % write {value / 100:g})")
+        return value
+
     @field_validator("names")
     @classmethod
     def _distinct(cls, names: list[str]) -> list[str]:

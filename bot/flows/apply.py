@@ -2,9 +2,10 @@
 
 Every request changed in the range is checked first (a passing signed plan of the reviewed
 pull request head for its exact content, an approval by the pull request that last changed
-it), so a refusal changes nothing. Then each target is reconciled under its lock in a fixed
-order — SSM, production config, pipeline, endpoint — and every step first looks at what is
-live, so a second run changes nothing and a run after a failure finishes the job.
+it, no step up while an alarm guarding its challenger fires), so a refusal changes nothing.
+Then each target is reconciled under its lock in a fixed order — SSM, production config,
+pipeline, alarms, endpoint, ... — and every step first looks at what is live, so a second
+run changes nothing and a run after a failure finishes the job.
 
 Runs can be skipped: GitHub keeps one pending run per concurrency group, so of three quick
 merges the middle one's run is cancelled before it starts. So apply also takes every other

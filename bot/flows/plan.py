@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot import __version__
 from bot.adapters import data_files as data
 from bot.adapters import git
+from bot.adapters.aws import alarms as cloudwatch
 from bot.adapters.aws import (
     artifacts,
     config_store,
@@ -29,6 +30,7 @@ from bot.adapters.aws import (
     s3,
 )
 from bot.adapters.request_files import load_request
+from bot.core import alarms as guard
 from bot.core import comparison as cmp
 from bot.core import incident as brakes
 from bot.core import names, plan_json, training
@@ -172,6 +174,24 @@ def braked(t: Target, config: ProductionConfig | None, live: EndpointSpec | None
     return incidents.read(t, config.commit)
 
 
+def alarm_notes(t: Target, request: Request, config: ProductionConfig | None,
+                live: EndpointSpec | None) -> tuple[str, ...]:
+    """What the alarms guarding the challenger say about merging: apply's refusal when it
+    raises the challenger's share while one is in ALARM, the ones in INSUFFICIENT_DATA, the
+    team's that do not exist. A CloudWatch that cannot be read is said, not a failure."""
+    names = guard.guarding(t, request)
+    challenger = request.rollout.challenger
+    if not names or challenger is None:
+        return ()
+    before, after = guard.shares(request, config, live)
+    try:
+        states = cloudwatch.states(names, t.region)
+    except BotError as error:  # AwsError included: apply reads them again before a step up
+        return (f"{guard.ALARM_NOTE}states could not be read ({error.message}); apply "
+                "checks them again before it raises the challenger's traffic",)
+    return guard.notes(challenger.alarms.names, states, before, after)
+
+
 def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: Progress,
                         live: EndpointSpec | None) -> EndpointComparison | None:
     """Champion vs challenger on the ``live`` endpoint, when a challenger is serving."""
@@ -268,7 +288,9 @@ def make_plan(
                    data=plan.data or data_used(
                        request, plan, train or train_counts(request, repo_root, None)),
                    reverts=reverted_commit(repo_root, commit), soak=soak,
-                   notes=brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)))
+                   notes=guard.with_notes(
+                       brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)),
+                       alarm_notes(t, request, live_config, live.endpoint)))
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),

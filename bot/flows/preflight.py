@@ -14,9 +14,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bot.adapters import git
-from bot.adapters.aws import artifacts, config_store, pipeline, plan_store, s3
+from bot.adapters.aws import alarms as cloudwatch
+from bot.adapters.aws import artifacts, config_store, endpoint, pipeline, plan_store, s3
 from bot.adapters.request_files import parse_request_text
-from bot.core import codeowners, names
+from bot.core import alarms, codeowners, names
 from bot.core.approvals import count_approvals
 from bot.core.domain import Approval, Plan
 from bot.core.integrity import model_digest
@@ -24,7 +25,7 @@ from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig, champion_identity
 from bot.core.request import Request
 from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused
-from bot.flows.rollout_history import rollout_problems
+from bot.flows.rollout_history import previous_state, rollout_problems
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
@@ -93,14 +94,33 @@ def prepare(repo: Path, commit: str, path: str, status: str,
         raise
     except BotError as error:  # bytes that are not the reviewed ones, or an unreadable model
         raise NotPlanned(f"{path} at {commit[:12]}: {error.message}; {nothing}") from None
-    problems = rollout_problems(repo, _serving(repo, live, commit, request_commit), path,
-                                request, lines, now)
+    serving = _serving(repo, live, commit, request_commit)
+    problems = rollout_problems(repo, serving, path, request, lines, now)
     if problems:
         raise RolloutRefused(f"{'; '.join(str(p) for p in problems)} (apply checks the rollout "
                              f"rules against what production serves); {nothing}")
+    served = previous_state(repo, serving, path)[0] if serving is not None else None
+    _check_alarms(t, f"{path} at {commit[:12]}", request, served, live)
     if request.rollout.pipeline:
         pipeline.state_machine_arn(t)
     return Item(t, path, request, plan, request_commit, plan_digest=stored.digest)
+
+
+def _check_alarms(t: Target, where: str, request: Request, served: Request | None,
+                  config: ProductionConfig | None) -> None:
+    """No step up while an alarm fires: ``RolloutRefused`` naming each alarm in ALARM that
+    guards the challenger (the bot's own and the ones the request, or the request production
+    serves, lists) when ``request`` raises the challenger's live share or promotes it. Going
+    down or removing the challenger never reads an alarm."""
+    if alarms.challenger_share(request) == 0:
+        return
+    before, after = alarms.shares(request, config, endpoint.read(t))
+    if after <= before:
+        return
+    names = dict.fromkeys((*alarms.guarding(t, request), *alarms.guarding(t, served)))
+    fired = alarms.blocking(before, after, cloudwatch.states(list(names), t.region))
+    if fired:
+        raise RolloutRefused(f"{where}: {alarms.refusal(before, after, fired)}; {NOTHING}")
 
 
 def reviewed_head(repo: Path, commit: str, path: str, host: GitHubHost | None,

@@ -1,5 +1,5 @@
 """Reconcile one target to its desired state, resource by resource in the registry's order
-(SSM → config → pipeline → endpoint → ...), with the apply record as write-ahead log.
+(SSM → config → pipeline → alarms → endpoint → ...), with the apply record as write-ahead log.
 
 Before a resource writes anything, its intent (the changes it is about to make, the names of
 the backup or archive it is about to take) is saved in the record. A rerun after a crash

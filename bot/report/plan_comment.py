@@ -26,6 +26,7 @@ TARGET_LABELS = {
     "ssm": "SSM Parameter Store",
     "s3-config": "S3 production config",
     "pipeline": "Step Functions retraining pipeline",
+    "alarms": "CloudWatch alarms on the challenger",
     "endpoint": "SageMaker endpoint",
     "registry": "SageMaker Model Registry (approval status by model digest)",
 }

@@ -12,10 +12,10 @@ so putting one again is idempotent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from bot.adapters.aws.clients import client
-from bot.core.alarms import STATES, AlarmSpec, AlarmState, State
+from bot.core.alarms import STATES, AlarmSpec, AlarmState, State, owned_prefix
 from bot.settings import Target
 
 #: DescribeAlarms takes at most 100 names a call
@@ -99,3 +99,46 @@ def delete(t: Target, names: Sequence[str]) -> None:
     names = list(names)
     for start in range(0, len(names), _NAMES_PER_CALL):
         _cloudwatch(t.region).delete_alarms(AlarmNames=names[start:start + _NAMES_PER_CALL])
+
+
+def read_specs(t: Target, names: Sequence[str]) -> dict[str, AlarmSpec]:
+    """The bot's own alarms of ``t`` that exist among ``names`` (one DescribeAlarms by their
+    common prefix), each as the spec it was put from: what plan and apply compare."""
+    found = read_owned(t, owned_prefix(t))
+    return {name: _spec(found[name]) for name in names if name in found}
+
+
+def _spec(alarm: dict[str, Any]) -> AlarmSpec:
+    """A described metric alarm as an ``AlarmSpec`` (what PutMetricAlarm put; a field
+    changed by hand reads differently, so it is put again)."""
+    metrics = alarm.get("Metrics") or []
+    stats = [m["MetricStat"] for m in metrics if m.get("MetricStat")]
+    if alarm.get("MetricName") == "ModelLatency" and alarm.get("ExtendedStatistic") == "p99":
+        metric: Literal["error-rate", "latency"] = "latency"
+        period, dimensions = alarm.get("Period", 0), alarm.get("Dimensions") or []
+    else:
+        metric = "error-rate"
+        period = stats[0].get("Period", 0) if stats else alarm.get("Period", 0)
+        dimensions = stats[0]["Metric"].get("Dimensions", []) if stats else []
+    named = {d["Name"]: d["Value"] for d in dimensions}
+    spec = AlarmSpec(alarm["AlarmName"], metric, float(alarm.get("Threshold", 0.0)),
+                     int(period), int(alarm.get("EvaluationPeriods", 0)),
+                     named.get("EndpointName", ""), named.get("VariantName", ""))
+    if _comparable(put_arguments(spec)) != _comparable(alarm):
+        # Put the same way in every other respect? Else mark it changed (threshold unknown).
+        return AlarmSpec(spec.name, spec.metric, float("nan"), spec.period_seconds,
+                         spec.evaluation_periods, spec.endpoint, spec.variant)
+    return spec
+
+
+_COMPARED = ("ComparisonOperator", "TreatMissingData", "ActionsEnabled", "Namespace",
+             "MetricName", "ExtendedStatistic", "Unit")
+
+
+def _comparable(arguments: dict[str, Any]) -> tuple[Any, ...]:
+    # Only what the bot puts: AWS may describe a query with more keys than were put.
+    metrics = sorted(((m.get("Id"), m.get("Expression"), m.get("ReturnData"),
+                      (m.get("MetricStat") or {}).get("Metric", {}).get("MetricName"),
+                      (m.get("MetricStat") or {}).get("Stat"))
+                      for m in arguments.get("Metrics") or []), key=str)
+    return (*(arguments.get(key) for key in _COMPARED), metrics)

@@ -13,13 +13,14 @@ from typing import Any
 
 from bot.core.desired_state import Desired
 from bot.core.domain import Change, LiveState
-from bot.flows.resources import config, endpoint, model_registry, pipeline, ssm
+from bot.flows.resources import alarms, config, endpoint, model_registry, pipeline, ssm
 from bot.flows.resources.base import Context, Resource
 
 REGISTRY: list[Resource] = [
     ssm,
     config,
     pipeline,
+    alarms,
     endpoint,
     model_registry,
 ]
