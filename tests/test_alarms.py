@@ -228,8 +228,8 @@ def test_validate_refuses_a_listed_alarm_not_named_after_the_target(
     path = tmp_path / "fraud-detection.yaml"
     path.write_text(at(1, "names: [fraud-detection-chargebacks, chargebacks]"))
     assert cli.main(["validate", str(path)]) == 1
-    err = capsys.readouterr().err
-    assert f"{path}:20: rollout.challenger.alarms.names.1: must begin with fraud-detection- " \
+    err = "".join(capsys.readouterr())
+    assert f"{path}:26: rollout.challenger.alarms.names.1: must begin with fraud-detection- " \
         "(got 'chargebacks'): the bot may read only the target's own alarms" in err
     path.write_text(at(1, "names: [fraud-detection-chargebacks]"))
     assert cli.main(["validate", str(path)]) == 0

@@ -159,5 +159,9 @@ def test_nothing_to_change_when_live_matches() -> None:
     r = request(10)
     d = want(r, live_config())
     live = LiveState({"ssm": d.ssm, "s3-config": d.config, "endpoint": d.endpoint,
-                      "pipeline": True})
+                      "pipeline": True,
+                      "alarms": {spec.name: spec for spec in d.all["alarms"]}})
     assert changes(d, live) == ()
+    # The challenger's alarms: the bot's two, with the request's default thresholds.
+    assert [c.key for c in changes(d, LiveState({**live.resources, "alarms": {}}))] == [
+        "fraud-detection-challenger-error-rate", "fraud-detection-challenger-latency"]

@@ -88,7 +88,7 @@ def test_a_registered_kind_is_planned_applied_logged_and_described(
         [outcome] = apply(git_repo.path, start, commit, None)
 
         kinds = [r.kind for r in outcome.resources]
-        assert kinds[:4] == ["ssm", "s3-config", "pipeline", "endpoint"]
+        assert kinds[:5] == ["ssm", "s3-config", "pipeline", "alarms", "endpoint"]
         assert kinds == [r.kind for r in resources.registry()] and kinds[-1] == "note"
         [made] = outcome.resource("note").changes  # type: ignore[union-attr]
         assert (made.before, made.after) == (None, "exp-note-1")

@@ -991,7 +991,8 @@ def test_each_role_passes_only_its_sagemaker_role_to_sagemaker_only() -> None:
 # What the plan role may do besides reading: store under two prefixes, call the endpoint,
 # sign, and run training jobs.
 PLAN_READS = re.compile(r"^(s3:(Get|List|Head)|ssm:Get|states:(Describe|List)|"
-                        r"sagemaker:(Describe|List)|kms:(Verify|GetPublicKey))")
+                        r"sagemaker:(Describe|List)|kms:(Verify|GetPublicKey)|"
+                        r"cloudwatch:Describe)")
 PLAN_ALSO = {"s3:PutObject", "sagemaker:InvokeEndpoint", "kms:Sign", "iam:PassRole",
              "sagemaker:CreateTrainingJob", "sagemaker:StopTrainingJob",
              "sagemaker:AddTags"}  # marks a training job with its pull request
