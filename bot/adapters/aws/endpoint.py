@@ -40,6 +40,35 @@ STUCK = {
     "Deleting": "it is being deleted: rerun apply once it is gone to recreate it",
 }
 Guard = Callable[[], None]
+#: SageMaker's limits on a blue/green update
+#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html,
+#: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html):
+#: the wait between traffic steps (the baking period) 0-3600 s, the whole deployment's
+#: timeout 600-28800 s and longer than its waits.
+MAX_BAKING_SECONDS = 3600
+MIN_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT = 600, 28800
+#: Time a blue/green update may take beyond its baking period (provisioning the new fleet).
+PROVISIONING_ALLOWANCE_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """What guards an ``UpdateEndpoint``: the CloudWatch alarms that roll it back when one is
+    in ALARM during the baking period, and that period's length."""
+
+    alarms: tuple[str, ...] = ()
+    baking_seconds: int = 600
+
+
+class RolledBack(BotError):
+    """SageMaker rolled an update back to the config that served before (an alarm fired
+    during the baking period, or the new fleet failed): production serves what it served."""
+
+    def __init__(self, message: str, served: EndpointSpec, reason: str | None,
+                 alarms: tuple[str, ...], deployment: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.served, self.reason, self.alarms, self.deployment = (
+            served, reason, alarms, deployment)
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ def read(t: Target) -> EndpointSpec | None:
 def reconcile(
     t: Target, spec: EndpointSpec, wait_delay: float = 15.0, wait_timeout: float | None = None,
     guard: Guard | None = None, alive: Guard | None = None,
+    guardrails: Guardrails | None = None,
 ) -> EndpointOutcome:
     """Make the endpoint serve ``spec``, wait until it is InService, verify, clean up.
 
@@ -85,6 +115,11 @@ def reconcile(
     before every change and ``alive`` before every poll (apply's lock checks: they raise when
     the lock was lost, so nothing is written and nobody waits without it); ``wait_timeout``
     defaults to the settings'.
+
+    ``guardrails``: every ``UpdateEndpoint`` carries a ``DeploymentConfig`` naming its alarms
+    (``deployment_config``), so SageMaker itself rolls a bad update back; a weight-only
+    change (``UpdateEndpointWeightsAndCapacities``, which takes no deployment config) is not
+    guarded by SageMaker. An update SageMaker rolled back raises ``RolledBack``.
     """
     if wait_timeout is None:
         wait_timeout = settings().endpoint_wait_seconds
@@ -111,15 +146,11 @@ def reconcile(
         if live is not None and weights_only:
             actions += _set_weights(sm, spec, live)
         else:
-            actions += _deploy(sm, t, spec, exists=described is not None, guard=check)
+            actions += _deploy(sm, t, spec, exists=described is not None, guard=check,
+                               guardrails=guardrails or Guardrails())
         described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
         if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
-            raise BotError(
-                f"endpoint {spec.endpoint_name} is InService but still on config "
-                f"{described['EndpointConfigName']}, not {config_name(t, spec)}: the update "
-                "was rolled back" + _reason(described) + "; production serves what it served "
-                "before; rerun apply to try again"
-            )
+            raise _rolled_back(sm, t, spec, described, guardrails or Guardrails())
         verified = _live_spec(sm, described)
         if not _same(verified, spec):
             rolled_back = " (the change was rolled back" + _reason(described) + ")" if (
@@ -151,7 +182,61 @@ def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
         f"{v.name} {_weight(live, v.name)}% → {v.weight}%" for v in spec.variants)]
 
 
-def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard) -> list[str]:
+def deployment_config(guardrails: Guardrails) -> dict[str, Any] | None:
+    """``UpdateEndpoint``'s ``DeploymentConfig`` for ``guardrails``; None without alarms.
+
+    A blue/green update with all-at-once traffic shifting: the new fleet takes all traffic,
+    the alarms are watched for the baking period (``WaitIntervalInSeconds``), and if one is
+    in ALARM SageMaker shifts all traffic back to the old fleet
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-all-at-once.html,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html).
+    Without alarms there is nothing to roll back on
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html),
+    and SageMaker's default (blue/green, all at once) applies.
+    """
+    if not guardrails.alarms:
+        return None
+    baking = guardrails.baking_seconds
+    if not 0 <= baking <= MAX_BAKING_SECONDS:
+        raise BotError(f"the baking period must be 0 to {MAX_BAKING_SECONDS // 60} minutes "
+                       f"(SageMaker's limit), got {baking} s")
+    timeout = min(MAX_EXECUTION_TIMEOUT,
+                  max(MIN_EXECUTION_TIMEOUT, baking + PROVISIONING_ALLOWANCE_SECONDS))
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE",
+                                            "WaitIntervalInSeconds": baking},
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": timeout,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": name} for name in guardrails.alarms]},
+    }
+
+
+def _rolled_back(sm: Any, t: Target, spec: EndpointSpec, described: dict[str, Any],
+                 guardrails: Guardrails) -> RolledBack:
+    """What an update SageMaker rolled back left: the config that serves, and why."""
+    served = _live_spec(sm, described)
+    reason = described.get("FailureReason")
+    deployment = described.get("LastDeploymentConfig")
+    named = tuple((deployment or {}).get("AutoRollbackConfiguration", {}).get("Alarms") or ())
+    watched = tuple(a.get("AlarmName", "") for a in named) or guardrails.alarms
+    fired = tuple(name for name in watched if name and reason and name in reason)
+    if fired:
+        why = (f"AWS rolled endpoint {spec.endpoint_name} back because alarm "
+               f"{', '.join(fired)} fired during the baking period")
+    else:
+        why = f"AWS rolled endpoint {spec.endpoint_name} back" + _reason(described)
+    return RolledBack(
+        f"{why}; production serves the previous models "
+        f"({_describe_variants(served)}, config {described['EndpointConfigName']}, not "
+        f"{config_name(t, spec)}); fix the cause, then rerun apply to try again",
+        served, reason, fired, deployment)
+
+
+def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard,
+            guardrails: Guardrails) -> list[str]:
     """Models and endpoint config for ``spec`` (those missing), then switch the endpoint."""
     config = config_name(t, spec)
     actions = []
@@ -160,8 +245,12 @@ def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard) 
     actions += _ensure_config(sm, t, spec, config)
     guard()
     if exists:
-        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config)
-        actions.append(f"update endpoint {spec.endpoint_name} to config {config}")
+        deployment = deployment_config(guardrails)
+        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config,
+                           **({"DeploymentConfig": deployment} if deployment else {}))
+        actions.append(f"update endpoint {spec.endpoint_name} to config {config}" + (
+            f", rolled back by SageMaker if alarm {', '.join(guardrails.alarms)} fires in "
+            f"{guardrails.baking_seconds / 60:g} min of baking" if deployment else ""))
     else:
         sm.create_endpoint(
             EndpointName=spec.endpoint_name, EndpointConfigName=config, Tags=[MANAGED_TAG]
