@@ -149,6 +149,33 @@ def test_a_planned_model_is_registered_once_pending_in_the_targets_group(
         ("PendingManualApproval", "Approved")]
 
 
+def test_a_model_the_registry_refuses_is_planned_and_registered_by_the_next_plan(
+    production: LocalAWS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Model Registry mirrors git: a refused registration does not fail the plan; it says
+    so, and the next plan of the model (its evaluation reused) registers it."""
+    text = SHIPPED.read_text().replace("num_round: 150", "num_round: 29")  # trains anew
+    path = request_repo(tmp_path, text)
+    production.inject(FaultPlan(rules=(Rule(service="sagemaker", operation="CreateModelPackage",
+                                            code="AccessDeniedException", status=400),)))
+    try:
+        code, first = plan(path, tmp_path / "first")
+    finally:
+        production.inject(None)
+    assert code == (0 if first.passed else 1)
+    assert "model registry: the model was not registered (" in capsys.readouterr().err
+
+    def registered() -> list[str]:
+        listed = boto3.client("sagemaker").list_model_packages(
+            ModelPackageGroupName="fraud-detection")["ModelPackageSummaryList"]
+        return [p["ModelApprovalStatus"] for p in listed
+                if f"model sha256:{first.model_sha256}" in p.get("ModelPackageDescription", "")]
+
+    assert registered() == []
+    _, again = plan(path, tmp_path / "again")
+    assert again.trained is False and registered() == ["PendingManualApproval"]
+
+
 def test_failing_gate_exits_1(production: LocalAWS, tmp_path: Path) -> None:
     text = SHIPPED.read_text().replace("accuracy: 0.90", "accuracy: 0.99999")
     code, result = plan(request_repo(tmp_path, text), tmp_path / "out")

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.core.alarm_settings import Alarms
 from bot.core.cost import Cost
 from bot.core.hyperparameters import Hyperparameters, Strict
 from bot.core.request_values import DATA_URI_PATTERN, check_data_uri, check_printable
@@ -210,6 +211,11 @@ class Challenger(Strict):
         default=None, min_length=10, max_length=500,
         description="Why a step is skipped or a soak shortened, one line of at most 500 "
         "characters; shown on the plan.",
+    )
+    alarms: Alarms = Field(
+        default_factory=Alarms,
+        description="CloudWatch alarms that guard the challenger: thresholds of the bot's "
+        "own and the names of yours.",
     )
     comparison_records: int = Field(
         default=20_000, ge=1, le=1_000_000,

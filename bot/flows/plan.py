@@ -271,7 +271,12 @@ def make_plan(
             pull_request=pull_request, plan_digest=sha256_hex(body),
             metrics_uri=f"{prefix}/{MODEL_QUALITY_FILE}", metrics_sha256=sha256_hex(quality))
         plan_store.put_plan(t, plan, files)  # signed: apply and re-plans trust only what verifies
-        registering.result()
+        try:
+            registering.result()
+        except BotError as error:  # AwsError included: the registry mirrors git, git decides
+            progress(f"model registry: the model was not registered ({error.message}); the "
+                     "next plan of this model registers it, and apply approves only "
+                     "registered models")
     files["plan.json"] = body
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():

@@ -1,0 +1,101 @@
+"""CloudWatch alarms: the states of the alarms guarding a challenger, and the bot's own.
+
+The bot's alarms (``bot.core.alarms.owned``) are metric alarms on the challenger variant's
+``AWS/SageMaker`` metrics: the error rate by metric math
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Create-alarm-on-metric-math-expression.html),
+the latency on ModelLatency's p99. Missing data is ``notBreaching``: a variant nobody calls
+is not failing. ``PutMetricAlarm`` creates or replaces an alarm by name
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html),
+so putting one again is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.adapters.aws.clients import client
+from bot.core.alarms import STATES, AlarmSpec, AlarmState, State
+from bot.settings import Target
+
+#: DescribeAlarms takes at most 100 names a call
+#: (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html).
+_NAMES_PER_CALL = 100
+
+
+def _cloudwatch(region: str | None = None) -> Any:
+    return client("cloudwatch", region)
+
+
+def states(names: Sequence[str], region: str | None = None) -> dict[str, AlarmState]:
+    """The state of each named alarm that exists (metric or composite); absent names are
+    missing from the answer."""
+    found: dict[str, AlarmState] = {}
+    unique = list(dict.fromkeys(names))
+    for start in range(0, len(unique), _NAMES_PER_CALL):
+        batch = unique[start:start + _NAMES_PER_CALL]
+        pages = _cloudwatch(region).get_paginator("describe_alarms").paginate(
+            AlarmNames=batch, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        for page in pages:
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                found[alarm["AlarmName"]] = _state(alarm)
+    return found
+
+
+def _state(alarm: dict[str, Any]) -> AlarmState:
+    value = alarm.get("StateValue")
+    state: State = next((s for s in STATES if s == value), "INSUFFICIENT_DATA")
+    return AlarmState(alarm["AlarmName"], state, str(alarm.get("StateReason", "")),
+                      alarm.get("StateUpdatedTimestamp"))
+
+
+def read_owned(t: Target, prefix: str) -> dict[str, dict[str, Any]]:
+    """The metric alarms named with ``prefix`` (the bot's own for ``t``), as described."""
+    pages = _cloudwatch(t.region).get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
+    return {alarm["AlarmName"]: alarm for page in pages
+            for alarm in page.get("MetricAlarms", [])}
+
+
+def put(t: Target, spec: AlarmSpec) -> None:
+    """Create or replace the alarm ``spec`` describes."""
+    _cloudwatch(t.region).put_metric_alarm(**put_arguments(spec))
+
+
+def put_arguments(spec: AlarmSpec) -> dict[str, Any]:
+    """PutMetricAlarm's arguments for ``spec`` (also what a live alarm is compared with)."""
+    dimensions = [{"Name": "EndpointName", "Value": spec.endpoint},
+                  {"Name": "VariantName", "Value": spec.variant}]
+    common: dict[str, Any] = {
+        "AlarmName": spec.name,
+        "AlarmDescription": spec.description,
+        "ActionsEnabled": False,
+        "EvaluationPeriods": spec.evaluation_periods,
+        "Threshold": spec.threshold,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    if spec.metric == "latency":
+        return {**common, "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency",
+                "Dimensions": dimensions, "ExtendedStatistic": "p99",
+                "Period": spec.period_seconds, "Unit": "Microseconds"}
+
+    def summed(metric_id: str, name: str) -> dict[str, Any]:
+        return {"Id": metric_id, "ReturnData": False, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": name,
+                       "Dimensions": dimensions},
+            "Period": spec.period_seconds, "Stat": "Sum"}}
+
+    return {**common, "Metrics": [
+        summed("errors", "Invocation5XXErrors"),
+        summed("invocations", "Invocations"),
+        {"Id": "rate", "Label": "5xx share of invocations", "ReturnData": True,
+         "Expression": "IF(invocations > 0, errors / invocations, 0)"},
+    ]}
+
+
+def delete(t: Target, names: Sequence[str]) -> None:
+    """Delete the named alarms (a name that no longer exists is not an error)."""
+    names = list(names)
+    for start in range(0, len(names), _NAMES_PER_CALL):
+        _cloudwatch(t.region).delete_alarms(AlarmNames=names[start:start + _NAMES_PER_CALL])
