@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from bot.adapters.aws import endpoint
 from bot.adapters.aws.endpoint import Guardrails, RolledBack
+from bot.core import alarms
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
 from bot.settings import target
@@ -19,7 +20,7 @@ from bot.settings import target
 T = target("fraud-detection")
 OLD = "s3://fraud-detection-models/promotion-bot/models/aaa/model.tar.gz"
 NEW = "s3://fraud-detection-models/promotion-bot/models/bbb/model.tar.gz"
-ERRORS, LATENCY = "fraud-detection-challenger-errors", "fraud-detection-challenger-latency"
+ERRORS, LATENCY = alarms.error_rate_name(T), alarms.latency_name(T)
 GUARDED = Guardrails(alarms=(ERRORS, LATENCY), baking_seconds=900)
 
 
@@ -112,9 +113,10 @@ def test_an_alarm_during_baking_rolls_the_update_back(
 
     assert caught.value.alarms == (ERRORS,)
     assert caught.value.served == before
-    assert caught.value.message.startswith(
+    assert caught.value.message == (
         f"AWS rolled endpoint {T.endpoint_name} back because alarm {ERRORS} fired during the "
-        f"baking period; production serves the previous models (champion={OLD}@100%")
+        f"baking period; production serves the previous models (champion 100%, endpoint "
+        f"config {old}); fix the cause, then rerun apply to try again")
     assert endpoint.read(T) == before
     described = aws.describe_endpoint(EndpointName=T.endpoint_name)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", old)

@@ -60,15 +60,21 @@ class Guardrails:
     baking_seconds: int = 600
 
 
+RETRY = "fix the cause, then rerun apply to try again"
+
+
 class RolledBack(BotError):
     """SageMaker rolled an update back to the config that served before (an alarm fired
     during the baking period, or the new fleet failed): production serves what it served."""
 
     def __init__(self, message: str, served: EndpointSpec, reason: str | None,
-                 alarms: tuple[str, ...], deployment: dict[str, Any] | None) -> None:
-        super().__init__(message)
+                 alarms: tuple[str, ...], deployment: dict[str, Any] | None,
+                 actions: tuple[str, ...]) -> None:
+        super().__init__(f"{message}; {RETRY}")
+        self.summary = message  # what happened and what serves, without what to do
         self.served, self.reason, self.alarms, self.deployment = (
             served, reason, alarms, deployment)
+        self.actions = actions  # what reconcile did before SageMaker rolled it back
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,8 @@ def reconcile(
                                guardrails=guardrails or Guardrails())
         described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
         if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
-            raise _rolled_back(sm, t, spec, described, guardrails or Guardrails())
+            raise _rolled_back(sm, t, spec, described, guardrails or Guardrails(),
+                               tuple(actions))
         verified = _live_spec(sm, described)
         if not _same(verified, spec):
             rolled_back = " (the change was rolled back" + _reason(described) + ")" if (
@@ -215,7 +222,7 @@ def deployment_config(guardrails: Guardrails) -> dict[str, Any] | None:
 
 
 def _rolled_back(sm: Any, t: Target, spec: EndpointSpec, described: dict[str, Any],
-                 guardrails: Guardrails) -> RolledBack:
+                 guardrails: Guardrails, actions: tuple[str, ...]) -> RolledBack:
     """What an update SageMaker rolled back left: the config that serves, and why."""
     served = _live_spec(sm, described)
     reason = described.get("FailureReason")
@@ -228,11 +235,10 @@ def _rolled_back(sm: Any, t: Target, spec: EndpointSpec, described: dict[str, An
                f"{', '.join(fired)} fired during the baking period")
     else:
         why = f"AWS rolled endpoint {spec.endpoint_name} back" + _reason(described)
+    shares = ", ".join(f"{v.name} {v.weight}%" for v in served.variants)
     return RolledBack(
-        f"{why}; production serves the previous models "
-        f"({_describe_variants(served)}, config {described['EndpointConfigName']}, not "
-        f"{config_name(t, spec)}); fix the cause, then rerun apply to try again",
-        served, reason, fired, deployment)
+        f"{why}; production serves the previous models ({shares}, endpoint config "
+        f"{described['EndpointConfigName']})", served, reason, fired, deployment, actions)
 
 
 def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard,
