@@ -139,6 +139,28 @@ def _parser() -> argparse.ArgumentParser:
                    "not written)")
 
     p = _command(
+        sub, "watch", "brake a challenger whose alarm fires and open the revert pull request",
+        "For each request file of the checked-out branch: read the production config and "
+        "the endpoint, and the alarms that guard the challenger (the request at the "
+        "config's commit). When one is in ALARM while the challenger serves traffic: set "
+        "the challenger's weight to 0 at once, record the incident in S3, reject its model "
+        "in the Model Registry, push a branch reverting the config's commit, open its pull "
+        "request and comment on the pull request that merged the change. Idempotent: one "
+        "revert pull request per incident. OK and INSUFFICIENT_DATA never brake.",
+        "0   watched: nothing fired, or braked and the revert pull request is open\n"
+        "1   braked, but the revert pull request could not be opened (GitHub unreachable); "
+        "the next run opens it")
+    p.add_argument("--repo", metavar="DIR", default=".",
+                   help="the git repository, on its default branch (default: .)")
+    p.add_argument("--remote", metavar="REMOTE",
+                   help="where to push the revert branch: a remote's name or URL (default: "
+                   "$PROMOTION_BOT_GIT_REMOTE, else origin); an https remote is pushed to "
+                   "with $GITHUB_TOKEN, which is never printed")
+    p.add_argument("--base", metavar="BRANCH",
+                   help="the branch the revert goes onto and its pull request into "
+                   "(default: the checked-out branch)")
+
+    p = _command(
         sub, "rollback-parameters", "restore SSM hyperparameters from a backup",
         "Put the hyperparameters of a timestamped backup (apply makes one before every "
         "write) back into SSM. The production config and the endpoint are left as they "

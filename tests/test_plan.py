@@ -154,7 +154,7 @@ def test_a_model_the_registry_refuses_is_planned_and_registered_by_the_next_plan
 ) -> None:
     """The Model Registry mirrors git: a refused registration does not fail the plan; it says
     so, and the next plan of the model (its evaluation reused) registers it."""
-    text = SHIPPED.read_text().replace("num_round: 150", "num_round: 29")  # trains anew
+    text = SHIPPED.read_text().replace("num_round: 150", "num_round: 37")  # trains anew
     path = request_repo(tmp_path, text)
     production.inject(FaultPlan(rules=(Rule(service="sagemaker", operation="CreateModelPackage",
                                             code="AccessDeniedException", status=400),)))

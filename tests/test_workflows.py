@@ -21,14 +21,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
-NAMES = ("validate.yml", "plan.yml", "apply.yml", "ci.yml")
+NAMES = ("validate.yml", "plan.yml", "apply.yml", "watch.yml", "ci.yml")
 FILES = [WORKFLOWS / name for name in NAMES]
 TEMPLATE = ROOT / "deploy" / "promotion-bot.yaml"
 AWS_ACTION = "aws-actions/configure-aws-credentials"
 CHECKOUT = "actions/checkout@"
 # The role each workflow assumes: plan a read-mostly one, apply the one that writes production.
 ROLE_SECRETS = {"plan.yml": "PROMOTION_BOT_PLAN_ROLE_ARN",
-                "apply.yml": "PROMOTION_BOT_APPLY_ROLE_ARN"}
+                "apply.yml": "PROMOTION_BOT_APPLY_ROLE_ARN",
+                "watch.yml": "PROMOTION_BOT_APPLY_ROLE_ARN"}
 # The trusted plan job: where the default branch is checked out and where the PR's head is.
 TRUSTED_DIR, DATA_DIR = "trusted", "pull-request"
 HEAD_SHA = "${{ github.event.workflow_run.head_sha }}"
@@ -92,7 +93,8 @@ def test_only_jobs_that_assume_a_role_get_an_id_token() -> None:
         else:
             assert "id-token" not in permissions, (workflow, name)
         assert permissions.get("contents") == "read", (workflow, name)
-    assert sorted(aws_jobs) == [("apply.yml", "apply"), ("plan.yml", "plan")]
+    assert sorted(aws_jobs) == [("apply.yml", "apply"), ("plan.yml", "plan"),
+                                ("watch.yml", "watch")]
 
 
 def test_no_long_lived_aws_keys_anywhere() -> None:
@@ -465,6 +467,34 @@ def test_apply_runs_in_production_one_at_a_time() -> None:
     assert step["env"]["PROMOTION_BOT_APP_SLUG"] == APP_SLUG
 
 
+def test_the_watcher_runs_every_ten_minutes_in_production_one_at_a_time() -> None:
+    watch = load(WORKFLOWS / "watch.yml")
+    assert triggers(watch) == {"schedule": [{"cron": "*/10 * * * *"}],
+                               "workflow_dispatch": None}
+    # Never two at once (one brake, one revert pull request), never cancelled half-way.
+    assert watch["concurrency"] == {"group": "promotion-bot-watch-${{ github.repository }}",
+                                    "cancel-in-progress": False}
+    job = watch["jobs"]["watch"]
+    assert job["environment"] == "production"
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    (checkout,) = [s for s in steps(job) if uses(s, CHECKOUT)]
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    (aws,) = [s for s in steps(job) if uses(s, AWS_ACTION)]
+    assert aws["with"]["role-to-assume"] == "${{ secrets.PROMOTION_BOT_APPLY_ROLE_ARN }}"
+    # The app's token pushes the revert branch and opens its pull request: nothing more.
+    (token,) = [s for s in steps(job) if uses(s, APP_TOKEN_ACTION)]
+    assert token["id"] == "app-token"
+    assert {k: v for k, v in token["with"].items() if k.startswith("permission-")} == {
+        "permission-contents": "write", "permission-pull-requests": "write"}
+    (step,) = [s for s in steps(job) if "promotion-bot watch" in str(s.get("run", ""))]
+    assert step["run"] == "promotion-bot watch"
+    assert step["env"]["GITHUB_TOKEN"] == APP_TOKEN
+    assert step["env"]["PROMOTION_BOT_APP_SLUG"] == APP_SLUG
+    # The remote's URL carries no token: git sends it as a header from the environment.
+    assert step["env"]["PROMOTION_BOT_GIT_REMOTE"] == (
+        "${{ github.server_url }}/${{ github.repository }}.git")
+
+
 def test_ci_runs_the_project_checks() -> None:
     ci = load(WORKFLOWS / "ci.yml")
     assert set(triggers(ci)) == {"push", "pull_request"}
@@ -532,6 +562,7 @@ def test_each_workflow_installs_what_it_runs() -> None:
 
     assert installs("validate.yml") == ["python -m pip install ."]
     assert installs("apply.yml") == ['python -m pip install ".[bot]"']
+    assert installs("watch.yml") == ['python -m pip install ".[bot]"']
     assert installs("plan.yml") == [f'python -m pip install "./{TRUSTED_DIR}[bot]"']
     extras = load_pyproject()["project"]["optional-dependencies"]
     assert "promotion-bot[bot]" in extras["dev"]  # the README's test install has it all
@@ -730,7 +761,7 @@ def trust(s: Stack, role: str) -> dict[str, Any]:
     return statement  # type: ignore[no-any-return]
 
 
-def github_subject(s: Stack, role: str) -> str:
+def github_subject(s: Stack, role: str) -> str | list[str]:
     statement = trust(s, role)
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Principal"] == {
@@ -739,7 +770,9 @@ def github_subject(s: Stack, role: str) -> str:
     equals = statement["Condition"]["StringEquals"]
     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
     subject = equals["token.actions.githubusercontent.com:sub"]
-    assert isinstance(subject, str) and "*" not in subject
+    for one in subject if isinstance(subject, list) else [subject]:
+        assert isinstance(one, str) and "*" not in one
+    assert isinstance(subject, (str, list))
     return subject
 
 
@@ -764,10 +797,12 @@ def test_the_plan_role_trusts_only_the_plan_workflow_on_the_default_branch() -> 
 
 
 def test_the_apply_role_trusts_only_the_production_environment() -> None:
+    """Apply's workflow and the watcher's, each in production, on the default branch."""
     environment = load(WORKFLOWS / "apply.yml")["jobs"]["apply"]["environment"]
-    workflow = f"{REPOSITORY}/.github/workflows/apply.yml@refs/heads/main"
-    assert github_subject(stack(), "ApplyRole") == (
-        f"repo:{REPOSITORY}:environment:{environment}:job_workflow_ref:{workflow}")
+    assert load(WORKFLOWS / "watch.yml")["jobs"]["watch"]["environment"] == environment
+    assert github_subject(stack(), "ApplyRole") == [
+        f"repo:{REPOSITORY}:environment:{environment}:job_workflow_ref:{REPOSITORY}"
+        f"/.github/workflows/{name}@refs/heads/main" for name in ("apply.yml", "watch.yml")]
     assert github_subject(Stack(SubjectIncludesWorkflow="false"), "ApplyRole") == (
         f"repo:{REPOSITORY}:environment:{environment}")
 
@@ -850,7 +885,7 @@ def test_no_role_deletes_models_plans_archives_or_apply_records() -> None:
     assert set(denied["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
     assert sorted(denied["Resource"]) == [
         f"arn:aws:s3:::{t.artifacts_bucket}/{t.artifacts_prefix}/{p}/*"
-        for p in ("applies", "models", "plans")]
+        for p in ("applies", "incidents", "models", "plans")]
     config = bucket_policy_statements(s, "ConfigBucket")["TheBotNeverDeletesTheConfigOrItsArchive"]
     assert config["Effect"] == "Deny" and config["Resource"] == [
         f"arn:aws:s3:::{t.config_bucket}/*"]
@@ -892,7 +927,8 @@ def test_models_are_written_once_and_plans_only_by_the_plan_role() -> None:
     # The bucket refuses any other write of model bytes or plans, whoever makes it.
     deny = bucket_policy_statements(s, "ModelsBucket")["ModelsAreWriteOnceForEveryone"]
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
-    assert deny["Resource"] == once
+    # The watcher's incident records too (the apply role writes them, once).
+    assert deny["Resource"] == [*once, f"{where}/incidents/*"]
     assert deny["Condition"] == {"StringNotEquals": {"s3:if-none-match": "*"}}
     # Nobody else may write there at all.
     for role in s.of_type("AWS::IAM::Role"):
@@ -998,7 +1034,7 @@ ALSO_NEEDED = {
     "create_endpoint": ["sagemaker:AddTags"],
     "create_training_job": ["iam:PassRole"],
 }
-SERVICES = ("ssm", "s3", "stepfunctions", "sagemaker", "sagemaker-runtime", "kms")
+SERVICES = ("ssm", "s3", "stepfunctions", "sagemaker", "sagemaker-runtime", "kms", "cloudwatch")
 # The local stand-ins (bot/local) and the sample-data command are not what the roles run.
 NOT_THE_ROLE = {"local", "sample_data.py", "sample_data"}
 # What each role's job runs: (module, function) entry points.
@@ -1008,7 +1044,9 @@ PLAN_ENTRY = [("bot.commands.plan", "run"),
 APPLY_ENTRY = [("bot.commands.apply", "run"),
                # what a person runs with the apply role, per docs/github-setup.md
                ("bot.commands.rollback_parameters", "run"), ("bot.commands.break_lock", "run"),
-               ("bot.commands.history", "run")]
+               ("bot.commands.history", "run"),
+               # watch.yml runs it with the apply role
+               ("bot.commands.watch", "run")]
 
 
 @functools.cache
@@ -1023,7 +1061,8 @@ def boto3_operations() -> tuple[dict[str, list[list[str]]], dict[str, list[list[
     waiters: dict[str, list[list[str]]] = {}
     for service in SERVICES:
         model = session.get_service_model(service)
-        prefix = model.signing_name
+        # CloudWatch signs as "monitoring"; its IAM actions are "cloudwatch:...".
+        prefix = "cloudwatch" if service == "cloudwatch" else model.signing_name
         for operation in model.operation_names:
             snake = xform_name(operation)
             actions = (S3_ACTIONS.get(snake, [f"s3:{operation}"]) if service == "s3"

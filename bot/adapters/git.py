@@ -5,7 +5,10 @@ A thin wrapper over the ``git`` command, so it behaves exactly as git does on th
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -16,19 +19,22 @@ REQUEST_SUFFIXES = (".yaml", ".yml")
 _FIELD, _RECORD = "\x1f", "\x1e"  # what %x1f and %x1e print
 
 
-def _run(repo: Path | str, *args: str, ok: tuple[int, ...] = (0,)
+def _run(repo: Path | str, *args: str, ok: tuple[int, ...] = (0,),
+         env: dict[str, str] | None = None, secret: str | None = None
          ) -> subprocess.CompletedProcess[str]:
+    """``git ARGS`` in ``repo``; ``env`` adds to the environment; ``secret`` (a token) never
+    appears in the error it raises."""
     command = ["git", "--literal-pathspecs", "-C", str(repo), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              env={**os.environ, **env} if env else None)
     except FileNotFoundError:
         raise BotError("git is not installed (needed to read promotion requests)") from None
     if done.returncode not in ok:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise BotError(
-            f"`git {' '.join(args)}` failed in {repo}: "
-            f"{detail[-1] if detail else f'exit {done.returncode}'}"
-        )
+        message = (f"`git {' '.join(args)}` failed in {repo}: "
+                   f"{detail[-1] if detail else f'exit {done.returncode}'}")
+        raise BotError(message.replace(secret, "***") if secret else message)
     return done
 
 
@@ -189,3 +195,68 @@ def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
     done = _run(repo, "merge-base", "--is-ancestor", rev_parse(repo, ancestor),
                 rev_parse(repo, descendant), ok=(0, 1))
     return done.returncode == 0
+
+
+#: Who the watcher's revert commits are by, unless git's environment names someone.
+BOT_IDENTITY = {"GIT_AUTHOR_NAME": "promotion-bot", "GIT_AUTHOR_EMAIL": "promotion-bot@localhost",
+                "GIT_COMMITTER_NAME": "promotion-bot",
+                "GIT_COMMITTER_EMAIL": "promotion-bot@localhost"}
+
+
+def _auth(remote_url: str, token: str | None) -> dict[str, str]:
+    """The environment that lets ``git`` push to an https remote with ``token``: an
+    ``Authorization`` header given through ``GIT_CONFIG_*`` (as actions/checkout does), so
+    the token is in neither the command line nor the remote's URL nor any output."""
+    if not token or not remote_url.startswith("https://"):
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraheader",
+            "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+            "GIT_TERMINAL_PROMPT": "0"}
+
+
+def remote_url(repo: Path | str, remote: str) -> str:
+    """The URL of ``remote`` (a remote's name, or already a URL or path)."""
+    done = _run(repo, "remote", "get-url", "--", remote, ok=(0, 2, 128))
+    return done.stdout.strip() if done.returncode == 0 else remote
+
+
+def remote_branch(repo: Path | str, remote: str, branch: str, token: str | None = None
+                  ) -> str | None:
+    """The commit ``branch`` points to on ``remote``; None when it has no such branch."""
+    url = remote_url(repo, remote)
+    out = _run(repo, "ls-remote", "--heads", "--", url, f"refs/heads/{branch}",
+               env=_auth(url, token), secret=token).stdout
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
+
+
+def push_revert(repo: Path | str, commit_: str, onto: str, branch: str, remote: str,
+                token: str | None = None) -> str:
+    """Revert ``commit_`` on top of ``onto`` (a merge commit by its first parent, as
+    ``git revert -m 1`` does) in a temporary work tree, and push it to ``remote`` as
+    ``branch``; the revert commit's id. The checked-out work tree is left as it was."""
+    sha, base = rev_parse(repo, commit_), rev_parse(repo, onto)
+    parents = output(repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]
+    mainline = ["-m", "1"] if len(parents) > 1 else []
+    identity = {k: v for k, v in BOT_IDENTITY.items() if not os.environ.get(k)}
+    url = remote_url(repo, remote)
+    with tempfile.TemporaryDirectory(prefix="promotion-bot-revert-") as scratch:
+        tree = Path(scratch) / "tree"
+        _run(repo, "worktree", "add", "--detach", "--quiet", str(tree), base)
+        try:
+            done = _run(tree, "revert", "--no-edit", *mainline, sha, ok=(0, 1),
+                        env=identity)
+            if done.returncode != 0:
+                _run(tree, "revert", "--abort", ok=(0, 128))
+                raise BotError(f"cannot revert {sha[:12]} on {base[:12]}: it conflicts with "
+                               "what changed since; revert it by hand")
+            reverted = rev_parse(tree, "HEAD")
+            _run(tree, "push", "--quiet", "--", url, f"{reverted}:refs/heads/{branch}",
+                 env=_auth(url, token), secret=token)
+        finally:
+            _run(repo, "worktree", "remove", "--force", str(tree), ok=(0, 128))
+    return reverted

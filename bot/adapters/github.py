@@ -220,7 +220,29 @@ class GitHubHost:
 
         return self._call(f"pull requests of commit {sha[:12]}", run)
 
+    def pull_of_branch(self, branch: str) -> tuple[int, str] | None:
+        """The newest pull request (number, web URL), open or closed, of this repository's
+        ``branch``; None if none (https://docs.github.com/en/rest/pulls/pulls#list-pull-requests)."""
+        return self._call(f"pull requests of branch {branch}", lambda: self._find_pull(branch))
+
+    def open_pull(self, branch: str, base: str, title: str, body: str) -> tuple[int, str]:
+        """Open a pull request of ``branch`` (pushed) into ``base``, or find the one there is
+        (a rerun after a lost answer opens no second one); its number and web URL
+        (https://docs.github.com/en/rest/pulls/pulls#create-a-pull-request)."""
+
+        def run() -> tuple[int, str]:
+            pull = self._find_pull(branch) or self._repo().create_pull(
+                base=base, head=branch, title=title, body=fit_comment(body))
+            return pull if isinstance(pull, tuple) else (int(pull.number), str(pull.html_url))
+
+        return self._call(f"open a pull request of {branch}", run)
+
     # -- plumbing ------------------------------------------------------------------------
+
+    def _find_pull(self, branch: str) -> tuple[int, str] | None:
+        head = f"{self.repository.split('/')[0]}:{branch}"
+        pull = next(iter(self._repo().get_pulls(state="all", head=head)), None)
+        return None if pull is None else (int(pull.number), str(pull.html_url))
 
     def _github(self) -> Github:
         if self._client is None:

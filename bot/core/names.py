@@ -12,6 +12,8 @@ Under ``s3://<artifacts bucket>/<artifacts prefix>/``:
   (``plans/<content sha256>/plan.json``: the layout before, never trusted);
 - ``applies/<commit>.json``: the apply record (the apply's write-ahead log);
 - ``locks/<target>.json``: the apply lock;
+- ``incidents/<target>/<commit>.json``: why the watcher braked the challenger that the
+  production config's commit put there (written once);
 - ``training-data/<key>/`` and ``training-jobs/``: training's shards and job output.
 """
 
@@ -91,6 +93,12 @@ def apply_record_key(t: Target, commit: str) -> str:
 
 def apply_records_prefix(t: Target) -> str:
     return key(t, "applies", "")
+
+
+def incident_key(t: Target, commit: str) -> str:
+    """The watcher's incident record of the challenger that config commit ``commit`` put
+    there (``bot.core.incident``)."""
+    return key(t, "incidents", t.name, f"{commit}.json")
 
 
 def lock_key(t: Target) -> str:

@@ -20,7 +20,13 @@ It is as strict as GitHub where the bot relies on it:
 - only commits it was told of exist (those pushed to a pull request, a merge commit, or
   ``add_commit``): an unknown SHA gets 422 "No commit found for SHA" where GitHub answers so
   (creating a status, a commit, its pull requests);
-- comments and statuses are created by the token's own user.
+- comments and statuses are created by the token's own user;
+- a pull request opened through the API (``POST /pulls``) takes its head from the branch of
+  that name in ``remote``, the git repository pushes go to (422 when there is no such
+  branch, or an open pull request of it exists already), as GitHub does
+  (https://docs.github.com/en/rest/pulls/pulls#create-a-pull-request: "Pull requests"
+  write); ``GET /pulls`` filters by ``state``, ``head`` (``owner:branch``) and ``base``
+  (https://docs.github.com/en/rest/pulls/pulls#list-pull-requests: "Pull requests" read).
 
 A fault plan
 (``bot.local.faults``, operations written ``METHOD /path``) makes it answer as GitHub does
@@ -33,12 +39,14 @@ import copy
 import itertools
 import json
 import re
+import subprocess
 import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -113,6 +121,7 @@ class _Pull:
     created_at: str
     updated_at: str
     base_sha: str = "0" * 40
+    base_ref: str = "main"
     state: str = "open"
     merged_at: str | None = None
     merge_commit_sha: str | None = None
@@ -130,14 +139,16 @@ class LocalGitHub:
     def __init__(self, token: str = "local-token", repository: str = "acme/fraud-models", *,
                  bot_login: str = "promotion-bot[bot]", host: str = "127.0.0.1", port: int = 0,
                  kind: str = "app", permissions: dict[str, str] | None = None,
-                 faults: FaultPlan | None = None) -> None:
+                 faults: FaultPlan | None = None, remote: Path | str | None = None) -> None:
         """``token`` is of ``kind`` and acts as ``bot_login``: by default the installation
         token of the promotion-bot app (``APP_PERMISSIONS``); ``add_token`` adds others.
-        ``faults`` makes it fail by that plan (see ``inject``)."""
+        ``faults`` makes it fail by that plan (see ``inject``). ``remote`` is the git
+        repository branches are pushed to: ``POST /pulls`` reads a branch's head there."""
         if repository.count("/") != 1:
             raise ValueError(f"repository {repository!r} is not OWNER/NAME")
         self.token = token
         self.repository = repository
+        self.remote = Path(remote) if remote is not None else None
         self.bot_login = bot_login
         self._host = host
         self._port = port
@@ -319,6 +330,11 @@ class LocalGitHub:
             self._pull(pr)
             return self._new_comment(pr, body, user, "User")
 
+    def pulls(self) -> list[Json]:
+        """Every pull request as the API shows it, by number."""
+        with self._lock:
+            return [self._pull_json(p) for _, p in sorted(self._pulls.items())]
+
     def comments(self, pr: int) -> list[Json]:
         """The pull request's comments as the API shows them, oldest first."""
         with self._lock:
@@ -430,6 +446,8 @@ class LocalGitHub:
         contents = (("contents", "read"),)
         return [
             ("GET", r"", read, lambda q, p: (200, self._repo_json(), {})),
+            ("GET", r"/pulls", pulls, self._list_pulls),
+            ("POST", r"/pulls", (("pull_requests", "write"),), self._create_pull),
             ("GET", r"/pulls/(\d+)", pulls,
              lambda q, p, n: (200, self._pull_json(self._pull(int(n))), {})),
             ("GET", r"/pulls/(\d+)/reviews", pulls, self._list_reviews),
@@ -461,6 +479,56 @@ class LocalGitHub:
                       ) -> tuple[int, Any, dict[str, str]]:
         reviews = copy.deepcopy(self._pull(int(n)).reviews)
         return self._page(f"/pulls/{n}/reviews", query, reviews)
+
+    def _list_pulls(self, query: dict[str, str], payload: Json
+                    ) -> tuple[int, Any, dict[str, str]]:
+        """Newest first, filtered by ``state`` (open, closed, all; default open), ``head``
+        (``owner:branch``) and ``base``."""
+        state = query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "PullRequest", "field": "state", "code": "invalid"}])
+        owner = self.repository.split("/")[0]
+        found = [self._pull_json(p) for n, p in sorted(self._pulls.items(), reverse=True)
+                 if state in ("all", p.state)
+                 and query.get("head") in (None, f"{owner}:{p.head_ref}")
+                 and query.get("base") in (None, p.base_ref)]
+        return self._page("/pulls", query, found)
+
+    def _create_pull(self, query: dict[str, str], payload: Json
+                     ) -> tuple[int, Any, dict[str, str]]:
+        """A pull request of a branch pushed to ``remote`` into ``base``, by the caller."""
+        title = _required_string(payload, "title", "PullRequest")
+        base = _required_string(payload, "base", "PullRequest")
+        head = _required_string(payload, "head", "PullRequest")
+        owner = self.repository.split("/")[0]
+        branch = head.split(":", 1)[1] if head.startswith(f"{owner}:") else head
+        sha, base_sha = self._branch_head(branch), self._branch_head(base)
+        if sha is None or base_sha is None:
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "PullRequest", "field": "head" if sha is None else "base",
+                 "code": "invalid"}])
+        if any(p.head_ref == branch and p.state == "open" for p in self._pulls.values()):
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "PullRequest", "code": "custom",
+                 "message": f"A pull request already exists for {owner}:{branch}."}])
+        login, _ = self._acting_user()
+        number = self.open_pull(head_sha=sha, author=login, title=title,
+                                body=str(payload.get("body") or ""), head_ref=branch,
+                                base_sha=base_sha)
+        pull = self._pulls[number]
+        pull.base_ref = base
+        answer = self._pull_json(pull)
+        return 201, answer, {"Location": answer["url"]}
+
+    def _branch_head(self, branch: str) -> str | None:
+        """The commit ``branch`` points to in ``remote``; None without one."""
+        if self.remote is None or not branch or branch.startswith("-"):
+            return None
+        done = subprocess.run(
+            ["git", "-C", str(self.remote), "rev-parse", "--verify", "--quiet",
+             f"refs/heads/{branch}^{{commit}}"], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
 
     def _list_pull_commits(self, query: dict[str, str], payload: Json, n: str
                            ) -> tuple[int, Any, dict[str, str]]:
@@ -641,7 +709,8 @@ class LocalGitHub:
             "merged": pull.merged_at is not None, "author_association": "MEMBER",
             "head": {"label": f"{owner}:{pull.head_ref}", "ref": pull.head_ref,
                      "sha": pull.head_sha, "user": repo["owner"], "repo": repo},
-            "base": {"label": f"{owner}:main", "ref": "main", "sha": pull.base_sha,
+            "base": {"label": f"{owner}:{pull.base_ref}", "ref": pull.base_ref,
+                     "sha": pull.base_sha,
                      "user": repo["owner"], "repo": repo},
             "comments": sum(1 for c in self._comments.values() if c["issue"] == n),
             "commits": len(pull.commits),

@@ -177,6 +177,35 @@ def reconcile(
     )
 
 
+def brake(t: Target, wait_delay: float = 2.0, wait_timeout: float | None = None
+          ) -> EndpointSpec:
+    """The watcher's brake: the challenger variant at weight 0 and the champion at 100, at
+    once, with ``UpdateEndpointWeightsAndCapacities`` (no new instances, no new config:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpointWeightsAndCapacities.html),
+    then wait until the endpoint is InService again; what it serves then."""
+    if wait_timeout is None:
+        wait_timeout = settings().endpoint_wait_seconds
+    sm = client("sagemaker", t.region)
+    described = _describe_endpoint(sm, t.endpoint_name)
+    if described is None:
+        raise BotError(f"endpoint {t.endpoint_name} does not exist: nothing to brake")
+    if described["EndpointStatus"] != "InService":
+        described = _wait(sm, t.endpoint_name, wait_delay, wait_timeout, lambda: None)
+    live = _live_spec(sm, described)
+    if live.variant("challenger") is None or live.variant("champion") is None:
+        raise BotError(f"endpoint {t.endpoint_name} serves no champion and challenger pair: "
+                       "nothing to brake")
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=t.endpoint_name,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "champion", "DesiredWeight": 1.0},
+            {"VariantName": "challenger", "DesiredWeight": 0.0},
+        ],
+    )
+    described = _wait(sm, t.endpoint_name, wait_delay, wait_timeout, lambda: None)
+    return _live_spec(sm, described)
+
+
 def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
     """Shift traffic between the variants already deployed: no new instances."""
     sm.update_endpoint_weights_and_capacities(
