@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from bot.adapters.aws import endpoint
-from bot.adapters.aws.endpoint import Guardrails, RolledBack
+from bot.adapters.aws.endpoint_guardrails import Guardrails, RolledBack, deployment_config
 from bot.core import alarms
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.errors import BotError
@@ -132,7 +132,7 @@ def test_the_states_of_an_update_an_alarm_rolls_back(aws: Any) -> None:
     endpoint._ensure_config(aws, T, wanted, endpoint.config_name(T, wanted))
     aws.update_endpoint(EndpointName=T.endpoint_name,
                         EndpointConfigName=endpoint.config_name(T, wanted),
-                        DeploymentConfig=endpoint.deployment_config(GUARDED))
+                        DeploymentConfig=deployment_config(GUARDED))
     seen = [aws.describe_endpoint(EndpointName=T.endpoint_name)["EndpointStatus"]
             for _ in range(3)]  # provisioning, then baking with the alarms OK
     boto3.client("cloudwatch", region_name="us-east-1").set_alarm_state(
@@ -183,5 +183,5 @@ def test_a_weight_change_takes_no_deployment_config(
 
 def test_a_baking_period_beyond_sagemakers_limit_is_refused() -> None:
     with pytest.raises(BotError, match="the baking period must be 0 to 60 minutes"):
-        endpoint.deployment_config(Guardrails(alarms=(ERRORS,), baking_seconds=3601))
-    assert endpoint.deployment_config(Guardrails(baking_seconds=600)) is None
+        deployment_config(Guardrails(alarms=(ERRORS,), baking_seconds=3601))
+    assert deployment_config(Guardrails(baking_seconds=600)) is None

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.endpoint_cleanup import clean_up
+from bot.adapters.aws.endpoint_guardrails import Guardrails, deployment_config, rolled_back
 from bot.adapters.aws.images import xgboost_image
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.names import MANAGED_TAG
@@ -40,43 +41,6 @@ STUCK = {
     "Deleting": "it is being deleted: rerun apply once it is gone to recreate it",
 }
 Guard = Callable[[], None]
-#: SageMaker's limits on a blue/green update
-#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html,
-#: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html):
-#: the wait between traffic steps (the baking period) 0-3600 s, the whole deployment's
-#: timeout 600-28800 s and longer than its waits.
-MAX_BAKING_SECONDS = 3600
-MIN_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT = 600, 28800
-#: Time a blue/green update may take beyond its baking period (provisioning the new fleet).
-PROVISIONING_ALLOWANCE_SECONDS = 1800
-
-
-@dataclass(frozen=True)
-class Guardrails:
-    """What guards an ``UpdateEndpoint``: the CloudWatch alarms that roll it back when one is
-    in ALARM during the baking period, and that period's length."""
-
-    alarms: tuple[str, ...] = ()
-    baking_seconds: int = 600
-
-
-RETRY = "fix the cause, then rerun apply to try again"
-
-
-class RolledBack(BotError):
-    """SageMaker rolled an update back to the config that served before (an alarm fired
-    during the baking period, or the new fleet failed): production serves what it served."""
-
-    def __init__(self, message: str, served: EndpointSpec, reason: str | None,
-                 alarms: tuple[str, ...], deployment: dict[str, Any] | None,
-                 actions: tuple[str, ...]) -> None:
-        super().__init__(f"{message}; {RETRY}")
-        self.summary = message  # what happened and what serves, without what to do
-        self.served, self.reason, self.alarms, self.deployment = (
-            served, reason, alarms, deployment)
-        self.actions = actions  # what reconcile did before SageMaker rolled it back
-
-
 @dataclass(frozen=True)
 class EndpointOutcome:
     """What reconcile did and what the endpoint serves afterwards."""
@@ -156,15 +120,15 @@ def reconcile(
                                guardrails=guardrails or Guardrails())
         described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
         if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
-            raise _rolled_back(sm, t, spec, described, guardrails or Guardrails(),
-                               tuple(actions))
+            raise rolled_back(_live_spec(sm, described), described,
+                              guardrails or Guardrails(), tuple(actions))
         verified = _live_spec(sm, described)
         if not _same(verified, spec):
-            rolled_back = " (the change was rolled back" + _reason(described) + ")" if (
+            undone = " (the change was rolled back" + _reason(described) + ")" if (
                 described.get("FailureReason")) else ""
             raise BotError(
                 f"endpoint {spec.endpoint_name} does not serve what was asked after "
-                f"reconciling{rolled_back}: live {_describe_variants(verified)}, "
+                f"reconciling{undone}: live {_describe_variants(verified)}, "
                 f"desired {_describe_variants(spec)}"
             )
     check()
@@ -216,58 +180,6 @@ def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
     )
     return ["set weights " + ", ".join(
         f"{v.name} {_weight(live, v.name)}% → {v.weight}%" for v in spec.variants)]
-
-
-def deployment_config(guardrails: Guardrails) -> dict[str, Any] | None:
-    """``UpdateEndpoint``'s ``DeploymentConfig`` for ``guardrails``; None without alarms.
-
-    A blue/green update with all-at-once traffic shifting: the new fleet takes all traffic,
-    the alarms are watched for the baking period (``WaitIntervalInSeconds``), and if one is
-    in ALARM SageMaker shifts all traffic back to the old fleet
-    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-all-at-once.html,
-    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html).
-    Without alarms there is nothing to roll back on
-    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html),
-    and SageMaker's default (blue/green, all at once) applies.
-    """
-    if not guardrails.alarms:
-        return None
-    baking = guardrails.baking_seconds
-    if not 0 <= baking <= MAX_BAKING_SECONDS:
-        raise BotError(f"the baking period must be 0 to {MAX_BAKING_SECONDS // 60} minutes "
-                       f"(SageMaker's limit), got {baking} s")
-    timeout = min(MAX_EXECUTION_TIMEOUT,
-                  max(MIN_EXECUTION_TIMEOUT, baking + PROVISIONING_ALLOWANCE_SECONDS))
-    return {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE",
-                                            "WaitIntervalInSeconds": baking},
-            "TerminationWaitInSeconds": 0,
-            "MaximumExecutionTimeoutInSeconds": timeout,
-        },
-        "AutoRollbackConfiguration": {
-            "Alarms": [{"AlarmName": name} for name in guardrails.alarms]},
-    }
-
-
-def _rolled_back(sm: Any, t: Target, spec: EndpointSpec, described: dict[str, Any],
-                 guardrails: Guardrails, actions: tuple[str, ...]) -> RolledBack:
-    """What an update SageMaker rolled back left: the config that serves, and why."""
-    served = _live_spec(sm, described)
-    reason = described.get("FailureReason")
-    deployment = described.get("LastDeploymentConfig")
-    named = tuple((deployment or {}).get("AutoRollbackConfiguration", {}).get("Alarms") or ())
-    watched = tuple(a.get("AlarmName", "") for a in named) or guardrails.alarms
-    fired = tuple(name for name in watched if name and reason and name in reason)
-    if fired:
-        why = (f"AWS rolled endpoint {spec.endpoint_name} back because alarm "
-               f"{', '.join(fired)} fired during the baking period")
-    else:
-        why = f"AWS rolled endpoint {spec.endpoint_name} back" + _reason(described)
-    shares = ", ".join(f"{v.name} {v.weight}%" for v in served.variants)
-    return RolledBack(
-        f"{why}; production serves the previous models ({shares}, endpoint config "
-        f"{described['EndpointConfigName']})", served, reason, fired, deployment, actions)
 
 
 def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.adapters.aws import endpoint
+from bot.adapters.aws.endpoint_guardrails import RETRY, Guardrails, RolledBack
 from bot.core.alarms import guarded, watched
 from bot.core.changes import endpoint_changes
 from bot.core.desired_state import endpoint_spec, retired_endpoint
@@ -56,24 +57,24 @@ def apply(step: Step) -> dict[str, Any]:
     try:
         result = endpoint.reconcile(step.target, step.want, guard=step.guard,
                                     alive=step.alive, guardrails=guardrails(step.context))
-    except endpoint.RolledBack as rolled:
+    except RolledBack as rolled:
         restored = config.restore(step)
         rolled_back = {"alarms": list(rolled.alarms), "reason": rolled.reason,
                        "deployment_config": rolled.deployment}
         said = (f"; the production config is back to what serves (commit "
                 f"{restored['config_restored_commit'][:12]})" if restored else "")
-        raise StepFailed(f"{rolled.summary}{said}; {endpoint.RETRY}",
+        raise StepFailed(f"{rolled.summary}{said}; {RETRY}",
                          {**_details(rolled.served, rolled.actions),
                           "rolled_back": rolled_back, **restored}) from None
     return {**_details(EndpointSpec(result.endpoint_name, result.variants), result.actions),
             "rolled_back": None}
 
 
-def guardrails(context: Context) -> endpoint.Guardrails:
+def guardrails(context: Context) -> Guardrails:
     """What guards an update of the endpoint under the context's request: the alarms on its
     challenger and the request's baking period."""
     settings = guarded(context.request)
-    return endpoint.Guardrails(
+    return Guardrails(
         alarms=watched(context.target, context.request),
         baking_seconds=settings.baking_minutes * 60 if settings is not None else 0)
 
