@@ -15,6 +15,7 @@ import boto3
 import pytest
 import yaml
 from conftest import GitRepo, a_plan, request_yaml
+from test_pr_effect import folded
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store, endpoint, incidents, registry
@@ -227,3 +228,32 @@ def test_a_challenger_at_zero_is_not_braked(world: World,
 
     assert code == 0, said
     assert incidents.read(world.t, world.merge) is None and _revert_pulls(world) == []
+
+
+def test_plan_shows_the_brake_until_the_revert_is_applied(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.core import incident
+    from bot.flows.plan import braked
+    from bot.report.plan_comment import render_comment
+
+    config = config_store.read(world.t)
+    assert braked(world.t, config, endpoint.read(world.t)) is None  # nothing braked yet
+    world.alarm(ERRORS, "ALARM")
+    world.watch(capsys)
+
+    found = braked(world.t, config, endpoint.read(world.t))
+    assert found is not None
+    request = Request.model_validate(yaml.safe_load(at(50)))
+    # A stored plan's old brake note gives way to the brake that stands now.
+    old = (f"{incident.BRAKE_NOTE} at 2020-01-01T00:00:00+00:00: alarm x in ALARM", "kept")
+    plan = replace(a_plan(request), notes=incident.with_brake(old, found))
+    comment = render_comment(plan)
+    [line] = [line.replace("\\", "") for line in comment.splitlines()
+              if incident.BRAKE_NOTE in line]  # as GitHub shows it: escapes removed
+    assert found.braked_at in line and ERRORS in line and found.branch in line
+    assert "2020-01-01" not in comment and "kept" in comment
+    assert len(folded(comment)) <= 60  # one screen, as every plan comment
+    # Once the revert is applied (the challenger gone with the config's commit), no note.
+    endpoint.reconcile(world.t, EndpointSpec(world.t.endpoint_name, (
+        VariantSpec("champion", CHAMPION, 100),)), wait_delay=0)
+    assert braked(world.t, config, endpoint.read(world.t)) is None

@@ -86,11 +86,23 @@ def new(*, target: str, commit: str, pull_request: int | None, model_artifact: s
         history=history)
 
 
-def summary(incident: Incident, revert_pull: int | None = None) -> str:
-    """One line: when the watcher braked, on which alarm, and the revert pull request."""
-    pull = f", revert pull request #{revert_pull}" if revert_pull else ""
-    return (f"the watcher braked the challenger at {incident.braked_at} (alarm "
-            f"{incident.alarm} in {incident.state}){pull}")
+#: How the plan's note on a brake begins (a stored plan's old note is replaced by a new one).
+BRAKE_NOTE = "The watcher braked the challenger"
+
+
+def summary(incident: Incident) -> str:
+    """The plan's note while a brake stands: when, which alarm, the revert's branch."""
+    original = f" (pull request #{incident.pull_request})" if incident.pull_request else ""
+    return (f"{BRAKE_NOTE} at {incident.braked_at}: alarm {incident.alarm} in "
+            f"{incident.state}; its traffic is 0 % (drift) until the revert of "
+            f"{incident.commit[:12]}{original}, the pull request of branch {incident.branch}, "
+            "is merged.")
+
+
+def with_brake(notes: tuple[str, ...], incident: Incident | None) -> tuple[str, ...]:
+    """``notes`` without an earlier brake note, with this brake's when one stands."""
+    kept = tuple(n for n in notes if not n.startswith(BRAKE_NOTE))
+    return kept if incident is None else (*kept, summary(incident))
 
 
 def pull_title(incident: Incident) -> str:

@@ -19,9 +19,18 @@ from typing import TYPE_CHECKING, Any
 from bot import __version__
 from bot.adapters import data_files as data
 from bot.adapters import git
-from bot.adapters.aws import artifacts, config_store, plan_store, registry, runtime, s3
+from bot.adapters.aws import (
+    artifacts,
+    config_store,
+    incidents,
+    plan_store,
+    registry,
+    runtime,
+    s3,
+)
 from bot.adapters.request_files import load_request
 from bot.core import comparison as cmp
+from bot.core import incident as brakes
 from bot.core import names, plan_json, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
@@ -153,6 +162,16 @@ def with_live_changes(
     )
 
 
+def braked(t: Target, config: ProductionConfig | None, live: EndpointSpec | None
+           ) -> brakes.Incident | None:
+    """The watcher's brake that stands: an incident of the config's commit while its
+    challenger serves nothing (until the revert is merged and applied)."""
+    challenger = live.variant("challenger") if live is not None else None
+    if config is None or challenger is None or challenger.weight > 0:
+        return None
+    return incidents.read(t, config.commit)
+
+
 def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: Progress,
                         live: EndpointSpec | None) -> EndpointComparison | None:
     """Champion vs challenger on the ``live`` endpoint, when a challenger is serving."""
@@ -248,7 +267,8 @@ def make_plan(
                                                                  progress, live.endpoint),
                    data=plan.data or data_used(
                        request, plan, train or train_counts(request, repo_root, None)),
-                   reverts=reverted_commit(repo_root, commit), soak=soak)
+                   reverts=reverted_commit(repo_root, commit), soak=soak,
+                   notes=brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)))
     plan = replace(plan, identity=PlanIdentity(
         head=commit, data_versions=versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
