@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.adapters.aws import endpoint
 from bot.adapters.aws.endpoint_guardrails import RETRY, Guardrails, RolledBack
-from bot.core.alarms import guarded, watched
+from bot.core.alarms import guarded, shares, watched
 from bot.core.changes import endpoint_changes
 from bot.core.desired_state import endpoint_spec, retired_endpoint
 from bot.core.domain import Change, EndpointSpec, Fact, LiveState
@@ -56,7 +56,8 @@ def apply(step: Step) -> dict[str, Any]:
         return {} if live is None else _details(live)
     try:
         result = endpoint.reconcile(step.target, step.want, guard=step.guard,
-                                    alive=step.alive, guardrails=guardrails(step.context))
+                                    alive=step.alive,
+                                    guardrails=guardrails(step.context, step.live.endpoint))
     except RolledBack as rolled:
         restored = config.restore(step)
         rolled_back = {"alarms": list(rolled.alarms), "reason": rolled.reason,
@@ -70,12 +71,15 @@ def apply(step: Step) -> dict[str, Any]:
             "rolled_back": None}
 
 
-def guardrails(context: Context) -> Guardrails:
+def guardrails(context: Context, live: EndpointSpec | None = None) -> Guardrails:
     """What guards an update of the endpoint under the context's request: the alarms on its
-    challenger and the request's baking period."""
+    challenger and the request's baking period. An update that does not raise the
+    challenger's share on the ``live`` endpoint names no alarm: going down must never be
+    rolled back to the larger share by the alarm that made someone go down."""
     settings = guarded(context.request)
+    before, after = shares(context.request, None, live)
     return Guardrails(
-        alarms=watched(context.target, context.request),
+        alarms=watched(context.target, context.request) if after > before else (),
         baking_seconds=settings.baking_minutes * 60 if settings is not None else 0)
 
 
