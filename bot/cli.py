@@ -124,7 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         "set the challenger's traffic. Refusals change nothing.",
         "0   applied, or nothing to apply\n"
         "1   refused: not planned, not approved, a rollout step the rules forbid, or another "
-        "apply holds the lock")
+        "apply holds the lock\n"
+        "3   AWS undid a change (SageMaker rolled the endpoint update back, e.g. an alarm "
+        "fired during its baking period): production serves the previous models and the "
+        "production config says so")
     p.add_argument("--before", metavar="REV",
                    help="start of the range (default: the push event's, else HEAD~1)")
     p.add_argument("--after", metavar="REV",

@@ -232,11 +232,10 @@ def test_an_update_keeps_the_old_config_serving_until_it_rolls_back(aws: Any) ->
             reconcile(spec(("champion", NEW, 100)))
         assert len(injector.injected()) == 1
 
-    assert caught.value.message.startswith(
-        f"endpoint {T.endpoint_name} is InService but still on config {config}, not ")
-    assert caught.value.message.endswith(
-        "the update was rolled back: the new variant failed its health check; production "
-        "serves what it served before; rerun apply to try again")
+    assert caught.value.message == (
+        f"AWS rolled endpoint {T.endpoint_name} back: the new variant failed its health "
+        f"check; production serves the previous models (champion 100%, endpoint config "
+        f"{config}); fix the cause, then rerun apply to try again")
     assert endpoint.read(T) == before
     assert reconcile(spec(("champion", NEW, 100))).variants == spec(("champion", NEW, 100)
                                                                      ).variants  # a rerun

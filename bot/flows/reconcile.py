@@ -24,7 +24,7 @@ from bot.core.apply_record import ApplyRecord, ResourceStep, Status
 from bot.core.domain import Change, LiveState, Outcome, ResourceOutcome
 from bot.flows import resources
 from bot.flows.preflight import Item
-from bot.flows.resources.base import Context, Step
+from bot.flows.resources.base import Context, Step, StepFailed
 
 
 def _iso(moment: dt.datetime | None) -> str:
@@ -106,7 +106,13 @@ class Reconciliation:
                     ResourceStep(kind, "intent", logged, step.details))
                 self.save("in-progress", backup_keys=self.record.backup_keys + (
                     (backup,) if backup and backup not in self.record.backup_keys else ()))
-            result = resource.apply(step)
+            try:
+                result = resource.apply(step)
+            except StepFailed as failed:
+                # What the resource left is recorded before the apply fails with why.
+                self.record = self.record.with_step(ResourceStep(
+                    kind, "done", logged, {**step.details, **failed.details}))
+                raise
             details = {**step.details, **result} if logged else result
             if logged or result:
                 self.record = self.record.with_step(ResourceStep(kind, "done", logged, details))

@@ -10,7 +10,12 @@ the bot uses. The bot's boto3 code never knows it talks to moto.
 
 Endpoints change as SageMaker's do: an update keeps the old config serving (with a
 ``PendingDeploymentSummary``) until the new one is InService, and a fault plan can make it
-take longer, roll back, fail, or report maintenance states.
+take longer, roll back, fail, or report maintenance states. An update with a
+``DeploymentConfig`` naming alarms has a baking period (``BAKING_POLLS`` DescribeEndpoint
+polls once the new fleet is up) in which those alarms are read from moto's CloudWatch: one in
+ALARM rolls the endpoint back to the config that served before (RollingBack, then InService),
+and DescribeEndpoint shows ``LastDeploymentConfig`` and a ``FailureReason`` naming the alarm
+(https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-all-at-once.html).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ _install_lock = threading.Lock()
 _installed = False
 _boosters: dict[tuple[str, str], Any] = {}
 _boosters_lock = threading.Lock()
+#: DescribeEndpoint polls an update with alarms spends baking once its new fleet is up.
+BAKING_POLLS = 1
 
 
 def install_moto_extensions() -> None:
@@ -137,6 +144,9 @@ def _response_classes() -> tuple[Any, Any]:
             endpoint = self._endpoint(name)
             _advance(endpoint)
             response = dict(self.sagemaker_backend.describe_endpoint(name))
+            deployment = _deployments.get(endpoint.arn)
+            if deployment is not None:
+                response["LastDeploymentConfig"] = deployment
             change = _change(endpoint)
             if change is not None and change.config is not None:
                 response["PendingDeploymentSummary"] = {
@@ -155,9 +165,18 @@ def _response_classes() -> tuple[Any, Any]:
             self._in_service(endpoint)
             name = self._get_param("EndpointConfigName")
             config = self._config(name)
+            deployment = self._get_param("DeploymentConfig")
+            if not deployment and self._get_param("RetainDeploymentConfig"):
+                deployment = _deployments.get(endpoint.arn)
+            if deployment:  # kept for DescribeEndpoint's LastDeploymentConfig
+                _deployments[endpoint.arn] = deployment
+            else:
+                _deployments.pop(endpoint.arn, None)
             # The old config keeps serving until the new one is InService.
             _begin(endpoint, "Updating", _fault("UpdateEndpoint"), _Change(
-                config=name, variants=_variants(config.production_variants), started=utcnow()))
+                config=name, variants=_variants(config.production_variants), started=utcnow(),
+                alarms=_alarm_names(deployment), account=self.current_account,
+                region=self.region))
             endpoint.last_modified_time = utcnow()
             return ActionResult({"EndpointArn": endpoint.arn})
 
@@ -251,10 +270,31 @@ class _Change:
     outcome: str = "InService"
     reason: str | None = None
     resume: str | None = None  # endpoint-state: the status to go back to
+    alarms: tuple[str, ...] = ()  # AutoRollbackConfiguration's alarms, read while baking
+    baking: int | None = None  # polls of baking left (None: not baking yet)
+    account: str = ""
+    region: str = ""
 
 
 #: The change under way per endpoint ARN (kept off moto's objects, which it serialises whole).
 _changes: dict[str, _Change] = {}
+#: The DeploymentConfig of each endpoint's last UpdateEndpoint that had one, per ARN.
+_deployments: dict[str, dict[str, Any]] = {}
+
+
+def _alarm_names(deployment: dict[str, Any] | None) -> tuple[str, ...]:
+    rollback = (deployment or {}).get("AutoRollbackConfiguration") or {}
+    return tuple(str(a["AlarmName"]) for a in rollback.get("Alarms") or () if a.get("AlarmName"))
+
+
+def _firing(change: _Change) -> tuple[str, ...]:
+    """The change's rollback alarms in ALARM now in moto's CloudWatch (an alarm that does
+    not exist is not in ALARM)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    alarms = cloudwatch_backends[change.account][change.region].alarms
+    return tuple(name for name in change.alarms
+                 if name in alarms and alarms[name].state_value == "ALARM")
 
 
 def _change(endpoint: Any) -> _Change | None:
@@ -318,6 +358,22 @@ def _advance(endpoint: Any) -> None:
     if change.outcome == "resume":
         endpoint.endpoint_status = change.resume or "InService"
         return
+    if change.outcome == "InService" and change.alarms:
+        # The new fleet takes the traffic and bakes: an alarm in ALARM rolls it back.
+        if change.baking is None:
+            change.baking = BAKING_POLLS
+            _set_change(endpoint, change)
+            return
+        fired = _firing(change)
+        if fired:
+            change.outcome = "RolledBack"
+            change.reason = (
+                f"Deployment rolled back: CloudWatch alarm(s) {', '.join(fired)} went into "
+                "ALARM state during the baking period")
+        elif change.baking > 0:
+            change.baking -= 1
+            _set_change(endpoint, change)
+            return
     if change.outcome == "InService":
         if change.config is not None:
             endpoint.endpoint_config_name = change.config

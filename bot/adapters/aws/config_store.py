@@ -77,6 +77,13 @@ def read_versioned(t: Target) -> tuple[ProductionConfig | None, str | None]:
     return config, object_version(got)
 
 
+def read_archive(t: Target, key: str) -> ProductionConfig | None:
+    """The config archived under ``key`` in the config bucket; None when there is none."""
+    body = s3.get(t.config_bucket, key, t.region)
+    return None if body is None else parse(body.decode("utf-8", errors="replace"),
+                                           s3.uri(t.config_bucket, key))
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema generated from the model (``schemas/`` holds the same; a test checks)."""

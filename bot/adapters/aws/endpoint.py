@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from bot.adapters.aws.clients import client, error_code
 from bot.adapters.aws.endpoint_cleanup import clean_up
+from bot.adapters.aws.endpoint_guardrails import Guardrails, deployment_config, rolled_back
 from bot.adapters.aws.images import xgboost_image
 from bot.core.domain import EndpointSpec, VariantSpec
 from bot.core.names import MANAGED_TAG
@@ -40,8 +41,6 @@ STUCK = {
     "Deleting": "it is being deleted: rerun apply once it is gone to recreate it",
 }
 Guard = Callable[[], None]
-
-
 @dataclass(frozen=True)
 class EndpointOutcome:
     """What reconcile did and what the endpoint serves afterwards."""
@@ -77,6 +76,7 @@ def read(t: Target) -> EndpointSpec | None:
 def reconcile(
     t: Target, spec: EndpointSpec, wait_delay: float = 15.0, wait_timeout: float | None = None,
     guard: Guard | None = None, alive: Guard | None = None,
+    guardrails: Guardrails | None = None,
 ) -> EndpointOutcome:
     """Make the endpoint serve ``spec``, wait until it is InService, verify, clean up.
 
@@ -85,6 +85,11 @@ def reconcile(
     before every change and ``alive`` before every poll (apply's lock checks: they raise when
     the lock was lost, so nothing is written and nobody waits without it); ``wait_timeout``
     defaults to the settings'.
+
+    ``guardrails``: every ``UpdateEndpoint`` carries a ``DeploymentConfig`` naming its alarms
+    (``deployment_config``), so SageMaker itself rolls a bad update back; a weight-only
+    change (``UpdateEndpointWeightsAndCapacities``, which takes no deployment config) is not
+    guarded by SageMaker. An update SageMaker rolled back raises ``RolledBack``.
     """
     if wait_timeout is None:
         wait_timeout = settings().endpoint_wait_seconds
@@ -111,22 +116,19 @@ def reconcile(
         if live is not None and weights_only:
             actions += _set_weights(sm, spec, live)
         else:
-            actions += _deploy(sm, t, spec, exists=described is not None, guard=check)
+            actions += _deploy(sm, t, spec, exists=described is not None, guard=check,
+                               guardrails=guardrails or Guardrails())
         described = _wait(sm, spec.endpoint_name, wait_delay, wait_timeout, polling)
         if not weights_only and described["EndpointConfigName"] != config_name(t, spec):
-            raise BotError(
-                f"endpoint {spec.endpoint_name} is InService but still on config "
-                f"{described['EndpointConfigName']}, not {config_name(t, spec)}: the update "
-                "was rolled back" + _reason(described) + "; production serves what it served "
-                "before; rerun apply to try again"
-            )
+            raise rolled_back(_live_spec(sm, described), described,
+                              guardrails or Guardrails(), tuple(actions))
         verified = _live_spec(sm, described)
         if not _same(verified, spec):
-            rolled_back = " (the change was rolled back" + _reason(described) + ")" if (
+            undone = " (the change was rolled back" + _reason(described) + ")" if (
                 described.get("FailureReason")) else ""
             raise BotError(
                 f"endpoint {spec.endpoint_name} does not serve what was asked after "
-                f"reconciling{rolled_back}: live {_describe_variants(verified)}, "
+                f"reconciling{undone}: live {_describe_variants(verified)}, "
                 f"desired {_describe_variants(spec)}"
             )
     check()
@@ -180,7 +182,8 @@ def _set_weights(sm: Any, spec: EndpointSpec, live: EndpointSpec) -> list[str]:
         f"{v.name} {_weight(live, v.name)}% → {v.weight}%" for v in spec.variants)]
 
 
-def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard) -> list[str]:
+def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard,
+            guardrails: Guardrails) -> list[str]:
     """Models and endpoint config for ``spec`` (those missing), then switch the endpoint."""
     config = config_name(t, spec)
     actions = []
@@ -189,8 +192,12 @@ def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard) 
     actions += _ensure_config(sm, t, spec, config)
     guard()
     if exists:
-        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config)
-        actions.append(f"update endpoint {spec.endpoint_name} to config {config}")
+        deployment = deployment_config(guardrails)
+        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config,
+                           **({"DeploymentConfig": deployment} if deployment else {}))
+        actions.append(f"update endpoint {spec.endpoint_name} to config {config}" + (
+            f", rolled back by SageMaker if alarm {', '.join(guardrails.alarms)} fires in "
+            f"{guardrails.baking_seconds / 60:g} min of baking" if deployment else ""))
     else:
         sm.create_endpoint(
             EndpointName=spec.endpoint_name, EndpointConfigName=config, Tags=[MANAGED_TAG]

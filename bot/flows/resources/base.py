@@ -15,7 +15,20 @@ from typing import Any, Protocol
 
 from bot.core.domain import Approval, Change, Fact, LiveState, Plan
 from bot.core.request import Request
+from bot.errors import BotError
 from bot.settings import Target
+
+
+class StepFailed(BotError):
+    """A resource's apply that ended without its change (e.g. AWS rolled it back): the
+    reconciliation records ``details`` in the apply record's step, then the apply fails with
+    the message. The resource has already put production back in one consistent state."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,8 @@ class Resource(Protocol):
         those in ``step.details`` (an interrupted run's), else derive them from ``step.tag``."""
 
     def apply(self, step: Step) -> dict[str, Any]:
-        """Make live match ``step.want`` (idempotent, resumable); the details to record."""
+        """Make live match ``step.want`` (idempotent, resumable); the details to record.
+        Raises ``StepFailed`` (with details to record) when the change did not take."""
 
     def describe(self, details: dict[str, Any]) -> tuple[tuple[Fact, ...], tuple[str, ...]]:
         """What apply did, for people: facts, and further terminal lines."""

@@ -55,6 +55,22 @@ def apply(step: Step) -> dict[str, Any]:
     return details
 
 
+def restore(step: Step) -> dict[str, Any]:
+    """Put back the production config this apply replaced, when what it described did not
+    take (AWS rolled the endpoint's update back): the live config read before the apply
+    wrote, or, when an interrupted run of this apply wrote it, the archive that run took.
+    Returns the details to record (nothing when there was no config before)."""
+    previous = step.live.config
+    if previous is not None and previous.commit == step.context.commit:
+        previous = config_store.read_archive(step.target,
+                                             names.config_archive_key(step.target, step.tag))
+    if previous is None:
+        return {}
+    written = config_store.write(step.target, previous, step.now, before_write=step.guard)
+    return {"config_restored": written.version,
+            "config_restored_commit": previous.commit}
+
+
 def describe(details: dict[str, Any]) -> tuple[tuple[Fact, ...], tuple[str, ...]]:
     version, archive = details.get("config_version"), details.get("config_archive")
     facts = []
