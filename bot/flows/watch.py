@@ -157,7 +157,7 @@ def _revert_pull(found: Incident, where: Git, github: GitHubHost | None) -> tupl
                                     inc.pull_title(found), inc.pull_body(found))
     number, url = existing
     if found.pull_request:
-        github.upsert_comment(found.pull_request, f"{inc.COMMENT_MARKER}-{found.id}",
+        github.upsert_comment(found.pull_request, f"{inc.COMMENT_MARKER}:{found.target}",
                               inc.original_comment(found, number, url))
     return number, url
 
