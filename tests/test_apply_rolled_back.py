@@ -13,9 +13,12 @@ from conftest import GitRepo, request_yaml
 
 from bot import cli
 from bot.adapters.aws import artifacts, config_store, endpoint
+from bot.adapters.request_files import parse_request_text
 from bot.core import alarms
-from bot.core.domain import Plan
+from bot.core.domain import Approval, Plan
+from bot.flows import resources
 from bot.flows.apply import apply
+from bot.flows.resources.base import Context
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"
@@ -79,7 +82,7 @@ def test_an_update_rolled_back_by_an_alarm_is_reported_recorded_and_undone(
     for name in (errors, alarms.latency_name(aws)):
         alarm(aws, name)
     fired = fire_during_baking(monkeypatch, aws, errors)
-    store_plan(CHALLENGER)
+    plan = store_plan(CHALLENGER)
     git_repo.commit({PATH: CHALLENGER}, "Challenger at 1 %")
     commit = git_repo.head()
     old_config = boto3.client("sagemaker", region_name=aws.region).describe_endpoint(
@@ -119,6 +122,17 @@ def test_an_update_rolled_back_by_an_alarm_is_reported_recorded_and_undone(
     assert step.details["rolled_back"]["alarms"] == [errors]
     assert [(v["name"], v["weight"]) for v in step.details["variants"]] == [("champion", 100)]
     assert step.details["config_restored_commit"] == champion_serving
+
+    # History says it, and what merging still changes (what the next plan shows) is the
+    # challenger: production does not serve it.
+    capsys.readouterr()
+    assert cli.main(["history", "fraud-detection", "--repo", str(git_repo.path)]) == 0
+    assert f"because alarm {errors} fired during the baking period" in capsys.readouterr().out
+    context = Context(aws, parse_request_text(CHALLENGER, PATH)[0], plan, commit,
+                      approval=Approval(("alice",), "commit-author"))
+    live = resources.read_live(context)
+    still = resources.changes(context, resources.desired_state(context, live), live)
+    assert {c.target for c in still} >= {"s3-config", "endpoint"}
 
     # Once the alarm is OK again, a rerun of the same apply finishes it.
     boto3.client("cloudwatch", region_name=aws.region).set_alarm_state(

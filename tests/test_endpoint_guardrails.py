@@ -185,3 +185,27 @@ def test_a_baking_period_beyond_sagemakers_limit_is_refused() -> None:
     with pytest.raises(BotError, match="the baking period must be 0 to 60 minutes"):
         deployment_config(Guardrails(alarms=(ERRORS,), baking_seconds=3601))
     assert deployment_config(Guardrails(baking_seconds=600)) is None
+
+
+def test_the_embedded_default_rolls_an_update_back_too(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through moto's server (``local-aws``): the alarm is read from the server's CloudWatch."""
+    from bot.local import aws_server
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with aws_server.LocalAWS():
+        boto3.client("cloudwatch").put_metric_alarm(
+            AlarmName=ERRORS, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold")
+        reconcile(spec(("champion", OLD, 100)))
+        fire_after_update(monkeypatch, ERRORS)
+
+        with pytest.raises(RolledBack, match=f"because alarm {ERRORS} fired"):
+            reconcile(spec(("champion", OLD, 90), ("challenger", NEW, 10)))
+
+        described = boto3.client("sagemaker").describe_endpoint(EndpointName=T.endpoint_name)
+        assert described["LastDeploymentConfig"] == deployment_config(GUARDED)
+        assert ERRORS in described["FailureReason"]
+        assert endpoint.read(T) == spec(("champion", OLD, 100))

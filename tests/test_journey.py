@@ -75,6 +75,8 @@ class Run:
     again_changed: bool = False
     comments: dict[int, list[str]] = field(default_factory=dict)  # PR → comment markers
     injected: list[tuple[str, str]] = field(default_factory=list)  # (service, kind)
+    pulls: list[dict[str, Any]] = field(default_factory=list)  # as the API shows them
+    bodies: dict[int, list[str]] = field(default_factory=dict)  # PR → its comments
 
 
 def run_journey(directory: Path, plan: FaultPlan | None = None) -> Run:
@@ -97,8 +99,10 @@ def run_journey(directory: Path, plan: FaultPlan | None = None) -> Run:
             run.again = (code, journey.outputs[f"{journey.step:02d}-apply-again"].read_text())
             run.again_changed = state() != run.seen[-1][1]
         github = journey.github
+        run.pulls = github.pulls()
+        run.bodies = {n: [c["body"] for c in github.comments(n)] for n in range(1, 13)}
         run.comments = {n: sorted(c["body"].splitlines()[0] for c in github.comments(n))
-                        for n in range(1, 11)}
+                        for n in range(1, 13)}
         aws_faults, github_faults = faults.active(), github.injector()
         run.injected = [(i.service, i.kind) for injector in (aws_faults, github_faults)
                         if injector is not None for i in injector.injected()]
@@ -119,7 +123,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     assert code == 0 and "no changes" in again and not clean.again_changed
     applies = [state for step, state in seen if step == "apply"]
     plans = [state for step, state in seen if step.startswith("plan")]
-    assert len(applies) == 8 and len(plans) == 10  # the forged plan's PR was planned twice
+    assert len(applies) == 10 and len(plans) == 12  # the forged plan's PR was planned twice
     # The forged plan: apply refused it and changed nothing; the re-plan signed it anew.
     [refused] = [i for i, (step, _) in enumerate(seen) if step == "apply-refused"]
     assert seen[refused][1] == seen[refused - 1][1]
@@ -130,7 +134,8 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     # Planning changes nothing in production.
     assert plans[0]["ssm"] != SEED and plans[0]["backups"] == 0
 
-    first, second, reverted, at10, at50, promoted, unpromoted, repository_data = applies
+    (first, second, reverted, at10, unbraked, at10_again, at50, promoted, unpromoted,
+     repository_data) = applies
     assert first["ssm"] == SEED and first["backups"] == 1 and first["archived"] == 1
     assert first["config"]["experiment_id"] == "exp-xgboost-optimized-20240115"
     assert first["config"]["approvers"] == ["maria"]
@@ -165,6 +170,23 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     assert reverted["models"] == first["models"]
 
     assert at10["weights"] == {"champion": 90.0, "challenger": 10.0}
+    # An alarm fires during the 10 % step: the watcher takes the challenger's traffic to 0
+    # and rejects its model; its revert pull request (opened by the bot) is merged and
+    # applied: the 1 % step again, then the 10 % step once more.
+    [watched] = [state for step, state in seen if step == "watch"]
+    assert watched["weights"] == {"champion": 100.0, "challenger": 0.0}
+    assert watched["registry"][at10["models"]["challenger"]] == "Rejected"
+    assert {k: v for k, v in watched.items() if k not in ("weights", "registry")} == {
+        k: v for k, v in at10.items() if k not in ("weights", "registry")}
+    revert = [p for p in clean.pulls if p["number"] == 5]
+    assert revert[0]["user"]["login"] == "promotion-bot[bot]"
+    assert revert[0]["head"]["ref"].startswith("promotion-bot/brake-fraud-detection-")
+    assert "fraud-detection-challenger-error-rate" in revert[0]["body"]
+    assert any("The watcher braked this change's challenger" in c
+               for c in clean.bodies[4])
+    assert unbraked["weights"] == {"champion": 99.0, "challenger": 1.0}
+    assert unbraked["config"]["challenger_traffic_percent"] == 1
+    assert at10_again["weights"] == {"champion": 90.0, "challenger": 10.0}
     assert at50["weights"] == {"champion": 50.0, "challenger": 50.0}
     # Promotion: one clean endpoint serving the reviewed model, nothing left behind.
     assert promoted["weights"] == {"champion": 100.0}
@@ -182,7 +204,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
     # model is what production serves, whatever the other one's later plan says.
     reviewed, other = (plan_json.from_bytes((journey.root / "outputs" / f"plan-pr{n}" /
                                              "plan.json").read_bytes(), f"plan-pr{n}")
-                       for n in (8, 9))
+                       for n in (10, 11))
     assert reviewed.content_sha256 == other.content_sha256
     assert reviewed.identity is not None and other.identity is not None
     assert reviewed.identity.head != other.identity.head
@@ -201,7 +223,7 @@ def test_demo_journey_changes_production_exactly_as_planned(clean: Run) -> None:
 
     # Each rollout step's plan compares the live variants on labelled test records: every
     # fraud of the test set, paired recall and precision with intervals and verdicts.
-    for number in (4, 5, 6):
+    for number in (4, 6, 7, 8):
         stored = journey.root / "outputs" / f"plan-pr{number}" / "plan.json"
         live = plan_json.from_bytes(stored.read_bytes(), str(stored)).endpoint_comparison
         assert live is not None and live.frauds is not None and live.frauds > 0
@@ -221,25 +243,26 @@ def comparable(state: dict[str, Any]) -> dict[str, Any]:
 
 def test_each_comment_says_what_its_pull_request_does_on_one_screen(clean: Run) -> None:
     out = clean.journey.root / "outputs"
-    comments = {n: (out / f"plan-pr{n}" / "comment.md").read_text() for n in range(1, 10)}
+    comments = {n: (out / f"plan-pr{n}" / "comment.md").read_text() for n in range(1, 12)}
     for n, comment in comments.items():
         assert len(folded(comment)) <= 60, f"PR #{n}: {len(folded(comment))} lines"
     heads = {n: comment.split("\n\n")[1] for n, comment in comments.items()}
     # Both reverts say so, and what they roll back.
     assert "This pull request reverts commit" in heads[3] and "rolls the challenger back" \
         in heads[3] and "stops serving" in heads[3]
-    assert "This pull request reverts commit" in heads[7] and "rolls production back" \
-        in heads[7]
-    assert not any("reverts" in heads[n] for n in (1, 2, 4, 5, 6, 8, 9))
+    assert "This pull request reverts commit" in heads[9] and "rolls production back" \
+        in heads[9]
+    assert "This pull request reverts commit" in heads[5]  # the watcher's revert
+    assert not any("reverts" in heads[n] for n in (1, 2, 4, 6, 7, 8, 10, 11))
     # Each rollout step: the weights now and after, and how long the step has soaked.
-    for n, (old, new) in {4: (1, 10), 5: (10, 50)}.items():
+    for n, (old, new) in {4: (1, 10), 6: (1, 10), 7: (10, 50)}.items():
         assert f"from {old} % to {new} %" in heads[n]
         assert f"The {old} % step has soaked" in comments[n]
-    assert "promotes challenger" in heads[6] and "The 50 % step has soaked" in comments[6]
+    assert "promotes challenger" in heads[8] and "The 50 % step has soaked" in comments[8]
     # The data judged, with versions, rows and frauds.
     assert "train `s3://fraud-detection-data/processed/train.parquet` @ `" in comments[1]
-    # What each plan counts is what its apply changed (PR #9 was never merged).
-    for step, n in enumerate(range(1, 9), start=1):
+    # What each plan counts is what its apply changed (PR #11 was never merged).
+    for step, n in enumerate(range(1, 11), start=1):
         plan = plan_json.from_bytes((out / f"plan-pr{n}" / "plan.json").read_bytes(), "p")
         [outcome] = outcomes_from_json(json.loads(
             (out / f"{step:02d}-apply.outcomes.json").read_text()))

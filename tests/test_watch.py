@@ -136,6 +136,8 @@ def test_an_alarm_in_alarm_brakes_and_opens_one_revert_pull_request(
     [pull] = _revert_pulls(world)
     assert pull["base"]["ref"] == "main" and pull["user"]["login"] == "promotion-bot[bot]"
     assert ERRORS in pull["body"] and "greater than the threshold" in pull["body"]
+    # The alarm's recent history, newest first (DescribeAlarmHistory).
+    assert "Alarm updated from OK to ALARM: Threshold Crossed" in pull["body"]
     assert world.merge in pull["body"]
     # Its branch is main with the merge reverted: the request back at 1 %.
     branch = pull["head"]["ref"]

@@ -818,9 +818,11 @@ def test_sagemaker_roles_are_assumed_by_sagemaker_of_this_account_only() -> None
         "aws:SourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/fraud-detection-*"}
 
 
-# Actions AWS cannot scope to a resource; they only list names.
+# Actions AWS cannot scope to a resource; they only list names (the service authorization
+# reference lists no resource type for them:
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html).
 UNSCOPABLE = {"states:ListStateMachines", "sagemaker:ListModels", "sagemaker:ListEndpointConfigs",
-              "sagemaker:ListTrainingJobs"}
+              "sagemaker:ListTrainingJobs", "sagemaker:ListModelPackages"}
 BOT_ROLES = ("PlanRole", "ApplyRole")
 
 
@@ -861,7 +863,10 @@ def test_sagemaker_grants_name_only_the_bots_own_resources() -> None:
     prefix = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
     allowed = {f"{prefix}endpoint/{t.endpoint_name}", f"{prefix}model/{hashed}",
                f"{prefix}endpoint-config/{hashed}",
-               f"{prefix}training-job/fraud-detection-*"}  # named by issue 12's training
+               f"{prefix}training-job/fraud-detection-*",
+               # the Model Registry: the target's group and its versions
+               f"{prefix}model-package-group/fraud-detection",
+               f"{prefix}model-package/fraud-detection/*"}
     for role in BOT_ROLES:
         for action, resources, _ in grants(stack(), role):
             if action.startswith("sagemaker:") and resources != ["*"]:
@@ -995,7 +1000,24 @@ PLAN_READS = re.compile(r"^(s3:(Get|List|Head)|ssm:Get|states:(Describe|List)|"
                         r"cloudwatch:Describe)")
 PLAN_ALSO = {"s3:PutObject", "sagemaker:InvokeEndpoint", "kms:Sign", "iam:PassRole",
              "sagemaker:CreateTrainingJob", "sagemaker:StopTrainingJob",
-             "sagemaker:AddTags"}  # marks a training job with its pull request
+             "sagemaker:AddTags",  # marks a training job with its pull request
+             # registers a planned model, only as PendingManualApproval (checked below)
+             "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage"}
+
+
+def test_only_the_apply_role_approves_or_rejects_a_registered_model() -> None:
+    """The plan role, which runs for any pull request, registers models only as
+    PendingManualApproval; approving and rejecting is the apply role's (the condition key
+    sagemaker:ModelApprovalStatus: https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-approve.html)."""
+    s = stack()
+    plan = {a: c for a, _, c in grants(s, "PlanRole")}
+    assert plan["sagemaker:CreateModelPackage"] == {
+        "StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+    assert "sagemaker:UpdateModelPackage" not in plan
+    apply = {a: c for a, _, c in grants(s, "ApplyRole")}
+    assert "sagemaker:CreateModelPackage" not in apply
+    assert apply["sagemaker:UpdateModelPackage"] == {
+        "StringEquals": {"sagemaker:ModelApprovalStatus": ["Approved", "Rejected"]}}
 
 
 def test_plan_role_writes_nothing_outside_the_models_and_plans_prefixes() -> None:
@@ -1226,6 +1248,7 @@ def test_the_plan_path_only_reads_stores_to_s3_and_invokes_the_endpoint() -> Non
     # download_file is a read (GetObject); upload_file writes training shards; add_tags
     # marks a training job with its pull request.
     assert writes <= {"put_object", "invoke_endpoint", "sign", "verify", "create_training_job",
+                      "create_model_package_group", "create_model_package",
                       "stop_training_job", "add_tags", "upload_file", "download_file"}
 
 

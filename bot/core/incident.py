@@ -22,7 +22,8 @@ from bot.errors import BotError
 FORMAT = 1
 #: The variants the rollout serves (``bot.core.desired_state`` names them).
 CHAMPION, CHALLENGER = "champion", "challenger"
-#: The marker of the watcher's comment on the pull request whose change it braked.
+#: The marker of the watcher's comment on the pull request whose change it braked (with
+#: ``:<target>``: a pull request merges one commit, so it is braked at most once a target).
 COMMENT_MARKER = "watch-brake"
 
 

@@ -14,9 +14,9 @@ while the challenger serves traffic:
 Each step finds what an earlier run did (the incident, the branch, the pull request, the
 comment by its marker), so one incident has one revert pull request however often it runs.
 A GitHub that cannot be reached does not stop the brake: the run says so and fails, and the
-next run opens the pull request. The alarm's history in the pull request's body is what
-DescribeAlarms says (state, reason, since when): the local AWS (moto) has no
-DescribeAlarmHistory.
+next run opens the pull request. The alarm's history in the pull request's body is
+DescribeAlarmHistory's latest state changes (the local AWS serves it from what moto keeps:
+``bot.local.moto_gaps``), else its state and reason now.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def watch_target(t: Target, where: Git, github: GitHubHost | None,
             found = incidents.record(t, inc.new(
                 target=t.name, commit=config.commit, pull_request=config.pull_request,
                 model_artifact=challenger.model_data_url, weight_before=weight, alarm=firing,
-                history=_history(firing), now=now()))
+                history=_history(t, firing), now=now()))
     if found is None:
         shown = ", ".join(f"{n} {states[n].state}" if n in states else f"{n} missing"
                           for n in names) or "none"
@@ -137,7 +137,11 @@ def watch_target(t: Target, where: Git, github: GitHubHost | None,
                    number)
 
 
-def _history(alarm: AlarmState) -> tuple[str, ...]:
+def _history(t: Target, alarm: AlarmState) -> tuple[str, ...]:
+    """The alarm's recent state changes (DescribeAlarmHistory), else its state now."""
+    recent = alarms.history(alarm.name, t.region)
+    if recent:
+        return recent
     when = alarm.updated.astimezone(dt.UTC).isoformat(timespec="seconds") if alarm.updated \
         else "(time unknown)"
     return (f"{when} {alarm.name} → {alarm.state}: {alarm.reason}",)
@@ -157,7 +161,7 @@ def _revert_pull(found: Incident, where: Git, github: GitHubHost | None) -> tupl
                                     inc.pull_title(found), inc.pull_body(found))
     number, url = existing
     if found.pull_request:
-        github.upsert_comment(found.pull_request, f"{inc.COMMENT_MARKER}-{found.id}",
+        github.upsert_comment(found.pull_request, f"{inc.COMMENT_MARKER}:{found.target}",
                               inc.original_comment(found, number, url))
     return number, url
 

@@ -1,7 +1,9 @@
 """The whole journey on the embedded default, with real git, moto's server and a local GitHub.
 
 Request PR → plan comment → approval → merge → apply → a second promotion → revert → apply →
-staged rollout 1 % → 10 % (with a forged plan that apply refuses) → 50 % → promoted → revert
+staged rollout 1 % → 10 % (with a forged plan that apply refuses; then an alarm fires, the
+watcher brakes the challenger and opens the revert, which is merged and applied) → 10 %
+again → 50 % → promoted → revert
 → two pull requests with the same request and different data (the second one's plan does
 not change what the first one's merge deploys) → history. Every step runs the same command
 a GitHub Actions workflow runs; only the outside systems are local. Plans are signed with the
@@ -30,7 +32,11 @@ from typing import TYPE_CHECKING, Any
 from bot import cli
 from bot.adapters import git
 from bot.adapters.aws import registry, s3
+from bot.adapters.aws.alarms import put
+from bot.adapters.aws.clients import client
 from bot.core import plan_json
+from bot.core.alarm_settings import Alarms
+from bot.core.alarms import owned
 from bot.core.changes import counted
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
@@ -49,7 +55,9 @@ APP_SLUG = "promotion-bot"
 #: The installation tokens the workflows make (actions/create-github-app-token), and the
 #: permissions each asks for: plan.yml's and apply.yml's.
 PLAN_TOKEN, APPLY_TOKEN = "ghs_demo-plan-job-app-token", "ghs_demo-apply-job-app-token"
+WATCH_TOKEN = "ghs_demo-watch-job-app-token"  # watch.yml's: push the revert, open its PR
 TOKENS = {
+    WATCH_TOKEN: {"contents": "write", "metadata": "read", "pull_requests": "write"},
     PLAN_TOKEN: {"contents": "read", "metadata": "read", "pull_requests": "write",
                  "statuses": "write"},
     APPLY_TOKEN: {"contents": "read", "metadata": "read", "pull_requests": "write",
@@ -94,7 +102,8 @@ class Journey:
         out = self.root / "outputs" / f"{self.step:02d}-{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         # The job's token: the app's, with the permissions that job's workflow asks for.
-        env = {"GITHUB_TOKEN": APPLY_TOKEN if argv[0] in ("apply", "history") else PLAN_TOKEN}
+        env = {"GITHUB_TOKEN": WATCH_TOKEN if argv[0] == "watch" else
+               APPLY_TOKEN if argv[0] in ("apply", "history") else PLAN_TOKEN}
         if event is not None:
             event_path = out.with_suffix(".event.json")
             event_path.write_text(json.dumps(event))
@@ -306,6 +315,48 @@ def rollout_to(share: int) -> Callable[[str], str]:
     return edit
 
 
+ALARM_REASON = ("Threshold Crossed: 2 datapoints [0.034, 0.051] were greater than the "
+                "threshold (0.01).")
+
+
+def watcher_brakes(j: Journey) -> None:
+    """During the 10 % step the challenger's error-rate alarm fires: ``promotion-bot watch``
+    (what watch.yml runs every 10 minutes) brakes it and opens the revert pull request, which
+    is planned, approved, merged and applied like any other."""
+    j.header("During the 10 % step an alarm fires: the watcher brakes the challenger and "
+             "opens the revert, which is merged")
+    t = target("fraud-detection")
+    j.git("checkout", "-q", "main")  # watch.yml's checkout: the default branch
+    j.git("push", "-q", "origin", "main")  # what GitHub (the remote) has
+    cloudwatch = client("cloudwatch", t.region)
+    spec = owned(t, Alarms())[0]  # <target>-challenger-error-rate
+    if not cloudwatch.describe_alarms(AlarmNames=[spec.name])["MetricAlarms"]:
+        put(t, spec)  # as apply keeps it while a challenger serves
+    cloudwatch.set_alarm_state(AlarmName=spec.name, StateValue="ALARM", StateReason=ALARM_REASON)
+    j.log(f"CloudWatch: {spec.name} is in ALARM: {ALARM_REASON}")
+    for attempt in (1, 2):  # a run that could not reach GitHub: the next one opens the PR
+        code = j.bot("watch", "watch", "--repo", str(j.repo))
+        said = j.outputs[f"{j.step:02d}-watch"].read_text().strip()
+        j.log(f"watch (exit {code}): " + said.replace("\n", "\n  "))
+        if code == 0:
+            break
+        if attempt == 2:
+            raise BotError(f"watch failed twice: see {j.outputs[f'{j.step:02d}-watch']}")
+    j.after_step("watch", j)
+    [revert] = [p for p in j.github.pulls()
+                if p["head"]["ref"].startswith("promotion-bot/brake-")]
+    number, branch = int(revert["number"]), str(revert["head"]["ref"])
+    j.log(f"PR #{number} '{revert['title']}' opened by {revert['user']['login']} "
+          f"(branch {branch})")
+    # No traffic, no errors: the alarm is OK again once the brake has taken hold.
+    cloudwatch.set_alarm_state(AlarmName=spec.name, StateValue="OK",
+                               StateReason="no invocations: not breaching")
+    j.git("fetch", "-q", "origin", f"{branch}:{branch}")
+    j.git("checkout", "-q", branch)
+    j.plan(number)
+    j.approve_and_merge(number, branch)
+
+
 def same_request_other_data(j: Journey) -> None:
     """Two pull requests carry the same request bytes and different training data in the
     repository: the second one's (relabelled) plan does not change what the first one's
@@ -416,6 +467,10 @@ def journey(j: Journey, seed_request: str) -> None:
     j.plan(number, base=before)  # the pull request's base, as its event names it
     j.apply(before, after)
 
+    watcher_brakes(j)
+    j.header("Rollout: challenger to 10 % again, the alarm's cause fixed")
+    j.promote("rollout-10-again", "Rollout challenger to 10% again", rollout_to(10))
+
     for share in (50, 100):
         j.header(f"Rollout: challenger to {share} %" + (" = promotion to champion"
                                                       if share == 100 else ""))
@@ -468,6 +523,8 @@ def init_repo(root: Path) -> Path:
                                     "promotion-requests/; promotion-bot plans and applies them.\n")
     run("add", "-A")
     run("commit", "-q", "-m", "Start the fraud models repository")
+    run("remote", "add", "origin", str(root / "remote.git"))
+    run("push", "-q", "origin", "main")
     return repo
 
 
@@ -502,7 +559,10 @@ def environment(root: Path, rows: int, log: Callable[[str], None],
     from bot.local.bootstrap import bootstrap
     from bot.local.github import LocalGitHub
 
-    with LocalAWS() as aws, LocalGitHub(repository="acme/fraud-models") as github:
+    remote = root / "remote.git"  # the repository on GitHub: what git pushes to
+    git.output(root, "init", "-q", "--bare", "-b", "main", str(remote))
+    with LocalAWS() as aws, LocalGitHub(repository="acme/fraud-models",
+                                        remote=remote) as github:
         log(f"local AWS (moto) at {aws.url}; local GitHub at {github.url}")
         started = time.monotonic()
         bootstrap(rows=rows, progress=lambda m: log(f"  {m}"))
@@ -514,7 +574,8 @@ def environment(root: Path, rows: int, log: Callable[[str], None],
                          permissions={"pull_requests": "read"})
         github.add_token("ghs_demo-apply-job-actions-token", "actions")
         log(f"GitHub App {APP_SLUG}: plan writes with an installation token of contents read, "
-            "pull requests and statuses write; apply's also reads the organization's members")
+            "pull requests and statuses write; apply's also reads the organization's members; "
+            "the watcher's pushes its revert branch (contents write) and opens its pull request")
         github.add_collaborator("maria", "write")
         github.add_team_member(CODE_OWNERS, "maria")
         log(f"maria has write access to acme/fraud-models and is in @{CODE_OWNERS}, which "

@@ -63,8 +63,47 @@ def install_moto_extensions() -> None:
         for path in runtime_urls.url_paths:
             if path.endswith("/invocations$"):
                 runtime_urls.url_paths[path] = runtime_response.dispatch
+        import moto.cloudwatch.urls as cloudwatch_urls
+
+        cloudwatch_response = _cloudwatch_response_class()
+        for path in cloudwatch_urls.url_paths:
+            cloudwatch_urls.url_paths[path] = cloudwatch_response.dispatch
         _install_faults()
         _installed = True
+
+
+def _cloudwatch_response_class() -> Any:
+    """CloudWatch with DescribeAlarmHistory, which moto lacks: an alarm's state changes,
+    newest first, from the previous states moto keeps
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarmHistory.html)."""
+    import itertools
+    import json
+
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    class WithHistory(CloudWatchResponse):  # type: ignore[misc]
+        def describe_alarm_history(self) -> ActionResult:
+            name = self._get_param("AlarmName")
+            limit = int(self._get_param("MaxRecords") or 100)
+            alarm = self.cloudwatch_backend.alarms.get(name)
+            items = []
+            if alarm is not None:
+                states = [(value, reason, when) for _, reason, _, value, when in alarm.history]
+                states.append((alarm.state_value, alarm.state_reason,
+                               alarm.state_updated_timestamp))
+                for (old, _, _), (new, reason, when) in itertools.pairwise(states):
+                    items.append({
+                        "AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": when,
+                        "HistoryItemType": "StateUpdate",
+                        "HistorySummary": f"Alarm updated from {old} to {new}",
+                        "HistoryData": json.dumps({
+                            "version": "1.0", "oldState": {"stateValue": old},
+                            "newState": {"stateValue": new, "stateReason": reason}})})
+            items.reverse()  # ScanBy TimestampDescending, the default
+            return ActionResult({"AlarmHistoryItems": items[:limit]})
+
+    return WithHistory
 
 
 def _install_faults() -> None:

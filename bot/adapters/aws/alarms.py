@@ -11,6 +11,7 @@ so putting one again is idempotent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -47,6 +48,26 @@ def _state(alarm: dict[str, Any]) -> AlarmState:
     state: State = next((s for s in STATES if s == value), "INSUFFICIENT_DATA")
     return AlarmState(alarm["AlarmName"], state, str(alarm.get("StateReason", "")),
                       alarm.get("StateUpdatedTimestamp"))
+
+
+def history(name: str, region: str | None = None, limit: int = 5) -> tuple[str, ...]:
+    """The alarm's latest state changes, newest first, one line each (time, summary, reason):
+    DescribeAlarmHistory's StateUpdate items
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarmHistory.html)."""
+    found = _cloudwatch(region).describe_alarm_history(
+        AlarmName=name, HistoryItemType="StateUpdate", ScanBy="TimestampDescending",
+        MaxRecords=limit)
+    lines = []
+    for item in found.get("AlarmHistoryItems", [])[:limit]:
+        try:
+            reason = json.loads(item.get("HistoryData") or "{}")["newState"]["stateReason"]
+        except (ValueError, KeyError, TypeError):
+            reason = ""
+        when = item.get("Timestamp")
+        shown = when.isoformat(timespec="seconds") if hasattr(when, "isoformat") else str(when)
+        lines.append(f"{shown} {item.get('HistorySummary', '')}" + (f": {reason}" if reason
+                                                                    else ""))
+    return tuple(lines)
 
 
 def read_owned(t: Target, prefix: str) -> dict[str, dict[str, Any]]:

@@ -162,7 +162,7 @@ def brake(t: Target, wait_delay: float = 2.0, wait_timeout: float | None = None
     sm.update_endpoint_weights_and_capacities(
         EndpointName=t.endpoint_name,
         DesiredWeightsAndCapacities=[
-            {"VariantName": "champion", "DesiredWeight": 1.0},
+            {"VariantName": "champion", "DesiredWeight": 100.0},
             {"VariantName": "challenger", "DesiredWeight": 0.0},
         ],
     )
