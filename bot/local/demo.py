@@ -316,7 +316,7 @@ def rollout_to(share: int) -> Callable[[str], str]:
 
 
 ALARM_REASON = ("Threshold Crossed: 2 datapoints [0.034, 0.051] were greater than the "
-                "threshold (0.01).")
+                "threshold 0.01.")
 
 
 def watcher_brakes(j: Journey) -> None:
