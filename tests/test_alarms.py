@@ -233,3 +233,20 @@ def test_validate_refuses_a_listed_alarm_not_named_after_the_target(
         "(got 'chargebacks'): the bot may read only the target's own alarms" in err
     path.write_text(at(1, "names: [fraud-detection-chargebacks]"))
     assert cli.main(["validate", str(path)]) == 0
+
+
+def test_after_the_watchers_brake_going_back_down_is_applied_and_restoring_the_share_is_not(
+        aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
+        serving_one_percent: str) -> None:
+    apply(git_repo.path, step(git_repo, store_plan, at(10), "Step up to 10 %"), "HEAD", None)
+    name = f"{aws.name}-challenger-error-rate"
+    set_state(aws, name, "ALARM", "5xx share 7%")
+    endpoint.brake(aws, wait_delay=0)
+    assert challenger_weight(aws) == 0  # the config still says 10 %
+    again = at(10).replace("data:\n", "description: same share, new words\ndata:\n")
+    before = step(git_repo, store_plan, again, "Same 10 %, new description")
+    with pytest.raises(RolloutRefused, match="raising the challenger's traffic from 0% to 10%"):
+        apply(git_repo.path, before, "HEAD", None)
+    assert challenger_weight(aws) == 0
+    apply(git_repo.path, step(git_repo, store_plan, at(1), "Back to 1 %"), "HEAD", None)
+    assert challenger_weight(aws) == 1

@@ -162,11 +162,17 @@ def challenger_share(request: Request | None) -> int:
 def shares(request: Request | None, config: ProductionConfig | None,
            live: EndpointSpec | None) -> tuple[int, int]:
     """The challenger variant's share of traffic now (on the ``live`` endpoint: a brake's 0
-    counts) and after merging ``request``. A promotion production already serves (the
+    counts, unless ``request`` goes below the share the ``config`` holds) and after merging
+    ``request``. A promotion production already serves (the
     config holds this content, no challenger variant is left) is no step: it reads 100, 100."""
     after = challenger_share(request)
     variant = live.variant(CHALLENGER_VARIANT) if live is not None else None
     if variant is not None:
+        held = config.challenger_traffic_percent if config is not None else None
+        if held is not None and after < held:
+            # Below the share production's config holds: a way back down (the revert of a
+            # braked step, whose live share is 0), never a step up.
+            return max(variant.weight, held), after
         return variant.weight, after
     served = (request is not None and config is not None
               and config.content_sha256 == request.content_sha256())

@@ -18,6 +18,7 @@ from bot.core.alarms import guarded, shares, watched
 from bot.core.changes import endpoint_changes
 from bot.core.desired_state import endpoint_spec, retired_endpoint
 from bot.core.domain import Change, EndpointSpec, Fact, LiveState
+from bot.core.production_config import ProductionConfig
 from bot.flows.resources import config
 from bot.flows.resources.base import Context, Step, StepFailed
 from bot.report.apply_outcome import shorten
@@ -57,7 +58,8 @@ def apply(step: Step) -> dict[str, Any]:
     try:
         result = endpoint.reconcile(step.target, step.want, guard=step.guard,
                                     alive=step.alive,
-                                    guardrails=guardrails(step.context, step.live.endpoint))
+                                    guardrails=guardrails(step.context, step.live.endpoint,
+                                                          step.live.config))
     except RolledBack as rolled:
         restored = config.restore(step)
         rolled_back = {"alarms": list(rolled.alarms), "reason": rolled.reason,
@@ -71,13 +73,14 @@ def apply(step: Step) -> dict[str, Any]:
             "rolled_back": None}
 
 
-def guardrails(context: Context, live: EndpointSpec | None = None) -> Guardrails:
+def guardrails(context: Context, live: EndpointSpec | None = None,
+               production: ProductionConfig | None = None) -> Guardrails:
     """What guards an update of the endpoint under the context's request: the alarms on its
     challenger and the request's baking period. An update that does not raise the
     challenger's share on the ``live`` endpoint names no alarm: going down must never be
     rolled back to the larger share by the alarm that made someone go down."""
     settings = guarded(context.request)
-    before, after = shares(context.request, None, live)
+    before, after = shares(context.request, production, live)
     return Guardrails(
         alarms=watched(context.target, context.request) if after > before else (),
         baking_seconds=settings.baking_minutes * 60 if settings is not None else 0)
