@@ -146,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
         "the challenger's weight to 0 at once, record the incident in S3, reject its model "
         "in the Model Registry, push a branch reverting the config's commit, open its pull "
         "request and comment on the pull request that merged the change. Idempotent: one "
-        "revert pull request per incident. OK and INSUFFICIENT_DATA never brake.",
+        "revert pull request per incident. OK and INSUFFICIENT_DATA never brake. A target "
+        "that cannot be watched is said in one line (exit 2) and the others are still "
+        "watched.",
         "0   watched: nothing fired, or braked and the revert pull request is open\n"
         "1   braked, but the revert pull request could not be opened (GitHub unreachable); "
         "the next run opens it")

@@ -259,3 +259,20 @@ def test_plan_shows_the_brake_until_the_revert_is_applied(
     endpoint.reconcile(world.t, EndpointSpec(world.t.endpoint_name, (
         VariantSpec("champion", CHAMPION, 100),)), wait_delay=0)
     assert braked(world.t, config, endpoint.read(world.t)) is None
+
+
+def test_a_target_that_cannot_be_watched_never_keeps_another_from_its_brake(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """A request file whose target has no bucket (its config cannot be read) sorts first: it is
+    said in one line, the challenger of the other target is still braked, the exit is 2."""
+    world.repo.commit({"promotion-requests/aaa.yaml": at(1)}, "Another target")
+    world.alarm(ERRORS, "ALARM")
+
+    code, said = world.watch(capsys)
+
+    assert code == 2, said
+    assert world.weights() == {"champion": 100, "challenger": 0}
+    [broken] = [line for line in said.splitlines() if line.startswith("aaa:")]
+    assert "could not watch" in broken and "bucket aaa-config does not exist" in broken
+    assert "Traceback" not in said
+    assert len(_revert_pulls(world)) == 1

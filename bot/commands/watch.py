@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.adapters import git
 from bot.adapters.github import GitHubHost
-from bot.errors import AwsError, BotError
+from bot.errors import BotError
 from bot.flows.watch import Git, Watched, watch
 
 
@@ -23,9 +23,7 @@ def run(args: argparse.Namespace) -> int:
     def report(watched: Watched) -> None:
         print(watched.line, flush=True)
 
-    try:
-        done = watch(where, GitHubHost.from_env(), report=report)
-    except AwsError as error:
-        raise BotError(f"AWS failed while watching: {error.explanation}; a brake already "
-                       "taken stands, rerun watch to finish") from error
+    done = watch(where, GitHubHost.from_env(), report=report)
+    if any(w.failed for w in done):
+        return 2
     return 1 if any(w.github_failed for w in done) else 0

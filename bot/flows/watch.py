@@ -14,9 +14,11 @@ while the challenger serves traffic:
 Each step finds what an earlier run did (the incident, the branch, the pull request, the
 comment by its marker), so one incident has one revert pull request however often it runs.
 A GitHub that cannot be reached does not stop the brake: the run says so and fails, and the
-next run opens the pull request. The alarm's history in the pull request's body is
-DescribeAlarmHistory's latest state changes (the local AWS serves it from what moto keeps:
-``bot.local.moto_gaps``), else its state and reason now.
+next run opens the pull request. A target that cannot be watched (AWS refuses a read, the
+config's commit is not in the checkout) is said in one line and the others are still watched:
+one broken target never keeps another's challenger from its brake. The alarm's history in
+the pull request's body is DescribeAlarmHistory's latest state changes (the local AWS serves
+it from what moto keeps: ``bot.local.moto_gaps``), else its state and reason now.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from bot.adapters.request_files import parse_request_text
 from bot.core import incident as inc
 from bot.core.alarms import AlarmState, watched
 from bot.core.incident import Incident
-from bot.errors import BotError
+from bot.errors import AwsError, BotError
 from bot.settings import Target, target
 
 REQUESTS = "promotion-requests"
@@ -49,6 +51,7 @@ class Watched:
     braked: bool = False  # this run took the challenger's traffic away
     revert_pull: int | None = None
     github_failed: str | None = None  # why the revert pull request could not be opened
+    failed: str | None = None  # why this target could not be watched (a brake taken stands)
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,16 @@ def watch(where: Git, github: GitHubHost | None,
     """Watch every target; what happened to each, in order."""
     done = []
     for path in targets(where.repo):
-        t = target(PurePosixPath(path).stem)
-        result = watch_target(t, where, github, now)
+        name = PurePosixPath(path).stem
+        try:
+            result = watch_target(target(name), where, github, now)
+        except AwsError as error:
+            result = Watched(name, f"{name}: AWS failed while watching: {error.explanation}; "
+                             "a brake already taken stands, rerun watch to finish",
+                             failed=error.explanation)
+        except BotError as error:
+            result = Watched(name, f"{name}: could not watch: {error.message}",
+                             failed=error.message)
         report(result)
         done.append(result)
     return done
