@@ -4,6 +4,7 @@ records stored in format 1 are still read."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from bot.flows import resources
 from bot.flows.apply import apply
 from bot.flows.resources.base import Context, Step
 from bot.report.apply_outcome import comment, describe
+from bot.report.plan_comment import changes_section
 from bot.settings import Target
 
 PATH = "promotion-requests/fraud-detection.yaml"
@@ -82,6 +84,10 @@ def test_a_registered_kind_is_planned_applied_logged_and_described(
         planned = resources.changes(context, resources.desired_state(context, live), live)
         assert planned[-1] == Change("note", "/fraud-detection/serving-experiment", None,
                                      "exp-note-1")
+        # The plan comment shows a kind the report has never heard of, by its name.
+        shown = changes_section(dataclasses.replace(plan, changes=planned)).splitlines()
+        at = shown.index("**note**")
+        assert "/fraud-detection/serving-experiment" in "\n".join(shown[at:at + 5])
 
         start = git_repo.head()
         commit = git_repo.commit({PATH: text}, "Promote exp-note-1")

@@ -22,6 +22,8 @@ from bot.report.pr_summary import METRIC_LABELS
 
 ROC_GRID = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 PR_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+#: How the comment names each resource kind; a kind without a label here is shown by its
+#: kind's name, so a new kind needs no edit of the report to be shown.
 TARGET_LABELS = {
     "ssm": "SSM Parameter Store",
     "s3-config": "S3 production config",
@@ -177,11 +179,10 @@ def changes_section(plan: Plan, e: Effect | None = None) -> str:
     if not changes:
         return "Nothing: production already matches this request."
     out: list[str] = []
-    for target, label in TARGET_LABELS.items():
+    # In apply's order (the order plan lists the changes in).
+    for target in dict.fromkeys(c.target for c in changes):
         mine = [c for c in changes if c.target == target]
-        if not mine:
-            continue
-        out.append(f"**{label}**\n")
+        out.append(f"**{TARGET_LABELS.get(target, target)}**\n")
         if target == "s3-config":
             out.append(config_diff(plan))
             continue
