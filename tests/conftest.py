@@ -355,3 +355,16 @@ def a_plan_of(t: Target, text: str, passed: bool = True, accuracy: float = 0.999
     model = b"model.tar.gz of " + request.content_sha256().encode()
     artifact = names.model_uri(t, sha256_hex(model))
     return a_plan(request, t.name, passed, accuracy, artifact, model_key)
+
+
+@pytest.fixture
+def champion_serving(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan]) -> str:
+    """A champion in production (planned, committed and applied); returns its commit."""
+    from bot.flows.apply import apply  # the flows, and boto3 with them, only where used
+
+    champion = request_yaml("exp-champion", eta=0.3)
+    store_plan(champion)
+    start = git_repo.head()
+    git_repo.commit({"promotion-requests/fraud-detection.yaml": champion}, "Champion")
+    apply(git_repo.path, start, "HEAD", None)
+    return git_repo.head()

@@ -29,17 +29,6 @@ CHALLENGER = request_yaml("exp-xgboost-1", rollout=(
 pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 
-@pytest.fixture
-def champion_serving(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan]) -> str:
-    """A champion in production, applied; returns its commit."""
-    champion = request_yaml("exp-champion", eta=0.3)
-    store_plan(champion)
-    start = git_repo.head()
-    git_repo.commit({PATH: champion}, "Champion")
-    apply(git_repo.path, start, "HEAD", None)
-    return git_repo.head()
-
-
 def alarm(t: Target, name: str) -> None:
     boto3.client("cloudwatch", region_name=t.region).put_metric_alarm(
         AlarmName=name, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",

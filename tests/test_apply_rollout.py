@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("no_github_context", "endpoint_polls_fast")
 
 @pytest.fixture
 def serving_one_percent(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
-                        store_champion: None) -> str:
+                        champion_serving: str) -> str:
     """A challenger at the first step (1 %), applied; returns the commit."""
     store_plan(at(1))
     start = git_repo.head()
@@ -44,16 +44,6 @@ def serving_one_percent(aws: Target, git_repo: GitRepo, store_plan: Callable[...
     config = config_store.read(aws)
     assert config is not None and config.challenger_traffic_percent == 1
     return git_repo.head()
-
-
-@pytest.fixture
-def store_champion(aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan]) -> None:
-    """A champion in production, so that a challenger serves beside it."""
-    champion = request_yaml("exp-champion", eta=0.3)
-    store_plan(champion)
-    start = git_repo.head()
-    git_repo.commit({PATH: champion}, "Champion")
-    apply(git_repo.path, start, "HEAD", None)
 
 
 def test_a_jump_from_1_to_100_percent_is_refused_at_apply(
@@ -104,7 +94,7 @@ def test_the_next_step_after_its_soak_is_applied_and_too_early_is_refused(
 
 def test_a_new_challenger_starts_at_the_first_step(
         aws: Target, git_repo: GitRepo, store_plan: Callable[..., Plan],
-        store_champion: None) -> None:
+        champion_serving: str) -> None:
     store_plan(at(50))
     start = git_repo.head()
     git_repo.commit({PATH: at(50)}, "Straight to 50 %")
