@@ -51,6 +51,9 @@ class Alarms(Strict):
         "it keeps the update (blue/green baking period, 0..60); an alarm firing in that "
         "time rolls the update back.",
     )
+    #: At most 8: an update's AutoRollbackConfiguration names at most 10 alarms
+    #: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AutoRollbackConfig.html),
+    #: and the bot's own two are among them.
     names: list[AlarmName] = Field(
         default_factory=list, max_length=8,
         description="Alarms of your own (e.g. a business metric) that also guard the "

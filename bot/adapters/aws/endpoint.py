@@ -198,7 +198,7 @@ def _deploy(sm: Any, t: Target, spec: EndpointSpec, exists: bool, guard: Guard,
         actions.append(f"update endpoint {spec.endpoint_name} to config {config}" + (
             f", rolled back by SageMaker if alarm {', '.join(guardrails.alarms)} fires in "
             f"{guardrails.baking_seconds / 60:g} min of baking" if deployment else ""))
-    else:
+    else:  # no DeploymentConfig: a new endpoint has no previous config to roll back to
         sm.create_endpoint(
             EndpointName=spec.endpoint_name, EndpointConfigName=config, Tags=[MANAGED_TAG]
         )
