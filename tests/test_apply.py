@@ -296,6 +296,7 @@ def test_hand_change_is_overwritten_and_reported_as_drift(
     assert ssm.read(aws) == FIRST_SSM
     assert ssm.load_backup(aws, again.backup_key or "")["eta"] == "0.9"
     assert "DRIFT /fraud-detection/hyperparameters/eta: live 0.9" in describe(again)
+    assert "(the old value is in the hyperparameters' backup)" in describe(again)
 
     boto3.client("ssm", region_name=aws.region).put_parameter(
         Name="/fraud-detection/hyperparameters/subsample", Value="0.5", Type="String",

@@ -40,7 +40,7 @@ from bot.core.alarms import owned
 from bot.core.changes import counted
 from bot.core.domain import Outcome, Plan
 from bot.errors import BotError
-from bot.report.apply_outcome import missed_line, outcomes_from_json
+from bot.report.apply_outcome import kept, missed_line, outcomes_from_json
 from bot.settings import target
 
 if TYPE_CHECKING:
@@ -273,8 +273,7 @@ def summarize_apply(outcomes: list[Outcome]) -> list[str]:
         lines.append(f"approved by {', '.join(o.approval.approvers)} ({o.approval.source})")
         if o.retired:
             lines.append("request file deleted: challenger retired")
-        lines += [f"DRIFT {c.key} overwritten (the hand-made value is in the backup)"
-                  for c in o.drift]
+        lines += [f"DRIFT {c.key} overwritten ({kept(c)})" for c in o.drift]
         if o.backup_key:
             lines.append(f"backup: {o.backup_key}")
         started = o.resource("pipeline")

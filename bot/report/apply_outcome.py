@@ -83,12 +83,21 @@ def describe(outcome: Outcome) -> str:
         lines += [f"  {where:<9} {what}: {shorten(before)} → {shorten(after)}"
                   for where, what, before, after in change_lines(c)]
     for c in o.drift:
-        lines.append(f"  DRIFT {c.key}: live {shorten(c.before)} was changed by hand; overwritten "
-                     f"with {shorten(c.after)} (the hand-made value is in the backup)")
+        lines.append(f"  DRIFT {c.key}: live {shorten(c.before)} was changed outside git; "
+                     f"overwritten with {shorten(c.after)} ({kept(c)})")
     for r in _acted(o):  # each resource's facts, in apply's order
         lines += [f"  {f.text}" for f in r.facts if f.text]
         lines += [f"    {line}" for line in r.lines]
     return "\n".join(lines)
+
+
+def kept(change: Change) -> str:
+    """Where the live value a drifted ``change`` overwrote is kept."""
+    if change.target == "ssm":
+        return "the old value is in the hyperparameters' backup"
+    if change.target == "s3-config":
+        return "the old config is archived"
+    return "the old value is in the apply record"
 
 
 def _acted(outcome: Outcome) -> tuple[ResourceOutcome, ...]:
@@ -116,8 +125,9 @@ def comment(outcome: Outcome) -> str:
              for c in o.changes for where, what, before, after in change_lines(c)]
     rows.append("")
     if o.drift:
-        rows += [f"> ⚠️ **Drift:** {len(o.drift)} live value(s) had been changed by hand; "
-                 "overwritten by the desired state, the hand-made values are in the backup.", ""]
+        rows += [f"> ⚠️ **Drift:** {len(o.drift)} live value(s) had been changed outside git "
+                 "(by hand, or by the watcher's brake); overwritten by the desired state: "
+                 + "; ".join(sorted({kept(c) for c in o.drift})) + ".", ""]
     rows += [f"- **{f.label}:** {md.code(f.value)}"
              for r in _acted(o) for f in r.facts if f.label and f.value]
     return "\n".join(rows)

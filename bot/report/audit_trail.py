@@ -8,7 +8,7 @@ from bot.core.apply_record import ApplyRecord
 from bot.core.audit import Entry
 from bot.core.changes import variant_value
 from bot.core.domain import Change, Plan
-from bot.report.apply_outcome import change_lines, shorten
+from bot.report.apply_outcome import change_lines, kept, shorten
 
 
 def _approval(record: ApplyRecord) -> str:
@@ -47,9 +47,10 @@ def _summary(changes: tuple[Change, ...]) -> list[str]:
             lines.append(f"s3-config: {len(found)} field(s) rewritten")
         else:
             lines += [line for c in found for line in _change(c)]
-    drifted = sum(1 for c in changes if c.drift)
+    drifted = [c for c in changes if c.drift]
     if drifted:
-        lines.append(f"drift: {drifted} hand-made value(s) overwritten (kept in the backup)")
+        lines.append(f"drift: {len(drifted)} value(s) changed outside git overwritten ("
+                     + "; ".join(sorted({kept(c) for c in drifted})) + ")")
     return lines
 
 

@@ -199,7 +199,8 @@ def changes_section(plan: Plan, e: Effect | None = None) -> str:
     if drifted:
         out.append(
             f"> ⚠️ **Drift:** {len(drifted)} live value(s) differ from what `main` last applied "
-            "(changed by hand?). Merging overwrites them; apply backs up the live values first."
+            "(changed by hand, or braked by the watcher). Merging overwrites them; the live "
+            "values stay in the hyperparameters' backup, the config archive or the apply record."
         )
     return "\n".join(out)
 
