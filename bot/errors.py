@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,12 @@ def first_line(error: BaseException) -> str:
     """An error's message reduced to one line for people (its type when it has no message)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def validation_reasons(errors: Sequence[Mapping[str, Any]], whole: str,
+                       limit: int | None = None) -> str:
+    """pydantic's ``ValidationError.errors()`` as one line: ``field.path: why`` each, ``whole``
+    naming an error of the whole document, the first ``limit`` of them (all when None)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}"
+                     for e in errors[:limit])
+

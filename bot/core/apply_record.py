@@ -20,7 +20,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from bot.core import names
 from bot.core.domain import Approval, Change
-from bot.errors import BotError
+from bot.errors import BotError, validation_reasons
 
 FORMAT = 2
 
@@ -126,8 +126,7 @@ def from_json(value: object, where: str) -> ApplyRecord:
     try:
         return _ADAPTER.validate_python(document)
     except ValidationError as error:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}"
-                            for e in error.errors()[:5])
+        reasons = validation_reasons(error.errors(), "(record)", limit=5)
         raise BotError(f"{where}: not a valid apply record: {reasons}") from None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from bot.core.alarms import AlarmState
-from bot.errors import BotError
+from bot.errors import BotError, validation_reasons
 
 FORMAT = 1
 #: The variants the rollout serves (``bot.core.desired_state`` names them).
@@ -170,6 +170,5 @@ def from_bytes(data: bytes, where: str) -> Incident:
     try:
         return _ADAPTER.validate_python(value)
     except ValidationError as error:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}"
-                            for e in error.errors()[:5])
+        reasons = validation_reasons(error.errors(), "(record)", limit=5)
         raise BotError(f"{where}: not a valid incident record: {reasons}") from None

@@ -23,7 +23,7 @@ from bot.adapters.aws.s3 import object_version
 from bot.adapters.aws.ssm import timestamp
 from bot.core.production_config import ProductionConfig, to_yaml
 from bot.core.schemas import generate
-from bot.errors import BotError
+from bot.errors import BotError, validation_reasons
 from bot.settings import Target
 
 SCHEMA_NAME = "production-config.schema.json"
@@ -55,10 +55,7 @@ def parse(text: str, uri: str) -> ProductionConfig:
     try:
         return ProductionConfig.model_validate(document)
     except ValidationError as error:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}"
-            for e in error.errors()
-        )
+        reasons = validation_reasons(error.errors(), "(document)")
         raise BotError(f"{uri}: not a valid production config: {reasons}") from None
 
 
