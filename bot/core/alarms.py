@@ -78,12 +78,8 @@ class AlarmSpec:
 
     @property
     def description(self) -> str:
-        if self.metric == "error-rate":
-            what = f"more than {self.threshold:.2%} of invocations answered 5xx"
-        else:
-            what = f"p99 model latency above {self.threshold / 1000:g} ms"
-        return (f"promotion-bot: {self.endpoint} variant {self.variant}: {what} for "
-                f"{self.evaluation_periods} x {self.period_seconds // 60} min")
+        """The alarm's description in CloudWatch: its summary, signed as the bot's."""
+        return f"promotion-bot: {self.summary}"
 
 
 def error_rate_name(target: Target) -> str:
