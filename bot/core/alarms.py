@@ -73,13 +73,13 @@ class AlarmSpec:
             what = f"5xx share of invocations > {self.threshold:.2%}"
         else:
             what = f"p99 ModelLatency > {self.threshold / 1000:g} ms"
-        return (f"{what} for {self.evaluation_periods} x {self.period_seconds // 60} min on "
-                f"{self.endpoint}/{self.variant}")
+        return f"{what} for {self.evaluation_periods} x {self.period_seconds // 60} min"
 
     @property
     def description(self) -> str:
-        """The alarm's description in CloudWatch: its summary, signed as the bot's."""
-        return f"promotion-bot: {self.summary}"
+        """The alarm's description in CloudWatch: its summary on its variant, signed as the
+        bot's (plan and apply name the alarm beside its summary, which says the variant)."""
+        return f"promotion-bot: {self.summary} on {self.endpoint}/{self.variant}"
 
 
 def error_rate_name(target: Target) -> str:
