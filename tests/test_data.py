@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,37 @@ def test_writing_sample_data_to_a_missing_bucket_creates_nothing(s3: Any) -> Non
         data.write_sample("s3://no-such-bucket/processed", rows=500)
 
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["fraud-detection-data"]
+
+
+def test_a_plan_reads_each_table_once_at_the_version_it_keyed_the_model_by(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table replaced while the plan runs is not mixed into it: from a versioned bucket
+    the plan downloads the version it read first; each table is downloaded once."""
+    s3.create_bucket(Bucket="versioned-data")
+    s3.put_bucket_versioning(Bucket="versioned-data",
+                             VersioningConfiguration={"Status": "Enabled"})
+    frames = {rows: data.generate_sample(rows=rows, seed=1) for rows in (1_000, 1_500)}
+
+    def put(rows: int) -> str:
+        body = io.BytesIO()
+        frames[rows].to_parquet(body, index=False)
+        answer = s3.put_object(Bucket="versioned-data", Key="test.parquet",
+                               Body=body.getvalue())
+        return str(answer["VersionId"])
+
+    first = put(1_000)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    (tmp_path / "train.parquet").write_bytes(b"")  # a repository file: versioned by sha256
+    uris = {"train": "train.parquet", "test": "s3://versioned-data/test.parquet"}
+    with data.request_data(uris, tmp_path, "Class") as tables:
+        assert tables.versions["test"] == first
+        assert tables.versions["train"] == hashlib.sha256(b"").hexdigest()
+        put(1_500)  # replaced after the plan read its version
+        test = tables.table("test")
+        assert test.rows == 1_000 and tables.table("test") is test
+        assert tables.label_counts("test") == (1_000, int(frames[1_000]["Class"].sum()))
+        assert len(list(scratch.iterdir())) == 1  # one copy, kept while the plan runs
+    assert not list(scratch.iterdir())  # and deleted when it ends

@@ -87,3 +87,43 @@ def test_a_commit_read_alone_says_what_it_reverts(git_repo: GitRepo) -> None:
     assert git.commit(git_repo.path, first).reverts is None
     with pytest.raises(BotError, match="is not a commit"):
         git.commit(git_repo.path, "f" * 40)
+
+
+def test_file_history_reads_every_version_at_once_newest_first(git_repo: GitRepo) -> None:
+    first = git_repo.commit({A: "a: 1\n"}, "add")
+    git_repo.commit({"README.md": "unrelated\n"}, "not this file")
+    big = git_repo.commit({A: "a: " + "9" * 100 + "\n"}, "too big for the limit")
+    deleted = git_repo.commit({A: None}, "delete")
+    (git_repo.path / A).parent.mkdir(exist_ok=True)
+    (git_repo.path / A).symlink_to("elsewhere.yaml")  # in the repository, never followed
+    git_repo.git("add", A)
+    git_repo.git("commit", "-q", "-m", "a link")
+    link = git_repo.head()
+    (git_repo.path / A).unlink()  # the next version is a file again, not written through
+    accented = git_repo.commit({A: "a: café ☕\n"}, "multi-byte text")
+
+    found = git.file_history(git_repo.path, "HEAD", A, max_bytes=64)
+
+    assert [v.commit for v in found] == [accented, link, deleted, big, first]
+    assert found[0].content == "a: café ☕\n".encode()  # bytes, counted as bytes
+    assert found[1].content is None and found[1].problem == "is a symbolic link in git"
+    assert found[2].deleted and found[2].content is None and found[2].problem is None
+    assert found[3].content is None and found[3].problem == "is 104 bytes, over the limit of 64"
+    assert found[4].content == b"a: 1\n" and not found[4].deleted
+    assert all(v.landed.tzinfo is not None for v in found)
+    assert git.file_history(git_repo.path, first, A, max_bytes=64)[0].commit == first
+
+
+def test_file_history_follows_the_first_parent_line(git_repo: GitRepo) -> None:
+    """A merged branch's version counts once, at the merge: what the branch went through."""
+    first = git_repo.commit({A: "a: 1\n"}, "add")
+    git_repo.git("checkout", "-q", "-b", "feature")
+    git_repo.commit({A: "a: 2\n"}, "on the branch")
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-ff", "-m", "Merge pull request #7", "feature")
+    merged = git_repo.head()
+
+    found = git.file_history(git_repo.path, "main", A, max_bytes=1024)
+
+    assert [(v.commit, v.content) for v in found] == [(merged, b"a: 2\n"), (first, b"a: 1\n")]
+    assert git.file_history(git_repo.path, "main", "promotion-requests/none.yaml", 1024) == ()

@@ -466,8 +466,9 @@ def test_a_config_written_during_the_plan_does_not_mix_into_it(
     """An apply that rewrites the production config while a plan runs: the plan's changes
     are computed from the config it judged the candidate against, not half from each."""
     from bot.adapters.aws import config_store
+    from bot.adapters.request_files import load_request
     from bot.core.production_config import to_yaml
-    from bot.flows.plan import make_plan
+    from bot.flows.plan import PlanSource, make_plan
     from bot.settings import target
 
     t = target("fraud-detection")
@@ -484,7 +485,9 @@ def test_a_config_written_during_the_plan_does_not_mix_into_it(
 
     path = request_repo(tmp_path)
     try:
-        result = make_plan(path, path.parents[1], tmp_path / "out", progress=progress)
+        source = PlanSource(load_request(path)[0], "promotion-requests/fraud-detection.yaml",
+                            path.parents[1])
+        result = make_plan(source, tmp_path / "out", progress=progress)
     finally:
         s3.put_object(Bucket=bucket, Key=key, Body=original)
 

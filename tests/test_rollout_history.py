@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from conftest import GitRepo, request_yaml
 
 from bot.cli import main
-from bot.commands.plan import check_rollout
+from bot.commands.plan import base_revision, prepare, read_checkout
 from bot.errors import InvalidRequest
 from bot.flows.rollout_history import previous_state
 
@@ -216,6 +217,12 @@ def test_plan_refuses_a_skipped_step_before_training(
     assert not Path("out").exists()
 
 
+def check_rollout(path: Path) -> None:
+    """What plan checks before it starts, against the base it finds (none given)."""
+    base = base_revision(None, dict(os.environ))
+    prepare(path, read_checkout(path, None, base), "0" * 40, base, explicit=False)
+
+
 def test_plan_on_github_checks_against_the_fetched_base_branch(
     pr: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,14 +230,14 @@ def test_plan_on_github_checks_against_the_fetched_base_branch(
                  NOW - timedelta(hours=30), monkeypatch)
     propose(pr, request_yaml(rollout=rollout(50)))
     monkeypatch.setenv("GITHUB_BASE_REF", "main")
-    check_rollout(Path(PATH), None)  # origin/main was not fetched: skipped, with a note
+    check_rollout(Path(PATH))  # origin/main was not fetched: skipped, with a note
     assert "origin/main cannot be read here" in capsys.readouterr().err
 
     pr.git("update-ref", "refs/remotes/origin/main", base)
     with pytest.raises(InvalidRequest, match="skips the 10% step"):
-        check_rollout(Path(PATH), None)
+        check_rollout(Path(PATH))
     monkeypatch.delenv("GITHUB_BASE_REF")
-    check_rollout(Path(PATH), None)  # neither --base nor GitHub: nothing to check against
+    check_rollout(Path(PATH))  # neither --base nor GitHub: nothing to check against
 
 
 def test_retraining_is_named_after_the_commit_that_changed_what_it_trains_from(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.core import training
 from bot.core import training_job_spec as spec
 from bot.core.request import Request
 from bot.errors import BotError, InvalidRequest
+from bot.flows import candidate
 from bot.flows.training_data import write_shards
 from bot.local.github import LocalGitHub
 from bot.settings import Settings, settings, target
@@ -105,6 +106,13 @@ def test_streamed_training_is_the_training_of_the_whole_table(
     assert training.package_model(streamed) == training.package_model(whole)
 
 
+def train_locally(request: Request, repo: Path, progress: Callable[[str], None]
+                  ) -> tuple[Any, dict[str, Any]]:
+    """The plan's local training of ``request``, its training data in ``repo``."""
+    with data.open_table(request.data.train, repo, request.data.target_column) as table:
+        return candidate.train_locally(request, table, progress)
+
+
 def _local_request(tmp_path: Path, frame: pd.DataFrame) -> Request:
     (tmp_path / "data").mkdir(exist_ok=True)
     frame.to_parquet(tmp_path / "data" / "train.parquet", index=False, row_group_size=1000)
@@ -116,15 +124,13 @@ def _local_request(tmp_path: Path, frame: pd.DataFrame) -> Request:
 def test_a_table_over_the_memory_setting_is_trained_in_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int,
 ) -> None:
-    from bot.flows import candidate
-
     request = _local_request(tmp_path, small_frame(5000, 3))
     said: list[str] = []
-    whole, _ = candidate.train_locally(request, tmp_path, said.append)
+    whole, _ = train_locally(request, tmp_path, said.append)
     monkeypatch.setattr(training, "BATCH_ROWS", batch_rows)
     monkeypatch.setenv("PROMOTION_BOT_TRAINING_IN_MEMORY_MIB", "0.5")  # under 5000 x 31 x 8 B
     settings.cache_clear()
-    streamed, how = candidate.train_locally(request, tmp_path, said.append)
+    streamed, how = train_locally(request, tmp_path, said.append)
 
     assert "batches" not in said[1] and f"read in batches of {batch_rows:,}" in said[3]
     assert how["rows"] == 5000
@@ -140,8 +146,6 @@ def test_a_table_over_the_memory_setting_is_trained_in_batches(
 def test_streamed_training_refuses_a_bad_batch_with_its_column(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.flows import candidate
-
     frame = small_frame(5000, 3)
     frame.loc[4321, "V7"] = np.inf  # in the third batch
     request = _local_request(tmp_path, frame)
@@ -149,7 +153,7 @@ def test_streamed_training_refuses_a_bad_batch_with_its_column(
     monkeypatch.setenv("PROMOTION_BOT_TRAINING_IN_MEMORY_MIB", "0")
     settings.cache_clear()
     with pytest.raises(InvalidRequest) as refused:
-        candidate.train_locally(request, tmp_path, lambda _: None)
+        train_locally(request, tmp_path, lambda _: None)
     assert [str(p) for p in refused.value.problems] == [
         "data/train.parquet: V7: 1 row(s) hold an infinite value; replace them (leave a value "
         "empty for missing)"]

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,18 +164,23 @@ def write_sample(out: str, rows: int = 284_807, seed: int = 0) -> list[str]:
 
 
 @contextlib.contextmanager
-def local_copy(uri: str, repo_root: Path) -> Iterator[Path]:
+def local_copy(uri: str, repo_root: Path, version_id: str | None = None) -> Iterator[Path]:
     """A file on disk holding the data at ``uri``: the repository's file itself, or the S3
-    object streamed to a temporary file (deleted afterwards); never the whole object in memory.
+    object (its version ``version_id``, else the current one) streamed to a temporary file
+    (deleted afterwards); never the whole object in memory.
     """
     if not uri.startswith("s3://"):
         yield _repo_file(uri, repo_root)
         return
-    bucket, key = split_uri(uri)
     with tempfile.TemporaryDirectory(prefix="promotion-bot-data-") as directory:
-        path = Path(directory) / (Path(key).name or "data")
-        _s3_call(uri, s3.download, bucket, key, str(path))
-        yield path
+        yield _download(uri, Path(directory), version_id)
+
+
+def _download(uri: str, directory: Path, version_id: str | None) -> Path:
+    bucket, key = split_uri(uri)
+    path = directory / (Path(key).name or "data")
+    _s3_call(uri, s3.download, bucket, key, str(path), None, version_id)
+    return path
 
 
 @contextlib.contextmanager
@@ -252,12 +258,60 @@ class ParquetTable:
         return pd.concat(parts, ignore_index=True)
 
 
-def label_counts(uri: str, repo_root: Path, target_column: str) -> tuple[int, int]:
-    """The rows of the table at ``uri`` and how many are labelled 1 (frauds): its label
-    column alone is read."""
-    with open_table(uri, repo_root, target_column) as table:
-        labels = table.read([target_column])[target_column]
-        return table.rows, int((labels == 1).sum())
+class RequestData:
+    """The training and test tables of one request as one plan reads them.
+
+    Each table's version is read once, up front (models are keyed by it); its content is
+    downloaded at most once, when first used, and from a versioned bucket that very version,
+    so a table replaced while the plan runs is not mixed into it. The copies are deleted when
+    the ``request_data`` block ends. Safe to use from several threads.
+    """
+
+    def __init__(self, uris: dict[str, str], repo_root: Path, target_column: str,
+                 stack: contextlib.ExitStack) -> None:
+        self.uris, self.repo_root, self.target_column = uris, repo_root, target_column
+        self._stack = stack
+        self._pinned: dict[str, str | None] = {}
+        self.versions = {name: self._version(name, uri) for name, uri in uris.items()}
+        self._tables: dict[str, ParquetTable] = {}
+        self._opening = {name: threading.Lock() for name in uris}  # one download per table
+        self._registering = threading.Lock()  # the stack of copies to delete
+
+    def _version(self, name: str, uri: str) -> str:
+        if not uri.startswith("s3://"):
+            return data_version(uri, self.repo_root)
+        version, self._pinned[name] = _s3_version(uri)
+        return version
+
+    def table(self, name: str) -> ParquetTable:
+        """The table ``name`` (``train``, ``test``), opened on first use."""
+        with self._opening[name]:
+            if name not in self._tables:
+                self._tables[name] = ParquetTable(self._copy(name), self.uris[name],
+                                                  self.target_column)
+            return self._tables[name]
+
+    def _copy(self, name: str) -> Path:
+        uri = self.uris[name]
+        if not uri.startswith("s3://"):
+            return _repo_file(uri, self.repo_root)
+        with self._registering:
+            directory = self._stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="promotion-bot-data-"))
+        return _download(uri, Path(directory), self._pinned.get(name))
+
+    def label_counts(self, name: str) -> tuple[int, int]:
+        """The rows of the table ``name`` and how many are labelled 1 (frauds)."""
+        table = self.table(name)
+        return table.rows, int((table.read([self.target_column])[self.target_column] == 1).sum())
+
+
+@contextlib.contextmanager
+def request_data(uris: dict[str, str], repo_root: Path, target_column: str
+                 ) -> Iterator[RequestData]:
+    """The tables ``uris`` (by role: ``train``, ``test``) of one plan (``RequestData``)."""
+    with contextlib.ExitStack() as stack:
+        yield RequestData(uris, repo_root, target_column, stack)
 
 
 def data_version(uri: str, repo_root: Path) -> str:
@@ -266,14 +320,21 @@ def data_version(uri: str, repo_root: Path) -> str:
     Trained models are keyed by it, so changed data means a new model.
     """
     if uri.startswith("s3://"):
-        bucket, key = split_uri(uri)
-        head = _s3_call(uri, s3.head, bucket, key)
-        if head is None:
-            raise BotError(f"{uri}: no such object")
-        return str(object_version(head))
+        return _s3_version(uri)[0]
     with _repo_file(uri, repo_root).open("rb") as stream:
         # In C, without the GIL: threads (drawing, imports) do not slow it down.
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _s3_version(uri: str) -> tuple[str, str | None]:
+    """The object's ``data_version`` and its VersionId when its bucket keeps versions."""
+    bucket, key = split_uri(uri)
+    head = _s3_call(uri, s3.head, bucket, key)
+    if head is None:
+        raise BotError(f"{uri}: no such object")
+    version_id = head.get("VersionId")
+    return str(object_version(head)), (version_id if version_id and version_id != "null"
+                                       else None)
 
 
 def _repo_file(uri: str, repo_root: Path) -> Path:

@@ -9,6 +9,7 @@ import base64
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -167,6 +168,94 @@ def landed(repo: Path | str, rev: str, path: str) -> list[tuple[str, datetime]]:
     return found
 
 
+#: The modes of a regular file in git's trees (``100755``: executable).
+FILE_MODES = ("100644", "100755")
+_NOT_A_FILE = {"120000": "a symbolic link", "040000": "a folder", "160000": "a submodule"}
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """One version of a file on a branch's first-parent line, as git recorded it."""
+
+    commit: str
+    landed: datetime  # the committer date: when the commit landed on the branch
+    content: bytes | None  # None: deleted here, not a regular file, or over the size limit
+    deleted: bool = False
+    #: Why there is no content although the file exists: not a regular file, too big.
+    problem: str | None = None
+
+
+def file_history(repo: Path | str, rev: str, path: str, max_bytes: int
+                 ) -> tuple[FileVersion, ...]:
+    """Every version of ``path`` that landed on ``rev``'s first-parent line (``landed``'s
+    commits), newest first, with its content: three ``git`` processes however long the
+    history (the log with each version's blob, their sizes, then the blobs).
+
+    A version that is a link, a folder or a submodule, or is larger than ``max_bytes``, has
+    no content but a ``problem`` (its "content" would be another file's, chosen by whoever
+    committed the link; a huge one is never read into memory).
+    """
+    out = output(repo, "log", "--first-parent", "-m", "-z", "--raw", "--no-renames",
+                 "--no-abbrev", "--format=%x1e%H %cI", rev_parse(repo, rev), "--", path)
+    found: list[tuple[str, datetime, str, str]] = []  # commit, landed, mode, blob
+    for record in out.split(_RECORD)[1:]:
+        header, _, raw = record.partition("\0")
+        sha, _, date = header.partition(" ")
+        fields = raw.lstrip("\n").split("\0")
+        entries = dict(zip(fields[1::2], fields[0::2], strict=False))  # path -> ":m m b b S"
+        meta = entries.get(path, "").split()
+        mode, blob = (meta[1], meta[3]) if len(meta) == 5 else ("040000", "")
+        found.append((sha, datetime.fromisoformat(date).astimezone(UTC), mode, blob))
+    blobs = [blob for _, _, mode, blob in found if mode in FILE_MODES]
+    sizes = _blob_sizes(repo, blobs)
+    contents = _blobs(repo, [b for b in blobs if sizes[b] <= max_bytes])
+    versions = []
+    for sha, landed_at, mode, blob in found:
+        if mode == "000000":
+            versions.append(FileVersion(sha, landed_at, None, deleted=True))
+        elif mode not in FILE_MODES:
+            kind = _NOT_A_FILE.get(mode, f"not a regular file (mode {mode})")
+            versions.append(FileVersion(sha, landed_at, None, problem=f"is {kind} in git"))
+        elif blob not in contents:
+            versions.append(FileVersion(sha, landed_at, None, problem=(
+                f"is {sizes[blob]:,} bytes, over the limit of {max_bytes:,}")))
+        else:
+            versions.append(FileVersion(sha, landed_at, contents[blob]))
+    return tuple(versions)
+
+
+def _cat_file(repo: Path | str, mode: str, objects: list[str]) -> bytes:
+    """``git cat-file --batch`` or ``--batch-check`` of ``objects``: one process for all."""
+    done = subprocess.run(["git", "-C", str(repo), "cat-file", mode],
+                          input="".join(f"{o}\n" for o in objects).encode(),
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        raise BotError(f"`git cat-file {mode}` failed in {repo}: "
+                       f"{done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def _blob_sizes(repo: Path | str, blobs: list[str]) -> dict[str, int]:
+    if not blobs:
+        return {}
+    lines = _cat_file(repo, "--batch-check", blobs).decode().splitlines()
+    return {sha: int(size) for sha, _, size in (line.split() for line in lines)}
+
+
+def _blobs(repo: Path | str, blobs: list[str]) -> dict[str, bytes]:
+    """The contents of ``blobs``: each answer is a line ``<id> blob <size>``, the bytes and
+    a newline."""
+    if not blobs:
+        return {}
+    out, found, at = _cat_file(repo, "--batch", blobs), {}, 0
+    while at < len(out):
+        end = out.index(b"\n", at)
+        sha, _, size = out[at:end].decode().split()
+        found[sha] = out[end + 1:end + 1 + int(size)]
+        at = end + 1 + int(size) + 1
+    return found
+
+
 def landing(repo: Path | str, rev: str, path: str) -> tuple[str, tuple[str, ...]] | None:
     """The commit of ``rev``'s first-parent line that last changed ``path``, and its parents;
     None when none did. For a pull request merged with a merge commit, that is the merge (its
@@ -180,6 +269,28 @@ def landing(repo: Path | str, rev: str, path: str) -> tuple[str, tuple[str, ...]
 def toplevel(folder: Path | str) -> Path:
     """The root of the git work tree holding ``folder``; BotError outside one."""
     return Path(output(folder, "rev-parse", "--show-toplevel").strip())
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The git work tree a file is in, as a plan reads it once before it starts."""
+
+    root: Path
+    path: str  # the file's path in the work tree (what ``git log`` takes)
+    head: str | None  # HEAD's commit id (None before the first commit)
+    base: str | None  # the base asked for, as a commit id (None: not asked, or not a commit here)
+    reverts: str | None  # the commit that the one asked about reverts (git revert's message)
+
+
+def checkout_of(file: Path, commit_: str | None = None, base: str | None = None) -> Checkout:
+    """Where ``file`` is in its git work tree, HEAD, ``base`` resolved, and which commit
+    ``commit_`` (default HEAD) reverts; BotError outside a work tree."""
+    folder = file.parent.resolve()
+    root = toplevel(folder)
+    head = resolve(root, "HEAD")
+    asked = resolve(root, commit_ or head)
+    return Checkout(root, (folder / file.name).relative_to(root.resolve()).as_posix(), head,
+                    resolve(root, base), commit(root, asked).reverts if asked else None)
 
 
 def request_paths(repo: Path | str, requests_dir: str = "promotion-requests",

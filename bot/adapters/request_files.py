@@ -7,6 +7,7 @@ the line of the offending key.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import types
@@ -16,8 +17,9 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bot.adapters import safe_yaml
+from bot.adapters import git, safe_yaml
 from bot.core.request import Request
+from bot.core.request_history import RequestVersion
 from bot.errors import InvalidRequest, Problem
 from bot.settings import target_name_problem
 
@@ -75,6 +77,22 @@ def target_problems(path: str | Path, shown: str) -> list[Problem]:
 def parse_request_text(text: str, display_path: str) -> tuple[Request, dict[str, int]]:
     """Like ``load_request`` for content that is not a file, e.g. read from a git revision."""
     return _validated(safe_yaml.load(text, display_path), display_path)
+
+
+def history(repo: Path, rev: str, path: str) -> tuple[RequestVersion, ...]:
+    """The versions of the request file ``path`` on ``rev``'s first-parent line, newest first,
+    each parsed (one that is not a valid request, a link or too big has no request). Git is
+    read once for the whole history (``git.file_history``)."""
+    versions = []
+    for version in git.file_history(repo, rev, path, safe_yaml.MAX_BYTES):
+        request = None
+        # One that does not parse is told by validate and plan while it is the current one.
+        if version.content is not None:
+            with contextlib.suppress(InvalidRequest):
+                request, _ = _validated(safe_yaml.load_bytes(version.content, path), path)
+        versions.append(RequestVersion(version.commit, version.landed, request,
+                                       deleted=version.deleted))
+    return tuple(versions)
 
 
 def _validated(document: safe_yaml.Document, path: str) -> tuple[Request, dict[str, int]]:

@@ -84,6 +84,11 @@ def load_file(path: Path, display_path: str) -> Document:
         raise InvalidRequest(
             [Problem(display_path, None, "", f"cannot read the file: {error.strerror}")]
         ) from None
+    return load_bytes(data, display_path)
+
+
+def load_bytes(data: bytes, display_path: str) -> Document:
+    """Load one YAML document from a file's bytes (UTF-8, a byte-order mark allowed)."""
     if len(data) > MAX_BYTES:
         raise InvalidRequest([_too_big(display_path, len(data))])
     try:

@@ -15,36 +15,16 @@ from pathlib import Path
 
 from bot.adapters import git
 from bot.adapters.github import GitHubHost
-from bot.adapters.request_files import load_request, load_target_request
+from bot.adapters.request_files import history, load_target_request
 from bot.adapters.workflow_event import pr_head_from_event, pr_number_from_event
-from bot.core.rollout_rules import Soak
+from bot.core.request_history import previous_state
+from bot.core.rollout_rules import Soak, check_rollout_step, soak_of
 from bot.errors import BotError, InvalidRequest
-from bot.flows.plan import make_plan
-from bot.flows.rollout_history import current_soak, locate, rollout_problems
+from bot.flows.plan import PlanSource, make_plan
 from bot.flows.sagemaker_training import Superseded
 from bot.report import markdown as md
 
 STATUS_CONTEXT = "promotion-bot/plan"
-
-
-def repo_root(path: Path) -> Path:
-    """The git work tree holding ``path``, else the current directory."""
-    try:
-        return git.toplevel(path.resolve().parent)
-    except BotError:
-        return Path.cwd()
-
-
-def head_commit(env: dict[str, str], repo: Path | None = None) -> str:
-    """The PR's head commit on GitHub (not the synthetic merge commit), else the HEAD of
-    ``repo`` (the request's repository), else a placeholder no apply will look for."""
-    sha = pr_head_from_event(env) or env.get("GITHUB_SHA")
-    if sha:
-        return sha
-    try:
-        return git.rev_parse(repo or Path.cwd(), "HEAD")
-    except BotError:
-        return "0000000"
 
 
 def superseded(host: GitHubHost, pull_request: int, commit: str) -> str | None:
@@ -142,50 +122,54 @@ def final_status(host: GitHubHost, commit: str, state: str, description: str) ->
                        "still say pending: rerun the plan") from None
 
 
-def check_request(path: Path, base: str | None) -> Soak | None:
+def read_checkout(path: Path, commit: str | None, base: str | None) -> git.Checkout | None:
+    """The request's git work tree, read once: HEAD, ``base`` and what ``commit`` reverts;
+    None outside a work tree."""
+    try:
+        return git.checkout_of(path, commit, base)
+    except BotError:
+        return None
+
+
+def base_revision(given: str | None, env: dict[str, str]) -> str | None:
+    """The revision main is at: ``--base``, else on GitHub ``origin/$GITHUB_BASE_REF``."""
+    base_ref = env.get("GITHUB_BASE_REF")
+    return given or (f"origin/{base_ref}" if base_ref else None)
+
+
+def prepare(path: Path, checkout: git.Checkout | None, commit: str, base: str | None,
+            explicit: bool) -> tuple[PlanSource, Soak | None]:
     """Every check that needs neither data nor AWS, the ones ``validate`` makes, before the
     plan starts anything (the embedded AWS, a training): the request's format, its file name
-    as a target's, and the rollout rules. Raises ``InvalidRequest`` (exit 2). Returns how long
-    the challenger's current step has soaked on the base (None: unknown or none serves)."""
-    load_target_request(path, display_path=_shown(path))
-    return check_rollout(path, base)
+    as a target's, and the rollout rules against ``base``, the revision main is at (--base,
+    ``explicit``; on GitHub ``origin/$GITHUB_BASE_REF`` if it was fetched, else the check is
+    skipped with a note). Raises ``InvalidRequest`` (exit 2).
 
-
-def _shown(path: Path) -> str:
-    """``path`` as the plan names it: relative to its repository's root when it is in one."""
-    try:
-        return path.resolve().relative_to(repo_root(path).resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def check_rollout(path: Path, base: str | None) -> Soak | None:
-    """Refuse a rollout step the rules forbid before anything is trained (exit 2); return the
-    current step's soak for the comment.
-
-    ``base`` is the revision main is at; on GitHub without it, ``origin/$GITHUB_BASE_REF``
-    if that was fetched (else the check is skipped, with a note).
-    """
-    if base is None:
-        base_ref = os.environ.get("GITHUB_BASE_REF")
-        if not base_ref:
-            return None
-        try:
-            root, relative = locate(path)
-            base = git.resolve(root, f"origin/{base_ref}")
-        except BotError:
-            base = None
-        if base is None:
-            print(f"promotion-bot plan: origin/{base_ref} cannot be read here, so the rollout "
-                  "steps were not checked (pass --base REV)", file=sys.stderr)
-            return None
-    else:
-        root, relative = locate(path)
-    request, lines = load_request(path, display_path=relative)
-    problems = rollout_problems(root, base, relative, request, lines, datetime.now(UTC))
+    Returns what the plan reads (the request, and its history read once: on the base, else
+    on HEAD) and how long the challenger's current step has soaked on the base (None:
+    unknown, or none serves)."""
+    shown = checkout.path if checkout is not None else str(path)
+    request, lines = load_target_request(path, display_path=shown)
+    if base is not None and (checkout is None or checkout.base is None):
+        if explicit and checkout is None:
+            raise BotError(f"{path}: not in a git repository, so its rollout history cannot "
+                           "be read")
+        if explicit and checkout is not None:
+            raise BotError(f"--base: {base!r} is not a commit in {checkout.root}")
+        print(f"promotion-bot plan: {base} cannot be read here, so the rollout steps were not "
+              "checked (pass --base REV)", file=sys.stderr)
+    if checkout is None:
+        return PlanSource(request, shown, Path.cwd(), commit), None
+    rev = checkout.base or checkout.head
+    versions = history(checkout.root, rev, checkout.path) if rev is not None else ()
+    source = PlanSource(request, shown, checkout.root, commit, versions, checkout.reverts)
+    if checkout.base is None:
+        return source, None
+    previous, since = previous_state(versions)
+    problems = check_rollout_step(shown, request, lines, previous, since, datetime.now(UTC))
     if problems:
         raise InvalidRequest(problems)
-    return current_soak(root, base, relative, request)
+    return source, soak_of(previous, request, since)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,7 +183,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_github and not args.embedded:
         host = GitHubHost.from_env()
         pull_request = args.pull_request or pr_number_from_event(env)
-    commit = args.head or head_commit(env, repo_root(path))
+    base = base_revision(args.base, env)
+    # The PR's head on GitHub (not the synthetic merge commit), else HEAD, else a placeholder
+    # no apply will look for.
+    asked = args.head or pr_head_from_event(env) or env.get("GITHUB_SHA")
+    checkout = read_checkout(path, asked, base)
+    commit = asked or (checkout.head if checkout is not None else None) or "0000000"
     if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
         raise BotError(f"--head {commit!r}: not a commit id (7 to 64 lower-case hex digits); "
                        "the plan is stored under its pull request's head commit")
@@ -210,10 +199,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         host.set_status(commit, STATUS_CONTEXT, "pending", "planning: training and evaluating")
     try:
-        soak = check_request(path, args.base)
+        source, soak = prepare(path, checkout, commit, base, explicit=args.base is not None)
         with embedded(args.embedded, args.rows):
-            result = make_plan(path, repo_root(path), out_dir, commit=commit,
-                               pull_request=pull_request, soak=soak,
+            result = make_plan(source, out_dir, pull_request=pull_request, soak=soak,
                                progress=PlanProgress(host, pull_request, commit, path.stem))
     except BotError as error:
         if host is not None and pull_request is not None:

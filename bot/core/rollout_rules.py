@@ -63,7 +63,7 @@ def check_rollout_step(
 
     percents = [step.percent for step in challenger.steps]
     share = challenger.traffic_percent
-    before = _same_challenger(previous, current)
+    before = same_challenger(previous, current)
     if before is None:
         if share != percents[0]:
             return [problem(f"a new challenger starts at the first step, {percents[0]}% "
@@ -116,7 +116,7 @@ def soak_of(previous: Request | None, current: Request, since: datetime | None) 
     main, since ``since``) and its minimum soak, the longer of both requests' as the rules
     read it; None when no such challenger serves yet (a new one starts at the first step)."""
     challenger = current.rollout.challenger
-    before = _same_challenger(previous, current)
+    before = same_challenger(previous, current)
     if challenger is None or before is None:
         return None
     share = before.traffic_percent
@@ -139,7 +139,7 @@ def _list(steps: dict[int, float]) -> str:
                            for p, h in sorted(steps.items())) + "]"
 
 
-def _same_challenger(previous: Request | None, current: Request) -> Challenger | None:
+def same_challenger(previous: Request | None, current: Request) -> Challenger | None:
     """The previous challenger if it serves the model ``current`` describes, else None."""
     if previous is None or previous.rollout.challenger is None:
         return None

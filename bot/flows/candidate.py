@@ -57,67 +57,67 @@ def trainer(t: Target, request: Request) -> str | None:
 
 def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str, str]]:
     """The model key of ``request`` with its data as it is now, and the data versions."""
-    versions = {
-        "train": data.data_version(request.data.train, repo_root),
-        "test": data.data_version(request.data.test, repo_root),
-    }
-    return request.model_key(versions, trainer(t, request)), versions
+    versions = {"train": data.data_version(request.data.train, repo_root),
+                "test": data.data_version(request.data.test, repo_root)}
+    return model_key(t, request, versions), versions
 
 
-def obtain(t: Target, request: Request, repo_root: Path, progress: Progress,
-           pull_request: int | None = None,
-           key: tuple[str, dict[str, str]] | None = None) -> Candidate:
-    """The request's model: from the store when this model key was trained before, else
-    trained the way ``training.backend`` says, to be stored (``Candidate.store``) while it is
-    evaluated. ``key`` is ``key_of``'s answer when the caller has it already (the data is then
-    not hashed again)."""
-    model_key, versions = key or key_of(t, request, repo_root)
-    stored = artifacts.get_model(t, model_key)
+def model_key(t: Target, request: Request, versions: dict[str, str]) -> str:
+    """The model key of ``request`` trained on the data ``versions`` (``train``, ``test``)."""
+    return request.model_key(versions, trainer(t, request))
+
+
+def obtain(t: Target, request: Request, tables: data.RequestData, stored: bytes | None,
+           progress: Progress, pull_request: int | None = None) -> Candidate:
+    """The request's model: ``stored``, the one trained before for its model key
+    (``artifacts.get_model``), else trained the way ``training.backend`` says, to be stored
+    (``Candidate.store``) while it is evaluated."""
+    versions = tables.versions
+    key = model_key(t, request, versions)
     if stored is not None:
-        progress(f"reusing the model trained for {model_key[:12]} (same data and hyperparameters)")
-        return Candidate(model_key, training.load_model(stored),
+        progress(f"reusing the model trained for {key[:12]} (same data and hyperparameters)")
+        return Candidate(key, training.load_model(stored),
                          names.model_uri(t, sha256_hex(stored)), trained=False, training=None,
                          data_versions=versions)
     if request.training.backend == "sagemaker":
-        booster, how = sagemaker_training.train(t, request, repo_root, model_key, progress,
-                                          pull_request, versions["train"])
+        booster, how = sagemaker_training.train(t, request, tables.repo_root, key, progress,
+                                                pull_request, versions["train"])
     else:
-        booster, how = train_locally(request, repo_root, progress)
+        booster, how = train_locally(request, tables.table("train"), progress)
     package = training.package_model(booster)
-    return Candidate(model_key, booster, names.model_uri(t, sha256_hex(package)), trained=True,
+    return Candidate(key, booster, names.model_uri(t, sha256_hex(package)), trained=True,
                      training=how, unstored=package, data_versions=versions)
 
 
-def train_locally(request: Request, repo_root: Path,
+def train_locally(request: Request, table: data.ParquetTable,
                   progress: Progress) -> tuple[Any, dict[str, Any]]:
-    """Train in this process: on the whole table when it fits ``training_in_memory_mib``,
-    else reading the training data a batch at a time."""
+    """Train in this process on the training ``table``: whole when it fits
+    ``training_in_memory_mib``, else reading it a batch at a time."""
     uri, target_column = request.data.train, request.data.target_column
     progress(f"training xgboost on {uri} ...")
     started = time.monotonic()
     params = request.hyperparameters.as_dict()
-    with data.open_table(uri, repo_root, target_column) as table:
-        whole = table.rows * len(table.columns) * 8 <= settings().training_in_memory_mib * 2**20
-        # The labels are checked whole (rows, 0/1, both classes), the features batch by batch.
-        frame = table.read(table.columns if whole else [target_column])
-        problems = check_table(frame, target_column, uri)
-        if problems:
-            raise InvalidRequest(problems)
-        frauds = int(frame[target_column].sum())
-        if whole:
-            booster = training.train(params, frame, target_column)
-        else:
-            del frame
-            features = table.features(target_column)
+    whole = table.rows * len(table.columns) * 8 <= settings().training_in_memory_mib * 2**20
+    # The labels are checked whole (rows, 0/1, both classes), the features batch by batch.
+    frame = table.read(table.columns if whole else [target_column])
+    problems = check_table(frame, target_column, uri)
+    if problems:
+        raise InvalidRequest(problems)
+    frauds = int(frame[target_column].sum())
+    if whole:
+        booster = training.train(params, frame, target_column)
+    else:
+        del frame
+        features = table.features(target_column)
 
-            def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
-                for part in table.frames(table.columns, training.BATCH_ROWS):
-                    found = check_features(part, target_column, uri)
-                    if found:
-                        raise InvalidRequest(found)
-                    yield part[features], part[target_column].to_numpy()
+        def batches() -> Iterator[tuple[pd.DataFrame, npt.NDArray[Any]]]:
+            for part in table.frames(table.columns, training.BATCH_ROWS):
+                found = check_features(part, target_column, uri)
+                if found:
+                    raise InvalidRequest(found)
+                yield part[features], part[target_column].to_numpy()
 
-            booster = training.train_batches(params, batches)
+        booster = training.train_batches(params, batches)
     seconds = time.monotonic() - started
     progress(f"trained on {table.rows:,} rows in {seconds:.1f}s"
              + ("" if whole else f" (read in batches of {training.BATCH_ROWS:,})"))

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.adapters import data_files as data
-from bot.adapters import git
 from bot.adapters.aws import alarms as cloudwatch
 from bot.adapters.aws import (
     artifacts,
@@ -29,11 +28,10 @@ from bot.adapters.aws import (
     runtime,
     s3,
 )
-from bot.adapters.request_files import load_request
 from bot.core import alarms as guard
 from bot.core import comparison as cmp
 from bot.core import incident as brakes
-from bot.core import names, plan_json, training
+from bot.core import names, plan_json, request_history, training
 from bot.core.domain import Approval, Champion, EndpointSpec, LiveState, Plan, PlanIdentity
 from bot.core.endpoint_values import EndpointComparison
 from bot.core.integrity import model_digest, sha256_hex
@@ -41,6 +39,7 @@ from bot.core.model_registry import MODEL_QUALITY_FILE, model_quality
 from bot.core.production_config import ProductionConfig, champion_identity, to_yaml
 from bot.core.provenance import DataUsed
 from bot.core.request import Challenger, Request
+from bot.core.request_history import History
 from bot.core.rollout_rules import Soak
 from bot.errors import BotError
 from bot.flows import candidate, resources
@@ -48,7 +47,6 @@ from bot.flows.judge import judge
 from bot.flows.resources import config as config_resource
 from bot.flows.resources import model_registry as registry_resource
 from bot.flows.resources.base import Context
-from bot.flows.rollout_history import retrain_commit
 from bot.report import plots
 from bot.report.plan_comment import render_comment
 from bot.settings import Target, target
@@ -64,6 +62,25 @@ Progress = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """The request as the plan reads it, once, before anything starts: the validated file
+    and what its git repository says of it."""
+
+    request: Request
+    shown: str  # the file's path in its repository, as the comment and problems name it
+    root: Path  # the repository's work tree: repository data paths are relative to it
+    commit: str = "0000000"  # the pull request's head: what the plan is of
+    #: The file's versions on main (without a known base, on HEAD), newest first: which
+    #: commit last changed what production retrains from.
+    history: History = ()
+    reverts: str | None = None  # the commit the head reverts, when it is a revert
+
+    @property
+    def target(self) -> str:
+        return Path(self.shown).stem
 
 
 @dataclass(frozen=True)
@@ -83,8 +100,9 @@ def _now(timespec: str = "seconds") -> str:
 
 
 def judge_candidate(
-    t: Target, request: Request, request_path: str, repo_root: Path,
-    live_config: ProductionConfig | None, obtained: Candidate, progress: Progress,
+    t: Target, request: Request, request_path: str, test: data.ParquetTable,
+    live_config: ProductionConfig | None, champion_model: bytes | None, obtained: Candidate,
+    progress: Progress,
 ) -> Plan:
     """The evaluation part of the plan; what merging changes is added by ``with_live_changes``.
 
@@ -93,10 +111,9 @@ def judge_candidate(
     (``bot.flows.judge``).
     """
     progress(f"evaluating on {request.data.test} ...")
-    champion, champion_booster = _champion(live_config)
-    with data.open_table(request.data.test, repo_root, request.data.target_column) as test:
-        judged = judge(request.gates, test, request.data.target_column, obtained.booster,
-                       champion, champion_booster, progress, request.data.feature_columns)
+    champion, champion_booster = _champion(live_config, champion_model)
+    judged = judge(request.gates, test, request.data.target_column, obtained.booster,
+                   champion, champion_booster, progress, request.data.feature_columns)
     return Plan(
         target=t.name, request_path=request_path, content_sha256=request.content_sha256(),
         model_key=obtained.model_key, evaluation=judged.evaluation, champion=judged.champion,
@@ -108,27 +125,20 @@ def judge_candidate(
     )
 
 
-def _champion(live_config: ProductionConfig | None) -> tuple[Champion, xgboost.Booster | None]:
-    """Who the candidate is compared with: the champion's model when production records it,
-    else its recorded metrics, else the seed notebook's baseline."""
+def _champion(live_config: ProductionConfig | None, model_bytes: bytes | None
+              ) -> tuple[Champion, xgboost.Booster | None]:
+    """Who the candidate is compared with: the champion's model (``model_bytes``) when
+    production records it, else its recorded metrics, else the seed notebook's baseline."""
     if live_config is None:
         return Champion("seed baseline", "seed notebook's baseline, nothing in production",
                         dict(cmp.SEED_BASELINE)), None
     model = live_config.champion
-    if model is None:
+    if model is None or model_bytes is None:
         return Champion(live_config.experiment_id, "production config (no model artifact)",
                         dict(live_config.metrics)), None
-    booster = training.load_model(artifacts.read_model(model.model_artifact))
+    booster = training.load_model(model_bytes)
     return Champion(model.experiment_id, "production-config",
                     dict(model.metrics or live_config.metrics), model.model_artifact), booster
-
-
-def _retrain_commit(repo_root: Path, request_path: str, request: Request) -> str | None:
-    """The commit that last changed what production retrains from, if git knows it."""
-    try:
-        return retrain_commit(repo_root, "HEAD", request_path, request)
-    except BotError:  # not a git repository, or no commit yet: this change starts one
-        return None
 
 
 def _context(t: Target, request: Request, plan: Plan | None, commit: str,
@@ -192,8 +202,15 @@ def alarm_notes(t: Target, request: Request, config: ProductionConfig | None,
     return guard.notes(challenger.alarms.names, states, before, after)
 
 
-def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: Progress,
-                        live: EndpointSpec | None) -> EndpointComparison | None:
+def champion_uri(live_config: ProductionConfig | None) -> str | None:
+    """Where the champion's model is, when production records it."""
+    model = live_config.champion if live_config is not None else None
+    return model.model_artifact if model is not None else None
+
+
+def endpoint_comparison(t: Target, request: Request, tables: data.RequestData,
+                        progress: Progress, live: EndpointSpec | None
+                        ) -> EndpointComparison | None:
     """Champion vs challenger on the ``live`` endpoint, when a challenger is serving."""
     if live is None or live.variant("challenger") is None:
         return None
@@ -201,32 +218,22 @@ def endpoint_comparison(t: Target, request: Request, repo_root: Path, progress: 
     legit = (challenger.comparison_records if challenger is not None
              else Challenger.model_fields["comparison_records"].default)
     progress(f"comparing live variants on every test fraud and {legit:,} legit records ...")
-    target_column = request.data.target_column
-    with data.open_table(request.data.test, repo_root, target_column) as test:
-        labels = test.read([target_column])[target_column].to_numpy()
-        rows, legit_weight = runtime.sample(labels, legit, seed=0, size=labels.size)
-        chosen = test.take(rows, test.features(target_column), training.BATCH_ROWS)
+    target_column, test = request.data.target_column, tables.table("test")
+    labels = test.read([target_column])[target_column].to_numpy()
+    rows, legit_weight = runtime.sample(labels, legit, seed=0, size=labels.size)
+    chosen = test.take(rows, test.features(target_column), training.BATCH_ROWS)
     return runtime.compare_endpoints(t, chosen, labels[rows], request.gates.decision_threshold,
                                 legit_weight, seed=0)
 
 
-def reverted_commit(repo_root: Path, commit: str) -> str | None:
-    """The commit that the pull request's head ``commit`` reverts (``git revert`` writes
-    "This reverts commit <id>."); None when it is no revert or git cannot read it here."""
-    try:
-        return git.commit(repo_root, commit).reverts
-    except BotError:
-        return None
-
-
-def train_counts(request: Request, repo_root: Path, training: dict[str, Any] | None
+def train_counts(tables: data.RequestData, training: dict[str, Any] | None
                  ) -> tuple[int, int]:
     """The training data's rows and frauds: as training counted them, else from its labels
     (a reused model, a training job: the label column read again)."""
     rows, frauds = (training or {}).get("rows"), (training or {}).get("frauds")
     if isinstance(rows, int) and isinstance(frauds, int):
         return rows, frauds
-    return data.label_counts(request.data.train, repo_root, request.data.target_column)
+    return tables.label_counts("train")
 
 
 def data_used(request: Request, plan: Plan, train: tuple[int, int]) -> tuple[DataUsed, ...]:
@@ -238,61 +245,62 @@ def data_used(request: Request, plan: Plan, train: tuple[int, int]) -> tuple[Dat
 
 
 def make_plan(
-    path: Path, repo_root: Path, out_dir: Path, *, commit: str = "0000000",
-    pull_request: int | None = None, progress: Progress = _stderr, soak: Soak | None = None,
+    source: PlanSource, out_dir: Path, *, pull_request: int | None = None,
+    progress: Progress = _stderr, soak: Soak | None = None,
 ) -> PlanResult:
-    """Plan ``path`` at the pull request head ``commit``; write comment.md, plan.json and the
+    """Plan ``source``'s request at its pull request head; write comment.md, plan.json and the
     PNGs to ``out_dir``, and store them in S3 once, signed, under the plan's own digest.
     ``soak``: how long the challenger's current step has served on main (the comment's)."""
-    request_path = _display(path, repo_root)
-    request, _ = load_request(path, display_path=request_path)
-    t = target(path.stem)
+    request, request_path, commit = source.request, source.shown, source.commit
+    t = target(source.target)
     sha = request.content_sha256()
     live_config, config_version = config_store.read_versioned(t)
     cached = _stored_plan(t, sha, progress)
-    retrain = _retrain_commit(repo_root, request_path, request)
-    key = None
-    if cached is not None and cached.plan.champion_identity == champion_identity(live_config):
-        key = candidate.key_of(t, request, repo_root)
-    if cached is not None and key is not None and cached.plan.model_key == key[0]:
-        # Same content, same champion and the same data: the evaluation still holds.
-        progress(f"reusing the stored evaluation of content {sha[:12]} (nothing retrained)")
-        plan, versions = replace(cached.plan, trained=False), key[1]
+    retrain = request_history.retrain_commit(source.history, request)
+    uris = {"train": request.data.train, "test": request.data.test}
+    with data.request_data(uris, source.root, request.data.target_column) as tables:
+        key = candidate.model_key(t, request, tables.versions)
         train = None  # the stored plan names its data (one stored before it did: read below)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
-            pngs = _stored_pngs(t, cached.digest)
-            live = reading.result()
-    else:
-        obtained = candidate.obtain(t, request, repo_root, progress, pull_request, key)
-        versions = obtained.data_versions or {}
-        # A new model is stored, and live state read (network waits), on threads while the
-        # test set is scored and the pictures are drawn.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            storing = pool.submit(obtained.store, t)
-            counting = pool.submit(train_counts, request, repo_root, obtained.training)
-            reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
-            plan = judge_candidate(t, request, request_path, repo_root, live_config, obtained,
-                                   progress)
-            pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
-            live = reading.result()
-            storing.result()  # a plan only ever names a stored model
-            train = counting.result()
+        if (cached is not None and cached.plan.model_key == key
+                and cached.plan.champion_identity == champion_identity(live_config)):
+            # Same content, same champion and the same data: the evaluation still holds.
+            progress(f"reusing the stored evaluation of content {sha[:12]} (nothing "
+                     "retrained)")
+            plan = replace(cached.plan, trained=False)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
+                pngs = s3.read_all(_stored_pngs(t, cached.digest))
+                live = reading.result()
+        else:
+            stored, champion_model = artifacts.plan_models(t, key, champion_uri(live_config))
+            obtained = candidate.obtain(t, request, tables, stored, progress, pull_request)
+            # A new model is stored, and live state read (network waits), on threads while
+            # the test set is scored and the pictures are drawn.
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                storing = pool.submit(obtained.store, t)
+                counting = pool.submit(train_counts, tables, obtained.training)
+                reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
+                plan = judge_candidate(t, request, request_path, tables.table("test"),
+                                       live_config, champion_model, obtained, progress)
+                pngs = plots.pngs(plan.evaluation, plan.champion_evaluation)
+                live = reading.result()
+                storing.result()  # a plan only ever names a stored model
+                train = counting.result()
 
-    # This run registers the model (below): what merging changes counts it as registered.
-    live = registry_resource.with_registered(live, plan)
-    plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
-                             retrain)
-    plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, repo_root,
-                                                                 progress, live.endpoint),
-                   data=plan.data or data_used(
-                       request, plan, train or train_counts(request, repo_root, None)),
-                   reverts=reverted_commit(repo_root, commit), soak=soak,
-                   notes=guard.with_notes(
-                       brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)),
-                       alarm_notes(t, request, live_config, live.endpoint)))
+        # This run registers the model (below): what merging changes counts it as registered.
+        live = registry_resource.with_registered(live, plan)
+        plan = with_live_changes(t, request, plan, live_config, live, commit, pull_request,
+                                 retrain)
+        plan = replace(plan, endpoint_comparison=endpoint_comparison(t, request, tables, progress,
+                                                                     live.endpoint),
+                       data=plan.data or data_used(
+                           request, plan, train or train_counts(tables, None)),
+                       reverts=source.reverts, soak=soak,
+                       notes=guard.with_notes(
+                           brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)),
+                           alarm_notes(t, request, live_config, live.endpoint)))
     plan = replace(plan, identity=PlanIdentity(
-        head=commit, data_versions=versions,
+        head=commit, data_versions=tables.versions,
         champion_model_sha256=model_digest(plan.champion.model_artifact or ""),
         production_config_version=config_version, bot_version=__version__,
         signed_at=_now("microseconds")))  # two plans of one head: told apart by this
@@ -326,10 +334,11 @@ def make_plan(
     return PlanResult(plan, comment)
 
 
-def _stored_pngs(t: Target, digest: str) -> dict[str, bytes]:
-    """The pictures of the stored plan ``digest`` (a reused evaluation draws the same)."""
+def _stored_pngs(t: Target, digest: str) -> dict[str, str]:
+    """Where the pictures of the stored plan ``digest`` are, by name (a reused evaluation
+    draws the same)."""
     prefix = names.plan_prefix(t, digest)
-    return {name: s3.read_uri(f"{prefix}/{name}") for name in plots.FILES.values()}
+    return {name: f"{prefix}/{name}" for name in plots.FILES.values()}
 
 
 def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:
@@ -339,10 +348,3 @@ def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:
     except plan_json.UnreadablePlan as error:
         progress(f"not reusing the stored plan: {error.message}")
         return None
-
-
-def _display(path: Path, repo_root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(repo_root.resolve()))
-    except ValueError:
-        return str(path)

@@ -12,6 +12,8 @@ deploys (the key layout is ``bot.core.names``; object I/O is ``bot.adapters.aws.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from bot.adapters.aws import s3, signing
 from bot.core import apply_record, integrity, names
 from bot.core.apply_record import ApplyRecord
@@ -42,6 +44,17 @@ def get_model(t: Target, model_key: str) -> bytes | None:
     if data is None or integrity.sha256_hex(data) != digest:
         return None
     return data
+
+
+def plan_models(t: Target, model_key: str, champion_uri: str | None
+                ) -> tuple[bytes | None, bytes | None]:
+    """The two models a plan compares, read together: the one trained before for
+    ``model_key`` (``get_model``; None: train it) and the champion's at ``champion_uri``
+    (``read_model``; None when production records no model)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stored = pool.submit(get_model, t, model_key)
+        champion = read_model(champion_uri) if champion_uri is not None else None
+        return stored.result(), champion
 
 
 def put_model(t: Target, model_key: str, data: bytes) -> str:

@@ -7,6 +7,7 @@ missing bucket a clear ``BotError``, a conditional put that finds the object the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -168,6 +169,12 @@ def read_uri(uri_: str) -> bytes:
     return data
 
 
+def read_all(uris: dict[str, str]) -> dict[str, bytes]:
+    """``read_uri`` of each of ``uris`` (by name), read concurrently."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(uris)))) as pool:
+        return dict(zip(uris, pool.map(read_uri, uris.values()), strict=True))
+
+
 def write_uri(uri_: str, data: bytes) -> str:
     """Store ``data`` at ``s3://bucket/key``."""
     bucket, key = split_uri(uri_)
@@ -190,6 +197,9 @@ def upload(path: str, bucket: str, key: str, region: str | None = None) -> None:
     s3(region).upload_file(path, bucket, key)
 
 
-def download(bucket: str, key: str, path: str, region: str | None = None) -> None:
-    """Download an object to a local file (in parts, streamed to disk)."""
-    s3(region).download_file(bucket, key, path)
+def download(bucket: str, key: str, path: str, region: str | None = None,
+             version_id: str | None = None) -> None:
+    """Download an object (its version ``version_id``, else the current one) to a local file
+    (in parts, streamed to disk)."""
+    extra = {"VersionId": version_id} if version_id else None
+    s3(region).download_file(bucket, key, path, ExtraArgs=extra)
