@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.adapters import git
 from bot.adapters.aws import alarms as cloudwatch
 from bot.adapters.aws import artifacts, config_store, endpoint, pipeline, plan_store, s3
-from bot.adapters.request_files import parse_request_text
+from bot.adapters.request_files import history, parse_request_text
 from bot.core import alarms, codeowners, names
 from bot.core.approvals import count_approvals
 from bot.core.domain import Approval, Plan
@@ -24,8 +24,9 @@ from bot.core.integrity import model_digest
 from bot.core.plan_json import UnreadablePlan
 from bot.core.production_config import ProductionConfig, champion_identity
 from bot.core.request import Request
+from bot.core.request_history import previous_state
+from bot.core.rollout_rules import check_rollout_step
 from bot.errors import BotError, NotApproved, NotPlanned, RolloutRefused
-from bot.flows.rollout_history import previous_state, rollout_problems
 from bot.settings import Target, settings, target
 
 if TYPE_CHECKING:
@@ -95,11 +96,11 @@ def prepare(repo: Path, commit: str, path: str, status: str,
     except BotError as error:  # bytes that are not the reviewed ones, or an unreadable model
         raise NotPlanned(f"{path} at {commit[:12]}: {error.message}; {nothing}") from None
     serving = _serving(repo, live, commit, request_commit)
-    problems = rollout_problems(repo, serving, path, request, lines, now)
+    served, since = previous_state(history(repo, serving, path) if serving is not None else ())
+    problems = check_rollout_step(path, request, lines, served, since, now)
     if problems:
         raise RolloutRefused(f"{'; '.join(str(p) for p in problems)} (apply checks the rollout "
                              f"rules against what production serves); {nothing}")
-    served = previous_state(repo, serving, path)[0] if serving is not None else None
     _check_alarms(t, f"{path} at {commit[:12]}", request, served, live)
     if request.rollout.pipeline:
         pipeline.state_machine_arn(t)
