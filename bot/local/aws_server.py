@@ -4,17 +4,22 @@ embedded default, reached by boto3 through ``AWS_ENDPOINT_URL``."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import urllib.request
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import boto3
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
 
 from bot.errors import BotError
+from bot.local import faults, training_runner
+from bot.local.faults import FaultPlan, Injector
 from bot.local.moto_gaps import install_moto_extensions
 from bot.settings import settings
-
-if TYPE_CHECKING:
-    from bot.local.faults import FaultPlan, Injector
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Environment variables LocalAWS sets (or clears) while it runs, restored afterwards.
@@ -39,11 +44,6 @@ class LocalAWS:
         self._saved_log_level: int | None = None
 
     def __enter__(self) -> LocalAWS:
-        import logging
-
-        from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
-
         _check_port_free(self.port)
         install_moto_extensions()
         if self.quiet:
@@ -74,12 +74,6 @@ class LocalAWS:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        import logging
-
-        from moto.core.config import default_user_config
-
-        from bot.local import faults, training_runner
-
         faults.activate(None)
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -103,8 +97,6 @@ class LocalAWS:
 
     def inject(self, plan: FaultPlan | None) -> Injector | None:
         """Answer by ``plan`` from now on (None: no failures); the injector counts them."""
-        from bot.local import faults
-
         return faults.activate(plan)
 
     def environment(self) -> dict[str, str]:
@@ -117,8 +109,6 @@ class LocalAWS:
         return [f"export {name}={value}" for name, value in self.environment().items()]
 
     def _moto_api(self, path: str, payload: dict[str, Any] | None) -> None:
-        import urllib.request
-
         data = json.dumps(payload).encode() if payload is not None else b""
         request = urllib.request.Request(f"{self.url}/moto-api/{path}", data=data, method="POST")
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -139,8 +129,6 @@ def _check_port_free(port: int) -> None:
 
 def _reset_boto3_session() -> None:
     """Drop boto3's cached default session so new clients read the environment again."""
-    import boto3
-
     boto3.DEFAULT_SESSION = None
 
 

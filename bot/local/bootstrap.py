@@ -4,21 +4,29 @@ model, config and endpoint. The champion is trained once and cached on disk."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import hashlib
+import importlib.metadata
 import json
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.adapters import data_files as data
+from bot.adapters.aws import artifacts, config_store, endpoint, ssm
+from bot.adapters.aws.clients import client
+from bot.core import evaluation, training
+from bot.core.desired_state import ssm_values
+from bot.core.domain import EndpointSpec, VariantSpec
+from bot.core.production_config import ChampionModel, ProductionConfig
+from bot.core.request import Request
 from bot.errors import BotError
 from bot.settings import Target, target
-
-if TYPE_CHECKING:
-    from bot.core.request import Request
 
 #: The champion production runs today: weaker than the seed notebook's candidate.
 CHAMPION_HYPERPARAMETERS: dict[str, Any] = {
@@ -59,13 +67,6 @@ def bootstrap(
     thread while the champion trains; the trained champion is cached on disk by everything
     that determines it, so a rerun skips training.
     """
-    from bot.adapters import data_files as data
-    from bot.adapters.aws import artifacts, config_store, endpoint, ssm
-    from bot.adapters.aws.clients import client
-    from bot.core.desired_state import ssm_values
-    from bot.core.domain import EndpointSpec, VariantSpec
-    from bot.core.production_config import ChampionModel, ProductionConfig
-
     if rows < MIN_ROWS:
         raise BotError(f"bootstrap needs at least {MIN_ROWS:,} rows of sample data, so that "
                        f"its test split holds a fraud to evaluate the champion on; not {rows:,}")
@@ -113,8 +114,6 @@ def bootstrap(
 def create_signing_key(t: Target) -> str:
     """The plan-signing key: asymmetric (ECC P-256), for signing and verifying, under the
     alias the settings name. Returns its key id."""
-    from bot.adapters.aws.clients import client
-
     if not t.signing_key.startswith("alias/"):
         raise BotError(f"the embedded default creates the signing key under an alias; "
                        f"PROMOTION_BOT_SIGNING_KEY is {t.signing_key!r}")
@@ -129,8 +128,6 @@ def create_signing_key(t: Target) -> str:
 
 def champion_request(t: Target) -> Request:
     """The request production's champion would have come from: hyperparameters and data."""
-    from bot.core.request import Request
-
     return Request.model_validate({
         "experiment_id": CHAMPION_EXPERIMENT,
         "description": "The model in production before the bot: the notebook's baseline.",
@@ -149,9 +146,6 @@ def _champion(rows: int, seed: int, progress: Callable[[str], None]
     if cached is not None:
         progress(f"reusing the champion trained earlier ({path})")
         return cached
-    from bot.adapters import data_files as data
-    from bot.core import evaluation, training
-
     progress("training the current champion (num_round 50, max_depth 4) ...")
     train_df, test_df = data.split(data.generate_sample(rows, seed), seed=seed)
     # One thread: the sample data uploads meanwhile, and OpenMP threads that must share a
@@ -172,12 +166,6 @@ def _cache_dir() -> Path:
 
 def _champion_cache_key(rows: int, seed: int) -> str:
     """Everything the champion's bytes and metrics depend on, code and library versions too."""
-    import hashlib
-    import importlib.metadata
-
-    from bot.adapters import data_files as data
-    from bot.core import evaluation, training
-
     sources = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                for path in (Path(str(m.__file__)) for m in (data, training, evaluation))}
     sources[Path(__file__).name] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
@@ -191,9 +179,6 @@ def _champion_cache_key(rows: int, seed: int) -> str:
 
 
 def _read_cache(path: Path) -> tuple[bytes, dict[str, float]] | None:
-    import base64
-    import hashlib
-
     try:
         entry = json.loads(path.read_text())
         model = base64.b64decode(entry["model"])
@@ -206,9 +191,6 @@ def _read_cache(path: Path) -> tuple[bytes, dict[str, float]] | None:
 
 def _write_cache(path: Path, model: bytes, metrics: dict[str, float]) -> None:
     """Best effort: a cache that cannot be written only costs the next run its training."""
-    import base64
-    import hashlib
-
     entry = {"model": base64.b64encode(model).decode(), "metrics": metrics,
              "sha256": hashlib.sha256(model).hexdigest()}
     try:
@@ -229,8 +211,6 @@ def _create_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def _create_role_and_pipeline(t: Target) -> None:
-    from bot.adapters.aws.clients import client
-
     role_name = t.sagemaker_role_arn.rsplit("/", 1)[-1]
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole",

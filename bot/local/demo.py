@@ -25,26 +25,32 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from bot import cli
 from bot.adapters import git
-from bot.adapters.aws import registry, s3
+from bot.adapters.aws import artifacts, clients, config_store, plan_store, registry, s3
 from bot.adapters.aws.alarms import put
 from bot.adapters.aws.clients import client
+from bot.adapters.data_files import FRAUD_RATE
 from bot.core import plan_json
 from bot.core.alarm_settings import Alarms
 from bot.core.alarms import owned
 from bot.core.changes import counted
+from bot.core.comparison import MIN_FRAUDS
 from bot.core.domain import Outcome, Plan
+from bot.core.integrity import model_digest
 from bot.errors import BotError
+from bot.local.aws_server import LocalAWS
+from bot.local.bootstrap import bootstrap
+from bot.local.faults import FaultPlan
+from bot.local.github import LocalGitHub
 from bot.report.apply_outcome import kept, missed_line, outcomes_from_json
 from bot.settings import target
-
-if TYPE_CHECKING:
-    from bot.local.faults import FaultPlan
 
 REQUEST = "promotion-requests/fraud-detection.yaml"
 AUTHORS = {"dana": "Dana Scientist <dana@example.com>", "mallory": "Mallory <mallory@example.com>"}
@@ -80,7 +86,7 @@ class Journey:
     """A demo repository with its local GitHub, and the steps a team takes on it."""
 
     root: Path
-    github: Any  # bot.local_github.LocalGitHub
+    github: LocalGitHub
     log: Callable[[str], None] = _say
     after_step: Callable[[str, Journey], None] = lambda name, journey: None
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -109,8 +115,6 @@ class Journey:
             event_path.write_text(json.dumps(event))
             env["GITHUB_EVENT_PATH"] = str(event_path)
         buffer = io.StringIO()
-        from bot.adapters.aws import clients
-
         clients.forget()  # each command starts afresh, as each workflow step is a new process
         with _environ(env), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             code = cli.main(list(argv))
@@ -206,12 +210,6 @@ class Journey:
         """What someone who can push a branch could do with the plan role's S3 access (were
         the bucket not to refuse overwrites): store a model of their own and rewrite the
         reviewed plan.json to deploy it."""
-        from dataclasses import replace
-
-        from bot.adapters.aws import artifacts, plan_store
-        from bot.adapters.aws.clients import client
-        from bot.settings import target
-
         t = target(plan.target)
         assert plan.identity is not None
         stored = plan_store.plan_of_head(t, plan.identity.head)
@@ -393,12 +391,6 @@ def same_request_other_data(j: Journey) -> None:
 def training_data_in_repository() -> tuple[bytes, bytes]:
     """Production's training data as a repository file, and a copy that calls every fraud
     under the median fraud amount legit."""
-    import io
-
-    import pandas as pd
-
-    from bot.settings import target
-
     t = target("fraud-detection")
     honest = s3.read_uri(f"s3://{t.data_bucket}/processed/train.parquet")
     frame = pd.read_parquet(io.BytesIO(honest))
@@ -411,16 +403,11 @@ def training_data_in_repository() -> tuple[bytes, bytes]:
 
 
 def _serving_model(name: str) -> str | None:
-    from bot.adapters.aws import config_store
-    from bot.settings import target
-
     live = config_store.read(target(name))
     return live.model_artifact if live is not None else None
 
 
 def _digest(uri: str) -> str:
-    from bot.core.integrity import model_digest
-
     return (model_digest(uri) or uri)[:12]
 
 
@@ -534,9 +521,6 @@ def seed_request_text(rows: int | None = None) -> str:
     than ``comparison.MIN_FRAUDS``), the request says it accepts that, as a team would have
     to, so that the journey can go on; the plans show the warning.
     """
-    from bot.adapters.data_files import FRAUD_RATE
-    from bot.core.comparison import MIN_FRAUDS
-
     shipped = Path(__file__).resolve().parents[2] / REQUEST
     if not shipped.is_file():
         raise BotError(f"{shipped} not found: run the demo from a checkout (pip install -e .)")
@@ -554,10 +538,6 @@ def environment(root: Path, rows: int, log: Callable[[str], None],
                 faults: FaultPlan | None = None) -> Iterator[Any]:
     """Moto's server with production set up, and a local GitHub, for the journey's length;
     both fail by ``faults`` once production is set up."""
-    from bot.local.aws_server import LocalAWS
-    from bot.local.bootstrap import bootstrap
-    from bot.local.github import LocalGitHub
-
     remote = root / "remote.git"  # the repository on GitHub: what git pushes to
     git.output(root, "init", "-q", "--bare", "-b", "main", str(remote))
     with LocalAWS() as aws, LocalGitHub(repository="acme/fraud-models",

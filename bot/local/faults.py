@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.adapters import safe_yaml
+from bot.adapters.request_files import model_problems
 from bot.errors import InvalidRequest, Problem
 
 Kind = Literal["error", "throttle", "server-error", "slow", "rate-limit", "endpoint",
@@ -79,9 +81,6 @@ class FaultPlan(BaseModel):
     @classmethod
     def load(cls, path: Path) -> FaultPlan:
         """Read a plan from a YAML (or JSON) file; every problem as ``PATH:LINE: FIELD: REASON``."""
-        from bot.adapters import safe_yaml
-        from bot.adapters.request_files import model_problems
-
         shown = str(path)
         document = safe_yaml.load_file(path, shown)
         problems = list(document.problems)

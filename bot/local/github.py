@@ -48,11 +48,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-if TYPE_CHECKING:
-    from bot.local.faults import FaultPlan, Injector
+from bot.local.faults import GITHUB_KINDS, FaultPlan, Injector, github_error
 
 Json = dict[str, Any]
 
@@ -352,8 +351,6 @@ class LocalGitHub:
 
     def inject(self, plan: FaultPlan | None) -> Injector | None:
         """Answer by ``plan`` from now on (None: no failures); the injector counts them."""
-        from bot.local.faults import Injector
-
         with self._lock:
             self._faults = Injector(plan) if plan is not None and plan.rules else None
             return self._faults
@@ -373,8 +370,6 @@ class LocalGitHub:
     def handle(self, method: str, target: str, authorization: str | None,
                body: bytes) -> tuple[int, Any, dict[str, str]]:
         """Answer one request: (status, JSON body or None, extra headers)."""
-        from bot.local.faults import GITHUB_KINDS, github_error
-
         split = urlsplit(target)
         path = split.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}

@@ -14,44 +14,44 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.responses import ActionResult
+
 _lock = threading.Lock()
 
 
-def response_mixin() -> type:
-    """Actions for moto's ``SageMakerResponse`` that fill the gaps above."""
-    from moto.core.responses import ActionResult
+class ModelRegistryActions:
+    """Actions for moto's ``SageMakerResponse`` that fill the gaps above (a mixin: moto's
+    class comes after it in the bases of ``moto_gaps``' response class)."""
 
-    class ModelRegistryActions:
-        # Provided by moto's response class, which comes after this one.
-        sagemaker_backend: Any
-        _get_param: Callable[..., Any]
+    # Provided by moto's response class, which comes after this one.
+    sagemaker_backend: Any
+    _get_param: Callable[..., Any]
 
-        def create_model_package(self) -> Any:
-            token = self._get_param("ClientToken")
-            with _lock:
-                if token:
-                    for package in self.sagemaker_backend.model_packages.values():
-                        if getattr(package, "client_token", None) == token:
-                            return ActionResult({"ModelPackageArn": package.arn})
-                return super().create_model_package()  # type: ignore[misc]
+    def create_model_package(self) -> Any:
+        token = self._get_param("ClientToken")
+        with _lock:
+            if token:
+                for package in self.sagemaker_backend.model_packages.values():
+                    if getattr(package, "client_token", None) == token:
+                        return ActionResult({"ModelPackageArn": package.arn})
+            return super().create_model_package()  # type: ignore[misc]
 
-        def update_model_package(self) -> Any:
-            arn = self._get_param("ModelPackageArn")
-            backend = self.sagemaker_backend
-            package = backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
-            kept = (None if package is None else
-                    (dict(package.customer_metadata_properties or {}),
-                     package.approval_description))
-            with _lock:
-                result = super().update_model_package()  # type: ignore[misc]
-                if package is not None and kept is not None:
-                    properties, description = kept
-                    if self._get_param("CustomerMetadataProperties") is None:
-                        removed = self._get_param("CustomerMetadataPropertiesToRemove") or []
-                        package.customer_metadata_properties = {
-                            k: v for k, v in properties.items() if k not in removed} or None
-                    if self._get_param("ApprovalDescription") is None:
-                        package.approval_description = description
-            return result
+    def update_model_package(self) -> Any:
+        arn = self._get_param("ModelPackageArn")
+        backend = self.sagemaker_backend
+        package = backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+        kept = (None if package is None else
+                (dict(package.customer_metadata_properties or {}),
+                 package.approval_description))
+        with _lock:
+            result = super().update_model_package()  # type: ignore[misc]
+            if package is not None and kept is not None:
+                properties, description = kept
+                if self._get_param("CustomerMetadataProperties") is None:
+                    removed = self._get_param("CustomerMetadataPropertiesToRemove") or []
+                    package.customer_metadata_properties = {
+                        k: v for k, v in properties.items() if k not in removed} or None
+                if self._get_param("ApprovalDescription") is None:
+                    package.approval_description = description
+        return result
 
-    return ModelRegistryActions

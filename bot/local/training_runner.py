@@ -33,6 +33,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.iam.models import iam_backends
+from moto.s3.models import s3_backends
+from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+from moto.sagemaker.models import FakeTrainingJob
+from moto.utilities.utils import get_partition
+
+from bot.errors import first_line
+
 _lock = threading.RLock()
 _runs: dict[tuple[str, str, str], _Run] = {}
 _gate = threading.Event()
@@ -81,68 +91,60 @@ def peak_rss_mib(name: str) -> float | None:
     return None
 
 
-def response_mixin() -> type:
-    """Actions for moto's ``SageMakerResponse``: create, describe and stop that really train."""
-    from moto.core.responses import ActionResult
-    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
-    from moto.sagemaker.models import FakeTrainingJob
+class TrainingJobActions:
+    """Actions for moto's ``SageMakerResponse``: create, describe and stop that really train
+    (a mixin: moto's class comes after it in the bases of ``moto_gaps``' response class)."""
 
-    class TrainingJobActions:
-        # Provided by moto's response class, which comes after this one.
-        sagemaker_backend: Any
-        current_account: str
-        region: str
-        _get_param: Callable[..., Any]
+    # Provided by moto's response class, which comes after this one.
+    sagemaker_backend: Any
+    current_account: str
+    region: str
+    _get_param: Callable[..., Any]
 
-        def create_training_job(self) -> Any:
-            name = self._get_param("TrainingJobName")
-            with _lock:
-                if name in self.sagemaker_backend.training_jobs:
-                    arn = FakeTrainingJob.arn_formatter(name, self.current_account, self.region)
-                    raise ResourceInUseException(
-                        "Training job names must be unique within an AWS account and region, "
-                        f"and a training job with this name already exists ({arn})")
-                role = str(self._get_param("RoleArn") or "")
-                if not _role_exists(self.current_account, self.region, role):
-                    raise ValidationError(
-                        f"Could not assume role {role}. Please ensure that the role exists and "
-                        "allows principal 'sagemaker.amazonaws.com' to assume the role.")
-                result = super().create_training_job()  # type: ignore[misc]
-                job = self.sagemaker_backend.training_jobs[name]
-                _begin(job)
-                run = _Run(self.current_account, self.region, job)
-                _runs[(self.current_account, self.region, name)] = run
-            run.start()
-            return result
+    def create_training_job(self) -> Any:
+        name = self._get_param("TrainingJobName")
+        with _lock:
+            if name in self.sagemaker_backend.training_jobs:
+                arn = FakeTrainingJob.arn_formatter(name, self.current_account, self.region)
+                raise ResourceInUseException(
+                    "Training job names must be unique within an AWS account and region, "
+                    f"and a training job with this name already exists ({arn})")
+            role = str(self._get_param("RoleArn") or "")
+            if not _role_exists(self.current_account, self.region, role):
+                raise ValidationError(
+                    f"Could not assume role {role}. Please ensure that the role exists and "
+                    "allows principal 'sagemaker.amazonaws.com' to assume the role.")
+            result = super().create_training_job()  # type: ignore[misc]
+            job = self.sagemaker_backend.training_jobs[name]
+            _begin(job)
+            run = _Run(self.current_account, self.region, job)
+            _runs[(self.current_account, self.region, name)] = run
+        run.start()
+        return result
 
-        def describe_training_job(self) -> Any:
-            with _lock:
-                return super().describe_training_job()  # type: ignore[misc]
+    def describe_training_job(self) -> Any:
+        with _lock:
+            return super().describe_training_job()  # type: ignore[misc]
 
-        def stop_training_job(self) -> Any:
-            name = self._get_param("TrainingJobName")
-            with _lock:
-                job = self.sagemaker_backend.training_jobs.get(name)
-                if job is None:
-                    arn = FakeTrainingJob.arn_formatter(name, self.current_account, self.region)
-                    raise ValidationError(message=f"Could not find training job '{arn}'.")
-                if job.training_job_status != "InProgress":
-                    raise ValidationError(
-                        message="The request was rejected because the training job is in "
-                        f"status {job.training_job_status}.")
-                _transition(job, "Stopping", "Stopping", "Stopping the training job")
-                run = _runs.get((self.current_account, self.region, name))
-            if run is not None:
-                run.stop_requested.set()
-            return ActionResult({})
-
-    return TrainingJobActions
+    def stop_training_job(self) -> Any:
+        name = self._get_param("TrainingJobName")
+        with _lock:
+            job = self.sagemaker_backend.training_jobs.get(name)
+            if job is None:
+                arn = FakeTrainingJob.arn_formatter(name, self.current_account, self.region)
+                raise ValidationError(message=f"Could not find training job '{arn}'.")
+            if job.training_job_status != "InProgress":
+                raise ValidationError(
+                    message="The request was rejected because the training job is in "
+                    f"status {job.training_job_status}.")
+            _transition(job, "Stopping", "Stopping", "Stopping the training job")
+            run = _runs.get((self.current_account, self.region, name))
+        if run is not None:
+            run.stop_requested.set()
+        return ActionResult({})
 
 
 def _role_exists(account: str, region: str, arn: str) -> bool:
-    from moto.iam.models import iam_backends
-    from moto.utilities.utils import get_partition
-
     try:
         iam_backends[account][get_partition(region)].get_role_by_arn(arn)
     except Exception:  # moto's IAMNotFoundException, or a malformed ARN
@@ -151,8 +153,6 @@ def _role_exists(account: str, region: str, arn: str) -> bool:
 
 
 def _now() -> Any:
-    from moto.core.utils import utcnow
-
     return utcnow()
 
 
@@ -196,8 +196,6 @@ class _Run(threading.Thread):
         try:
             self._run()
         except Exception as error:  # the emulator's own failure: reported like AWS's
-            from bot.errors import first_line
-
             self._end("Failed", "Failed", f"InternalServerError: {first_line(error)}")
 
     # -- the steps -------------------------------------------------------------------------
@@ -275,9 +273,6 @@ class _Run(threading.Thread):
 
     def _download(self, root: Path, hosts: list[str]) -> str | None:
         """Lay out each host's share of every channel, and the container's config files."""
-        from moto.s3.models import s3_backends
-        from moto.utilities.utils import get_partition
-
         s3 = s3_backends[self.account][get_partition(self.region)]
         job = self.job
         channels: dict[str, dict[str, Any]] = {}
@@ -325,7 +320,7 @@ class _Run(threading.Thread):
         tracker_args: dict[str, Any] = {}
         tracker = None
         if len(with_data) > 1:
-            from xgboost.tracker import RabitTracker
+            from xgboost.tracker import RabitTracker  # lazy: ~1.5 s; only for several instances
 
             tracker = RabitTracker(n_workers=len(with_data), host_ip="127.0.0.1",
                                    sortby="task", timeout=300)
@@ -382,9 +377,6 @@ class _Run(threading.Thread):
 
     def _upload(self, model_dir: Path) -> str:
         """``model.tar.gz`` of the model directory, at ``<S3OutputPath>/<job>/output/``."""
-        from moto.s3.models import s3_backends
-        from moto.utilities.utils import get_partition
-
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             for path in sorted(model_dir.iterdir()):

@@ -19,6 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow.parquet as pq
+import xgboost
+from xgboost import collective
+
 PARQUET_TYPES = ("parquet", "application/x-parquet")
 
 
@@ -44,8 +49,6 @@ def main() -> int:
 
 
 def train(input_dir: Path, channel: Path, model_dir: Path, collective_args: str | None) -> None:
-    import xgboost
-
     config = input_dir / "config"
     hyperparameters: dict[str, Any] = json.loads((config / "hyperparameters.json").read_text())
     data_config: dict[str, Any] = json.loads((config / "inputdataconfig.json").read_text())
@@ -65,8 +68,6 @@ def train(input_dir: Path, channel: Path, model_dir: Path, collective_args: str 
         booster = xgboost.train(params, matrix, num_boost_round=rounds)
         is_master = True
     else:
-        from xgboost import collective
-
         with collective.CommunicatorContext(**json.loads(collective_args)):
             booster = xgboost.train(params, matrix, num_boost_round=rounds)
             is_master = collective.get_rank() == 0
@@ -77,10 +78,6 @@ def train(input_dir: Path, channel: Path, model_dir: Path, collective_args: str 
 
 def parquet_dmatrix(channel: Path) -> Any:
     """The whole channel as one DMatrix, label in the first column (File mode, Parquet)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-    import xgboost
-
     files = sorted(p for p in channel.rglob("*")
                    if p.is_file() and not p.name.startswith((".", "_")))
     if not files:
