@@ -74,6 +74,18 @@ def test_a_rollout_step_states_the_weights_now_and_after() -> None:
     assert "moves the challenger back `exp-new` from 10 % to 1 %" in headline(back)
 
 
+def test_now_is_what_serves_live_when_it_is_not_what_the_config_says() -> None:
+    """After the watcher's brake the config still says 10 %, the endpoint serves 0 %: the
+    revert's plan shows the live shares now, beside the configured ones."""
+    revert = plan_of(NEW, config(NEW, BASE, 10), config(NEW, BASE, None))
+    braked = render_comment(replace(revert, live_weights={"champion": 100, "challenger": 0}))
+    assert ("| champion **100 %** live (90 % by the production config) | champion 100 % |"
+            in braked)
+    assert "| challenger **0 %** live (10 % by the production config) | — |" in braked
+    agreed = render_comment(replace(revert, live_weights={"champion": 90, "challenger": 10}))
+    assert "| champion 90 % | champion 100 % |" in agreed and "live (" not in agreed
+
+
 def test_replacing_a_challenger_names_it_and_compares_the_candidate_with_it() -> None:
     plan = plan_of(NEW, config(OLD, BASE, 1), config(NEW, BASE, 1))
     assert effect(plan).kind == "replace-challenger"

@@ -214,6 +214,9 @@ class Plan:
     data: tuple[DataUsed, ...] = ()  # the training and test data, for the comment
     reverts: str | None = None  # the commit the pull request's head reverts (git revert)
     soak: Soak | None = None  # the challenger's current step, when one serves
+    #: The percent of traffic each endpoint variant serves now, live (by variant name: the
+    #: production config says what it should be; the watcher's brake makes them differ).
+    live_weights: dict[str, int] | None = None
     identity: PlanIdentity | None = None  # set when the plan is signed and stored
 
     @property

@@ -295,7 +295,9 @@ def make_plan(
                                                                      live.endpoint),
                        data=plan.data or data_used(
                            request, plan, train or train_counts(tables, None)),
-                       reverts=source.reverts, soak=soak,
+                       reverts=source.reverts, soak=soak, live_weights={
+                           v.name: v.weight for v in live.endpoint.variants}
+                       if live.endpoint is not None else None,
                        notes=guard.with_notes(
                            brakes.with_brake(plan.notes, braked(t, live_config, live.endpoint)),
                            alarm_notes(t, request, live_config, live.endpoint)))

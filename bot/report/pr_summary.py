@@ -98,11 +98,16 @@ def revert_sentence(plan: Plan) -> str:
     return f"This pull request reverts commit {md.code(plan.reverts[:12])}. "
 
 
-def _weight(serving: Serving, model: Model) -> str:
-    if serving.champion is not None and serving.champion.artifact == model.artifact:
-        return f"champion {serving.weight('champion')} %"
-    if serving.challenger is not None and serving.challenger.artifact == model.artifact:
-        return f"challenger {serving.share} %"
+def _weight(serving: Serving, model: Model, live: dict[str, int] | None = None) -> str:
+    """``model``'s role and share in ``serving``; with ``live`` (the endpoint's shares now),
+    the live share where it is not the configured one (a braked challenger serves 0 %)."""
+    for role, serves in (("champion", serving.champion), ("challenger", serving.challenger)):
+        if serves is not None and serves.artifact == model.artifact:
+            configured = serving.weight(role)
+            now = (live or {}).get(role, configured)
+            if now == configured:
+                return f"{role} {configured} %"
+            return f"{role} **{now} %** live ({configured} % by the production config)"
     return "—"
 
 
@@ -120,7 +125,8 @@ def serving_section(plan: Plan, e: Effect | None = None) -> str:
     for model in models.values():
         digest = model.artifact.rsplit("/", 2)[-2][:12]
         rows.append(f"| {md.code(model.experiment_id, cell=True)} {md.code(digest, cell=True)} | "
-                    f"{_weight(e.before, model)} | {_weight(e.after, model)} |")
+                    f"{_weight(e.before, model, plan.live_weights)} | "
+                    f"{_weight(e.after, model)} |")
     return "\n".join(rows)
 
 
