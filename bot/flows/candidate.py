@@ -39,8 +39,6 @@ class Candidate:
     training: dict[str, Any] | None  # how it was trained by this plan (None when reused)
     #: A model trained by this plan, not stored yet: its model.tar.gz, for ``store``.
     unstored: bytes | None = None
-    #: The versions of the data it was trained and is judged on (``key_of``'s).
-    data_versions: dict[str, str] | None = None
 
     def store(self, t: Target) -> None:
         """Store a newly trained model and its signed index entry (nothing when reused)."""
@@ -77,8 +75,7 @@ def obtain(t: Target, request: Request, tables: data.RequestData, stored: bytes 
     if stored is not None:
         progress(f"reusing the model trained for {key[:12]} (same data and hyperparameters)")
         return Candidate(key, training.load_model(stored),
-                         names.model_uri(t, sha256_hex(stored)), trained=False, training=None,
-                         data_versions=versions)
+                         names.model_uri(t, sha256_hex(stored)), trained=False, training=None)
     if request.training.backend == "sagemaker":
         booster, how = sagemaker_training.train(t, request, tables.repo_root, key, progress,
                                                 pull_request, versions["train"])
@@ -86,7 +83,7 @@ def obtain(t: Target, request: Request, tables: data.RequestData, stored: bytes 
         booster, how = train_locally(request, tables.table("train"), progress)
     package = training.package_model(booster)
     return Candidate(key, booster, names.model_uri(t, sha256_hex(package)), trained=True,
-                     training=how, unstored=package, data_versions=versions)
+                     training=how, unstored=package)
 
 
 def train_locally(request: Request, table: data.ParquetTable,
