@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from bot import cli
+from bot.adapters.aws import alarms as cloudwatch
 from bot.adapters.aws import artifacts, ssm
 from bot.adapters.aws.images import xgboost_image
 from bot.core.apply_record import ApplyRecord
@@ -86,6 +87,33 @@ def test_aws_throttles_are_what_botocore_sees_and_the_bots_clients_wait_them_out
         assert ssm.read(T) == {}  # the bot's clients: adaptive mode, 8 attempts
         assert [(i.service, i.operation, i.kind) for i in injector.injected()] == [
             ("ssm", "GetParametersByPath", "throttle")] * 3
+
+
+def test_cloudwatch_fails_in_its_own_protocol_and_the_alarm_reads_wait_it_out(
+        moto: Target) -> None:
+    """CloudWatch speaks JSON 1.0: botocore reads the injected code, and the bot's reads of
+    the challenger's alarms outlast throttles and server errors."""
+    name = f"{T.name}-challenger-error-rate"
+    plan = FaultPlan(rules=(
+        Rule(service="cloudwatch", operation="DescribeAlarms", kind="throttle", times=2),
+        Rule(service="cloudwatch", operation="DescribeAlarms", kind="server-error", times=1)))
+    raw = boto3.client("cloudwatch", region_name=T.region, config=NO_RETRIES)
+    raw.put_metric_alarm(AlarmName=name, Namespace="AWS/SageMaker",
+                         MetricName="Invocation5XXErrors", Statistic="Sum", Period=300,
+                         EvaluationPeriods=1, Threshold=1.0,
+                         ComparisonOperator="GreaterThanThreshold")
+    with faults.injected(plan), pytest.raises(ClientError) as throttled:
+        raw.describe_alarms(AlarmNames=[name])
+    assert (throttled.value.response["Error"]["Code"],
+            throttled.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ThrottlingException", 400)
+
+    with faults.injected(plan) as injector:
+        read = cloudwatch.states([name], T.region)[name]
+        assert [(i.operation, i.kind) for i in injector.injected()] == [
+            ("DescribeAlarms", "throttle"), ("DescribeAlarms", "throttle"),
+            ("DescribeAlarms", "server-error")]
+    assert read.state == raw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
 
 
 def test_s3_answers_slow_down_and_internal_errors_as_s3_does(moto: Target) -> None:

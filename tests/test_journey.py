@@ -281,7 +281,8 @@ def test_the_journey_ends_the_same_while_aws_and_github_keep_failing(
     kinds = {kind for _, kind in chaos.injected}
     services = {service for service, _ in chaos.injected}
     assert {"throttle", "server-error", "rate-limit"} <= kinds, chaos.injected
-    assert {"s3", "sagemaker", "github"} <= services and len(chaos.injected) >= 20
+    assert {"s3", "sagemaker", "cloudwatch", "github"} <= services
+    assert len(chaos.injected) >= 20
     assert [step for step, _ in chaos.seen] == [step for step, _ in clean.seen]
     for (step, state), (_, expected) in zip(chaos.seen, clean.seen, strict=True):
         assert comparable(state) == comparable(expected), step

@@ -42,7 +42,8 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    service: str = "*"  # s3, ssm, sagemaker, sagemaker-runtime, stepfunctions, or github
+    #: s3, ssm, sagemaker, sagemaker-runtime, stepfunctions, cloudwatch, or github
+    service: str = "*"
     operation: str = "*"  # AWS operation (``PutParameter``, ``*Object``) or ``POST /repos/*``
     kind: Kind = "error"
     status: int | None = Field(default=None, ge=100, le=599)
@@ -279,8 +280,10 @@ def aws_error(service: str, rule: Rule) -> tuple[int, dict[str, str], str]:
                 f"{_xml(code)}</Code><Message>{_xml(message)}</Message>"
                 "<RequestId>injected</RequestId></Error>")
         return status, {"Content-Type": "application/xml", **rule.headers}, body
-    content_type = ("application/json" if service == "sagemaker-runtime"
-                    else "application/x-amz-json-1.1")
+    # CloudWatch answers in JSON 1.0 (awsJson1_0), the others the bot calls in JSON 1.1.
+    content_type = {"sagemaker-runtime": "application/json",
+                    "cloudwatch": "application/x-amz-json-1.0"}.get(
+                        service, "application/x-amz-json-1.1")
     return status, {"Content-Type": content_type, "x-amzn-ErrorType": code, **rule.headers}, \
         json.dumps({"__type": code, "message": message})
 

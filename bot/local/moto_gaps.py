@@ -56,7 +56,8 @@ from bot.local.training_runner import TrainingJobActions, emulated
 
 #: The services whose handlers answer by the fault plan: moto's module and the service name.
 _FAULTY_SERVICES = (("s3", "s3"), ("ssm", "ssm"), ("stepfunctions", "stepfunctions"),
-                    ("sagemaker", "sagemaker"), ("sagemakerruntime", "sagemaker-runtime"))
+                    ("sagemaker", "sagemaker"), ("sagemakerruntime", "sagemaker-runtime"),
+                    ("cloudwatch", "cloudwatch"))
 
 _install_lock = threading.Lock()
 _installed = False
