@@ -82,8 +82,14 @@ def test_now_is_what_serves_live_when_it_is_not_what_the_config_says() -> None:
     assert ("| champion **100 %** live (90 % by the production config) | champion 100 % |"
             in braked)
     assert "| challenger **0 %** live (10 % by the production config) | — |" in braked
+    assert ("Merging rolls back challenger `exp-new` (10 % (0 % live)): it stops serving"
+            in braked)
     agreed = render_comment(replace(revert, live_weights={"champion": 90, "challenger": 10}))
-    assert "| champion 90 % | champion 100 % |" in agreed and "live (" not in agreed
+    assert "| champion 90 % | champion 100 % |" in agreed and "% live" not in agreed
+    back = replace(plan_of(NEW, config(NEW, BASE, 10), config(NEW, BASE, 1)),
+                   live_weights={"champion": 100, "challenger": 0})
+    assert ("Merging moves the challenger back `exp-new` from 10 % (0 % live) to 1 % "
+            "(champion `exp-base` 90 % (100 % live) → 99 %).") in headline(back)
 
 
 def test_replacing_a_challenger_names_it_and_compares_the_candidate_with_it() -> None:

@@ -31,8 +31,17 @@ def _name(model: Model | None) -> str:
     return md.code(model.experiment_id) if model is not None else "*(none)*"
 
 
+def _now(plan: Plan, before: Serving, role: str) -> str:
+    """``role``'s share now as the production config says it, with the live share when the
+    endpoint serves another (a braked challenger: "10 % (0 % live)")."""
+    configured = before.weight(role)
+    live = (plan.live_weights or {}).get(role, configured)
+    return f"{configured} %" + ("" if live == configured else f" ({live} % live)")
+
+
 def merging_sentence(plan: Plan, e: Effect | None = None) -> str:
-    """What merging does, in words."""
+    """What merging does, in words (the shares now as the config says them, and the live
+    ones where the endpoint serves others)."""
     e = e or effect(plan)
     before, after = e.before, e.after
     champion = _name(after.champion)
@@ -44,20 +53,23 @@ def merging_sentence(plan: Plan, e: Effect | None = None) -> str:
     if e.kind == "rollout-step":
         back = (after.share or 0) < (before.share or 0)
         return (f"Merging {'moves the challenger back' if back else 'moves the challenger'} "
-                f"{_name(after.challenger)} from {before.share} % to {after.share} % "
-                f"(champion {champion} {before.weight('champion')} % → "
+                f"{_name(after.challenger)} from {_now(plan, before, 'challenger')} to "
+                f"{after.share} % (champion {champion} {_now(plan, before, 'champion')} → "
                 f"{after.weight('champion')} %).")
     if e.kind == "replace-challenger" and plan.reverts:
         return (f"Merging rolls the challenger back: {_name(before.challenger)} "
-                f"({before.share} %) → {_name(after.challenger)} at {after.share} %; "
+                f"({_now(plan, before, 'challenger')}) → {_name(after.challenger)} at "
+                f"{after.share} %; "
                 f"{_name(before.challenger)} stops serving (champion {champion} keeps "
                 f"{after.weight('champion')} %).")
     if e.kind == "replace-challenger":
-        return (f"Merging replaces challenger {_name(before.challenger)} ({before.share} %) "
-                f"with {_name(after.challenger)} at {after.share} %.")
+        return (f"Merging replaces challenger {_name(before.challenger)} "
+                f"({_now(plan, before, 'challenger')}) with {_name(after.challenger)} at "
+                f"{after.share} %.")
     if e.kind == "remove-challenger":
-        return (f"Merging rolls back challenger {_name(before.challenger)} ({before.share} %): "
-                f"it stops serving and champion {champion} takes 100 %.")
+        return (f"Merging rolls back challenger {_name(before.challenger)} "
+                f"({_now(plan, before, 'challenger')}): it stops serving and champion "
+                f"{champion} takes 100 %.")
     if e.kind == "promotion":
         was = ("challenger " if before.challenger is not None
                and before.challenger.artifact == plan.artifact else "")
