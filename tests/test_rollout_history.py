@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GitRepo, request_yaml
@@ -260,3 +261,28 @@ def test_retraining_is_named_after_the_commit_that_changed_what_it_trains_from(
     assert current("HEAD") == back  # a revert retrains with the restored parameters
     (git_repo.path / PATH).write_text(request_yaml(eta=0.3, rollout=rollout(10)))
     assert current("HEAD") is None  # uncommitted: the commit that lands it will be named
+
+
+def test_a_long_history_is_read_once_and_parsed_only_as_far_as_the_rules_look(
+    git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.adapters import request_files
+    from bot.core.request_history import retrain_commit
+
+    for step in range(20):
+        git_repo.commit({PATH: request_yaml(eta=0.1 + step / 100, rollout=rollout(1))},
+                        f"eta {step}")
+    parsed: list[str] = []
+    validated = request_files._validated
+
+    def counting(document: Any, path: str) -> Any:
+        parsed.append(path)
+        return validated(document, path)
+
+    monkeypatch.setattr(request_files, "_validated", counting)
+    versions = request_files.history(git_repo.path, "main", PATH)
+    newest = versions[0].request
+    assert len(versions) == 20 and newest is not None
+    assert retrain_commit(versions, newest) == git_repo.head()
+    assert len(parsed) == 2  # the newest, and the one before it that has another key
+    assert versions[-1].request is not None and len(parsed) == 3

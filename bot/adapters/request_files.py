@@ -12,6 +12,7 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -79,20 +80,44 @@ def parse_request_text(text: str, display_path: str) -> tuple[Request, dict[str,
     return _validated(safe_yaml.load(text, display_path), display_path)
 
 
-def history(repo: Path, rev: str, path: str) -> tuple[RequestVersion, ...]:
-    """The versions of the request file ``path`` on ``rev``'s first-parent line, newest first,
-    each parsed (one that is not a valid request, a link or too big has no request). Git is
-    read once for the whole history (``git.file_history``)."""
-    versions = []
-    for version in git.file_history(repo, rev, path, safe_yaml.MAX_BYTES):
-        request = None
-        # One that does not parse is told by validate and plan while it is the current one.
-        if version.content is not None:
-            with contextlib.suppress(InvalidRequest):
-                request, _ = _validated(safe_yaml.load_bytes(version.content, path), path)
-        versions.append(RequestVersion(version.commit, version.landed, request,
-                                       deleted=version.deleted))
-    return tuple(versions)
+def history(repo: Path, rev: str, path: str) -> Sequence[RequestVersion]:
+    """The versions of the request file ``path`` on ``rev``'s first-parent line, newest first.
+    Git is read once for the whole history (``git.file_history``); each version is parsed
+    when it is first looked at (the rules read the newest few), and one that is not a valid
+    request, a link or too big has no request."""
+    return _History(git.file_history(repo, rev, path, safe_yaml.MAX_BYTES), path)
+
+
+class _History(Sequence[RequestVersion]):
+    """A file's versions from git, each parsed once, on first access."""
+
+    def __init__(self, versions: tuple[git.FileVersion, ...], path: str) -> None:
+        self._versions, self._path = versions, path
+        self._parsed: dict[int, RequestVersion] = {}
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> RequestVersion: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> Sequence[RequestVersion]: ...
+
+    def __getitem__(self, index: int | slice) -> RequestVersion | Sequence[RequestVersion]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        at = range(len(self))[index]
+        if at not in self._parsed:
+            version, request = self._versions[at], None
+            # One that does not parse is told by validate and plan while it is the current.
+            if version.content is not None:
+                with contextlib.suppress(InvalidRequest):
+                    request, _ = _validated(
+                        safe_yaml.load_bytes(version.content, self._path), self._path)
+            self._parsed[at] = RequestVersion(version.commit, version.landed, request,
+                                              deleted=version.deleted)
+        return self._parsed[at]
 
 
 def _validated(document: safe_yaml.Document, path: str) -> tuple[Request, dict[str, int]]:
