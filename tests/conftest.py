@@ -368,3 +368,13 @@ def champion_serving(aws: Target, git_repo: GitRepo, store_plan: Callable[..., P
     git_repo.commit({"promotion-requests/fraud-detection.yaml": champion}, "Champion")
     apply(git_repo.path, start, "HEAD", None)
     return git_repo.head()
+
+
+def model_key_of(t: Target, request: Request, repo: Path) -> str:
+    """The model key a plan gives ``request`` with its data (in S3 or ``repo``) as it is now."""
+    from bot.adapters import data_files
+    from bot.flows.candidate import model_key
+
+    uris = {"train": request.data.train, "test": request.data.test}
+    with data_files.request_data(uris, repo, request.data.target_column) as tables:
+        return model_key(t, request, tables.versions)

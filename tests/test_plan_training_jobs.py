@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import GitRepo, small_frame
+from conftest import GitRepo, model_key_of, small_frame
 
 from bot import cli
 from bot.adapters.aws import endpoint
@@ -278,7 +278,6 @@ def test_a_tampered_shard_and_a_job_someone_else_configured_are_not_used(
 
     from bot.adapters.request_files import load_request
     from bot.core import training_job_spec as spec
-    from bot.flows.candidate import key_of
 
     path = tmp_path / PATH
     path.parent.mkdir(parents=True)
@@ -297,7 +296,7 @@ def test_a_tampered_shard_and_a_job_someone_else_configured_are_not_used(
 
     path.write_text(request_text(0.62, 1))
     request, _ = load_request(path)
-    name = spec.job_name(T.name, key_of(T, request, tmp_path)[0])
+    name = spec.job_name(T.name, model_key_of(T, request, tmp_path))
     boto3.client("sagemaker").create_training_job(**spec.job_request(
         name=name, image=IMAGE, role_arn=T.training_role_arn,
         hyperparameters=spec.container_hyperparameters(

@@ -14,7 +14,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import small_frame
+from conftest import model_key_of, small_frame
 
 from bot.adapters.aws import s3
 from bot.adapters.aws.images import xgboost_image
@@ -22,7 +22,6 @@ from bot.core import training_job_spec as spec
 from bot.core.request import Request
 from bot.errors import BotError
 from bot.flows import sagemaker_training, training_data
-from bot.flows.candidate import key_of
 from bot.local import training_runner as local_jobs
 from bot.settings import Target
 
@@ -212,7 +211,7 @@ def test_a_job_of_the_expected_name_but_another_configuration_is_not_attached(
     aws: Target, repo: Path, sagemaker: Any, change: dict[str, Any], differs: str
 ) -> None:
     shards = prepare(aws, repo)
-    model_key, _ = key_of(aws, request(), repo)
+    model_key = model_key_of(aws, request(), repo)
     name = spec.job_name(aws.name, model_key)
     said: list[str] = []
     with local_jobs.held():
@@ -234,7 +233,7 @@ def test_a_job_is_attached_only_to_shards_written_once_before_it_started(
     boto3.client("s3").put_bucket_versioning(Bucket=aws.artifacts_bucket,
                                              VersioningConfiguration={"Status": "Enabled"})
     shards = prepare(aws, repo)
-    model_key, _ = key_of(aws, request(), repo)
+    model_key = model_key_of(aws, request(), repo)
     name = spec.job_name(aws.name, model_key)
     with local_jobs.held():
         impostor(sagemaker, aws, name, shards)
@@ -262,7 +261,7 @@ def test_without_versions_a_job_older_than_its_shards_is_not_attached(
     import datetime as dt
 
     shards = prepare(aws, repo)
-    model_key, _ = key_of(aws, request(), repo)
+    model_key = model_key_of(aws, request(), repo)
     name = spec.job_name(aws.name, model_key)
     with local_jobs.held():
         impostor(sagemaker, aws, name, shards)
@@ -286,7 +285,7 @@ def test_a_shard_changed_while_the_job_trains_voids_its_model(
             [uri] = [u for u in objects(aws) if u.endswith(name)]
             put(uri, relabelled(get(uri)))
 
-    model_key, _ = key_of(aws, request(), repo)
+    model_key = model_key_of(aws, request(), repo)
     with pytest.raises(BotError) as caught:
         sagemaker_training.train(aws, request(), repo, model_key, tamper_once_started)
     assert caught.value.message.startswith(

@@ -172,15 +172,11 @@ def local_copy(uri: str, repo_root: Path, version_id: str | None = None) -> Iter
     if not uri.startswith("s3://"):
         yield _repo_file(uri, repo_root)
         return
-    with tempfile.TemporaryDirectory(prefix="promotion-bot-data-") as directory:
-        yield _download(uri, Path(directory), version_id)
-
-
-def _download(uri: str, directory: Path, version_id: str | None) -> Path:
     bucket, key = split_uri(uri)
-    path = directory / (Path(key).name or "data")
-    _s3_call(uri, s3.download, bucket, key, str(path), None, version_id)
-    return path
+    with tempfile.TemporaryDirectory(prefix="promotion-bot-data-") as directory:
+        path = Path(directory) / (Path(key).name or "data")
+        _s3_call(uri, s3.download, bucket, key, str(path), None, version_id)
+        yield path
 
 
 @contextlib.contextmanager
@@ -271,34 +267,24 @@ class RequestData:
                  stack: contextlib.ExitStack) -> None:
         self.uris, self.repo_root, self.target_column = uris, repo_root, target_column
         self._stack = stack
-        self._pinned: dict[str, str | None] = {}
-        self.versions = {name: self._version(name, uri) for name, uri in uris.items()}
+        found = {name: _versioned(uri, repo_root) for name, uri in uris.items()}
+        self.versions = {name: version for name, (version, _) in found.items()}
+        self._pinned = {name: version_id for name, (_, version_id) in found.items()}
         self._tables: dict[str, ParquetTable] = {}
         self._opening = {name: threading.Lock() for name in uris}  # one download per table
         self._registering = threading.Lock()  # the stack of copies to delete
-
-    def _version(self, name: str, uri: str) -> str:
-        if not uri.startswith("s3://"):
-            return data_version(uri, self.repo_root)
-        version, self._pinned[name] = _s3_version(uri)
-        return version
 
     def table(self, name: str) -> ParquetTable:
         """The table ``name`` (``train``, ``test``), opened on first use."""
         with self._opening[name]:
             if name not in self._tables:
-                self._tables[name] = ParquetTable(self._copy(name), self.uris[name],
-                                                  self.target_column)
+                copy = contextlib.ExitStack()  # downloaded outside the lock on the stack
+                path = copy.enter_context(
+                    local_copy(self.uris[name], self.repo_root, self._pinned[name]))
+                with self._registering:
+                    self._stack.push(copy)  # deleted when the plan ends
+                self._tables[name] = ParquetTable(path, self.uris[name], self.target_column)
             return self._tables[name]
-
-    def _copy(self, name: str) -> Path:
-        uri = self.uris[name]
-        if not uri.startswith("s3://"):
-            return _repo_file(uri, self.repo_root)
-        with self._registering:
-            directory = self._stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="promotion-bot-data-"))
-        return _download(uri, Path(directory), self._pinned.get(name))
 
     def label_counts(self, name: str) -> tuple[int, int]:
         """The rows of the table ``name`` and how many are labelled 1 (frauds)."""
@@ -319,15 +305,16 @@ def data_version(uri: str, repo_root: Path) -> str:
 
     Trained models are keyed by it, so changed data means a new model.
     """
-    if uri.startswith("s3://"):
-        return _s3_version(uri)[0]
-    with _repo_file(uri, repo_root).open("rb") as stream:
-        # In C, without the GIL: threads (drawing, imports) do not slow it down.
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+    return _versioned(uri, repo_root)[0]
 
 
-def _s3_version(uri: str) -> tuple[str, str | None]:
-    """The object's ``data_version`` and its VersionId when its bucket keeps versions."""
+def _versioned(uri: str, repo_root: Path) -> tuple[str, str | None]:
+    """``data_version``, and the S3 VersionId to download that very content by (None: a
+    repository file, or a bucket that keeps no versions)."""
+    if not uri.startswith("s3://"):
+        with _repo_file(uri, repo_root).open("rb") as stream:
+            # In C, without the GIL: threads (drawing, imports) do not slow it down.
+            return hashlib.file_digest(stream, "sha256").hexdigest(), None
     bucket, key = split_uri(uri)
     head = _s3_call(uri, s3.head, bucket, key)
     if head is None:

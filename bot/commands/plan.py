@@ -151,11 +151,10 @@ def prepare(path: Path, checkout: git.Checkout | None, commit: str, base: str | 
     shown = checkout.path if checkout is not None else str(path)
     request, lines = load_target_request(path, display_path=shown)
     if base is not None and (checkout is None or checkout.base is None):
-        if explicit and checkout is None:
+        if explicit:
             raise BotError(f"{path}: not in a git repository, so its rollout history cannot "
-                           "be read")
-        if explicit and checkout is not None:
-            raise BotError(f"--base: {base!r} is not a commit in {checkout.root}")
+                           "be read" if checkout is None else
+                           f"--base: {base!r} is not a commit in {checkout.root}")
         print(f"promotion-bot plan: {base} cannot be read here, so the rollout steps were not "
               "checked (pass --base REV)", file=sys.stderr)
     if checkout is None:

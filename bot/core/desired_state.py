@@ -27,7 +27,7 @@ def execution_name(target: Target, commit: str, request: Request) -> str:
     """Deterministic, so a re-run of apply never starts a second execution (max 80 chars).
 
     ``commit`` is the one that last changed what retraining depends on (see
-    ``bot.rollout_history.retrain_commit``): one execution per such change, not per merge.
+    ``bot.core.request_history.retrain_commit``): one execution per such change, not per merge.
     """
     return f"{target.name}-{commit[:12]}-{retraining_key(request)[:12]}"[:80]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters import data_files as data
@@ -53,32 +52,24 @@ def trainer(t: Target, request: Request) -> str | None:
     return t.xgboost_container
 
 
-def key_of(t: Target, request: Request, repo_root: Path) -> tuple[str, dict[str, str]]:
-    """The model key of ``request`` with its data as it is now, and the data versions."""
-    versions = {"train": data.data_version(request.data.train, repo_root),
-                "test": data.data_version(request.data.test, repo_root)}
-    return model_key(t, request, versions), versions
-
-
 def model_key(t: Target, request: Request, versions: dict[str, str]) -> str:
     """The model key of ``request`` trained on the data ``versions`` (``train``, ``test``)."""
     return request.model_key(versions, trainer(t, request))
 
 
-def obtain(t: Target, request: Request, tables: data.RequestData, stored: bytes | None,
-           progress: Progress, pull_request: int | None = None) -> Candidate:
-    """The request's model: ``stored``, the one trained before for its model key
-    (``artifacts.get_model``), else trained the way ``training.backend`` says, to be stored
-    (``Candidate.store``) while it is evaluated."""
-    versions = tables.versions
-    key = model_key(t, request, versions)
+def obtain(t: Target, request: Request, tables: data.RequestData, key: str,
+           stored: bytes | None, progress: Progress, pull_request: int | None = None
+           ) -> Candidate:
+    """The request's model of model ``key`` (``model_key`` of its ``tables``): ``stored``,
+    the one trained before for it (``artifacts.get_model``), else trained the way
+    ``training.backend`` says, to be stored (``Candidate.store``) while it is evaluated."""
     if stored is not None:
         progress(f"reusing the model trained for {key[:12]} (same data and hyperparameters)")
         return Candidate(key, training.load_model(stored),
                          names.model_uri(t, sha256_hex(stored)), trained=False, training=None)
     if request.training.backend == "sagemaker":
         booster, how = sagemaker_training.train(t, request, tables.repo_root, key, progress,
-                                                pull_request, versions["train"])
+                                                pull_request, tables.versions["train"])
     else:
         booster, how = train_locally(request, tables.table("train"), progress)
     package = training.package_model(booster)

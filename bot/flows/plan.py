@@ -269,11 +269,12 @@ def make_plan(
             plan = replace(cached.plan, trained=False)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 reading = pool.submit(read_live_state, t, request, commit, retrain, live_config)
-                pngs = s3.read_all(_stored_pngs(t, cached.digest))
+                pngs = s3.read_all(_pictures(t, cached.digest))
                 live = reading.result()
         else:
             stored, champion_model = artifacts.plan_models(t, key, champion_uri(live_config))
-            obtained = candidate.obtain(t, request, tables, stored, progress, pull_request)
+            obtained = candidate.obtain(t, request, tables, key, stored, progress,
+                                       pull_request)
             # A new model is stored, and live state read (network waits), on threads while
             # the test set is scored and the pictures are drawn.
             with ThreadPoolExecutor(max_workers=3) as pool:
@@ -308,8 +309,7 @@ def make_plan(
         signed_at=_now("microseconds")))  # two plans of one head: told apart by this
     body = plan_json.to_bytes(plan)
     prefix = names.plan_prefix(t, sha256_hex(body))
-    links = {"plan.json": f"{prefix}/plan.json",
-             **{name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}}
+    links = {"plan.json": f"{prefix}/plan.json", **_pictures(t, sha256_hex(body))}
     comment = render_comment(plan, links, dict(os.environ))
     quality = model_quality(plan.evaluation)
     files = {"comment.md": comment.encode(), MODEL_QUALITY_FILE: quality, **pngs}
@@ -336,11 +336,11 @@ def make_plan(
     return PlanResult(plan, comment)
 
 
-def _stored_pngs(t: Target, digest: str) -> dict[str, str]:
+def _pictures(t: Target, digest: str) -> dict[str, str]:
     """Where the pictures of the stored plan ``digest`` are, by name (a reused evaluation
-    draws the same)."""
+    reads the stored plan's, as it would draw the same)."""
     prefix = names.plan_prefix(t, digest)
-    return {name: f"{prefix}/{name}" for name in plots.FILES.values()}
+    return {name: f"{prefix}/{name}" for name in sorted(plots.FILES.values())}
 
 
 def _stored_plan(t: Target, sha: str, progress: Progress) -> StoredPlan | None:

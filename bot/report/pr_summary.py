@@ -31,11 +31,18 @@ def _name(model: Model | None) -> str:
     return md.code(model.experiment_id) if model is not None else "*(none)*"
 
 
+def _shares(serving: Serving, role: str, live: dict[str, int] | None
+            ) -> tuple[int | None, int | None]:
+    """``role``'s share in ``serving`` (what the production config says) and the one the
+    endpoint serves ``live`` (the same unless, say, the watcher braked the challenger)."""
+    configured = serving.weight(role)
+    return configured, (live or {}).get(role, configured)
+
+
 def _now(plan: Plan, before: Serving, role: str) -> str:
-    """``role``'s share now as the production config says it, with the live share when the
-    endpoint serves another (a braked challenger: "10 % (0 % live)")."""
-    configured = before.weight(role)
-    live = (plan.live_weights or {}).get(role, configured)
+    """``role``'s share now, with the live share when the endpoint serves another (a braked
+    challenger: "10 % (0 % live)")."""
+    configured, live = _shares(before, role, plan.live_weights)
     return f"{configured} %" + ("" if live == configured else f" ({live} % live)")
 
 
@@ -115,8 +122,7 @@ def _weight(serving: Serving, model: Model, live: dict[str, int] | None = None) 
     the live share where it is not the configured one (a braked challenger serves 0 %)."""
     for role, serves in (("champion", serving.champion), ("challenger", serving.challenger)):
         if serves is not None and serves.artifact == model.artifact:
-            configured = serving.weight(role)
-            now = (live or {}).get(role, configured)
+            configured, now = _shares(serving, role, live)
             if now == configured:
                 return f"{role} {configured} %"
             return f"{role} **{now} %** live ({configured} % by the production config)"
