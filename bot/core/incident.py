@@ -20,8 +20,6 @@ from bot.core.alarms import AlarmState
 from bot.errors import BotError, validation_reasons
 
 FORMAT = 1
-#: The variants the rollout serves (``bot.core.desired_state`` names them).
-CHAMPION, CHALLENGER = "champion", "challenger"
 #: The marker of the watcher's comment on the pull request whose change it braked (with
 #: ``:<target>``: a pull request merges one commit, so it is braked at most once a target).
 COMMENT_MARKER = "watch-brake"

@@ -33,7 +33,7 @@ from bot.adapters.aws import alarms, config_store, endpoint, incidents, registry
 from bot.adapters.github import GitHubHost
 from bot.adapters.request_files import parse_request_text
 from bot.core import incident as inc
-from bot.core.alarms import AlarmState, watched
+from bot.core.alarms import CHALLENGER_VARIANT, AlarmState, watched
 from bot.core.incident import Incident
 from bot.errors import AwsError, BotError
 from bot.settings import Target, target
@@ -108,7 +108,7 @@ def watch_target(t: Target, where: Git, github: GitHubHost | None,
         return Watched(t.name, f"{t.name}: no production config: nothing to watch")
     found = incidents.read(t, config.commit)
     live = endpoint.read(t)
-    challenger = live.variant(inc.CHALLENGER) if live is not None else None
+    challenger = live.variant(CHALLENGER_VARIANT) if live is not None else None
     weight = challenger.weight if challenger is not None else 0
     if found is None and (not config.challenger_traffic_percent or challenger is None):
         return Watched(t.name, f"{t.name}: no challenger serves: nothing to watch")
